@@ -1,0 +1,5 @@
+// placeholder until this command is written
+import { UserError } from '../output.js';
+export async function run(..._args: unknown[]): Promise<void> {
+  throw new UserError('ralph run is not built yet');
+}

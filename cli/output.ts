@@ -1,0 +1,23 @@
+// How the CLI reports errors: one line on stderr, no stack trace, non-zero exit.
+
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+export function fail(err: unknown, exitCode?: number): never {
+  const code = exitCode ?? (err instanceof UserError ? err.exitCode : 1);
+  process.stderr.write(`ralph: ${errorMessage(err)}\n`);
+  if (process.env.RALPH_DEBUG && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+  process.exit(code);
+}

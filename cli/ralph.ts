@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// The `ralph` command line. Only parsing lives here: each command's module is loaded when it runs,
+// so `ralph status` never pays for node-pty or the daemon.
+
+import { Command, Option } from 'commander';
+import { fail } from './output.js';
+
+const program = new Command();
+
+program
+  .name('ralph')
+  .description('Run Ralph loops (an AI coding agent over a task, again and again) here and on remote boxes;\nwatch and steer every one of them from one place.')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+const agentNames = ['claude', 'opencode', 'codex', 'amp'];
+const positiveInt = (flag: string) => (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1) {
+    fail(`${flag} must be a positive whole number, got ${JSON.stringify(v)}`);
+  }
+  return Number(v);
+};
+
+program
+  .command('run')
+  .description('start a loop on the task in DIR (default: the current directory)')
+  .argument('[dir]', 'the checkout the agent works in', '.')
+  .addOption(new Option('--agent <name>', 'agent CLI to run each iteration').choices(agentNames))
+  .option('--agent-cmd <cmd>', 'run this shell command as the agent instead (gets RALPH_PROMPT_FILE, RALPH_ITERATION, RALPH_LOOP_ID, RALPH_TASK_DIR)')
+  .option('--max-iterations <n>', 'stop (failed) after this many iterations', positiveInt('--max-iterations'), 10)
+  .option('--task <path>', 'directory holding prd.json (default: DIR, else the one tasks/*/)')
+  .option('--name <name>', 'a name to refer to the loop by (default: its id)')
+  .option('--foreground', 'run attached to this terminal and exit with the loop\'s result')
+  .action(async (dir: string, opts) => (await import('./commands/run.js')).run(dir, opts));
+
+program
+  .command('status')
+  .description('every loop, local and remote, newest first')
+  .option('--json', 'print a JSON array instead of a table')
+  .option('--timeout <ms>', 'how long to wait for remote daemons', positiveInt('--timeout'), 3000)
+  .action(async (opts) => (await import('./commands/status.js')).run(opts));
+
+program
+  .command('attach')
+  .description('watch a loop live; press i to type into the agent, s to stop it, q to detach')
+  .argument('<loop>', 'loop id or name')
+  .option('--interactive', 'start in interactive mode (keys go to the agent; Ctrl-] returns to watch mode)')
+  .option('--no-replay', 'do not redraw the current screen first; show only new output')
+  .action(async (loop: string, opts) => (await import('./commands/attach.js')).run(loop, opts));
+
+program
+  .command('stop')
+  .description('stop a loop now, or when its current iteration ends')
+  .argument('<loop>', 'loop id or name')
+  .option('--after-iteration', 'let the current iteration finish first')
+  .action(async (loop: string, opts) => (await import('./commands/stop.js')).run(loop, opts));
+
+program
+  .command('logs')
+  .description("print a loop's output")
+  .argument('<loop>', 'loop id or name')
+  .option('-f, --follow', 'keep printing new output until the loop ends')
+  .action(async (loop: string, opts) => (await import('./commands/logs.js')).run(loop, opts));
+
+program
+  .command('daemon')
+  .description('run the daemon that receives pushes and runs loops for remote clients (foreground)')
+  .option('--listen <address...>', 'also listen here (tcp://127.0.0.1:7420); loopback only unless --allow-public')
+  .option('--allow-public', 'allow a --listen address that is not loopback')
+  .option('--home <dir>', 'data directory (default: $RALPH_HOME)')
+  .option('--max-loops <n>', 'most loops running at once', positiveInt('--max-loops'))
+  .option('--ziti-service <name>', 'bind this OpenZiti service')
+  .option('--ziti-identity <file>', 'OpenZiti identity file (or RALPH_ZITI_IDENTITY)')
+  .addOption(new Option('--ziti-backend <backend>', 'how to reach OpenZiti').choices(['auto', 'sdk', 'tunnel']).default('auto'))
+  .action(async (opts) => (await import('./commands/daemon.js')).run(opts));
+
+const remote = program.command('remote').description('manage remote daemons this machine can reach');
+remote
+  .command('add')
+  .description('add a remote daemon and a git remote that pushes to it')
+  .argument('<name>', 'a short name for the remote')
+  .option('--address <address>', 'tcp://HOST:PORT of the daemon')
+  .option('--ziti-service <name>', 'the OpenZiti service the daemon binds')
+  .option('--ziti-identity <file>', 'OpenZiti identity file to dial with (or RALPH_ZITI_IDENTITY)')
+  .option('--git-remote <name>', 'name of the git remote to add', 'ralph-remote')
+  .option('--repo <name>', 'repo name on the daemon (default: this repo\'s directory name)')
+  .option('--no-check', 'do not contact the daemon now')
+  .action(async (name: string, opts) => (await import('./commands/remote.js')).add(name, opts));
+remote
+  .command('list')
+  .description('list remotes')
+  .option('--json', 'print JSON')
+  .action(async (opts) => (await import('./commands/remote.js')).list(opts));
+remote
+  .command('remove')
+  .description('forget a remote (and its git remote)')
+  .argument('<name>')
+  .action(async (name: string) => (await import('./commands/remote.js')).remove(name));
+remote
+  .command('test')
+  .description("check that a remote's daemon answers")
+  .argument('<name>')
+  .action(async (name: string) => (await import('./commands/remote.js')).test(name));
+
+program
+  .command('start')
+  .description('start a loop on a branch already pushed to a remote')
+  .requiredOption('--remote <name>', 'the remote')
+  .requiredOption('--branch <branch>', 'the pushed branch')
+  .option('--repo <name>', 'repo name on the daemon (default: the remote\'s)')
+  .addOption(new Option('--agent <name>', 'agent CLI').choices(agentNames))
+  .option('--agent-cmd <cmd>', 'shell command to run as the agent')
+  .option('--max-iterations <n>', 'iteration limit', positiveInt('--max-iterations'))
+  .option('--task <path>', 'task directory inside the repo')
+  .action(async (opts) => (await import('./commands/start.js')).run(opts));
+
+program
+  .command('prune')
+  .description('remove worktrees of finished loops (never of running ones)')
+  .option('--older-than <duration>', 'only loops that ended this long ago (e.g. 7d, 12h, 30m)')
+  .action(async (opts) => (await import('./commands/prune.js')).run(opts));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  fail(err);
+}

@@ -1,0 +1,4 @@
+export * from './messages.js';
+export * from './reader.js';
+export * from './peer.js';
+export * from './params.js';

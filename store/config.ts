@@ -1,0 +1,90 @@
+// The config file: named remotes and daemon settings. Validated when read; written atomically, 0600.
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { configPath } from './paths.js';
+
+export interface RemoteConfig {
+  name: string;
+  /** `tcp://host:port`, or `ziti:<service>` with an identity. */
+  address: string;
+  /** Identity file for a ziti address (RALPH_ZITI_IDENTITY overrides when unset). */
+  zitiIdentity?: string;
+  /** The git remote this ralph remote was added as (default `ralph-remote`). */
+  gitRemote?: string;
+  /** The repo name on the daemon. */
+  repo?: string;
+}
+
+export interface Config {
+  remotes: Record<string, RemoteConfig>;
+  /** Agent name → npm package the daemon installs when that agent's CLI is missing. */
+  agentPackages?: Record<string, string>;
+  /** Most loops a daemon runs at once. */
+  maxConcurrentLoops?: number;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function checkConfig(value: unknown, path: string): Config {
+  const bad = (what: string) => new ConfigError(`${path}: ${what}; fix or remove the file`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('not a JSON object');
+  const v = value as Record<string, unknown>;
+  const remotes: Record<string, RemoteConfig> = {};
+  if (v.remotes !== undefined) {
+    if (typeof v.remotes !== 'object' || v.remotes === null || Array.isArray(v.remotes)) throw bad('"remotes" must be an object');
+    for (const [name, r] of Object.entries(v.remotes as Record<string, unknown>)) {
+      if (typeof r !== 'object' || r === null) throw bad(`remote ${name} must be an object`);
+      const rr = r as Record<string, unknown>;
+      if (typeof rr.address !== 'string') throw bad(`remote ${name} has no "address"`);
+      for (const k of ['zitiIdentity', 'gitRemote', 'repo'] as const) {
+        if (rr[k] !== undefined && typeof rr[k] !== 'string') throw bad(`remote ${name}: "${k}" must be a string`);
+      }
+      remotes[name] = { ...(rr as unknown as RemoteConfig), name };
+    }
+  }
+  const config: Config = { remotes };
+  if (v.agentPackages !== undefined) {
+    if (typeof v.agentPackages !== 'object' || v.agentPackages === null) throw bad('"agentPackages" must be an object');
+    for (const [k, p] of Object.entries(v.agentPackages as Record<string, unknown>)) {
+      if (typeof p !== 'string') throw bad(`agentPackages.${k} must be a string`);
+    }
+    config.agentPackages = v.agentPackages as Record<string, string>;
+  }
+  if (v.maxConcurrentLoops !== undefined) {
+    if (typeof v.maxConcurrentLoops !== 'number' || !Number.isInteger(v.maxConcurrentLoops) || v.maxConcurrentLoops < 1) {
+      throw bad('"maxConcurrentLoops" must be a positive integer');
+    }
+    config.maxConcurrentLoops = v.maxConcurrentLoops;
+  }
+  return config;
+}
+
+export function readConfig(path = configPath()): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { remotes: {} };
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid JSON (${(err as Error).message}); fix or remove the file`);
+  }
+  return checkConfig(value, path);
+}
+
+export function writeConfig(config: Config, path = configPath()): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+}

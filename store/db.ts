@@ -1,0 +1,52 @@
+// Opens the session DB and brings its schema up to date from schema.sql (PRAGMA user_version).
+
+import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensurePrivateDir } from './paths.js';
+
+export type Db = Database.Database;
+
+// dist/store/db.js → the package root holds schema.sql
+const SCHEMA_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schema.sql');
+
+interface Migration {
+  version: number;
+  sql: string;
+}
+
+function readMigrations(): Migration[] {
+  const text = readFileSync(SCHEMA_PATH, 'utf8');
+  const parts = text.split(/^-- version: (\d+)\s*$/m);
+  const out: Migration[] = [];
+  for (let i = 1; i < parts.length; i += 2) out.push({ version: Number(parts[i]), sql: parts[i + 1]! });
+  return out;
+}
+
+export function openDb(path: string): Db {
+  ensurePrivateDir(dirname(path));
+  const db = new Database(path);
+  // Many runners and CLIs write at once: WAL lets readers go on during a write, and the busy
+  // timeout makes a writer wait for the lock instead of failing with "database is locked".
+  db.pragma('busy_timeout = 10000');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const pending = readMigrations().filter((m) => m.version > current);
+  if (pending.length === 0) return;
+  // IMMEDIATE: two processes opening a fresh DB at once must not both apply version 1.
+  db.transaction(() => {
+    const now = db.pragma('user_version', { simple: true }) as number;
+    for (const m of pending) {
+      if (m.version <= now) continue;
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }
+  }).immediate();
+}

@@ -1,0 +1,188 @@
+// The `loops` table: typed rows, read and written only through here.
+
+import type { Db } from './db.js';
+
+export const LOOP_STATUSES = ['starting', 'running', 'completed', 'failed', 'stopped'] as const;
+export type LoopStatus = (typeof LOOP_STATUSES)[number];
+export const FINAL_STATUSES: readonly LoopStatus[] = ['completed', 'failed', 'stopped'];
+
+export function isFinal(status: LoopStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+export interface LoopRow {
+  id: string;
+  name: string;
+  location: 'local' | 'remote';
+  remote: string | null;
+  zitiService: string | null;
+  identityPath: string | null;
+  host: string | null;
+  remoteLoopId: string | null;
+  repo: string | null;
+  branch: string | null;
+  baseCommit: string | null;
+  workDir: string;
+  taskDir: string | null;
+  agent: string;
+  agentCmd: string | null;
+  status: LoopStatus;
+  iteration: number;
+  maxIterations: number;
+  currentStory: string | null;
+  pid: number | null;
+  socketPath: string | null;
+  logPath: string | null;
+  startedAt: string;
+  updatedAt: string;
+  endedAt: string | null;
+  reason: string | null;
+  lastSeenAt: string | null;
+  pushId: string | null;
+}
+
+const COLUMNS: Record<keyof LoopRow, string> = {
+  id: 'id',
+  name: 'name',
+  location: 'location',
+  remote: 'remote',
+  zitiService: 'ziti_service',
+  identityPath: 'identity_path',
+  host: 'host',
+  remoteLoopId: 'remote_loop_id',
+  repo: 'repo',
+  branch: 'branch',
+  baseCommit: 'base_commit',
+  workDir: 'work_dir',
+  taskDir: 'task_dir',
+  agent: 'agent',
+  agentCmd: 'agent_cmd',
+  status: 'status',
+  iteration: 'iteration',
+  maxIterations: 'max_iterations',
+  currentStory: 'current_story',
+  pid: 'pid',
+  socketPath: 'socket_path',
+  logPath: 'log_path',
+  startedAt: 'started_at',
+  updatedAt: 'updated_at',
+  endedAt: 'ended_at',
+  reason: 'reason',
+  lastSeenAt: 'last_seen_at',
+  pushId: 'push_id',
+};
+
+const SELECT = `SELECT ${Object.entries(COLUMNS)
+  .map(([k, c]) => (k === c ? c : `${c} AS ${k}`))
+  .join(', ')} FROM loops`;
+
+export type NewLoop = Pick<LoopRow, 'id' | 'name' | 'location' | 'workDir' | 'agent' | 'maxIterations'> &
+  Partial<Omit<LoopRow, 'id' | 'name' | 'location' | 'workDir' | 'agent' | 'maxIterations'>>;
+
+export type LoopPatch = Partial<Omit<LoopRow, 'id' | 'startedAt'>>;
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function checkRow(raw: Record<string, unknown>): LoopRow {
+  const status = raw.status as LoopStatus;
+  if (!LOOP_STATUSES.includes(status)) throw new Error(`loop ${String(raw.id)} has an unknown status ${String(status)}`);
+  return raw as unknown as LoopRow;
+}
+
+export class LoopStore {
+  constructor(readonly db: Db) {}
+
+  insert(loop: NewLoop): LoopRow {
+    const now = nowIso();
+    const row: Record<string, unknown> = {
+      status: 'starting',
+      iteration: 0,
+      startedAt: now,
+      updatedAt: now,
+      ...loop,
+    };
+    const keys = Object.keys(row).filter((k) => row[k] !== undefined) as Array<keyof LoopRow>;
+    const sql = `INSERT INTO loops (${keys.map((k) => COLUMNS[k]).join(', ')}) VALUES (${keys
+      .map((k) => '@' + k)
+      .join(', ')})`;
+    const values: Record<string, unknown> = {};
+    for (const k of keys) values[k] = row[k];
+    this.db.prepare(sql).run(values);
+    return this.get(loop.id)!;
+  }
+
+  /** Sets only the given fields; concurrent writers of other fields lose nothing. */
+  update(id: string, patch: LoopPatch): void {
+    const full: Record<string, unknown> = { ...patch, updatedAt: patch.updatedAt ?? nowIso() };
+    const keys = Object.keys(full).filter((k) => full[k] !== undefined) as Array<keyof LoopRow>;
+    const sql = `UPDATE loops SET ${keys.map((k) => `${COLUMNS[k]} = @${k}`).join(', ')} WHERE id = @__id`;
+    const values: Record<string, unknown> = { __id: id };
+    for (const k of keys) values[k] = full[k];
+    this.db.prepare(sql).run(values);
+  }
+
+  /**
+   * Moves a loop to a final status unless it already has one; returns whether it did.
+   * A runner and a `ralph status` racing to finish the same loop cannot overwrite each other.
+   */
+  finish(id: string, status: LoopStatus, reason: string | null, extra: LoopPatch = {}): boolean {
+    const now = nowIso();
+    const patch: Record<string, unknown> = { ...extra, status, reason, endedAt: extra.endedAt ?? now, updatedAt: now };
+    const keys = Object.keys(patch).filter((k) => patch[k] !== undefined) as Array<keyof LoopRow>;
+    const sql = `UPDATE loops SET ${keys.map((k) => `${COLUMNS[k]} = @${k}`).join(', ')}
+      WHERE id = @__id AND status NOT IN ('completed', 'failed', 'stopped')`;
+    const values: Record<string, unknown> = { __id: id };
+    for (const k of keys) values[k] = patch[k];
+    return this.db.prepare(sql).run(values).changes > 0;
+  }
+
+  get(id: string): LoopRow | undefined {
+    const raw = this.db.prepare(`${SELECT} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
+    return raw ? checkRow(raw) : undefined;
+  }
+
+  /** By id, then by name, then by a unique id prefix. */
+  find(idOrName: string): LoopRow | undefined {
+    const exact = this.db.prepare(`${SELECT} WHERE id = ? OR name = ? LIMIT 1`).get(idOrName, idOrName) as
+      | Record<string, unknown>
+      | undefined;
+    if (exact) return checkRow(exact);
+    const like = idOrName.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+    const rows = this.db.prepare(`${SELECT} WHERE id LIKE ? ESCAPE '\\' LIMIT 2`).all(like) as Record<string, unknown>[];
+    return rows.length === 1 ? checkRow(rows[0]!) : undefined;
+  }
+
+  findRemote(remote: string, remoteLoopId: string): LoopRow | undefined {
+    const raw = this.db
+      .prepare(`${SELECT} WHERE remote = ? AND remote_loop_id = ? LIMIT 1`)
+      .get(remote, remoteLoopId) as Record<string, unknown> | undefined;
+    return raw ? checkRow(raw) : undefined;
+  }
+
+  /** Newest first. */
+  list(opts: { limit?: number } = {}): LoopRow[] {
+    const sql = `${SELECT} ORDER BY started_at DESC, rowid DESC${opts.limit ? ' LIMIT ' + Math.floor(opts.limit) : ''}`;
+    return (this.db.prepare(sql).all() as Record<string, unknown>[]).map(checkRow);
+  }
+
+  listOpen(): LoopRow[] {
+    return (
+      this.db.prepare(`${SELECT} WHERE status IN ('starting', 'running') ORDER BY started_at DESC`).all() as Record<
+        string,
+        unknown
+      >[]
+    ).map(checkRow);
+  }
+
+  listByPush(pushId: string): LoopRow[] {
+    return (this.db.prepare(`${SELECT} WHERE push_id = ? ORDER BY started_at`).all(pushId) as Record<string, unknown>[]).map(
+      checkRow,
+    );
+  }
+
+  nameTaken(name: string): boolean {
+    return this.db.prepare('SELECT 1 FROM loops WHERE name = ? OR id = ?').get(name, name) !== undefined;
+  }
+}

@@ -1,0 +1,104 @@
+// The JSON-RPC layer over a real unix socket: framing, errors per the spec, limits.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { ConnectionClosedError, ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
+import { dial, listen } from '../transport/index.js';
+import { makeTempHome } from './helpers/env.js';
+
+async function pair(opts: ConstructorParameters<typeof RpcPeer>[1] = {}) {
+  const t = makeTempHome('ralph-rpc');
+  const listener = await listen(`unix:${join(t.home, 's', 'x.sock')}`);
+  const serverPeer = new Promise<RpcPeer>((resolve) => listener.onConnection((c: Duplex) => resolve(new RpcPeer(c, opts))));
+  const raw = await dial(listener.address);
+  return { t, listener, serverPeer: await serverPeer, raw };
+}
+
+function lines(raw: Duplex, n: number): Promise<any[]> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const out: any[] = [];
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) !== -1) {
+        out.push(JSON.parse(buf.slice(0, i)));
+        buf = buf.slice(i + 1);
+        if (out.length === n) {
+          raw.off('data', onData);
+          resolve(out);
+          return;
+        }
+      }
+    };
+    raw.on('data', onData);
+  });
+}
+
+test('requests, errors and bad input get the spec error codes, and the peer keeps serving', async () => {
+  const { t, listener, serverPeer, raw } = await pair({ maxLineBytes: 1024 });
+  serverPeer.onRequest('echo', (p) => p);
+  serverPeer.onRequest('boom', () => {
+    throw new RpcError(ErrorCodes.InvalidParams, 'x must be a string');
+  });
+  const replies = lines(raw, 8);
+  raw.write('{"jsonrpc":"2.0","id":1,"method":"echo","params":{"a":1}}\n');
+  raw.write('not json\n');
+  raw.write('[1,2]\n');
+  raw.write('"a string"\n');
+  raw.write('{"jsonrpc":"1.0","id":2,"method":"echo"}\n');
+  raw.write('{"jsonrpc":"2.0","id":3,"method":"nope"}\n');
+  raw.write('{"jsonrpc":"2.0","id":4,"method":"boom","params":{}}\n');
+  raw.write('{"jsonrpc":"2.0","id":5,"method":"echo","params":{"big":"' + 'x'.repeat(5000) + '"}}\n');
+  const got = await replies;
+  assert.equal(got[0], { jsonrpc: '2.0', id: 1, result: { a: 1 } });
+  assert.is(got[1].error.code, ErrorCodes.ParseError);
+  assert.is(got[2].error.code, ErrorCodes.InvalidRequest);
+  assert.is(got[3].error.code, ErrorCodes.InvalidRequest);
+  assert.is(got[4].error.code, ErrorCodes.InvalidRequest);
+  assert.is(got[4].id, 2);
+  assert.is(got[5].error.code, ErrorCodes.MethodNotFound);
+  assert.equal(got[6].error, { code: ErrorCodes.InvalidParams, message: 'x must be a string' });
+  assert.is(got[7].error.code, ErrorCodes.InvalidRequest);
+  assert.match(got[7].error.message, /over the limit/);
+  // still serving after all that
+  const after = lines(raw, 1);
+  raw.write('{"jsonrpc":"2.0","id":6,"method":"echo","params":{"ok":true}}\n');
+  assert.equal((await after)[0].result, { ok: true });
+  raw.destroy();
+  await listener.close();
+  t.cleanup();
+});
+
+test('a client that says nothing is dropped after the first-message timeout', async () => {
+  const { t, listener, serverPeer, raw } = await pair({ firstMessageTimeoutMs: 200 });
+  const reason = await serverPeer.whenClosed();
+  assert.match(reason, /no message within 200 ms/);
+  raw.destroy();
+  await listener.close();
+  t.cleanup();
+});
+
+test('two peers talk both ways; a closed connection rejects pending requests', async () => {
+  const { t, listener, serverPeer, raw } = await pair();
+  const client = new RpcPeer(raw);
+  serverPeer.onRequest('add', (p: any) => p.a + p.b);
+  client.onRequest('ping', () => 'pong');
+  assert.is(await client.request('add', { a: 2, b: 3 }), 5);
+  assert.is(await serverPeer.request('ping'), 'pong');
+  serverPeer.onRequest('never', () => new Promise(() => {}));
+  const pending = client.request('never');
+  serverPeer.close();
+  try {
+    await pending;
+    assert.unreachable('should have been rejected');
+  } catch (err) {
+    assert.instance(err, ConnectionClosedError, String(err));
+  }
+  await listener.close();
+  t.cleanup();
+});
+
+test.run();

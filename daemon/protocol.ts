@@ -1,0 +1,123 @@
+// The daemon's wire contract: the `hello` that opens every network connection, and the control
+// channel's methods and events. The git-remote-ralph helper, hooks and the laptop-side client share it.
+
+import type { LoopStatus } from '../store/loops.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * First line of every connection to a daemon, a JSON-RPC request:
+ *   {"jsonrpc":"2.0","id":0,"method":"hello","params":{...}}
+ * The daemon answers with a response (result HelloResult, or an error and then it closes).
+ * After a good reply the stream becomes:
+ *  - control: a JSON-RPC connection with the ControlMethods below;
+ *  - loop:    a byte pipe to that loop runner's socket (speak loop/protocol.ts over it);
+ *  - git:     raw git protocol bytes of `service` run on `repo`, both directions.
+ */
+export type HelloParams =
+  | { version: number; channel: 'control'; client?: string }
+  | { version: number; channel: 'loop'; loop: string; client?: string }
+  | {
+      version: number;
+      channel: 'git';
+      service: 'git-receive-pack' | 'git-upload-pack';
+      repo: string;
+      pushId?: string;
+      client?: string;
+    };
+
+export interface HelloResult {
+  version: number;
+  channel: HelloParams['channel'];
+  /** Host label of the daemon's machine. */
+  host: string;
+}
+
+export const MAX_HELLO_BYTES = 16 * 1024;
+export const HELLO_TIMEOUT_MS = 10_000;
+
+/** What a daemon says about one of its loops. */
+export interface DaemonLoop {
+  loopId: string;
+  name: string;
+  repo: string | null;
+  branch: string | null;
+  baseCommit: string | null;
+  worktree: string;
+  agent: string;
+  status: LoopStatus;
+  iteration: number;
+  maxIterations: number;
+  currentStory: string | null;
+  startedAt: string;
+  updatedAt: string;
+  endedAt: string | null;
+  reason: string | null;
+  pushId: string | null;
+}
+
+export interface LoopStartParams {
+  repo: string;
+  branch: string;
+  /** Defaults to the branch's current commit in the bare repo. */
+  commit?: string;
+  /** Task dir relative to the worktree. */
+  task?: string;
+  agent?: 'claude' | 'opencode' | 'codex' | 'amp';
+  agentCmd?: string;
+  maxIterations?: number;
+  pushId?: string;
+}
+export interface LoopStartResult {
+  loopId: string;
+  worktree: string;
+  agent: string;
+  maxIterations: number;
+}
+
+export interface LoopStopParams {
+  loopId: string;
+  when?: 'now' | 'after-iteration';
+}
+
+/** Output of a loop (also of a finished one, from its log file). */
+export interface LoopLogsParams {
+  loopId: string;
+  fromSeq?: number;
+  /** At most this many bytes in one answer (the daemon caps it too). */
+  maxBytes?: number;
+}
+export interface LoopLogsResult {
+  seq: number;
+  data: string;
+  /** Log size at the time of the answer. */
+  endSeq: number;
+  status: LoopStatus;
+}
+
+export interface DaemonInfo {
+  version: string;
+  protocol: number;
+  host: string;
+  agents: Record<string, { available: boolean; path: string | null }>;
+  loopsRunning: number;
+  maxLoops: number;
+}
+
+export const ControlMethods = {
+  loopStart: 'loop.start',
+  loopList: 'loop.list',
+  loopStop: 'loop.stop',
+  loopLogs: 'loop.logs',
+  pushResult: 'push.result',
+  daemonInfo: 'daemon.info',
+  subscribe: 'subscribe',
+} as const;
+
+/** Control-channel notifications after `subscribe`; params are a DaemonLoop. */
+export const ControlEvents = {
+  started: 'loop.started',
+  completed: 'loop.completed',
+  failed: 'loop.failed',
+  stopped: 'loop.stopped',
+} as const;

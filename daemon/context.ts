@@ -1,0 +1,32 @@
+// What the daemon hands to the code that serves its channels (control, loop, git): where its data
+// lives, its session DB, its config, its log, and the one way to start a loop.
+
+import type { Config } from '../store/config.js';
+import type { LoopStore } from '../store/loops.js';
+import type { HomePaths } from '../store/paths.js';
+import type { LoopStartParams, LoopStartResult } from './protocol.js';
+
+/** One line per event on the daemon's stderr, timestamped by the logger. */
+export interface DaemonLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface DaemonContext {
+  /** The daemon's RALPH_HOME layout (repos/, worktrees/, agents/, daemon.sock, ...). */
+  readonly paths: HomePaths;
+  /** The daemon's own session DB. */
+  readonly store: LoopStore;
+  readonly config: Config;
+  readonly log: DaemonLogger;
+  /** Host label of this machine (what `hello` and `daemon.info` report). */
+  readonly host: string;
+  /**
+   * Starts a loop on a branch of a bare repo under paths.repos: worktree, agent install, runner.
+   * Progress lines (agent install, ...) go to `progress` as they happen and into the loop's log.
+   * Rejects with an RpcError (code and one-line message fit for a `remote:` line) when it cannot start;
+   * nothing is left half-done then.
+   */
+  startLoop(params: LoopStartParams, progress?: (line: string) => void): Promise<LoopStartResult>;
+}

@@ -1,6 +1,187 @@
-// placeholder until this command is written
+// `ralph remote add|list|remove|test`: the remote daemons this machine knows, and the git remotes
+// (`ralph://<name>/<repo>`) that push to them.
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { daemonInfo, findRemote } from '../../client/daemon.js';
+import {
+  addGitRemote,
+  badRepoName,
+  gitRemoteUrl,
+  gitRemotesWithUrlPrefix,
+  ralphUrl,
+  removeGitRemote,
+  repoTop,
+} from '../../client/local-repo.js';
+import type { DaemonInfo } from '../../daemon/protocol.js';
+import { readConfig, writeConfig, type RemoteConfig } from '../../store/config.js';
+import { configPath } from '../../store/paths.js';
+import { parseAddress } from '../../transport/index.js';
 import { UserError } from '../output.js';
-const notYet = async (..._args: unknown[]): Promise<void> => {
-  throw new UserError('ralph remote is not built yet');
-};
-export const add = notYet, list = notYet, remove = notYet, test = notYet;
+
+const CHECK_TIMEOUT_MS = 5000;
+const REMOTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export interface AddOptions {
+  address?: string;
+  zitiService?: string;
+  zitiIdentity?: string;
+  gitRemote: string;
+  repo?: string;
+  check: boolean;
+}
+
+function checkName(name: string): void {
+  if (!REMOTE_NAME.test(name)) {
+    throw new UserError(`bad remote name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-' (at most 64, not starting with a punctuation mark)`);
+  }
+}
+
+/** The remote as the config will hold it, from the flags; every problem is one line. */
+function remoteFromFlags(name: string, opts: AddOptions): RemoteConfig {
+  if (opts.address && opts.zitiService) throw new UserError('give either --address or --ziti-service, not both');
+  let address: string;
+  if (opts.zitiService) {
+    address = `ziti:${opts.zitiService}`;
+  } else if (opts.address) {
+    address = opts.address;
+  } else {
+    throw new UserError(`how is remote ${name} reached? give --address tcp://HOST:PORT or --ziti-service NAME --ziti-identity FILE`);
+  }
+  let kind: string;
+  try {
+    kind = parseAddress(address).kind;
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  if (kind === 'unix') throw new UserError(`a remote is reached over the network: use tcp://HOST:PORT or --ziti-service, not ${address}`);
+  const remote: RemoteConfig = { name, address, gitRemote: opts.gitRemote };
+  if (kind === 'ziti') {
+    const identity = opts.zitiIdentity ?? process.env.RALPH_ZITI_IDENTITY;
+    if (!identity) throw new UserError(`remote ${name} is reached over OpenZiti: give --ziti-identity FILE (or set RALPH_ZITI_IDENTITY)`);
+    if (!existsSync(identity)) throw new UserError(`no identity file at ${identity}; enroll one first (ziti edge enroll) or fix the path`);
+    if (opts.zitiIdentity) remote.zitiIdentity = resolve(opts.zitiIdentity);
+  } else if (opts.zitiIdentity) {
+    throw new UserError('--ziti-identity goes with --ziti-service; a tcp:// remote needs none');
+  }
+  return remote;
+}
+
+export async function add(name: string, opts: AddOptions): Promise<void> {
+  checkName(name);
+  const config = readConfig();
+  if (config.remotes[name]) {
+    throw new UserError(`remote ${name} already exists (${config.remotes[name]!.address}); remove it first: ralph remote remove ${name}`);
+  }
+  const remote = remoteFromFlags(name, opts);
+
+  // The git remote: decided (and any conflict refused) before anything is saved.
+  const top = repoTop();
+  const repo = opts.repo ?? (top ? top.split('/').pop()! : undefined);
+  if (repo !== undefined) {
+    const why = badRepoName(repo);
+    if (why) throw new UserError(`bad repo name ${JSON.stringify(repo)}: ${why}; name it with --repo NAME`);
+    remote.repo = repo;
+  }
+  let addGit = false;
+  if (top && repo) {
+    const url = ralphUrl(name, repo);
+    const existing = gitRemoteUrl(top, opts.gitRemote);
+    if (existing !== null && existing !== url) {
+      throw new UserError(
+        `git remote ${opts.gitRemote} already exists with URL ${existing}; choose another with --git-remote NAME, or remove it (git remote remove ${opts.gitRemote}); nothing saved`,
+      );
+    }
+    addGit = existing === null;
+  }
+
+  let info: DaemonInfo | undefined;
+  if (opts.check) {
+    try {
+      info = (await daemonInfo(remote, { timeoutMs: CHECK_TIMEOUT_MS })).info;
+    } catch (err) {
+      throw new UserError(`${(err as Error).message.replace(/; is its daemon running\? \(ralph remote test \S+\)$/, '')}; nothing saved (--no-check adds it anyway)`);
+    }
+  }
+
+  if (addGit) addGitRemote(top!, opts.gitRemote, ralphUrl(name, repo!));
+  try {
+    writeConfig({ ...config, remotes: { ...config.remotes, [name]: remote } });
+  } catch (err) {
+    if (addGit) removeGitRemote(top!, opts.gitRemote);
+    throw new UserError(`cannot save ${configPath()}: ${(err as Error).message}`);
+  }
+
+  const about = info ? `: daemon on ${info.host}, ralph ${info.version}` : ' (not checked)';
+  process.stdout.write(`added remote ${name} (${remote.address})${about}\n`);
+  if (top && repo) {
+    process.stdout.write(`git remote ${opts.gitRemote} → ${ralphUrl(name, repo)}; start a loop with: git push ${opts.gitRemote} <branch>\n`);
+  } else {
+    process.stdout.write(`not in a git repository: no git remote added (run ralph remote add in your repo, or use --repo with ralph start)\n`);
+  }
+}
+
+export async function list(opts: { json?: boolean }): Promise<void> {
+  const remotes = Object.values(readConfig().remotes);
+  if (opts.json) {
+    process.stdout.write(JSON.stringify(remotes, null, 2) + '\n');
+    return;
+  }
+  if (remotes.length === 0) {
+    process.stdout.write('no remotes; add one with: ralph remote add NAME --address tcp://HOST:PORT\n');
+    return;
+  }
+  const rows = [['NAME', 'ADDRESS', 'REPO', 'GIT REMOTE', 'IDENTITY']];
+  for (const r of remotes) rows.push([r.name, r.address, r.repo ?? '-', r.gitRemote ?? '-', r.zitiIdentity ?? '']);
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  process.stdout.write(rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n');
+}
+
+export async function remove(name: string): Promise<void> {
+  const config = readConfig();
+  try {
+    findRemote(config, name);
+  } catch (err) {
+    throw new UserError((err as Error).message.replace(/; add it with: .*$/, ''));
+  }
+  const { [name]: _gone, ...rest } = config.remotes;
+  writeConfig({ ...config, remotes: rest });
+  process.stdout.write(`removed remote ${name}\n`);
+  const top = repoTop();
+  if (top) {
+    for (const gitRemote of gitRemotesWithUrlPrefix(top, `ralph://${name}/`)) {
+      removeGitRemote(top, gitRemote);
+      process.stdout.write(`removed git remote ${gitRemote}\n`);
+    }
+  }
+}
+
+function describeAgents(agents: DaemonInfo['agents']): string {
+  const entries = Object.entries(agents);
+  if (entries.length === 0) return '-';
+  const have = entries.filter(([, a]) => a.available).map(([n]) => n);
+  const missing = entries.filter(([, a]) => !a.available).map(([n]) => n);
+  return [have.length ? have.join(', ') : 'none installed', missing.length ? `(installed on first use: ${missing.join(', ')})` : '']
+    .filter(Boolean)
+    .join(' ');
+}
+
+export async function test(name: string): Promise<void> {
+  const remote = findRemote(readConfig(), name);
+  let result: Awaited<ReturnType<typeof daemonInfo>>;
+  try {
+    result = await daemonInfo(remote, { timeoutMs: CHECK_TIMEOUT_MS });
+  } catch (err) {
+    throw new UserError((err as Error).message.replace(/ \(ralph remote test \S+\)$/, ''));
+  }
+  const { info, roundTripMs } = result;
+  const lines = [
+    `remote ${name} (${remote.address}) answers`,
+    `  host        ${info.host}`,
+    `  version     ralph ${info.version} (protocol ${info.protocol})`,
+    `  agents      ${describeAgents(info.agents)}`,
+    `  loops       ${info.loopsRunning} running${info.maxLoops ? ` (at most ${info.maxLoops})` : ''}`,
+    `  round trip  ${roundTripMs.toFixed(1)} ms`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}

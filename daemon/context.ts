@@ -1,5 +1,11 @@
 // What the daemon hands to the code that serves its channels (control, loop, git): where its data
 // lives, its session DB, its config, its log, and the one way to start a loop.
+//
+// The git channel: the daemon reads and checks the hello (repo name via worktrees/checkRepoName; for
+// git-upload-pack the repo must exist), writes the hello reply itself, and only then calls
+// daemon/git-service.ts `handleGitChannel(conn, hello, ctx)` with the stream positioned right after
+// the reply (bytes the client sent after its hello are still in the stream). From there the git
+// service owns the connection: git protocol bytes only, errors as git would show them.
 
 import type { Config } from '../store/config.js';
 import type { LoopStore } from '../store/loops.js';

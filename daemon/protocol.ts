@@ -121,3 +121,19 @@ export const ControlEvents = {
   failed: 'loop.failed',
   stopped: 'loop.stopped',
 } as const;
+
+/**
+ * Control-channel notifications to the caller of a `loop.start` while it works (agent install...):
+ * params LoopProgressEvent. Plain text, no escapes, no "ralph: " prefix.
+ */
+export const ControlNotifications = {
+  progress: 'loop.progress',
+} as const;
+export interface LoopProgressEvent {
+  line: string;
+}
+
+/** `subscribe` → the loops open right now; events follow. */
+export interface ControlSubscribeResult {
+  loops: DaemonLoop[];
+}

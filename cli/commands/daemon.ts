@@ -1,5 +1,66 @@
-// placeholder until this command is written
+// `ralph daemon`: parse, start the daemon, print the ready line, run until SIGTERM/SIGINT.
+
+import { resolve } from 'node:path';
+import { readConfig } from '../../store/config.js';
+import { ralphHome } from '../../store/paths.js';
 import { UserError } from '../output.js';
-export async function run(..._args: unknown[]): Promise<void> {
-  throw new UserError('ralph daemon is not built yet');
+
+export interface DaemonCommandOptions {
+  listen?: string[];
+  allowPublic?: boolean;
+  home?: string;
+  maxLoops?: number;
+  zitiService?: string;
+  zitiIdentity?: string;
+  zitiBackend?: 'auto' | 'sdk' | 'tunnel';
+}
+
+export async function run(opts: DaemonCommandOptions): Promise<void> {
+  // The home is the daemon's, and its runners' (they inherit the environment).
+  const home = opts.home ? resolve(opts.home) : ralphHome();
+  process.env.RALPH_HOME = home;
+  const listen = [...(opts.listen ?? [])];
+  const zitiIdentity = opts.zitiIdentity ?? process.env.RALPH_ZITI_IDENTITY;
+  if (opts.zitiService) {
+    if (!zitiIdentity) throw new UserError('--ziti-service needs an identity file: --ziti-identity FILE (or RALPH_ZITI_IDENTITY)');
+    listen.push(`ziti:${opts.zitiService}`);
+  }
+  const helloTimeout = Number(process.env.RALPH_HELLO_TIMEOUT_MS);
+
+  const { DaemonSetupError, startDaemonServer } = await import('../../daemon/server.js');
+  const { createLogger } = await import('../../daemon/log.js');
+  const log = createLogger();
+  let daemon;
+  try {
+    daemon = await startDaemonServer({
+      home,
+      listen,
+      allowPublic: opts.allowPublic ?? false,
+      ...(opts.maxLoops !== undefined ? { maxLoops: opts.maxLoops } : {}),
+      config: readConfig(),
+      ...(Number.isInteger(helloTimeout) && helloTimeout > 0 ? { helloTimeoutMs: helloTimeout } : {}),
+      ...(opts.zitiService ? { ziti: { identityFile: zitiIdentity!, backend: opts.zitiBackend ?? 'auto' } } : {}),
+      log,
+    });
+  } catch (err) {
+    if (err instanceof DaemonSetupError) throw new UserError(err.message);
+    throw err;
+  }
+  const ready = `ralph daemon: listening on ${daemon.addresses.join(' ')}`;
+  log.info(ready.replace(/^ralph daemon: /, ''));
+  process.stdout.write(ready + '\n');
+
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info(`${signal}: shutting down (loops keep running)`);
+      daemon.close().then(resolveStop, (err: Error) => {
+        log.error(`shutdown: ${err.message}`);
+        resolveStop();
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  log.info('stopped');
+  process.exit(0);
 }

@@ -1,0 +1,302 @@
+// The daemon: listeners, the connection router (hello → control / loop / git), the loop supervisor
+// and event fan-out. Runners are not its children in any way that matters: it can die and come back.
+
+import { hostname } from 'node:os';
+import type { Duplex } from 'node:stream';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ErrorCodes, RpcError, type ResponseError } from '../rpc/messages.js';
+import { RpcPeer } from '../rpc/peer.js';
+import type { Config } from '../store/config.js';
+import { openDb, type Db } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
+import { ensurePrivateDir, homePaths, type HomePaths } from '../store/paths.js';
+import { isLoopbackHost, listen, parseAddress, type Listener, type ZitiOptions } from '../transport/index.js';
+import type { DaemonContext, DaemonLogger } from './context.js';
+import { serveControl } from './control.js';
+import { loadDeps, type LoopDeps } from './deps.js';
+import { HelloError, helloErrorReply, helloReply, readHello } from './hello.js';
+import { createLogger } from './log.js';
+import { dialRunner, splice } from './loop-channel.js';
+import { ControlNotifications, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type DaemonInfo, type HelloParams, type LoopStartParams } from './protocol.js';
+import { DEFAULT_MAX_LOOPS, LoopStarter } from './start-loop.js';
+import { Supervisor } from './supervisor.js';
+
+export interface DaemonOptions {
+  /** RALPH_HOME of the daemon. */
+  home: string;
+  /** Addresses besides the always-on unix:$RALPH_HOME/daemon.sock. */
+  listen?: string[];
+  /** Accept a tcp address that is not loopback. */
+  allowPublic?: boolean;
+  maxLoops?: number;
+  config: Config;
+  /** How long a new connection may take to say hello (default HELLO_TIMEOUT_MS). */
+  helloTimeoutMs?: number;
+  ziti?: ZitiOptions;
+  log?: DaemonLogger;
+  deps?: () => Promise<LoopDeps>;
+}
+
+export interface RunningDaemon {
+  /** Bound addresses, the unix control socket first (tcp ports are real ones). */
+  addresses: string[];
+  ctx: DaemonContext;
+  /** Closes listeners, connections and the DB; loop runners keep running. */
+  close(): Promise<void>;
+}
+
+/** A daemon that cannot start as asked; the message is one line for the user. */
+export class DaemonSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DaemonSetupError';
+  }
+}
+
+export function ralphVersion(): string {
+  try {
+    const pkg = join(fileURLToPath(import.meta.url), '..', '..', '..', 'package.json');
+    return (JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Refuses addresses the daemon must not bind, before anything is bound. */
+export function checkListenAddresses(addresses: string[], allowPublic: boolean): void {
+  for (const text of addresses) {
+    let a;
+    try {
+      a = parseAddress(text);
+    } catch (err) {
+      throw new DaemonSetupError((err as Error).message);
+    }
+    if (a.kind === 'tcp' && !isLoopbackHost(a.host) && !allowPublic) {
+      throw new DaemonSetupError(
+        `refusing to listen on ${text}: the daemon has no authentication of its own, so anyone who can reach that port could run commands on this machine. ` +
+          `Listen on 127.0.0.1 and put the daemon behind OpenZiti or an SSH tunnel, or pass --allow-public if this network is already private.`,
+      );
+    }
+  }
+}
+
+const LINGER_AFTER_REFUSAL_MS = 2000;
+
+export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDaemon> {
+  const log = opts.log ?? createLogger();
+  const extra = opts.listen ?? [];
+  checkListenAddresses(extra, opts.allowPublic ?? false);
+
+  const paths: HomePaths = homePaths(opts.home);
+  ensurePrivateDir(paths.home);
+  const db: Db = openDb(paths.db);
+  const store = new LoopStore(db);
+  const host = hostname();
+  const maxLoops = opts.maxLoops ?? opts.config.maxConcurrentLoops ?? DEFAULT_MAX_LOOPS;
+  const helloTimeoutMs = opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS;
+  let depsPromise: Promise<LoopDeps> | undefined;
+  const deps = () => (depsPromise ??= (opts.deps ?? loadDeps)().catch((err) => {
+    depsPromise = undefined;
+    throw err;
+  }));
+
+  const supervisor = new Supervisor(store, log);
+  const starter = new LoopStarter({ paths, store, config: opts.config, log, host, maxLoops, supervisor, deps });
+  const ctx: DaemonContext = {
+    paths,
+    store,
+    config: opts.config,
+    log,
+    host,
+    startLoop: (params: LoopStartParams, progress?: (line: string) => void) => starter.start(params, progress),
+  };
+
+  // Event fan-out to control connections that said `subscribe`.
+  const subscribers = new Set<RpcPeer>();
+  supervisor.onEvent((event, loop) => {
+    for (const peer of subscribers) peer.notify(event, loop);
+  });
+
+  const info = (): DaemonInfo => ({
+    version: ralphVersion(),
+    protocol: PROTOCOL_VERSION,
+    host,
+    agents: agentsAvailable(paths),
+    loopsRunning: starter.running(),
+    maxLoops,
+  });
+
+  const { adopted, failed } = supervisor.adoptAll();
+  if (adopted + failed > 0) log.info(`re-adopted ${adopted} running loop(s); ${failed} found dead and marked failed`);
+
+  const connections = new Set<Duplex>();
+  const peers = new Set<RpcPeer>();
+
+  const refuse = (conn: Duplex, who: string, id: number | string | null, error: ResponseError) => {
+    log.warn(`${who}: refused: ${error.message}`);
+    if (conn.destroyed) return;
+    // Answer, then keep reading (and dropping) for a moment: closing a socket with unread input
+    // resets it, and the client could lose the answer.
+    conn.end(helloErrorReply(id, error));
+    conn.on('data', () => {});
+    conn.resume();
+    const t = setTimeout(() => conn.destroy(), LINGER_AFTER_REFUSAL_MS);
+    conn.once('close', () => clearTimeout(t));
+  };
+
+  const handleConnection = async (conn: Duplex, via: string) => {
+    connections.add(conn);
+    conn.once('close', () => connections.delete(conn));
+    conn.on('error', () => conn.destroy());
+    const sock = conn as Duplex & { remoteAddress?: string; remotePort?: number };
+    const who = sock.remoteAddress ? `${via} from ${sock.remoteAddress}:${sock.remotePort}` : via;
+    let hello: { id: number | string; params: HelloParams };
+    try {
+      hello = await readHello(conn, { timeoutMs: helloTimeoutMs });
+    } catch (err) {
+      if (err instanceof HelloError) refuse(conn, who, err.id, err.error);
+      else conn.destroy();
+      return;
+    }
+    const { id, params } = hello;
+    const client = params.client ? ` (${params.client})` : '';
+    const reply = () => conn.write(helloReply(id, { version: PROTOCOL_VERSION, channel: params.channel, host }));
+    try {
+      switch (params.channel) {
+        case 'control': {
+          reply();
+          const peer = new RpcPeer(conn);
+          peers.add(peer);
+          peer.onClose(() => {
+            peers.delete(peer);
+            subscribers.delete(peer);
+          });
+          serveControl(peer, {
+            ctx,
+            supervisor,
+            info,
+            addSubscriber: (p) => subscribers.add(p),
+            progressTo: (p) => (line: string) => void p.notify(ControlNotifications.progress, { line: line.replace(/^ralph: /, '') }),
+          });
+          return;
+        }
+        case 'loop': {
+          const { row, runner } = await dialRunner(ctx, supervisor, params.loop);
+          if (conn.destroyed) {
+            runner.destroy();
+            return;
+          }
+          log.info(`${who}${client}: attached to loop ${row.id}`);
+          reply();
+          connections.add(runner);
+          runner.once('close', () => connections.delete(runner));
+          splice(conn, runner);
+          return;
+        }
+        case 'git': {
+          // The daemon answers the hello; the git service gets the stream right after the reply.
+          const d = await deps();
+          let repo: string;
+          try {
+            repo = d.checkRepoName(params.repo);
+          } catch (err) {
+            throw new RpcError(ErrorCodes.InvalidParams, (err as Error).message);
+          }
+          if (params.service === 'git-upload-pack' && !existsSync(join(paths.repos, `${repo}.git`))) {
+            throw new RpcError(ErrorCodes.NotFound, `no repo ${repo} on ${host}; push it first`);
+          }
+          const git = await loadGitService();
+          log.info(`${who}${client}: ${params.service} ${repo}${params.pushId ? ` (push ${params.pushId})` : ''}`);
+          reply();
+          git.handleGitChannel(conn, params, ctx);
+          return;
+        }
+      }
+    } catch (err) {
+      const error: ResponseError =
+        err instanceof RpcError
+          ? { code: err.code, message: err.message, ...(err.data === undefined ? {} : { data: err.data }) }
+          : { code: ErrorCodes.InternalError, message: (err as Error).message };
+      refuse(conn, who, id, error);
+    }
+  };
+
+  // Listen: the unix control socket first (hooks and local CLIs), then every --listen address.
+  const listeners: Listener[] = [];
+  try {
+    for (const address of [`unix:${paths.daemonSocket}`, ...extra]) {
+      let l: Listener;
+      try {
+        l = await listen(address, opts.ziti ? { ziti: opts.ziti } : {});
+      } catch (err) {
+        throw new DaemonSetupError(`cannot listen on ${address}: ${(err as Error).message}`);
+      }
+      listeners.push(l);
+      const via = l.address.startsWith('unix:') ? 'unix' : l.address;
+      l.onConnection((conn) => void handleConnection(conn, via));
+    }
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    supervisor.close();
+    db.close();
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    addresses: listeners.map((l) => l.address),
+    ctx,
+    close: () =>
+      (closing ??= (async () => {
+        const done = Promise.all(listeners.map((l) => l.close()));
+        for (const p of peers) p.close('daemon shutting down');
+        for (const c of connections) c.destroy();
+        supervisor.close();
+        await done;
+        db.close();
+      })()),
+  };
+}
+
+interface GitService {
+  handleGitChannel(
+    conn: Duplex,
+    hello: Extract<HelloParams, { channel: 'git' }>,
+    ctx: DaemonContext,
+  ): void;
+}
+
+// The git service is written alongside; it is loaded by a computed name until it is committed.
+let gitService: Promise<GitService> | undefined;
+function loadGitService(): Promise<GitService> {
+  return (gitService ??= import(new URL('./git-service.js', import.meta.url).href).catch(() => {
+    gitService = undefined;
+    throw new RpcError(ErrorCodes.MethodNotFound, 'this daemon has no git service yet');
+  }));
+}
+
+/** Which agent CLIs this box can run now: on PATH or installed under $RALPH_HOME/agents. */
+function agentsAvailable(paths: HomePaths): DaemonInfo['agents'] {
+  const out: DaemonInfo['agents'] = {};
+  for (const agent of ['claude', 'opencode', 'codex', 'amp']) {
+    const path = findExecutable(agent, [join(paths.agents, 'node_modules', '.bin'), ...(process.env.PATH ?? '').split(':')]);
+    out[agent] = { available: path !== null, path };
+  }
+  return out;
+}
+
+function findExecutable(name: string, dirs: string[]): string | null {
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}

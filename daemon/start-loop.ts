@@ -1,0 +1,215 @@
+// loop.start on the daemon: branch → commit → worktree → agent CLI → row → runner.
+//
+// Failure policy: a request refused before a loop id is given out (bad params, over the limit, no
+// such repo or branch) leaves nothing. Once the id exists, any failure leaves a `failed` row with the
+// reason (so push.result and loop.list can say what happened to that push) and removes the worktree.
+
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, join, normalize } from 'node:path';
+import { ErrorCodes, RpcError } from '../rpc/messages.js';
+import {
+  optionalInteger,
+  optionalString,
+  paramsObject,
+  requireOneOf,
+  requireString,
+} from '../rpc/params.js';
+import { isFinal, type LoopStore } from '../store/loops.js';
+import type { Config } from '../store/config.js';
+import type { HomePaths } from '../store/paths.js';
+import type { DaemonLogger } from './context.js';
+import type { LoopDeps } from './deps.js';
+import { ControlEvents, type LoopStartParams, type LoopStartResult } from './protocol.js';
+import type { Supervisor } from './supervisor.js';
+
+export const AGENTS = ['claude', 'opencode', 'codex', 'amp'] as const;
+export const DEFAULT_AGENT = 'claude';
+export const DEFAULT_MAX_ITERATIONS = 10;
+export const DEFAULT_MAX_LOOPS = 4;
+const MAX_ITERATIONS_LIMIT = 10_000;
+
+/** loop.start params from the wire, checked field by field. */
+export function checkStartParams(raw: unknown): LoopStartParams {
+  const p = paramsObject(raw);
+  const branch = requireString(p, 'branch', { maxLength: 255 });
+  if (branch === '' || branch.startsWith('-') || branch.includes('..') || /[\s~^:?*[\\\x00-\x1f\x7f]/.test(branch)) {
+    throw new RpcError(ErrorCodes.InvalidParams, `bad branch name ${JSON.stringify(branch)}`);
+  }
+  const out: LoopStartParams = { repo: requireString(p, 'repo', { maxLength: 200 }), branch };
+  const commit = optionalString(p, 'commit', { maxLength: 64 });
+  if (commit !== undefined) {
+    if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) throw new RpcError(ErrorCodes.InvalidParams, 'commit must be a full hex object id');
+    out.commit = commit;
+  }
+  const task = optionalString(p, 'task', { maxLength: 1024 });
+  if (task !== undefined) {
+    const n = normalize(task);
+    if (isAbsolute(task) || n === '..' || n.startsWith('../') || task.includes('\0')) {
+      throw new RpcError(ErrorCodes.InvalidParams, `task must be a path inside the repo, got ${JSON.stringify(task)}`);
+    }
+    out.task = task;
+  }
+  if (p.agent !== undefined && p.agent !== null) out.agent = requireOneOf(p, 'agent', AGENTS);
+  const agentCmd = optionalString(p, 'agentCmd', { maxLength: 4096 });
+  if (agentCmd !== undefined) {
+    if (agentCmd.trim() === '') throw new RpcError(ErrorCodes.InvalidParams, 'agentCmd must not be empty');
+    out.agentCmd = agentCmd;
+  }
+  const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: MAX_ITERATIONS_LIMIT });
+  if (maxIterations !== undefined) out.maxIterations = maxIterations;
+  const pushId = optionalString(p, 'pushId', { maxLength: 128 });
+  if (pushId !== undefined) out.pushId = pushId;
+  return out;
+}
+
+/** `<branch-stem>-<4 hex>`: readable, unique in this DB, safe as a path segment and a ref. */
+export function newLoopId(store: LoopStore, branch: string): string {
+  const stem =
+    (branch.split('/').pop() ?? '')
+      .replace(/[^A-Za-z0-9_-]+/g, '-')
+      .replace(/^[-_]+|[-_]+$/g, '')
+      .slice(0, 40) || 'loop';
+  for (;;) {
+    const id = `${stem}-${randomBytes(2).toString('hex')}`;
+    if (!store.nameTaken(id)) return id;
+  }
+}
+
+export interface StarterOptions {
+  paths: HomePaths;
+  store: LoopStore;
+  config: Config;
+  log: DaemonLogger;
+  host: string;
+  maxLoops: number;
+  supervisor: Supervisor;
+  deps: () => Promise<LoopDeps>;
+}
+
+export class LoopStarter {
+  /** Loop ids being started right now: they count against the limit before their row exists. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(private readonly o: StarterOptions) {}
+
+  /** Loops running or being started. */
+  running(): number {
+    const open = this.o.store.listOpen().filter((r) => r.location === 'local' && !this.inFlight.has(r.id)).length;
+    return open + this.inFlight.size;
+  }
+
+  async start(params: LoopStartParams, progress: (line: string) => void = () => {}): Promise<LoopStartResult> {
+    const { paths, store, log } = this.o;
+    // Checked and reserved with no await in between: two concurrent starts cannot both take the last slot.
+    const running = this.running();
+    if (running >= this.o.maxLoops) {
+      throw new RpcError(
+        ErrorCodes.Busy,
+        `this daemon already runs ${running} loops (its limit is ${this.o.maxLoops}); wait for one to finish or stop one (ralph stop <loop>), or raise --max-loops`,
+      );
+    }
+    const loopId = newLoopId(store, params.branch);
+    this.inFlight.add(loopId);
+    try {
+      return await this.startReserved(loopId, params, progress);
+    } finally {
+      this.inFlight.delete(loopId);
+    }
+  }
+
+  private async startReserved(loopId: string, params: LoopStartParams, progress: (line: string) => void): Promise<LoopStartResult> {
+    const { paths, store, config, log, host, supervisor } = this.o;
+    const deps = await this.o.deps();
+    let repo: string;
+    try {
+      repo = deps.checkRepoName(params.repo);
+    } catch (err) {
+      throw new RpcError(ErrorCodes.InvalidParams, (err as Error).message);
+    }
+    const commit = params.commit ?? (await deps.resolveBranchCommit(paths, repo, params.branch));
+    if (!commit) {
+      throw new RpcError(ErrorCodes.NotFound, `no branch ${params.branch} in repo ${repo} on this daemon; push it first`);
+    }
+
+    const agent = params.agentCmd !== undefined ? 'custom' : (params.agent ?? DEFAULT_AGENT);
+    const maxIterations = params.maxIterations ?? DEFAULT_MAX_ITERATIONS;
+    const what = `${repo} ${params.branch} @ ${commit.slice(0, 12)}`;
+    log.info(`loop ${loopId}: starting on ${what} (${agent}, ${maxIterations} iterations${params.pushId ? `, push ${params.pushId}` : ''})`);
+
+    let worktree: string | undefined;
+    let rowWritten = false;
+    try {
+      worktree = await deps.createLoopWorktree(paths, repo, commit, loopId);
+      const extraBinDirs =
+        params.agentCmd !== undefined
+          ? []
+          : await deps.ensureAgentInstalled(agent, paths, config, (line) => {
+              log.info(`loop ${loopId}: ${line}`);
+              progress(line);
+            });
+      const row = deps.prepareLoop(store, paths, {
+        dir: worktree,
+        ...(params.task !== undefined ? { task: join(worktree, params.task) } : {}),
+        ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : { agent }),
+        maxIterations,
+        name: loopId,
+        agentSearchDirs: extraBinDirs,
+        row: {
+          id: loopId,
+          name: loopId,
+          location: 'local',
+          repo,
+          branch: params.branch,
+          baseCommit: commit,
+          pushId: params.pushId ?? null,
+          host,
+        },
+      });
+      rowWritten = true;
+      if (row.id !== loopId) throw new Error(`internal: the loop row got id ${row.id}, expected ${loopId}`);
+      const { pid } = await deps.launchRunner(paths, loopId);
+      const now = store.get(loopId);
+      if (now && now.pid === null && !isFinal(now.status)) store.update(loopId, { pid });
+      supervisor.watch(loopId);
+      const started = store.get(loopId)!;
+      log.info(`loop ${loopId}: runner pid ${pid}, worktree ${worktree}`);
+      supervisor.emit(ControlEvents.started, started);
+      return { loopId, worktree, agent: started.agent, maxIterations: started.maxIterations };
+    } catch (err) {
+      const reason = oneLine(err);
+      if (rowWritten) {
+        store.finish(loopId, 'failed', reason);
+      } else {
+        store.insert({
+          id: loopId,
+          name: loopId,
+          location: 'local',
+          workDir: worktree ?? join(paths.worktrees, loopId),
+          agent,
+          ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : {}),
+          maxIterations,
+          repo,
+          branch: params.branch,
+          baseCommit: commit,
+          pushId: params.pushId ?? null,
+          host,
+          status: 'failed',
+          reason,
+          endedAt: new Date().toISOString(),
+        });
+      }
+      log.warn(`loop ${loopId}: failed to start: ${reason}`);
+      if (worktree !== undefined) {
+        await deps.removeLoopWorktree(paths, repo, loopId).catch((e: Error) => log.warn(`loop ${loopId}: could not remove its worktree: ${oneLine(e)}`));
+      }
+      const row = store.get(loopId);
+      if (row) supervisor.emit(ControlEvents.failed, row);
+      throw new RpcError(err instanceof RpcError ? err.code : ErrorCodes.Refused, `loop ${loopId} failed to start: ${reason}`, { loopId });
+    }
+  }
+}
+
+function oneLine(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err);
+  return m.replace(/\s*\n\s*/g, ' | ').trim();
+}

@@ -1,0 +1,40 @@
+// The hooks' one way to the daemon: its local control socket (RALPH_DAEMON_SOCKET, set by the daemon
+// for the receive-pack it runs), one request per connection.
+
+import { openChannel } from '../daemon/hello.js';
+import { RpcPeer } from '../rpc/peer.js';
+
+/** Notifications the daemon may send while it works on a hook's request (agent install lines...). */
+const PROGRESS_EVENTS = ['progress', 'loop.progress'];
+
+export interface HookEnv {
+  socket: string;
+  repo: string;
+  pushId: string | undefined;
+}
+
+/** What the daemon told this push's hooks, or null when the push did not come through a daemon. */
+export function hookEnv(env: NodeJS.ProcessEnv = process.env): HookEnv | null {
+  if (!env.RALPH_DAEMON_SOCKET || !env.RALPH_REPO) return null;
+  return { socket: env.RALPH_DAEMON_SOCKET, repo: env.RALPH_REPO, pushId: env.RALPH_PUSH_ID || undefined };
+}
+
+export async function callDaemon<T>(
+  socket: string,
+  method: string,
+  params: unknown,
+  opts: { timeoutMs?: number; onNotification?: (method: string, params: unknown) => void } = {},
+): Promise<T> {
+  const { stream } = await openChannel(`unix:${socket}`, { channel: 'control', client: 'hook' }, { timeoutMs: 10_000 });
+  const peer = new RpcPeer(stream);
+  const timeoutMs = opts.timeoutMs ?? 600_000;
+  if (opts.onNotification) {
+    const on = opts.onNotification;
+    for (const m of PROGRESS_EVENTS) peer.onNotification(m, (p) => on(m, p));
+  }
+  try {
+    return await peer.request<T>(method, params, { timeoutMs });
+  } finally {
+    peer.close('done');
+  }
+}

@@ -1,0 +1,88 @@
+// Push options (`git push -o ralph.iterations=20`) as the hooks see them: GIT_PUSH_OPTION_COUNT and
+// GIT_PUSH_OPTION_<n>. Validated here, at the edge; options not starting with `ralph.` are not ours.
+
+export const AGENTS = ['claude', 'opencode', 'codex', 'amp'] as const;
+export type AgentName = (typeof AGENTS)[number];
+export const MAX_ITERATIONS = 10_000;
+
+export interface RalphPushOptions {
+  agent?: AgentName;
+  agentCmd?: string;
+  maxIterations?: number;
+  task?: string;
+  noStart: boolean;
+  restart: boolean;
+}
+
+const KNOWN = ['ralph.agent', 'ralph.agent-cmd', 'ralph.iterations', 'ralph.task', 'ralph.no-start', 'ralph.restart'];
+
+/** The raw push options git handed to this hook. */
+export function readPushOptions(env: NodeJS.ProcessEnv = process.env): string[] {
+  const count = Number(env.GIT_PUSH_OPTION_COUNT ?? 0);
+  const out: string[] = [];
+  for (let i = 0; Number.isInteger(count) && i < count; i++) out.push(env[`GIT_PUSH_OPTION_${i}`] ?? '');
+  return out;
+}
+
+function flag(name: string, value: string | undefined, errors: string[]): boolean {
+  if (value === undefined || ['true', 'yes', '1', ''].includes(value)) return true;
+  if (['false', 'no', '0'].includes(value)) return false;
+  errors.push(`push option ${name} takes no value (or true/false), got ${JSON.stringify(value)}`);
+  return false;
+}
+
+/** Parses the `ralph.*` options; every problem becomes one message in `errors`. */
+export function parsePushOptions(raw: string[]): { options: RalphPushOptions; errors: string[] } {
+  const options: RalphPushOptions = { noStart: false, restart: false };
+  const errors: string[] = [];
+  for (const opt of raw) {
+    if (!opt.startsWith('ralph.')) continue;
+    const eq = opt.indexOf('=');
+    const name = eq === -1 ? opt : opt.slice(0, eq);
+    const value = eq === -1 ? undefined : opt.slice(eq + 1);
+    const needValue = (): string | undefined => {
+      if (value === undefined || value === '') errors.push(`push option ${name} needs a value (${name}=...)`);
+      return value || undefined;
+    };
+    switch (name) {
+      case 'ralph.agent': {
+        const v = needValue();
+        if (v === undefined) break;
+        if ((AGENTS as readonly string[]).includes(v)) options.agent = v as AgentName;
+        else errors.push(`push option ralph.agent must be one of ${AGENTS.join(', ')}, got ${JSON.stringify(v)}`);
+        break;
+      }
+      case 'ralph.agent-cmd': {
+        const v = needValue();
+        if (v === undefined) break;
+        if (v.length > 4096) errors.push('push option ralph.agent-cmd is longer than 4096 characters');
+        else options.agentCmd = v;
+        break;
+      }
+      case 'ralph.iterations': {
+        const v = needValue();
+        if (v === undefined) break;
+        if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_ITERATIONS) options.maxIterations = Number(v);
+        else errors.push(`push option ralph.iterations must be a whole number from 1 to ${MAX_ITERATIONS}, got ${JSON.stringify(v)}`);
+        break;
+      }
+      case 'ralph.task': {
+        const v = needValue();
+        if (v === undefined) break;
+        if (v.startsWith('/') || v.split('/').includes('..') || v.length > 1024) {
+          errors.push(`push option ralph.task must be a path inside the repo, got ${JSON.stringify(v)}`);
+        } else options.task = v;
+        break;
+      }
+      case 'ralph.no-start':
+        options.noStart = flag(name, value, errors);
+        break;
+      case 'ralph.restart':
+        options.restart = flag(name, value, errors);
+        break;
+      default:
+        errors.push(`unknown push option ${name} (known: ${KNOWN.join(', ')})`);
+    }
+  }
+  return { options, errors };
+}

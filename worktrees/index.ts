@@ -1,0 +1,5 @@
+export * from './names.js';
+export * from './git.js';
+export * from './lock.js';
+export * from './repos.js';
+export * from './worktree.js';

@@ -1,0 +1,58 @@
+// Bare repos under $RALPH_HOME/repos: created on the first push, with ralph's hooks and push options on.
+
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { installHooks } from '../hooks/install.js';
+import type { HomePaths } from '../store/paths.js';
+import { git } from './git.js';
+import { withRepoLock } from './lock.js';
+import { checkRepoName, repoDir } from './names.js';
+
+export interface BareRepo {
+  name: string;
+  dir: string;
+  created: boolean;
+}
+
+/** The bare repo of `repo` if it exists (name checked), else null. */
+export function findBareRepo(paths: HomePaths, repo: string): BareRepo | null {
+  const name = checkRepoName(repo);
+  const dir = repoDir(paths, name);
+  return existsSync(join(dir, 'HEAD')) ? { name, dir, created: false } : null;
+}
+
+/**
+ * Returns the bare repo of `repo`, creating it on first use: `git init --bare` in a temp dir renamed
+ * into place (nobody ever sees half a repo), `receive.advertisePushOptions=true`, hooks installed.
+ * The hooks of an existing repo are refreshed too, so they always run the current ralph.
+ */
+export async function ensureBareRepo(paths: HomePaths, repo: string): Promise<BareRepo> {
+  const name = checkRepoName(repo);
+  const existing = findBareRepo(paths, name);
+  if (existing) {
+    installHooks(existing.dir);
+    return existing;
+  }
+  return withRepoLock(paths, name, async () => {
+    const again = findBareRepo(paths, name);
+    if (again) {
+      installHooks(again.dir);
+      return again;
+    }
+    const dir = repoDir(paths, name);
+    mkdirSync(dirname(dir), { recursive: true });
+    // A leading '.' can never be a valid repo name, so the temp dir never collides with a repo.
+    const tmp = join(dirname(dir), `.new-${randomBytes(4).toString('hex')}.git`);
+    try {
+      await git(['init', '--quiet', '--bare', tmp]);
+      await git(['config', 'receive.advertisePushOptions', 'true'], { cwd: tmp });
+      installHooks(tmp);
+      renameSync(tmp, dir);
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    return { name, dir, created: true };
+  });
+}

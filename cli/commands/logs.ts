@@ -1,5 +1,17 @@
-// placeholder until this command is written
-import { UserError } from '../output.js';
-export async function run(..._args: unknown[]): Promise<void> {
-  throw new UserError('ralph logs is not built yet');
+// `ralph logs <loop> [-f]`: the loop's output; with -f, also what follows until the loop ends.
+
+import { describeEnd } from '../../client/describe.js';
+import { printLoopOutput } from '../../client/logs.js';
+import { openLoopStore, requireLoop } from '../../client/lookup.js';
+
+export async function run(loop: string, opts: { follow?: boolean }): Promise<void> {
+  const store = openLoopStore();
+  const row = requireLoop(store, loop);
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0); // `ralph logs x | head`
+    throw err;
+  });
+  const end = await printLoopOutput(store, row, { follow: opts.follow ?? false, out: process.stdout });
+  store.db.close();
+  if (end) process.stderr.write(`ralph: ${describeEnd(row.id, end)}\n`);
 }

@@ -1,5 +1,21 @@
-// placeholder until this command is written
-import { UserError } from '../output.js';
-export async function run(..._args: unknown[]): Promise<void> {
-  throw new UserError('ralph status is not built yet');
+// `ralph status [--json]`: every loop, newest first. Stays light: no node-pty, no xterm, no execa.
+
+import { settleDeadRunners } from '../../client/liveness.js';
+import { openLoopStore } from '../../client/lookup.js';
+import { reconcileRemoteRows } from '../../client/reconcile.js';
+import { statusJson, statusTable } from '../../client/status-view.js';
+
+export async function run(opts: { json?: boolean; timeout: number }): Promise<void> {
+  // `ralph status | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  const store = openLoopStore();
+  settleDeadRunners(store);
+  const reachability = await reconcileRemoteRows(store, { timeoutMs: opts.timeout });
+  const unreachableRemotes = [...reachability].filter(([, r]) => r === 'unreachable').map(([name]) => name);
+  const text = opts.json ? statusJson(store) : statusTable(store, { unreachableRemotes });
+  store.db.close();
+  process.stdout.write(text || 'no loops yet (start one with: ralph run DIR)\n');
 }

@@ -1,0 +1,259 @@
+// A loop's output as one unbroken stream, across dropped connections: connect, subscribe, and on a
+// drop reconnect with backoff and resubscribe from the last byte seen (`fromSeq`), so nothing is lost
+// and nothing is shown twice. Used by `attach`, `logs -f` and `stop`; knows nothing of terminals.
+
+import { Buffer } from 'node:buffer';
+import type { RpcPeer } from '../rpc/peer.js';
+import {
+  LoopEvents,
+  LoopMethods,
+  type CompletedEvent,
+  type LoopStatusResult,
+  type OutputEvent,
+  type StateEvent,
+  type SubscribeParams,
+  type SubscribeResult,
+} from '../loop/protocol.js';
+import { isFinal, type LoopStatus } from '../store/loops.js';
+
+/** How a loop ended, as far as this client could learn it. */
+export interface LoopEnd {
+  status: LoopStatus;
+  reason: string | null;
+  iteration: number;
+}
+
+export interface LoopFeedOptions {
+  /** Opens a fresh connection to the loop: the first time and on every reconnect. */
+  connect(): Promise<RpcPeer>;
+  /** Start at this byte offset; without it, at the current screen (or, with replay "none", at the end). */
+  fromSeq?: number;
+  replay?: 'screen' | 'none';
+  /**
+   * Asked when the loop cannot be reached: has it ended meanwhile? (The DB row is final, or its
+   * runner is gone.) Undefined means "keep trying".
+   */
+  endedWhileAway(): Promise<LoopEnd | undefined>;
+  /**
+   * The loop's output from `fromSeq` to its end as far as it can be read without the runner
+   * (a local loop's log file, where seq == byte offset). Fills what a dead or departed runner
+   * could no longer send.
+   */
+  readRest?(fromSeq: number): Promise<Buffer>;
+  /** Sent as `resize` before each subscribe, so the agent's PTY matches this terminal. */
+  size?(): { cols: number; rows: number } | undefined;
+  onScreen?(screen: string): void;
+  onOutput(data: string, seq: number): void;
+  onState?(event: StateEvent): void;
+  /** Each time a subscription is in place (after the screen, before any output it leads to). */
+  onSubscribed?(result: SubscribeResult, peer: RpcPeer, isReconnect: boolean): void | Promise<void>;
+  onDisconnected?(reason: string): void;
+  /** Backoff between connection attempts. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** How long the first connection may keep failing before start() gives up. */
+  firstConnectTimeoutMs?: number;
+}
+
+export class LoopFeed {
+  /** The next byte offset expected: everything before it has been delivered exactly once. */
+  nextSeq: number | undefined;
+  private peer: RpcPeer | undefined;
+  /** The connection whose subscription is in place: only its loss means "reconnect". */
+  private live: RpcPeer | undefined;
+  private subscribing = false;
+  private queued: OutputEvent[] = [];
+  private completed: CompletedEvent | undefined;
+  private closedByUs = false;
+  private finished = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private resolveEnded!: (end: LoopEnd) => void;
+  /** Resolves once, when the loop has ended and its last output was delivered. */
+  readonly ended: Promise<LoopEnd>;
+
+  constructor(private readonly opts: LoopFeedOptions) {
+    this.nextSeq = opts.fromSeq;
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  /** The live connection, if there is one right now. */
+  get connection(): RpcPeer | undefined {
+    return this.peer && !this.peer.closed ? this.peer : undefined;
+  }
+
+  /**
+   * Makes the first connection and subscription, retrying with backoff for a while (a runner may be
+   * just starting). Resolves when subscribed or when the loop turns out to have ended already.
+   */
+  async start(): Promise<void> {
+    const deadline = Date.now() + (this.opts.firstConnectTimeoutMs ?? 10_000);
+    let delay = this.opts.retryInitialMs ?? 50;
+    for (;;) {
+      try {
+        await this.connectOnce(false);
+        return;
+      } catch (err) {
+        if (this.closedByUs || this.finished) return;
+        const end = await this.opts.endedWhileAway();
+        if (end) return this.finishFromElsewhere(end);
+        if (Date.now() + delay > deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, this.opts.retryMaxMs ?? 2000);
+      }
+    }
+  }
+
+  /** Stops everything (detach): no reconnect, no end. */
+  close(): void {
+    this.closedByUs = true;
+    clearTimeout(this.retryTimer);
+    this.peer?.close('detached');
+  }
+
+  /** Flow control: stop reading while the consumer (a slow terminal) catches up. */
+  pause(): void {
+    this.peer?.stream.pause();
+  }
+
+  resume(): void {
+    this.peer?.stream.resume();
+  }
+
+  private async connectOnce(isReconnect: boolean): Promise<void> {
+    const peer = await this.opts.connect();
+    if (this.closedByUs) {
+      peer.close('detached');
+      return;
+    }
+    try {
+      await this.subscribeOn(peer, isReconnect);
+    } catch (err) {
+      peer.close('subscribe failed');
+      throw err;
+    }
+  }
+
+  private async subscribeOn(peer: RpcPeer, isReconnect: boolean): Promise<void> {
+    this.peer = peer;
+    peer.onNotification(LoopEvents.output, (p) => this.onOutputEvent(p as OutputEvent));
+    peer.onNotification(LoopEvents.state, (p) => this.opts.onState?.(p as StateEvent));
+    peer.onNotification(LoopEvents.completed, (p) => this.onCompleted(p as CompletedEvent));
+    peer.onClose((reason) => this.onClose(peer, reason));
+
+    const size = this.opts.size?.();
+    if (size) await peer.request(LoopMethods.resize, size);
+    const params: SubscribeParams =
+      this.nextSeq !== undefined ? { fromSeq: this.nextSeq } : { replay: this.opts.replay ?? 'screen' };
+    this.subscribing = true;
+    let result: SubscribeResult;
+    try {
+      result = await peer.request<SubscribeResult>(LoopMethods.subscribe, params);
+    } finally {
+      this.subscribing = false;
+    }
+    if (result.screen !== undefined) this.opts.onScreen?.(result.screen);
+    if (this.nextSeq === undefined || result.seq > this.nextSeq) {
+      // First subscription (events start where the screen ends), or the runner holds no more
+      // history from where we were: take what the log still has, then go on from the runner's seq.
+      if (this.nextSeq !== undefined && this.opts.readRest) this.deliverFromLog(await this.opts.readRest(this.nextSeq), result.seq);
+      this.nextSeq = result.seq;
+    }
+    await this.opts.onSubscribed?.(result, peer, isReconnect);
+    if (peer.closed) throw new Error('the connection closed while subscribing');
+    this.live = peer;
+    // Output that arrived with the subscribe reply (the peer hands notifications over before the
+    // reply's promise continues).
+    for (const e of this.queued.splice(0)) this.onOutputEvent(e);
+    if (isFinal(result.status) && !this.completed) {
+      // It ended before we subscribed: the `completed` event went out to others.
+      const s = await peer.request<LoopStatusResult>(LoopMethods.status).catch(() => undefined);
+      this.onCompleted({
+        status: result.status,
+        reason: s?.reason ?? null,
+        iteration: s?.iteration ?? 0,
+        seq: result.endSeq,
+      });
+    }
+  }
+
+  private onOutputEvent(e: OutputEvent): void {
+    if (this.finished || typeof e?.seq !== 'number' || typeof e.data !== 'string') return;
+    if (this.subscribing || this.nextSeq === undefined) {
+      this.queued.push(e);
+      return;
+    }
+    const bytes = Buffer.byteLength(e.data);
+    const end = e.seq + bytes;
+    if (end <= this.nextSeq) return; // seen already (a resubscribe overlapping what came before)
+    const data = e.seq < this.nextSeq ? Buffer.from(e.data).subarray(this.nextSeq - e.seq).toString('utf8') : e.data;
+    this.nextSeq = end;
+    this.opts.onOutput(data, end - Buffer.byteLength(data));
+    this.maybeFinish();
+  }
+
+  private deliverFromLog(bytes: Buffer, upTo: number): void {
+    if (bytes.length === 0 || this.nextSeq === undefined) return;
+    const wanted = bytes.subarray(0, Math.max(0, upTo - this.nextSeq));
+    if (wanted.length === 0) return;
+    const seq = this.nextSeq;
+    this.nextSeq += wanted.length;
+    this.opts.onOutput(wanted.toString('utf8'), seq);
+  }
+
+  private onCompleted(e: CompletedEvent): void {
+    if (this.completed || typeof e?.status !== 'string') return;
+    this.completed = e;
+    this.maybeFinish();
+  }
+
+  /** Ends once the loop has completed and every byte up to its last has been delivered. */
+  private maybeFinish(): void {
+    const c = this.completed;
+    if (!c || this.finished || this.subscribing) return;
+    if (this.nextSeq !== undefined && this.nextSeq < c.seq) return;
+    this.finish({ status: c.status, reason: c.reason, iteration: c.iteration });
+  }
+
+  private finish(end: LoopEnd): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.retryTimer);
+    this.peer?.close('the loop has ended');
+    this.resolveEnded(end);
+  }
+
+  /** The loop ended and its runner is gone: what it could not send is in the log. */
+  private async finishFromElsewhere(end: LoopEnd): Promise<void> {
+    if (this.nextSeq !== undefined && this.opts.readRest) {
+      this.deliverFromLog(await this.opts.readRest(this.nextSeq), Number.MAX_SAFE_INTEGER);
+    }
+    this.finish(end);
+  }
+
+  private onClose(peer: RpcPeer, reason: string): void {
+    if (peer !== this.live || this.closedByUs || this.finished) return;
+    this.live = undefined;
+    if (this.completed) {
+      // The runner closed after the end before we had every byte (its linger ran out): read the rest.
+      const c = this.completed;
+      void this.finishFromElsewhere({ status: c.status, reason: c.reason, iteration: c.iteration });
+      return;
+    }
+    this.opts.onDisconnected?.(reason);
+    this.scheduleReconnect(this.opts.retryInitialMs ?? 50);
+  }
+
+  private scheduleReconnect(delay: number): void {
+    this.retryTimer = setTimeout(async () => {
+      if (this.closedByUs || this.finished) return;
+      try {
+        await this.connectOnce(true);
+      } catch {
+        if (this.closedByUs || this.finished) return;
+        const end = await this.opts.endedWhileAway().catch(() => undefined);
+        if (end) return void this.finishFromElsewhere(end);
+        this.scheduleReconnect(Math.min(delay * 2, this.opts.retryMaxMs ?? 2000));
+      }
+    }, delay);
+  }
+}

@@ -4,7 +4,7 @@
 import { checkDaemonLoops, controlRequest, findRemote, openControl } from '../../client/daemon.js';
 import { badRepoName, defaultRepoName } from '../../client/local-repo.js';
 import { recordPushedLoops } from '../../client/record.js';
-import { ControlMethods, type DaemonLoop, type LoopStartParams, type LoopStartResult } from '../../daemon/protocol.js';
+import { ControlMethods, ControlNotifications, type DaemonLoop, type LoopStartParams, type LoopStartResult } from '../../daemon/protocol.js';
 import { readConfig } from '../../store/config.js';
 import { openDb } from '../../store/db.js';
 import { LoopStore, nowIso } from '../../store/loops.js';
@@ -55,6 +55,11 @@ export async function run(opts: StartOptions): Promise<void> {
   const store = new LoopStore(openDb(homePaths().db));
   const conn = await openControl(remote, { timeoutMs: CONNECT_TIMEOUT_MS }).catch((err: Error) => {
     throw new UserError(err.message);
+  });
+  // What the daemon does meanwhile (installing the agent CLI, ...), as it happens.
+  conn.peer.onNotification(ControlNotifications.progress, (p) => {
+    const line = typeof (p as { line?: unknown })?.line === 'string' ? (p as { line: string }).line : '';
+    if (line) process.stderr.write(`${line.startsWith('ralph: ') ? '' : 'ralph: '}${line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')}\n`);
   });
   try {
     let started: LoopStartResult;

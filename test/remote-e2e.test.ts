@@ -1,0 +1,150 @@
+// Two RALPH_HOMEs on one machine play the laptop and the remote box: a real `ralph daemon` on loopback
+// tcp runs real loop runners; the laptop uses the real CLI. Covers `ralph start --remote` on a pushed
+// branch, status reconciliation after the laptop missed the completion, completion events, and
+// keystrokes typed into a remote loop's agent through the daemon.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { watchRemoteCompletions } from '../client/events.js';
+import { findRemote } from '../client/daemon.js';
+import { dialRemoteLoop } from '../client/remote-loop.js';
+import { RpcPeer } from '../rpc/peer.js';
+import { readConfig } from '../store/config.js';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
+import { FIXTURES, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
+
+const AGENT = `node ${join(FIXTURES, 'agent-package', 'agent.js')}`;
+
+let laptop: TempHome;
+let box: TempHome;
+let d: DaemonHandle;
+let work: string;
+let store: LoopStore;
+
+function git(args: string[], cwd: string, env: NodeJS.ProcessEnv = laptop.env): string {
+  const r = spawnSync('git', args, { cwd, env, encoding: 'utf8' });
+  assert.is(r.status, 0, `git ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Pushes HEAD of the work repo as `branch` straight into the daemon's bare repo (no helper needed). */
+function pushToBox(branch: string): void {
+  git(['push', '-q', `file://${join(box.home, 'repos', 'app.git')}`, `HEAD:refs/heads/${branch}`], work);
+}
+
+test.before(async () => {
+  laptop = makeTempHome('ralph-lap');
+  box = makeTempHome('ralph-box');
+  process.env.RALPH_HOME = laptop.home;
+  process.env.RALPH_CONFIG = laptop.env.RALPH_CONFIG;
+  d = await startDaemon(box, { listen: ['tcp://127.0.0.1:0'] });
+  // The box's bare repo, made by hand: no hooks, so nothing starts until `ralph start` asks.
+  mkdirSync(join(box.home, 'repos'), { recursive: true });
+  git(['init', '-q', '--bare', join(box.home, 'repos', 'app.git')], box.home, box.env);
+  work = join(laptop.home, 'app');
+  git(['init', '-q', '-b', 'main', work], laptop.home);
+  writeFileSync(
+    join(work, 'prd.json'),
+    JSON.stringify({
+      project: 'app',
+      userStories: [
+        { id: 'US-001', title: 'one', passes: false },
+        { id: 'US-002', title: 'two', passes: false },
+      ],
+    }),
+  );
+  git(['add', '.'], work);
+  git(['commit', '-qm', 'task'], work);
+  pushToBox('feature');
+  store = new LoopStore(openDb(join(laptop.home, 'ralph.db')));
+});
+
+test.after(async () => {
+  store?.db.close();
+  await d?.stop();
+  killRunners(box.home);
+  laptop.cleanup();
+  box.cleanup();
+});
+
+test('remote add checks the live daemon; start --remote runs a loop there; status reconciles the completion the laptop missed', async () => {
+  const add = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--repo', 'app'], { env: laptop.env, cwd: work });
+  assert.is(add.code, 0, add.stderr);
+  assert.match(add.stdout, /^added remote box \(tcp:\/\/127\.0\.0\.1:\d+\): daemon on \S+, ralph \d+\.\d+\.\d+$/m);
+  assert.match(git(['remote', 'get-url', 'ralph-remote'], work), /^ralph:\/\/box\/app$/m);
+  const tested = await ralph(['remote', 'test', 'box'], { env: laptop.env });
+  assert.is(tested.code, 0, tested.stderr);
+  assert.match(tested.stdout, /^ {2}loops {7}0 running/m);
+
+  const events = await d.subscribe();
+  const start = await ralph(['start', '--remote', 'box', '--branch', 'feature', '--agent-cmd', AGENT, '--max-iterations', '4'], {
+    env: laptop.env,
+    cwd: work,
+  });
+  assert.is(start.code, 0, start.stderr);
+  const id = start.stdout.trim();
+  assert.match(start.stderr, new RegExp(`^ralph: started loop ${id} on box \\(custom, 4 iterations\\) — ralph attach ${id}$`, 'm'));
+  const row = store.get(id)!;
+  assert.is(row.location, 'remote');
+  assert.is(row.remoteLoopId, id);
+  assert.is(row.branch, 'feature');
+  assert.is(row.baseCommit, git(['rev-parse', 'HEAD'], work).trim());
+  assert.is(row.workDir, join(box.home, 'worktrees', id));
+
+  // Nobody on the laptop listens: the loop completes on the box, and only the daemon knows.
+  const done = await events.next('loop.completed', id, 60_000);
+  assert.is(done.iteration, 2);
+  assert.not.ok(['completed', 'failed', 'stopped'].includes(store.get(id)!.status), 'the laptop has not heard yet');
+
+  const status = await ralph(['status', '--json'], { env: laptop.env });
+  assert.is(status.code, 0, status.stderr);
+  const entry = (JSON.parse(status.stdout) as Array<Record<string, unknown>>).find((e) => e.id === id)!;
+  assert.is(entry.status, 'completed');
+  assert.is(entry.location, 'remote');
+  assert.is(entry.remote, 'box');
+  assert.is(entry.iteration, 2);
+  assert.match(String(entry.reason), /stories pass/);
+  assert.ok(store.get(id)!.lastSeenAt);
+
+  const table = await ralph(['status'], { env: laptop.env });
+  assert.match(table.stdout, new RegExp(`^${id}\\s+box\\s+completed\\s+2/4\\s+custom\\s+feature\\b`, 'm'));
+});
+
+test('keystrokes reach a remote agent through the daemon; its completion event updates the laptop at once', async () => {
+  pushToBox('typing');
+  // An agent that waits for a line from its terminal, says what it got, and exits (no promise).
+  const agent = `printf 'ready>'; read line; echo "got:$line"`;
+  const start = await ralph(['start', '--remote', 'box', '--branch', 'typing', '--agent-cmd', agent, '--max-iterations', '1'], {
+    env: laptop.env,
+    cwd: work,
+  });
+  assert.is(start.code, 0, start.stderr);
+  const id = start.stdout.trim();
+  const watch = await watchRemoteCompletions(store, findRemote(readConfig(), 'box'));
+  const peer = new RpcPeer(await dialRemoteLoop(store.get(id)!, { timeoutMs: 5000 }));
+  try {
+    let out = '';
+    const seen = (text: string) => waitUntil(() => out.includes(text), { timeoutMs: 20_000, what: JSON.stringify(text) });
+    peer.onNotification('output', (p) => (out += (p as { data: string }).data));
+    const sub = (await peer.request('subscribe', { fromSeq: 0 }, { timeoutMs: 5000 })) as { seq: number };
+    assert.is(sub.seq, 0);
+    await seen('ready>');
+    await peer.request('interactive', { on: true }, { timeoutMs: 5000 });
+    for (const ch of 'hi there\r') await peer.request('write', { data: ch }, { timeoutMs: 5000 });
+    await seen('got:hi there');
+    await peer.request('interactive', { on: false }, { timeoutMs: 5000 });
+    // one iteration, no promise: the loop fails at its limit, and the event brings that home
+    await waitUntil(() => store.get(id)!.status === 'failed', { timeoutMs: 30_000, what: 'the failed event applied' });
+    assert.match(store.get(id)!.reason ?? '', /iteration/);
+  } finally {
+    peer.close();
+    watch.close();
+  }
+});
+
+test.run();

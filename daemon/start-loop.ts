@@ -5,6 +5,7 @@
 // reason (so push.result and loop.list can say what happened to that push) and removes the worktree.
 
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import {
@@ -16,7 +17,7 @@ import {
 } from '../rpc/params.js';
 import { isFinal, type LoopStore } from '../store/loops.js';
 import type { Config } from '../store/config.js';
-import type { HomePaths } from '../store/paths.js';
+import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import type { DaemonLogger } from './context.js';
 import type { LoopDeps } from './deps.js';
 import { ControlEvents, type LoopStartParams, type LoopStartResult } from './protocol.js';
@@ -138,6 +139,7 @@ export class LoopStarter {
 
     let worktree: string | undefined;
     let rowWritten = false;
+    const progressLines: string[] = [];
     try {
       worktree = await deps.createLoopWorktree(paths, repo, commit, loopId);
       const extraBinDirs =
@@ -145,11 +147,12 @@ export class LoopStarter {
           ? []
           : await deps.ensureAgentInstalled(agent, paths, config, (line) => {
               log.info(`loop ${loopId}: ${line}`);
+              progressLines.push(line);
               progress(line);
             });
       const row = deps.prepareLoop(store, paths, {
         dir: worktree,
-        ...(params.task !== undefined ? { task: join(worktree, params.task) } : {}),
+        ...(params.task !== undefined ? { task: params.task } : {}),
         ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : { agent }),
         maxIterations,
         name: loopId,
@@ -166,7 +169,12 @@ export class LoopStarter {
         },
       });
       rowWritten = true;
-      if (row.id !== loopId) throw new Error(`internal: the loop row got id ${row.id}, expected ${loopId}`);
+      if (row.id !== loopId) {
+        // The worktree and its branch ralph/<loopId> are named before the row exists, so the row
+        // must carry that id. prepareLoop picks its own; the row is renamed before any runner sees it.
+        renameStartingRow(store, paths, row.id, loopId);
+      }
+      writeLogLines(paths, loopId, progressLines);
       const { pid } = await deps.launchRunner(paths, loopId);
       const now = store.get(loopId);
       if (now && now.pid === null && !isFinal(now.status)) store.update(loopId, { pid });
@@ -177,6 +185,7 @@ export class LoopStarter {
       return { loopId, worktree, agent: started.agent, maxIterations: started.maxIterations };
     } catch (err) {
       const reason = oneLine(err);
+      writeLogLines(paths, loopId, [...(rowWritten ? [] : progressLines), `ralph: loop ${loopId} failed to start: ${reason}`]);
       if (rowWritten) {
         store.finish(loopId, 'failed', reason);
       } else {
@@ -195,6 +204,7 @@ export class LoopStarter {
           host,
           status: 'failed',
           reason,
+          logPath: paths.logFor(loopId),
           endedAt: new Date().toISOString(),
         });
       }
@@ -212,4 +222,22 @@ export class LoopStarter {
 function oneLine(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
   return m.replace(/\s*\n\s*/g, ' | ').trim();
+}
+
+/** Appends ralph's own lines (agent install progress, a start failure) to the loop's log. */
+function writeLogLines(paths: HomePaths, loopId: string, lines: string[]): void {
+  if (lines.length === 0) return;
+  ensurePrivateDir(paths.logs);
+  appendFileSync(paths.logFor(loopId), lines.map((l) => l + '\r\n').join(''), { mode: 0o600 });
+}
+
+/** Gives a just-inserted `starting` row (no runner yet) the id its worktree was made for. */
+function renameStartingRow(store: LoopStore, paths: HomePaths, from: string, to: string): void {
+  const changed = store.db
+    .prepare(
+      `UPDATE loops SET id = @to, name = CASE WHEN name = @from THEN @to ELSE name END, socket_path = @socket, log_path = @log
+       WHERE id = @from AND status = 'starting' AND pid IS NULL`,
+    )
+    .run({ from, to, socket: paths.socketFor(to), log: paths.logFor(to) }).changes;
+  if (changed !== 1) throw new Error(`internal: could not give loop ${from} the id ${to}`);
 }

@@ -160,12 +160,13 @@ export class Supervisor {
       this.settle(w.loopId, `connection closed: ${reason}`);
     });
     try {
-      // Only events matter here, not output: replay nothing, and ask for the state right after so a
-      // loop that ended between the DB read and the subscribe is not missed.
-      await peer.request(LoopMethods.subscribe, { replay: 'none' }, { timeoutMs: DIAL_TIMEOUT_MS });
+      // A runner sends `state` and `completed` to every connection, subscribed or not: no output is
+      // asked for. The `status` asked right away also catches a loop that ended between the DB read
+      // and this connection (and is the first message the runner wants to see).
       const st = await peer.request<{ status: LoopStatus; reason: string | null; iteration: number }>(LoopMethods.status, undefined, {
         timeoutMs: DIAL_TIMEOUT_MS,
       });
+      w.retries = 0;
       if (st && isFinal(st.status)) {
         this.store.finish(w.loopId, st.status, st.reason ?? null, { iteration: st.iteration });
         this.settle(w.loopId, 'final status');

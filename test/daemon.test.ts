@@ -143,7 +143,7 @@ test('a non-loopback tcp listen is refused unless --allow-public, and says why',
 test('a second daemon on the same home is refused; SIGTERM stops the daemon cleanly', async () => {
   const r = await ralph(['daemon', '--home', t.home], { env: t.env, timeoutMs: 20_000 });
   assert.is.not(r.code, 0);
-  assert.match(r.stderr, /in use by another process/);
+  assert.match(r.stderr, /in use by another process/, r.stderr);
 
   const other = makeTempHome('ralph-dm3');
   try {

@@ -1,0 +1,264 @@
+// Loops on a daemon: loop.start from a real bare repo, events, attach through the loop channel,
+// the concurrency limit, and faults (runner crash; daemon SIGKILL and restart with loops running).
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
+import { makeTempHome, runCommand, waitUntil, alive } from './helpers/env.js';
+import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
+
+const t = makeTempHome('ralph-dl');
+const gates = join(t.home, 'gates');
+const agentScript = join(t.home, 'gated-agent.mjs');
+let d: DaemonHandle;
+
+// A stand-in agent: waits until the test opens its loop's gate (a file named after RALPH_LOOP_ID),
+// then marks the next story of prd.json as passing and prints the promise when all pass.
+const AGENT = `
+import { existsSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+const gate = join(process.argv[2], process.env.RALPH_LOOP_ID);
+console.log('gated agent: waiting for ' + process.env.RALPH_LOOP_ID);
+await new Promise((resolve) => {
+  const w = watch(process.argv[2], () => { if (existsSync(gate)) { w.close(); resolve(); } });
+  if (existsSync(gate)) { w.close(); resolve(); }
+});
+const prdPath = join(process.env.RALPH_TASK_DIR, 'prd.json');
+const prd = JSON.parse(readFileSync(prdPath, 'utf8'));
+const next = prd.userStories.find((s) => !s.passes);
+if (next) { next.passes = true; writeFileSync(prdPath, JSON.stringify(prd, null, 2)); console.log('gated agent: story ' + next.id + ' done'); }
+if (prd.userStories.every((s) => s.passes)) console.log('<promise>COMPLETE</promise>');
+`;
+const agentCmd = `node ${agentScript} ${gates}`;
+const open = (loopId: string) => writeFileSync(join(gates, loopId), '');
+
+async function git(args: string[], cwd: string): Promise<string> {
+  const r = await runCommand('git', args, { env: t.env, cwd, timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+test.before(async () => {
+  mkdirSync(gates);
+  writeFileSync(agentScript, AGENT);
+  // The daemon's bare repo x.git gets branch `feature` with a two-story prd.json, pushed over file://.
+  const bare = join(t.home, 'repos', 'x.git');
+  mkdirSync(join(t.home, 'repos'), { recursive: true });
+  await git(['init', '--quiet', '--bare', bare], t.home);
+  const work = join(t.home, 'work');
+  mkdirSync(work);
+  await git(['init', '--quiet', '-b', 'feature'], work);
+  const prd = {
+    project: 'x',
+    branchName: 'feature',
+    userStories: [
+      { id: 'US-1', title: 'one', passes: false, priority: 1 },
+      { id: 'US-2', title: 'two', passes: false, priority: 2 },
+    ],
+  };
+  writeFileSync(join(work, 'prd.json'), JSON.stringify(prd, null, 2));
+  await git(['add', 'prd.json'], work);
+  await git(['commit', '--quiet', '-m', 'task'], work);
+  await git(['push', '--quiet', `file://${bare}`, 'feature'], work);
+  d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
+});
+
+test.after(async () => {
+  await d?.stop();
+  killRunners(t.home);
+  t.cleanup();
+});
+
+test('loop.start from a pushed branch runs to completion; events, list, logs and push.result agree', async () => {
+  const sub = await d.subscribe();
+  const control = await d.control();
+  const head = await git(['rev-parse', 'refs/heads/feature'], join(t.home, 'repos', 'x.git'));
+  const r: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd, maxIterations: 5, pushId: 'push-1' }, { timeoutMs: 30_000 });
+  assert.match(r.loopId, /^feature-[0-9a-f]{4}$/);
+  assert.is(r.worktree, join(t.home, 'worktrees', r.loopId));
+  assert.is(r.maxIterations, 5);
+  assert.is(r.agent, 'custom');
+  // The worktree sits on ralph/<id> at the pushed commit.
+  assert.is(await git(['rev-parse', '--abbrev-ref', 'HEAD'], r.worktree), `ralph/${r.loopId}`);
+  assert.is(await git(['rev-parse', 'HEAD'], r.worktree), head);
+
+  const started = await sub.next('loop.started', r.loopId);
+  assert.is(started.branch, 'feature');
+  assert.is(started.repo, 'x');
+  assert.is(started.baseCommit, head);
+  assert.is(started.pushId, 'push-1');
+  open(r.loopId);
+  const done = await sub.next('loop.completed', r.loopId);
+  assert.is(done.status, 'completed');
+  assert.is(done.iteration, 2);
+
+  const list: any[] = await control.request('loop.list', {});
+  assert.is(list.find((l) => l.loopId === r.loopId)?.status, 'completed');
+  const pushed: any[] = await control.request('push.result', { pushId: 'push-1' });
+  assert.equal(pushed.map((l) => l.loopId), [r.loopId]);
+  const logs: any = await control.request('loop.logs', { loopId: r.loopId });
+  assert.is(logs.status, 'completed');
+  assert.is(logs.seq, 0);
+  assert.match(logs.data, /gated agent: story US-2 done/);
+  assert.is(Buffer.byteLength(logs.data), logs.endSeq);
+  // From an offset, bounded.
+  const tail: any = await control.request('loop.logs', { loopId: r.loopId, fromSeq: 10, maxBytes: 5 });
+  assert.is(tail.seq, 10);
+  assert.is(Buffer.byteLength(tail.data), 5);
+  // An ended loop cannot be attached; the error says how it ended and where its output is.
+  try {
+    await d.open({ channel: 'loop', loop: r.loopId });
+    assert.unreachable('attach to an ended loop');
+  } catch (err) {
+    assert.is((err as RpcError).code, ErrorCodes.Refused);
+    assert.match((err as Error).message, /is not running: it completed/);
+    assert.match((err as Error).message, /loop\.logs/);
+  }
+  sub.peer.close();
+  control.close();
+});
+
+test('a bad start leaves no row: unknown repo, unknown branch, missing task dir', async () => {
+  const control = await d.control();
+  const before = ((await control.request('loop.list', {})) as any[]).length;
+  const err = (p: Promise<unknown>) => p.then(() => null, (e: RpcError) => e);
+  const noRepo = await err(control.request('loop.start', { repo: 'nope', branch: 'feature', agentCmd }));
+  assert.is(noRepo?.code, ErrorCodes.NotFound);
+  const badRepo = await err(control.request('loop.start', { repo: '../x', branch: 'feature', agentCmd }));
+  assert.is(badRepo?.code, ErrorCodes.InvalidParams);
+  const noBranch = await err(control.request('loop.start', { repo: 'x', branch: 'nope', agentCmd }));
+  assert.is(noBranch?.code, ErrorCodes.NotFound);
+  assert.match(noBranch!.message, /no branch nope in repo x/);
+  assert.is(((await control.request('loop.list', {})) as any[]).length, before);
+  // Past the checks, a failure leaves a failed row with the reason, and no worktree.
+  const noTask = await err(control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd, task: 'no/such/dir' }, { timeoutMs: 30_000 }));
+  assert.ok(noTask);
+  const loopId = (noTask!.data as any).loopId as string;
+  assert.match(noTask!.message, new RegExp(`loop ${loopId} failed to start`));
+  const row = ((await control.request('loop.list', {})) as any[]).find((l) => l.loopId === loopId);
+  assert.is(row.status, 'failed');
+  assert.ok(row.reason);
+  assert.not.ok(existsSync(join(t.home, 'worktrees', loopId)));
+  control.close();
+});
+
+test('attach through the loop channel: subscribe, see output, see completion', async () => {
+  const control = await d.control();
+  const r: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd, maxIterations: 5 }, { timeoutMs: 30_000 });
+  const { stream } = await d.open({ channel: 'loop', loop: r.loopId });
+  const loop = new RpcPeer(stream);
+  let output = '';
+  let nextSeq = 0;
+  loop.onNotification('output', (p: any) => {
+    assert.is(p.seq, nextSeq, 'output is gap-free');
+    nextSeq = p.seq + Buffer.byteLength(p.data);
+    output += p.data;
+  });
+  const completed = new Promise<any>((resolve) => loop.onNotification('completed', resolve));
+  const sub: any = await loop.request('subscribe', { fromSeq: 0 }, { timeoutMs: 5000 });
+  assert.is(sub.seq, 0);
+  const status: any = await loop.request('status', {}, { timeoutMs: 5000 });
+  assert.is(status.id, r.loopId);
+  await waitUntil(() => output.includes(`waiting for ${r.loopId}`), { what: 'the agent to say it waits' });
+  open(r.loopId);
+  const done = await completed;
+  assert.is(done.status, 'completed');
+  await waitUntil(() => nextSeq >= done.seq, { what: 'all output before completed' });
+  assert.match(output, /story US-2 done/);
+  loop.close();
+  control.close();
+});
+
+test('over the concurrency limit loop.start answers -32002 and starts nothing', async () => {
+  const control = await d.control();
+  const a: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  const b: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  const before = ((await control.request('loop.list', {})) as any[]).length;
+  try {
+    await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+    assert.unreachable('third loop over a limit of 2');
+  } catch (err) {
+    assert.is((err as RpcError).code, ErrorCodes.Busy);
+    assert.match((err as Error).message, /limit is 2/);
+  }
+  assert.is(((await control.request('loop.list', {})) as any[]).length, before);
+  const info: any = await control.request('daemon.info', {});
+  assert.is(info.loopsRunning, 2);
+  const sub = await d.subscribe();
+  open(a.loopId);
+  open(b.loopId);
+  await sub.next('loop.completed', a.loopId);
+  await sub.next('loop.completed', b.loopId);
+  sub.peer.close();
+  control.close();
+});
+
+test('a runner killed while the daemon watches is recorded failed and announced', async () => {
+  const sub = await d.subscribe();
+  const control = await d.control();
+  const r: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  const row = ((await control.request('loop.list', {})) as any[]).find((l) => l.loopId === r.loopId);
+  assert.ok(row);
+  const pid = await runnerPid(r.loopId);
+  process.kill(pid, 'SIGKILL');
+  const failed = await sub.next('loop.failed', r.loopId);
+  assert.is(failed.status, 'failed');
+  assert.match(failed.reason, /runner exited unexpectedly/);
+  sub.peer.close();
+  control.close();
+});
+
+test('daemon SIGKILL + restart: loops keep running and are re-adopted; one killed meanwhile is failed', async () => {
+  let control = await d.control();
+  const keep: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  const doomed: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  const keepPid = await runnerPid(keep.loopId);
+  const doomedPid = await runnerPid(doomed.loopId);
+  control.close();
+
+  await d.kill();
+  assert.ok(alive(keepPid), 'the runner outlives its daemon');
+  process.kill(doomedPid, 'SIGKILL');
+  await waitUntil(() => !alive(doomedPid), { what: 'the killed runner to go' });
+
+  d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
+  control = await d.control();
+  const list: any[] = await control.request('loop.list', {});
+  assert.is(list.find((l) => l.loopId === keep.loopId)?.status, 'running');
+  const gone = list.find((l) => l.loopId === doomed.loopId);
+  assert.is(gone?.status, 'failed');
+  assert.match(gone.reason, /runner exited unexpectedly/);
+
+  // Attach and events work again through the new daemon.
+  const sub = await d.subscribe();
+  const { stream } = await d.open({ channel: 'loop', loop: keep.loopId });
+  const loop = new RpcPeer(stream);
+  let output = '';
+  loop.onNotification('output', (p: any) => (output += p.data));
+  await loop.request('subscribe', { fromSeq: 0 }, { timeoutMs: 5000 });
+  await waitUntil(() => output.includes(`waiting for ${keep.loopId}`), { what: 'replayed output' });
+  open(keep.loopId);
+  const done = await sub.next('loop.completed', keep.loopId);
+  assert.is(done.status, 'completed');
+  await waitUntil(() => output.includes('story US-2 done'), { what: 'live output after re-adoption' });
+  loop.close();
+  sub.peer.close();
+  control.close();
+});
+
+/** The runner pid the DB records for a loop (written by the runner once its socket listens). */
+async function runnerPid(loopId: string): Promise<number> {
+  const Database = (await import('better-sqlite3')).default;
+  const db = new Database(join(t.home, 'ralph.db'), { readonly: true });
+  try {
+    const row = db.prepare('SELECT pid FROM loops WHERE id = ?').get(loopId) as { pid: number | null } | undefined;
+    if (!row?.pid) throw new Error(`no pid for ${loopId}`);
+    return row.pid;
+  } finally {
+    db.close();
+  }
+}
+
+test.run();

@@ -26,7 +26,8 @@ program
   .command('run')
   .description('start a loop on the task in DIR (default: the current directory)')
   .argument('[dir]', 'the checkout the agent works in', '.')
-  .addOption(new Option('--agent <name>', 'agent CLI to run each iteration').choices(agentNames))
+  // Not .choices(): `ralph run` reports an unknown agent as one `ralph: ...` line, like every bad input.
+  .option('--agent <name>', `agent CLI to run each iteration: ${agentNames.join(', ')} (default: claude)`)
   .option('--agent-cmd <cmd>', 'run this shell command as the agent instead (gets RALPH_PROMPT_FILE, RALPH_ITERATION, RALPH_LOOP_ID, RALPH_TASK_DIR)')
   .option('--max-iterations <n>', 'stop (failed) after this many iterations', positiveInt('--max-iterations'), 10)
   .option('--task <path>', 'directory holding prd.json (default: DIR, else the one tasks/*/)')

@@ -2,11 +2,7 @@
 
 import type { LoopEnd } from './loop-feed.js';
 
-function iterations(n: number): string {
-  return `${n} iteration${n === 1 ? '' : 's'}`;
-}
-
-/** "loop feature-3f2a completed after 3 iterations: all stories pass" */
+/** "loop feature-3f2a completed (iteration 3): all stories pass after 3 iterations" */
 export function describeEnd(loopId: string, end: LoopEnd): string {
-  return `loop ${loopId} ${end.status} after ${iterations(end.iteration)}${end.reason ? `: ${end.reason}` : ''}`;
+  return `loop ${loopId} ${end.status} (iteration ${end.iteration})${end.reason ? `: ${end.reason}` : ''}`;
 }

@@ -1,5 +1,50 @@
-// placeholder until this command is written
-import { UserError } from '../output.js';
-export async function run(..._args: unknown[]): Promise<void> {
-  throw new UserError('ralph run is not built yet');
+// `ralph run [DIR]`: validate and record the loop, then start its runner — detached (print the id
+// and return) or, with --foreground, in this process with its output on stdout.
+
+import { describeEnd } from '../../client/describe.js';
+import { openLoopStore } from '../../client/lookup.js';
+import { launchRunner } from '../../loop/launch.js';
+import { prepareLoop, type PrepareRequest } from '../../loop/prepare.js';
+import { homePaths } from '../../store/paths.js';
+
+export interface RunOptions {
+  agent?: string;
+  agentCmd?: string;
+  maxIterations?: number;
+  task?: string;
+  name?: string;
+  foreground?: boolean;
+}
+
+export async function run(dir: string, opts: RunOptions): Promise<void> {
+  const paths = homePaths();
+  const store = openLoopStore(paths);
+  const request: PrepareRequest = { dir };
+  // prepareLoop checks the agent name and says which ones exist.
+  if (opts.agent !== undefined) request.agent = opts.agent as NonNullable<PrepareRequest['agent']>;
+  if (opts.agentCmd !== undefined) request.agentCmd = opts.agentCmd;
+  if (opts.maxIterations !== undefined) request.maxIterations = opts.maxIterations;
+  if (opts.task !== undefined) request.task = opts.task;
+  if (opts.name !== undefined) request.name = opts.name;
+  const row = prepareLoop(store, paths, request);
+
+  if (opts.foreground) {
+    process.stderr.write(`ralph: loop ${row.id} (${row.agent}) runs in the foreground; Ctrl-C stops it\n`);
+    const { runLoopInProcess } = await import('../../loop/foreground.js');
+    const size = process.stdout.isTTY ? { cols: process.stdout.columns, rows: process.stdout.rows } : undefined;
+    const status = await runLoopInProcess(paths, row.id, { output: process.stdout, ...(size ? { size } : {}) });
+    const final = store.get(row.id)!;
+    store.db.close();
+    process.stderr.write(`ralph: ${describeEnd(row.id, { status, reason: final.reason, iteration: final.iteration })}\n`);
+    // The agent's PTY may leave handles behind; the loop is over, so is this process.
+    process.exit(status === 'completed' ? 0 : 1);
+  }
+
+  store.db.close();
+  await launchRunner(paths, row.id);
+  // Only the id on stdout, so that `id=$(ralph run ...)` works.
+  process.stdout.write(`${row.id}\n`);
+  process.stderr.write(
+    `ralph: started loop ${row.id} (${row.agent}, at most ${row.maxIterations} iterations) — watch it: ralph attach ${row.id}\n`,
+  );
 }

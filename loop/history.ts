@@ -1,0 +1,139 @@
+// A loop's output history. Every byte the agent's PTY produces (and ralph's own lines) is appended
+// here: synchronously to the log file, so a byte's offset in the log is its `seq`, and to a bounded
+// in-memory ring for readers that are nearly caught up. Readers further behind read the log file.
+
+import { EventEmitter } from 'node:events';
+import { closeSync, fstatSync, openSync, read, writeSync } from 'node:fs';
+import { completePrefixLength, leadingContinuationBytes } from './utf8.js';
+
+export const DEFAULT_RING_BYTES = 2 * 1024 * 1024;
+
+export interface OutputChunk {
+  /** Byte offset of the first byte of `data`. */
+  seq: number;
+  data: string;
+  /** UTF-8 length of `data`: the next chunk starts at seq + bytes. */
+  bytes: number;
+}
+
+/** A fixed-size circular byte buffer holding the last `capacity` bytes of a stream. */
+class ByteRing {
+  private readonly buf: Buffer;
+  constructor(readonly capacity: number) {
+    this.buf = Buffer.alloc(capacity);
+  }
+
+  /** Stores `bytes`, which sit at stream offset `seq`. */
+  write(seq: number, bytes: Buffer): void {
+    if (bytes.length > this.capacity) {
+      seq += bytes.length - this.capacity;
+      bytes = bytes.subarray(bytes.length - this.capacity);
+    }
+    const pos = seq % this.capacity;
+    const first = Math.min(bytes.length, this.capacity - pos);
+    bytes.copy(this.buf, pos, 0, first);
+    if (first < bytes.length) bytes.copy(this.buf, 0, first);
+  }
+
+  /** Copies stream bytes [from, to); the caller guarantees they are still in the ring. */
+  read(from: number, to: number): Buffer {
+    const pos = from % this.capacity;
+    const n = to - from;
+    if (pos + n <= this.capacity) return Buffer.from(this.buf.subarray(pos, pos + n));
+    return Buffer.concat([this.buf.subarray(pos), this.buf.subarray(0, n - (this.capacity - pos))], n);
+  }
+}
+
+export interface OutputHistoryEvents {
+  append: [chunk: OutputChunk];
+}
+
+export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
+  private readonly ring: ByteRing;
+  private readonly writeFd: number;
+  private readonly readFd: number;
+  /** Offset where this process started appending (the log's size when it was opened). */
+  private readonly startSeq: number;
+  private end: number;
+  private closed = false;
+
+  constructor(
+    readonly logPath: string,
+    opts: { ringBytes?: number } = {},
+  ) {
+    super();
+    this.ring = new ByteRing(opts.ringBytes ?? DEFAULT_RING_BYTES);
+    this.writeFd = openSync(logPath, 'a', 0o600);
+    this.readFd = openSync(logPath, 'r');
+    this.startSeq = fstatSync(this.writeFd).size;
+    this.end = this.startSeq;
+  }
+
+  /** Offset just past the last byte appended. */
+  get endSeq(): number {
+    return this.end;
+  }
+
+  /** Oldest offset still held in memory. */
+  get ringStart(): number {
+    return Math.max(this.startSeq, this.end - this.ring.capacity);
+  }
+
+  append(text: string): OutputChunk {
+    if (this.closed || text === '') return { seq: this.end, data: '', bytes: 0 };
+    const bytes = Buffer.from(text, 'utf8');
+    // Synchronous: once append returns, the bytes are in the log, so any reader may fetch them there.
+    let written = 0;
+    while (written < bytes.length) written += writeSync(this.writeFd, bytes, written);
+    this.ring.write(this.end, bytes);
+    const chunk: OutputChunk = { seq: this.end, data: text, bytes: bytes.length };
+    this.end += bytes.length;
+    this.emit('append', chunk);
+    return chunk;
+  }
+
+  /** Clamps an offset a reader asked for to a character boundary at or after it. */
+  private align(seq: number, bytes: Buffer): { skip: number } {
+    return { skip: seq === this.end ? 0 : leadingContinuationBytes(bytes) };
+  }
+
+  /** Up to `maxBytes` from `seq` when that is still in memory (else null): whole characters only. */
+  readFromRing(seq: number, maxBytes: number): OutputChunk | null {
+    if (seq < this.ringStart || seq > this.end) return null;
+    const to = Math.min(this.end, seq + maxBytes);
+    const raw = this.ring.read(seq, to);
+    return this.toChunk(seq, raw, to === this.end);
+  }
+
+  /** Up to `maxBytes` from `seq`, read from the log file (for readers behind the ring). */
+  readFromLog(seq: number, maxBytes: number): Promise<OutputChunk> {
+    const n = Math.max(0, Math.min(this.end, seq + maxBytes) - seq);
+    const buf = Buffer.alloc(n);
+    return new Promise((resolve, reject) => {
+      read(this.readFd, buf, 0, n, seq, (err, got) => {
+        if (err) reject(err);
+        else resolve(this.toChunk(seq, buf.subarray(0, got), seq + got === this.end));
+      });
+    });
+  }
+
+  /** Reads from memory when possible, else from the log. */
+  read(seq: number, maxBytes: number): OutputChunk | Promise<OutputChunk> {
+    return this.readFromRing(seq, maxBytes) ?? this.readFromLog(seq, maxBytes);
+  }
+
+  private toChunk(seq: number, raw: Buffer, reachesEnd: boolean): OutputChunk {
+    const { skip } = this.align(seq, raw);
+    // Appends are whole characters, so a range that reaches the end needs no trimming there.
+    const usable = reachesEnd ? raw.length : completePrefixLength(raw);
+    const body = raw.subarray(skip, Math.max(skip, usable));
+    return { seq: seq + skip, data: body.toString('utf8'), bytes: body.length };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.writeFd);
+    closeSync(this.readFd);
+  }
+}

@@ -1,0 +1,65 @@
+// Hosts one loop in this process: the runner, its RPC service, its DB row. Shared by the detached
+// runner process (main.ts) and `ralph run --foreground` (foreground.ts).
+
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
+import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
+import { LoopSetupError } from './errors.js';
+import type { CompletedEvent } from './protocol.js';
+import { LoopRunner } from './runner.js';
+import { LoopService } from './service.js';
+
+export interface HostOptions {
+  /** Called once the socket listens and the row says who runs the loop. */
+  onReady?: () => void;
+  /** Also copy the loop's output here. */
+  output?: NodeJS.WritableStream;
+  /** Environment for the agent. Default: this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** Initial terminal size of the agent's PTY. */
+  size?: { cols: number; rows: number };
+  /** SIGTERM / SIGINT / SIGHUP stop the loop now (rather than killing this process). Default true. */
+  handleSignals?: boolean;
+  /** How long to keep serving after the end so clients see it. */
+  lingerMs?: number;
+  log?: (line: string) => void;
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptions = {}): Promise<CompletedEvent> {
+  const db = openDb(paths.db);
+  const store = new LoopStore(db);
+  let runner: LoopRunner | undefined;
+  let service: LoopService | undefined;
+  const onSignal = (sig: NodeJS.Signals) => runner?.stop('now', `the runner got ${sig}`);
+  try {
+    const row = store.get(loopId);
+    if (!row) throw new LoopSetupError(`no loop ${loopId} in ${paths.db}`);
+    if (row.status !== 'starting') throw new LoopSetupError(`loop ${loopId} is already ${row.status}; start a new one with ralph run`);
+    try {
+      ensurePrivateDir(paths.logs);
+      ensurePrivateDir(paths.sockets);
+      runner = new LoopRunner({ store, paths, row, ...(opts.env ? { env: opts.env } : {}) });
+      if (opts.size) runner.resize(opts.size.cols, opts.size.rows);
+      const socketPath = row.socketPath ?? paths.socketFor(loopId);
+      service = await LoopService.start(runner, { socketPath, ...(opts.log ? { log: opts.log } : {}) });
+      store.update(loopId, { pid: process.pid, socketPath, logPath: runner.history.logPath });
+    } catch (err) {
+      store.finish(loopId, 'failed', `the runner could not start: ${(err as Error).message}`);
+      throw err;
+    }
+    const output = opts.output;
+    if (output) runner.history.on('append', (chunk) => output.write(chunk.data));
+    if (opts.handleSignals ?? true) for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+    opts.onReady?.();
+    const done = await runner.run();
+    await service.drainAndClose(opts.lingerMs ?? 2000);
+    return done;
+  } finally {
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    await service?.close();
+    runner?.dispose();
+    db.close();
+  }
+}

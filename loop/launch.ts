@@ -1,0 +1,103 @@
+// Starts a loop runner as its own detached process (own session, output to its runner.log) and
+// resolves once it says it is ready, so the caller (the CLI, the daemon) may exit and the loop lives on.
+
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
+import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
+import { LoopSetupError } from './errors.js';
+
+const RUNNER_MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
+const READY_FD = 3;
+const READY_TIMEOUT_MS = 30_000;
+
+export function runnerLogPath(paths: HomePaths, loopId: string): string {
+  return join(paths.logs, `${loopId}.runner.log`);
+}
+
+function lastLines(path: string, n: number): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-n).join(' | ');
+  } catch {
+    return '';
+  }
+}
+
+/** Marks a loop failed when its runner never came up (unless the runner already recorded why). */
+function recordFailure(paths: HomePaths, loopId: string, reason: string): void {
+  const db = openDb(paths.db);
+  try {
+    new LoopStore(db).finish(loopId, 'failed', reason);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Spawns the runner of a prepared loop (status `starting`) and resolves with its pid once its
+ * socket listens. Rejects with a one-line LoopSetupError (and the row finished as failed) when it
+ * cannot start.
+ */
+export function launchRunner(paths: HomePaths, loopId: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<{ pid: number }> {
+  ensurePrivateDir(paths.logs);
+  const logPath = runnerLogPath(paths, loopId);
+  const logFd = openSync(logPath, 'a', 0o600);
+  let child;
+  try {
+    child = spawn(process.execPath, [RUNNER_MAIN, loopId], {
+      detached: true,
+      cwd: paths.home,
+      stdio: ['ignore', logFd, logFd, 'pipe'],
+      env: { ...(opts.env ?? process.env), RALPH_HOME: paths.home, RALPH_READY_FD: String(READY_FD) },
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  const readyPipe = child.stdio[READY_FD] as Readable;
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let settled = false;
+    const settle = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      readyPipe.destroy();
+      child.removeListener('exit', onExit);
+      if (err) {
+        reject(err);
+      } else {
+        // From here on the runner is on its own: nothing of ours keeps this process alive for it.
+        child.unref();
+        resolve({ pid: child.pid! });
+      }
+    };
+    const fail = (reason: string) => {
+      recordFailure(paths, loopId, reason);
+      settle(new LoopSetupError(`loop ${loopId}: ${reason}`));
+    };
+    readyPipe.setEncoding('utf8');
+    readyPipe.on('data', (d: string) => {
+      text += d;
+      const nl = text.indexOf('\n');
+      if (nl === -1) return;
+      const line = text.slice(0, nl);
+      if (line === 'ready') settle(null);
+      else fail(line.startsWith('error ') ? line.slice('error '.length) : `unexpected word from the runner: ${line}`);
+    });
+    readyPipe.on('error', () => {});
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      const tail = lastLines(logPath, 3);
+      fail(`the runner exited before it was ready (${signal ?? `exit code ${code}`})${tail ? `: ${tail}` : ''}; see ${logPath}`);
+    };
+    child.once('exit', onExit);
+    child.once('error', (err) => fail(`cannot start the runner: ${err.message}`));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(`the runner did not get ready within ${READY_TIMEOUT_MS / 1000} s; see ${logPath}`);
+    }, READY_TIMEOUT_MS);
+  });
+}

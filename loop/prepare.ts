@@ -1,0 +1,127 @@
+// Turns a `ralph run` (or a push) request into a loop row: validates everything first — work dir,
+// task dir, prd.json, the agent CLI — and only then inserts the row (status `starting`), so a bad
+// request writes nothing.
+
+import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, resolve } from 'node:path';
+import type { LoopRow, LoopStore, NewLoop } from '../store/loops.js';
+import type { HomePaths } from '../store/paths.js';
+import { AGENT_NAMES, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from './agents.js';
+import { LoopSetupError } from './errors.js';
+import { readPrd } from './prd.js';
+import { findTaskDir } from './task.js';
+
+export { LoopSetupError } from './errors.js';
+
+export const DEFAULT_AGENT: AgentName = 'claude';
+export const DEFAULT_MAX_ITERATIONS = 10;
+const MAX_ITERATIONS_LIMIT = 100_000;
+const SLUG_MAX = 24;
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** sun_path holds 108 bytes, NUL included. */
+const MAX_SOCKET_PATH = 107;
+
+export interface PrepareRequest {
+  /** The checkout the agent works in. */
+  dir: string;
+  /** The task directory (relative to `dir`), else `dir` or its one `tasks/<name>/`. */
+  task?: string;
+  agent?: AgentName;
+  /** A shell command run as the agent instead of a profile. */
+  agentCmd?: string;
+  maxIterations?: number;
+  name?: string;
+  /** Where else to look for agent CLIs (the daemon passes $RALPH_HOME/agents/node_modules/.bin). */
+  agentSearchDirs?: string[];
+  /** Fields the daemon sets: location, remote, repo, branch, baseCommit, pushId, host, … */
+  row?: Partial<LoopRow>;
+}
+
+/** Lowercase, [a-z0-9-], at most 24 characters; "loop" when nothing usable is left. */
+export function slugify(text: string): string {
+  const slug = text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, SLUG_MAX)
+    .replace(/-+$/, '');
+  return slug === '' ? 'loop' : slug;
+}
+
+function newLoopId(store: LoopStore, slug: string): string {
+  for (;;) {
+    const id = `${slug}-${randomBytes(2).toString('hex')}`;
+    if (!store.nameTaken(id)) return id;
+  }
+}
+
+/** Validates a loop request and inserts its row (status `starting`). Throws LoopSetupError. */
+export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequest): LoopRow {
+  const workDir = resolve(req.dir);
+  let isDir = false;
+  try {
+    isDir = statSync(workDir).isDirectory();
+  } catch {
+    /* reported below */
+  }
+  if (!isDir) throw new LoopSetupError(`${workDir} is not a directory; pass the checkout the agent should work in`);
+
+  const taskDir = findTaskDir(workDir, req.task);
+  const prd = readPrd(`${taskDir}/prd.json`);
+
+  if (req.agent !== undefined && req.agentCmd !== undefined) {
+    throw new LoopSetupError('pass either --agent or --agent-cmd, not both');
+  }
+  let agent: string;
+  let agentCmd: string | null = null;
+  if (req.agentCmd !== undefined) {
+    if (req.agentCmd.trim() === '') throw new LoopSetupError('--agent-cmd is empty; give the shell command that runs your agent');
+    agent = CUSTOM_AGENT;
+    agentCmd = req.agentCmd;
+  } else {
+    const name = req.agent ?? DEFAULT_AGENT;
+    if (!isAgentName(name)) throw new LoopSetupError(`unknown agent ${JSON.stringify(name)}; use one of ${AGENT_NAMES.join(', ')} or --agent-cmd`);
+    requireAgent(name, req.agentSearchDirs ?? []);
+    agent = name;
+  }
+
+  const maxIterations = req.maxIterations ?? DEFAULT_MAX_ITERATIONS;
+  if (!Number.isInteger(maxIterations) || maxIterations < 1 || maxIterations > MAX_ITERATIONS_LIMIT) {
+    throw new LoopSetupError(`--max-iterations must be a whole number from 1 to ${MAX_ITERATIONS_LIMIT}, got ${maxIterations}`);
+  }
+
+  if (req.name !== undefined) {
+    if (!NAME_PATTERN.test(req.name)) {
+      throw new LoopSetupError(`--name ${JSON.stringify(req.name)} is not usable: letters, digits, '.', '_' and '-' only, at most 64`);
+    }
+    if (store.nameTaken(req.name)) throw new LoopSetupError(`a loop named ${req.name} already exists; pick another --name`);
+  }
+
+  // ralph/feature-x → feature-x: the id should say what the loop is about, not who made the branch.
+  const slug = slugify(req.name || prd.branchName?.replace(/^.*\//, '') || basename(workDir));
+  const id = newLoopId(store, slug);
+  const socketPath = paths.socketFor(id);
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+    throw new LoopSetupError(`socket path ${socketPath} is too long for a unix socket; use a shorter RALPH_HOME`);
+  }
+
+  const loop: NewLoop = {
+    location: 'local',
+    host: hostname(),
+    ...req.row,
+    id,
+    name: req.name ?? id,
+    workDir,
+    taskDir,
+    agent,
+    agentCmd,
+    maxIterations,
+    status: 'starting',
+    iteration: 0,
+    socketPath,
+    logPath: paths.logFor(id),
+  };
+  return store.insert(loop);
+}

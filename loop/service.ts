@@ -1,0 +1,344 @@
+// The per-loop RPC server: one unix socket, one RpcPeer per connection, the methods and events of
+// loop/protocol.ts. Each subscriber has its own pump that sends output from where it is up to, so
+// a slow reader is served from the log file at its own pace and costs no memory; one that stops
+// reading altogether is dropped after the stall timeout. Nothing a client does can stop the loop
+// except `stop`.
+
+import type { Duplex } from 'node:stream';
+import { ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
+import {
+  optionalInteger,
+  paramsObject,
+  requireBoolean,
+  requireInteger,
+  requireOneOf,
+  requireString,
+} from '../rpc/index.js';
+import { listen, type Listener } from '../transport/index.js';
+import { LoopRefusedError } from './errors.js';
+import type { OutputChunk } from './history.js';
+import {
+  LoopEvents,
+  LoopMethods,
+  MAX_WRITE_BYTES,
+  type OutputEvent,
+  type SubscribeResult,
+} from './protocol.js';
+import type { LoopRunner } from './runner.js';
+
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+export const DEFAULT_FIRST_MESSAGE_TIMEOUT_MS = 10_000;
+export const MAX_LINE_BYTES = 1024 * 1024;
+/** Largest `output` event payload (bytes of output, before JSON escaping). */
+const OUTPUT_CHUNK_BYTES = 64 * 1024;
+/** Unsent bytes a subscriber may have queued before its pump waits for 'drain'. */
+const SUBSCRIBER_HIGH_WATER = 256 * 1024;
+
+export interface LoopServiceOptions {
+  /** Where to listen: $RALPH_HOME/sockets/<id>.sock. */
+  socketPath: string;
+  /** A subscriber that has not drained for this long is dropped. Default: RALPH_STALL_TIMEOUT_MS or 30 s. */
+  stallTimeoutMs?: number;
+  /** A connection that sends nothing for this long is dropped. Default: RALPH_FIRST_MESSAGE_TIMEOUT_MS or 10 s. */
+  firstMessageTimeoutMs?: number;
+  maxLineBytes?: number;
+  /** Diagnostics (dropped clients); default: stderr, which a detached runner sends to its runner.log. */
+  log?: (line: string) => void;
+}
+
+function envMs(name: string): number | undefined {
+  const v = process.env[name];
+  return v && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/** One subscriber's stream of `output` events, from `nextSeq` on, gap-free and duplicate-free. */
+class Subscription {
+  private stopped = false;
+  private wakeUp: (() => void) | null = null;
+
+  constructor(
+    private readonly conn: Connection,
+    public nextSeq: number,
+  ) {}
+
+  get caughtUp(): boolean {
+    return this.stopped || (this.nextSeq >= this.conn.runner.history.endSeq && this.conn.peer.bufferedBytes === 0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake();
+  }
+
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  async pump(): Promise<void> {
+    const { peer, runner, service } = this.conn;
+    const history = runner.history;
+    // Let the `subscribe` reply go out before the first event.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      while (!this.stopped && !peer.closed) {
+        if (this.nextSeq >= history.endSeq) {
+          service.progressed();
+          await new Promise<void>((resolve) => (this.wakeUp = resolve));
+          continue;
+        }
+        const read = history.read(this.nextSeq, OUTPUT_CHUNK_BYTES);
+        const chunk: OutputChunk = read instanceof Promise ? await read : read;
+        if (this.stopped || peer.closed) return;
+        if (chunk.bytes === 0) {
+          // Nothing readable here (a log cut short under us): skip to what memory still holds.
+          this.nextSeq = Math.max(this.nextSeq + 1, history.ringStart);
+          continue;
+        }
+        const event: OutputEvent = { seq: chunk.seq, data: chunk.data };
+        peer.notify(LoopEvents.output, event);
+        this.nextSeq = chunk.seq + chunk.bytes;
+        if (peer.bufferedBytes > SUBSCRIBER_HIGH_WATER) await this.drainOrDrop();
+      }
+    } catch (err) {
+      peer.close(`output could not be read: ${(err as Error).message}`);
+    }
+  }
+
+  private drainOrDrop(): Promise<void> {
+    const { peer, service } = this.conn;
+    const stream = peer.stream;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stream.off('drain', done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        service.log(`dropped a subscriber that read nothing for ${service.stallTimeoutMs} ms`);
+        peer.close(`not reading for ${service.stallTimeoutMs} ms`);
+        done();
+      }, service.stallTimeoutMs);
+      stream.on('drain', done);
+      peer.onClose(done);
+    });
+  }
+}
+
+class Connection {
+  subscription: Subscription | null = null;
+  constructor(
+    readonly peer: RpcPeer,
+    readonly runner: LoopRunner,
+    readonly service: LoopService,
+  ) {}
+
+  subscribe(fromSeq: number): void {
+    this.subscription?.stop();
+    const sub = new Subscription(this, fromSeq);
+    this.subscription = sub;
+    void sub.pump();
+  }
+
+  unsubscribe(): void {
+    this.subscription?.stop();
+    this.subscription = null;
+  }
+}
+
+export class LoopService {
+  readonly stallTimeoutMs: number;
+  private readonly connections = new Set<Connection>();
+  /** Connections that turned interactive mode on; it ends when the last of them goes. */
+  private readonly interactiveHolders = new Set<Connection>();
+  private readonly progressListeners = new Set<() => void>();
+  private closed = false;
+  readonly log: (line: string) => void;
+
+  private constructor(
+    private readonly runner: LoopRunner,
+    private readonly listener: Listener,
+    private readonly opts: LoopServiceOptions,
+  ) {
+    this.stallTimeoutMs = opts.stallTimeoutMs ?? envMs('RALPH_STALL_TIMEOUT_MS') ?? DEFAULT_STALL_TIMEOUT_MS;
+    this.log = opts.log ?? ((line) => process.stderr.write(`[ralph runner ${runner.id}] ${line}\n`));
+    listener.onConnection((stream) => this.accept(stream));
+    runner.history.on('append', () => {
+      for (const c of this.connections) c.subscription?.wake();
+    });
+    runner.on('state', (e) => this.broadcast(LoopEvents.state, e));
+    runner.on('iteration', (e) => this.broadcast(LoopEvents.iteration, e));
+    runner.on('completed', (e) => this.broadcast(LoopEvents.completed, e));
+  }
+
+  /** Listens on the loop's socket (0600 in a 0700 directory) and serves `runner`. */
+  static async start(runner: LoopRunner, opts: LoopServiceOptions): Promise<LoopService> {
+    const listener = await listen(`unix:${opts.socketPath}`);
+    return new LoopService(runner, listener, opts);
+  }
+
+  get address(): string {
+    return this.listener.address;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Called by pumps as they catch up, so drainAndClose need not poll. */
+  progressed(): void {
+    for (const l of this.progressListeners) l();
+  }
+
+  /**
+   * After the loop has ended: waits until every subscriber has been sent all the output (so each
+   * sees the `completed` event and the last bytes), at most `maxMs`, then closes everything.
+   */
+  async drainAndClose(maxMs = 2000): Promise<void> {
+    const allCaughtUp = () => [...this.connections].every((c) => c.peer.closed || (c.subscription?.caughtUp ?? c.peer.bufferedBytes === 0));
+    if (!allCaughtUp()) {
+      await new Promise<void>((resolve) => {
+        const check = () => {
+          if (allCaughtUp()) finish();
+        };
+        const finish = () => {
+          clearTimeout(timer);
+          clearInterval(flushCheck);
+          this.progressListeners.delete(check);
+          resolve();
+        };
+        const timer = setTimeout(finish, maxMs);
+        // Socket buffers empty without an event of ours; look again now and then.
+        const flushCheck = setInterval(check, 20);
+        this.progressListeners.add(check);
+      });
+    }
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.connections) {
+      c.unsubscribe();
+      c.peer.close('the loop has ended');
+    }
+    await this.listener.close();
+  }
+
+  private broadcast(method: string, params: unknown): void {
+    for (const c of this.connections) c.peer.notify(method, params);
+  }
+
+  private accept(stream: Duplex): void {
+    if (this.closed) {
+      stream.destroy();
+      return;
+    }
+    const peer = new RpcPeer(stream, {
+      maxLineBytes: this.opts.maxLineBytes ?? MAX_LINE_BYTES,
+      firstMessageTimeoutMs:
+        this.opts.firstMessageTimeoutMs ?? envMs('RALPH_FIRST_MESSAGE_TIMEOUT_MS') ?? DEFAULT_FIRST_MESSAGE_TIMEOUT_MS,
+    });
+    const conn = new Connection(peer, this.runner, this);
+    this.connections.add(conn);
+    peer.onClose(() => this.forget(conn));
+    this.registerMethods(conn);
+  }
+
+  private forget(conn: Connection): void {
+    conn.unsubscribe();
+    this.connections.delete(conn);
+    if (this.interactiveHolders.delete(conn) && this.interactiveHolders.size === 0) {
+      this.runner.setInteractive(false);
+    }
+    this.progressed();
+  }
+
+  private registerMethods(conn: Connection): void {
+    const { peer } = conn;
+    const runner = this.runner;
+    const refusals = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (err) {
+        if (err instanceof LoopRefusedError) throw new RpcError(ErrorCodes.Refused, err.message);
+        throw err;
+      }
+    };
+
+    peer.onRequest(LoopMethods.status, () => runner.statusResult());
+
+    peer.onRequest(LoopMethods.subscribe, async (params): Promise<SubscribeResult> => {
+      const p = paramsObject(params);
+      const fromSeq = optionalInteger(p, 'fromSeq', { min: 0 });
+      const replay = p.replay === undefined ? 'screen' : requireOneOf(p, 'replay', ['screen', 'none'] as const);
+      const endSeq = runner.history.endSeq;
+      if (fromSeq !== undefined && fromSeq > endSeq) {
+        throw new RpcError(ErrorCodes.InvalidParams, `fromSeq ${fromSeq} is past the end of the output (${endSeq})`);
+      }
+      const base = () => ({ ...runner.size, status: runner.state().status, interactive: runner.interactive });
+      if (fromSeq !== undefined) {
+        conn.subscribe(fromSeq);
+        return { seq: fromSeq, endSeq, ...base() };
+      }
+      if (replay === 'none') {
+        conn.subscribe(endSeq);
+        return { seq: endSeq, endSeq, ...base() };
+      }
+      const snap = await runner.screen.snapshot();
+      if (peer.closed) throw new RpcError(ErrorCodes.InternalError, 'connection closed');
+      conn.subscribe(snap.seq);
+      return { seq: snap.seq, endSeq: runner.history.endSeq, screen: snap.screen, ...base() };
+    });
+
+    peer.onRequest(LoopMethods.unsubscribe, () => {
+      conn.unsubscribe();
+      return null;
+    });
+
+    peer.onRequest(LoopMethods.write, (params) => {
+      const data = requireString(paramsObject(params), 'data');
+      if (Buffer.byteLength(data) > MAX_WRITE_BYTES) {
+        throw new RpcError(ErrorCodes.InvalidParams, `data must be at most ${MAX_WRITE_BYTES} bytes`);
+      }
+      refusals(() => runner.write(data));
+      return null;
+    });
+
+    peer.onRequest(LoopMethods.resize, (params) => {
+      const p = paramsObject(params);
+      const cols = requireInteger(p, 'cols', { min: 2, max: 1000 });
+      const rows = requireInteger(p, 'rows', { min: 1, max: 1000 });
+      runner.resize(cols, rows);
+      return runner.size;
+    });
+
+    peer.onRequest(LoopMethods.interactive, (params) => {
+      const on = requireBoolean(paramsObject(params), 'on');
+      refusals(() => {
+        if (on) {
+          this.interactiveHolders.add(conn);
+        } else {
+          // Turning it off is the user's explicit wish: it ends for every connection holding it.
+          this.interactiveHolders.clear();
+        }
+        runner.setInteractive(on);
+      });
+      return { interactive: runner.interactive };
+    });
+
+    peer.onRequest(LoopMethods.stop, (params) => {
+      const p = paramsObject(params);
+      const when = p.when === undefined ? 'now' : requireOneOf(p, 'when', ['now', 'after-iteration'] as const);
+      runner.stop(when);
+      return runner.state();
+    });
+
+    peer.onRequest(LoopMethods.addIterations, (params) => {
+      const n = requireInteger(paramsObject(params), 'n', { min: 1, max: 100_000 });
+      return { maxIterations: refusals(() => runner.addIterations(n)) };
+    });
+  }
+}

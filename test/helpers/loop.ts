@@ -1,0 +1,232 @@
+// Loop test helpers: start a real loop runner over a fixture agent, and a client for its socket
+// that records every event and checks the output stream for gaps and duplicates as it arrives.
+
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type {
+  CompletedEvent,
+  LoopStatusResult,
+  OutputEvent,
+  SubscribeParams,
+  SubscribeResult,
+} from '../../loop/protocol.js';
+import { launchRunner } from '../../loop/launch.js';
+import { prepareLoop, type PrepareRequest } from '../../loop/prepare.js';
+import { RpcPeer } from '../../rpc/index.js';
+import { openDb, type Db } from '../../store/db.js';
+import { isFinal, LoopStore, type LoopRow } from '../../store/loops.js';
+import { homePaths, type HomePaths } from '../../store/paths.js';
+import { dial } from '../../transport/index.js';
+import { alive, FIXTURES, makeTempHome, waitUntil, type TempHome } from './env.js';
+import { makeTaskRepo, type TaskRepo, type TaskRepoOptions } from './task.js';
+
+export const AGENT_FIXTURE = join(FIXTURES, 'agent.mjs');
+
+/** The --agent-cmd that runs the fixture agent with these steps (see test/fixtures/agent.mjs). */
+export function fixtureAgentCmd(steps = 'work'): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return `${q(process.execPath)} ${q(AGENT_FIXTURE)} ${steps}`;
+}
+
+type Notification = { method: string; params: any };
+
+export class LoopClient {
+  readonly events: Notification[] = [];
+  readonly outputs: OutputEvent[] = [];
+  /** Everything received as output, in order. */
+  output = '';
+  /** Offset just past the last output received (null before subscribing). */
+  nextSeq: number | null = null;
+  /** Output events that did not start where the previous one ended. */
+  readonly gaps: string[] = [];
+  private readonly listeners = new Set<() => void>();
+
+  constructor(readonly peer: RpcPeer) {
+    for (const method of ['state', 'iteration', 'completed']) {
+      peer.onNotification(method, (params) => {
+        this.events.push({ method, params });
+        this.changed();
+      });
+    }
+    peer.onNotification('output', (params) => {
+      const e = params as OutputEvent;
+      if (this.nextSeq !== null && e.seq !== this.nextSeq) this.gaps.push(`expected seq ${this.nextSeq}, got ${e.seq}`);
+      this.outputs.push(e);
+      this.output += e.data;
+      this.nextSeq = e.seq + Buffer.byteLength(e.data);
+      this.changed();
+    });
+    peer.onClose(() => this.changed());
+  }
+
+  static async connect(socketPath: string): Promise<LoopClient> {
+    return new LoopClient(new RpcPeer(await dial(`unix:${socketPath}`)));
+  }
+
+  request<T = any>(method: string, params?: unknown): Promise<T> {
+    return this.peer.request<T>(method, params, { timeoutMs: 20_000 });
+  }
+
+  status(): Promise<LoopStatusResult> {
+    return this.request('status');
+  }
+
+  async subscribe(params: SubscribeParams = {}): Promise<SubscribeResult> {
+    // Events may arrive before this continuation runs (same socket read): check them against r.seq.
+    this.nextSeq = null;
+    const first = this.outputs.length;
+    const r = await this.request<SubscribeResult>('subscribe', params);
+    const firstEvent = this.outputs[first];
+    if (firstEvent === undefined) this.nextSeq = r.seq;
+    else if (firstEvent.seq !== r.seq) this.gaps.push(`subscribed at ${r.seq}, first event at ${firstEvent.seq}`);
+    return r;
+  }
+
+  /** Resolves with check()'s value once it is truthy, re-checking on every event from the runner. */
+  waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const listener = () => {
+        let v: T | undefined | null | false;
+        try {
+          v = check();
+        } catch (err) {
+          done();
+          reject(err);
+          return;
+        }
+        if (v) {
+          done();
+          resolve(v);
+        } else if (this.peer.closed) {
+          done();
+          reject(new Error(`connection closed while waiting for ${what}; output so far:\n${this.output.slice(-2000)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out waiting for ${what}; output so far:\n${this.output.slice(-2000)}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+      };
+      this.listeners.add(listener);
+      listener();
+    });
+  }
+
+  waitForEvent(method: string, pred: (params: any) => boolean = () => true): Promise<any> {
+    return this.waitFor(`a ${method} event`, () => this.events.find((e) => e.method === method && pred(e.params))?.params);
+  }
+
+  waitForOutput(pattern: RegExp | string): Promise<string> {
+    const re = typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern;
+    return this.waitFor(`output matching ${re}`, () => (re.test(this.output) ? this.output : undefined));
+  }
+
+  /**
+   * Subscribes from the start (unless already subscribed) and waits for the loop's end and for all
+   * of its output. Works whether the loop ends before or after this client came.
+   */
+  async watchToEnd(): Promise<CompletedEvent> {
+    if (this.nextSeq === null) await this.subscribe({ fromSeq: 0 });
+    const status = await this.status();
+    const end: CompletedEvent = isFinal(status.status)
+      ? { status: status.status, reason: status.reason, iteration: status.iteration, seq: status.seq }
+      : await this.waitForEvent('completed');
+    await this.waitFor(`output up to ${end.seq}`, () => (this.nextSeq ?? 0) >= end.seq);
+    return end;
+  }
+
+  close(): void {
+    this.peer.close('test done');
+  }
+
+  private changed(): void {
+    for (const l of [...this.listeners]) l();
+  }
+}
+
+export interface StartedLoop {
+  row: LoopRow;
+  /** The runner's pid. */
+  pid: number;
+  repo: TaskRepo;
+}
+
+/** One test's world: a temp RALPH_HOME with its DB, task repos, runners; cleanup() removes all. */
+export class LoopHarness {
+  readonly home: TempHome;
+  readonly paths: HomePaths;
+  readonly db: Db;
+  readonly store: LoopStore;
+  private readonly repos: TaskRepo[] = [];
+  private readonly pids: number[] = [];
+  private readonly clients: LoopClient[] = [];
+
+  constructor(label = 'ralph-loop') {
+    this.home = makeTempHome(label);
+    this.paths = homePaths(this.home.home);
+    this.db = openDb(this.paths.db);
+    this.store = new LoopStore(this.db);
+  }
+
+  repo(opts: TaskRepoOptions = {}): TaskRepo {
+    const r = makeTaskRepo(opts);
+    this.repos.push(r);
+    return r;
+  }
+
+  /** Prepares and launches a loop whose agent is the fixture with these steps. */
+  async start(opts: {
+    steps?: string;
+    repo?: TaskRepo;
+    stories?: number;
+    maxIterations?: number;
+    env?: Record<string, string>;
+    prepare?: Partial<PrepareRequest>;
+  } = {}): Promise<StartedLoop> {
+    const repo = opts.repo ?? this.repo({ stories: opts.stories ?? 3 });
+    const row = prepareLoop(this.store, this.paths, {
+      dir: repo.dir,
+      agentCmd: fixtureAgentCmd(opts.steps ?? 'work'),
+      maxIterations: opts.maxIterations ?? 10,
+      ...opts.prepare,
+    });
+    const { pid } = await launchRunner(this.paths, row.id, { env: { ...this.home.env, ...opts.env } });
+    this.pids.push(pid);
+    return { row, pid, repo };
+  }
+
+  async connect(loop: { row: LoopRow }): Promise<LoopClient> {
+    const c = await LoopClient.connect(loop.row.socketPath!);
+    this.clients.push(c);
+    return c;
+  }
+
+  row(id: string): LoopRow {
+    return this.store.get(id)!;
+  }
+
+  /** Waits for a runner process to be gone (it exits by itself after its loop ends). */
+  async exited(pid: number): Promise<void> {
+    await waitUntil(() => !alive(pid), { what: `runner ${pid} to exit`, timeoutMs: 15_000 });
+  }
+
+  async cleanup(): Promise<void> {
+    for (const c of this.clients) c.close();
+    for (const pid of this.pids) {
+      if (alive(pid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    for (const pid of this.pids) await this.exited(pid);
+    this.db.close();
+    for (const r of this.repos) r.cleanup();
+    rmSync(this.home.home, { recursive: true, force: true });
+  }
+}

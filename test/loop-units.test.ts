@@ -1,0 +1,252 @@
+// The loop's pure parts: prd.json, finding the task, agent lookup, the completion detector, the
+// output history, and prepareLoop's validation (nothing written when a request is bad).
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { agentNotFoundMessage, AGENT_PROFILES, findExecutable } from '../loop/agents.js';
+import { CompletionDetector } from '../loop/completion.js';
+import { OutputHistory } from '../loop/history.js';
+import { allPass, nextStory, parsePrd } from '../loop/prd.js';
+import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
+import { fillPlaceholders, renderPrompt } from '../loop/prompt.js';
+import { findTaskDir, taskFiles } from '../loop/task.js';
+import { completePrefixLength } from '../loop/utf8.js';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
+import { homePaths } from '../store/paths.js';
+import { makeTempHome } from './helpers/env.js';
+import { makeTaskRepo, storiesPrd } from './helpers/task.js';
+
+function tempDir(): { dir: string; cleanup(): void } {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'ralph-unit-')));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function setupError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.instance(err, LoopSetupError, String(err));
+    assert.not.match((err as Error).message, /\n/, 'one line');
+    return (err as Error).message;
+  }
+  assert.unreachable('expected a LoopSetupError');
+  return '';
+}
+
+test('prd.json: parsed with defaults, unknown fields ignored, next story by priority then order', () => {
+  const prd = parsePrd(
+    JSON.stringify({
+      name: 'Proj',
+      branchName: 'ralph/x',
+      extra: { anything: true },
+      userStories: [
+        { id: 'A', title: 'a', priority: 2, passes: false, acceptanceCriteria: ['one', { description: 'two', passes: true }] },
+        { id: 'B', title: 'b', priority: 1, passes: true },
+        { id: 'C', title: 'c', priority: 2, passes: false },
+        { id: 'D', passes: false },
+      ],
+    }),
+    '/x/prd.json',
+  );
+  assert.is(prd.project, 'Proj');
+  assert.equal(prd.userStories[0]!.acceptanceCriteria, ['one', 'two']);
+  assert.is(prd.userStories[3]!.title, 'D');
+  assert.is(nextStory(prd)?.id, 'A');
+  assert.not.ok(allPass(prd));
+  for (const s of prd.userStories) s.passes = true;
+  assert.ok(allPass(prd));
+  assert.is(nextStory(prd), undefined);
+});
+
+test('prd.json: errors name the file and the field', () => {
+  const msg = (v: unknown) => setupError(() => parsePrd(typeof v === 'string' ? v : JSON.stringify(v), '/t/prd.json'));
+  assert.match(msg('{nope'), /^prd\.json at \/t\/prd\.json: not valid JSON/);
+  assert.match(msg([]), /must be a JSON object/);
+  assert.match(msg({ userStories: 'x' }), /userStories must be an array/);
+  assert.match(msg({ userStories: [] }), /userStories is empty/);
+  assert.is(msg({ userStories: [{ id: 'a' }, { id: 'b' }, { id: 7 }] }), 'prd.json at /t/prd.json: userStories[2].id must be a string');
+  assert.match(msg({ userStories: [{ id: 'a', passes: 'yes' }] }), /userStories\[0\]\.passes must be true or false/);
+  assert.match(msg({ userStories: [{ id: 'a', priority: 'high' }] }), /userStories\[0\]\.priority must be a number/);
+  assert.match(msg({ userStories: [{ id: 'a' }, { id: 'a' }] }), /userStories\[1\]\.id "a" is used by an earlier story/);
+  assert.match(msg({ userStories: [{ id: 'a', acceptanceCriteria: [3] }] }), /acceptanceCriteria\[0\]/);
+});
+
+test('task dir: --task, else DIR, else the one tasks/*/, with clear errors', () => {
+  const t = tempDir();
+  try {
+    const msg = setupError(() => findTaskDir(t.dir));
+    assert.match(msg, /no prd\.json in .* nor in .*tasks\/\*\/; write a prd\.json there .* or pass --task DIR/);
+    mkdirSync(join(t.dir, 'tasks', 'one'), { recursive: true });
+    writeFileSync(join(t.dir, 'tasks', 'one', 'prd.json'), '{}');
+    assert.is(findTaskDir(t.dir), join(t.dir, 'tasks', 'one'));
+    mkdirSync(join(t.dir, 'tasks', 'two'), { recursive: true });
+    writeFileSync(join(t.dir, 'tasks', 'two', 'prd.json'), '{}');
+    assert.match(setupError(() => findTaskDir(t.dir)), /several tasks in .*\(one, two\); pick one with --task/);
+    assert.is(findTaskDir(t.dir, 'tasks/two'), join(t.dir, 'tasks', 'two'));
+    assert.is(findTaskDir(t.dir, 'tasks/two/prd.json'), join(t.dir, 'tasks', 'two'));
+    assert.match(setupError(() => findTaskDir(t.dir, 'nowhere')), /task .*nowhere does not exist/);
+    assert.match(setupError(() => findTaskDir(t.dir, 'tasks')), /no prd\.json in .*tasks; write one there/);
+    writeFileSync(join(t.dir, 'prd.json'), '{}');
+    assert.is(findTaskDir(t.dir), t.dir, 'DIR itself wins over tasks/');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('agents: found on PATH or in extra dirs; a missing one gets the install hint', () => {
+  const t = tempDir();
+  try {
+    const bin = join(t.dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'claude'), '#!/bin/sh\n');
+    chmodSync(join(bin, 'claude'), 0o755);
+    writeFileSync(join(bin, 'codex'), 'not executable');
+    const env = { PATH: '/nonexistent' };
+    assert.is(findExecutable('claude', [], env), null);
+    assert.is(findExecutable('claude', [bin], env), join(bin, 'claude'));
+    assert.is(findExecutable('codex', [bin], env), null, 'not executable');
+    assert.is(findExecutable('sh', [], { PATH: '/bin:/usr/bin' })?.endsWith('/sh'), true);
+    assert.is(
+      agentNotFoundMessage(AGENT_PROFILES.claude),
+      'agent CLI `claude` not found on PATH; install it (npm i -g @anthropic-ai/claude-code) or pass --agent-cmd',
+    );
+    assert.equal(AGENT_PROFILES.claude.args('P'), ['--print', '--dangerously-skip-permissions', 'P']);
+    assert.equal(AGENT_PROFILES.opencode.args('P'), ['run', 'P']);
+    assert.equal(AGENT_PROFILES.amp.args('P'), ['--execute', 'P']);
+    assert.equal(AGENT_PROFILES.codex.args('P').slice(0, 1), ['exec']);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('completion promise: case, whitespace, ANSI escapes and chunk splits; not a near miss', () => {
+  const detect = (chunks: string[]) => {
+    const d = new CompletionDetector();
+    return chunks.some((c) => d.push(c));
+  };
+  assert.ok(detect(['<promise>COMPLETE</promise>']));
+  assert.ok(detect(['done\r\n< Promise >\n  complete \r\n</ promise>']));
+  assert.ok(detect(['\x1b[1m<prom', 'ise>\x1b[0m\x1b[3', '2mCOMP', 'LETE\x1b]0;title\x07</promise', '>']));
+  const whole = 'x <promise>COMPLETE</promise> y';
+  for (let i = 1; i < whole.length; i++) assert.ok(detect([whole.slice(0, i), whole.slice(i)]), `split at ${i}`);
+  assert.not.ok(detect(['<promise>INCOMPLETE</promise>']));
+  assert.not.ok(detect(['<promise>COMPLETE</promis>']));
+  assert.not.ok(detect(['promise COMPLETE']));
+  const d = new CompletionDetector();
+  d.push('<promise>COMPLETE</promise>');
+  d.reset();
+  assert.not.ok(d.detected, 'reset forgets');
+});
+
+test('output history: seq is the byte offset in the log; reads cut at character boundaries', async () => {
+  const t = tempDir();
+  try {
+    const h = new OutputHistory(join(t.dir, 'x.log'), { ringBytes: 64 });
+    const parts = ['héllo ', '✓✓✓ ', '日本語のテキスト ', 'x'.repeat(50), ' 🎉 end'];
+    for (const p of parts) h.append(p);
+    const log = readFileSync(join(t.dir, 'x.log'));
+    assert.is(h.endSeq, log.length);
+    assert.is(log.toString('utf8'), parts.join(''));
+    assert.ok(h.ringStart > 0, 'old bytes fell out of the ring');
+    // Read everything back in small pieces, from memory where possible and from the log otherwise.
+    let seq = 0;
+    let text = '';
+    while (seq < h.endSeq) {
+      const r = h.read(seq, 5);
+      const c = r instanceof Promise ? await r : r;
+      assert.is(c.seq, seq);
+      assert.ok(c.bytes > 0 && c.bytes <= 5);
+      assert.is(Buffer.byteLength(c.data), c.bytes);
+      text += c.data;
+      seq += c.bytes;
+    }
+    assert.is(text, parts.join(''));
+    // A reader that asks for an offset inside a character is moved to the next character.
+    const mid = Buffer.byteLength('h') + 1; // inside "é"
+    const c = await h.readFromLog(mid, 10);
+    assert.is(c.seq, mid + 1);
+    assert.is(completePrefixLength(Buffer.from('ab✓').subarray(0, 4)), 2);
+    h.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('prompt: built-in default with the task paths filled in, or prompt.md plus a context note', () => {
+  const t = tempDir();
+  try {
+    writeFileSync(join(t.dir, 'prd.json'), '{}');
+    const ctx = { files: taskFiles(t.dir), workDir: t.dir, iteration: 2, maxIterations: 5, loopId: 'x-1234' };
+    const def = renderPrompt(ctx);
+    assert.ok(def.includes(join(t.dir, 'prd.json')));
+    assert.ok(def.includes(join(t.dir, 'progress.txt')));
+    assert.ok(def.includes('<promise>COMPLETE</promise>'));
+    assert.ok(def.includes('iteration\n2 of at most 5') || def.includes('2 of at most 5'));
+    assert.not.match(def, /\{\{/);
+    writeFileSync(join(t.dir, 'prompt.md'), 'Do {{LOOP_ID}} now. {{UNKNOWN}}');
+    const own = renderPrompt({ ...ctx, files: taskFiles(t.dir) });
+    assert.match(own, /^Do x-1234 now\. \{\{UNKNOWN\}\}/);
+    assert.ok(own.includes(join(t.dir, 'prd.json')));
+    assert.is(fillPlaceholders('{{ITERATION}}/{{MAX_ITERATIONS}}', ctx), '2/5');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('prepareLoop: validates first and writes nothing on a bad request; ids and names', () => {
+  const home = makeTempHome('ralph-prep');
+  const paths = homePaths(home.home);
+  const db = openDb(paths.db);
+  const store = new LoopStore(db);
+  const repo = makeTaskRepo({ stories: 2, branchName: 'ralph/My Feature_Branch!' });
+  const empty = tempDir();
+  try {
+    const count = () => store.list().length;
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: join(empty.dir, 'nope') })), /is not a directory/);
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: empty.dir })), /no prd\.json in/);
+    writeFileSync(join(empty.dir, 'prd.json'), '{"userStories": [{"id": 1}]}');
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: empty.dir })), /userStories\[0\]\.id must be a string/);
+    const savedPath = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir })), /agent CLI `claude` not found on PATH; install it/);
+      assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agent: 'amp' })), /`amp` not found/);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', maxIterations: 0 })), /--max-iterations/);
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', name: 'bad name' })), /--name/);
+    assert.is(count(), 0, 'nothing written by bad requests');
+
+    const row = prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true' });
+    assert.match(row.id, /^my-feature-branch-[0-9a-f]{4}$/);
+    assert.is(row.name, row.id);
+    assert.is(row.status, 'starting');
+    assert.is(row.maxIterations, 10);
+    assert.is(row.agent, 'custom');
+    assert.is(row.taskDir, repo.dir);
+    assert.is(row.socketPath, paths.socketFor(row.id));
+    const named = prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', name: 'mine', maxIterations: 3, row: { branch: 'b', pushId: 'p1' } });
+    assert.match(named.id, /^mine-[0-9a-f]{4}$/);
+    assert.is(named.name, 'mine');
+    assert.is(named.branch, 'b');
+    assert.is(named.pushId, 'p1');
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', name: 'mine' })), /a loop named mine already exists; pick another --name/);
+    assert.is(count(), 2);
+    assert.is(slugify('A very long name that goes on and on'), 'a-very-long-name-that-go');
+    assert.is(slugify('!!!'), 'loop');
+    writeFileSync(join(repo.dir, 'prd.json'), JSON.stringify(storiesPrd(1, '')));
+    assert.ok(prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true' }).id.startsWith('ralph-task-'), 'falls back to the dir name');
+  } finally {
+    db.close();
+    repo.cleanup();
+    empty.cleanup();
+    home.cleanup();
+  }
+});
+
+test.run();

@@ -1,5 +1,16 @@
-// placeholder until this command is written
-import { UserError } from '../output.js';
-export async function run(..._args: unknown[]): Promise<void> {
-  throw new UserError('ralph attach is not built yet');
+// `ralph attach <loop> [--interactive] [--no-replay]`: watch a loop live and type into it.
+
+import { openLoopStore, requireLoop } from '../../client/lookup.js';
+import { attachToLoop } from '../attach/session.js';
+
+const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+
+export async function run(loop: string, opts: { interactive?: boolean; replay?: boolean }): Promise<void> {
+  const store = openLoopStore();
+  const row = requireLoop(store, loop);
+  const outcome = await attachToLoop(store, row, { interactive: opts.interactive ?? false, replay: opts.replay ?? true });
+  store.db.close();
+  process.stderr.write(`ralph: ${outcome.line}\n`);
+  // The loop's end and a detach are both a success; nothing of this process needs to outlive them.
+  process.exit(outcome.kind === 'signal' ? (SIGNAL_EXIT[outcome.signal] ?? 1) : 0);
 }

@@ -1,0 +1,186 @@
+// One `ralph attach`: the loop's screen and live output on this terminal, keys routed by mode,
+// reconnection across drops, and the terminal given back on every way out.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeEnd } from '../../client/describe.js';
+import { endOf, freshRow, loopAccess } from '../../client/loop-access.js';
+import { LoopFeed, type LoopEnd } from '../../client/loop-feed.js';
+import { LoopMethods } from '../../loop/protocol.js';
+import type { RpcPeer } from '../../rpc/peer.js';
+import type { LoopRow, LoopStore } from '../../store/loops.js';
+import { KeyRouter, type KeyAction } from './keys.js';
+import { AttachTerminal, type AttachIo } from './terminal.js';
+
+export interface AttachOptions {
+  /** Start in interactive mode. */
+  interactive: boolean;
+  /** Redraw the loop's current screen first (else only new output). */
+  replay: boolean;
+}
+
+export type AttachOutcome =
+  | { kind: 'ended'; end: LoopEnd; line: string }
+  | { kind: 'detached'; line: string }
+  | { kind: 'signal'; signal: NodeJS.Signals; line: string };
+
+const WATCH_HELP = 'watching — i: interactive · s: stop · q: detach';
+const INTERACTIVE_HELP = 'interactive — keys go to the agent · Ctrl-] returns to watch mode';
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** How long leaving interactive mode may hold up a detach or a signal. */
+const GOODBYE_TIMEOUT_MS = 500;
+
+export async function attachToLoop(
+  store: LoopStore,
+  loop: LoopRow,
+  opts: AttachOptions,
+  io: AttachIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+): Promise<AttachOutcome> {
+  const row = await freshRow(store, loop);
+  const endedAlready = endOf(row);
+  if (endedAlready) {
+    return { kind: 'ended', end: endedAlready, line: `${describeEnd(row.id, endedAlready)} (its output: ralph logs ${row.id})` };
+  }
+  return new AttachSession(store, row, opts, new AttachTerminal(io)).run();
+}
+
+class AttachSession {
+  private readonly keys = new KeyRouter('watch');
+  /** Whether this client wants interactive mode on: re-asserted after a reconnect. */
+  private wantInteractive: boolean;
+  private readonly feed: LoopFeed;
+  private leave!: (outcome: { kind: 'detached' } | { kind: 'signal'; signal: NodeJS.Signals }) => void;
+  private readonly left = new Promise<{ kind: 'detached' } | { kind: 'signal'; signal: NodeJS.Signals }>((resolve) => (this.leave = resolve));
+  private warnedOffline = false;
+
+  constructor(
+    private readonly store: LoopStore,
+    private readonly row: LoopRow,
+    opts: AttachOptions,
+    private readonly term: AttachTerminal,
+  ) {
+    this.wantInteractive = opts.interactive;
+    this.feed = new LoopFeed({
+      ...loopAccess(store, row),
+      replay: opts.replay ? 'screen' : 'none',
+      size: () => term.size(),
+      onScreen: (screen) => term.write(screen),
+      onOutput: (data) => this.showOutput(data),
+      onSubscribed: (result, peer, isReconnect) => this.subscribed(result.interactive, peer, isReconnect),
+      onDisconnected: (reason) => term.note(`connection lost (${reason}); reconnecting…`),
+    });
+  }
+
+  async run(): Promise<AttachOutcome> {
+    const onSignal = (signal: NodeJS.Signals) => this.leave({ kind: 'signal', signal });
+    for (const s of SIGNALS) process.on(s, onSignal);
+    try {
+      this.term.enter((chunk) => this.onKeys(chunk));
+      this.term.onResize(() => this.sendSize());
+      if (!this.wantInteractive) this.term.note(`attached to loop ${this.row.id}: ${WATCH_HELP}`);
+      await this.feed.start();
+      const outcome = await Promise.race([this.feed.ended.then((end) => ({ kind: 'ended' as const, end })), this.left]);
+      if (outcome.kind !== 'ended') await this.leaveInteractive();
+      this.feed.close();
+      this.term.restore();
+      if (outcome.kind === 'ended') {
+        if (this.row.location === 'remote') await freshRow(this.store, this.row); // record the end locally
+        return { ...outcome, line: describeEnd(this.row.id, outcome.end) };
+      }
+      if (outcome.kind === 'detached') {
+        return { ...outcome, line: `detached from loop ${this.row.id}; it runs on (ralph attach ${this.row.id} to come back)` };
+      }
+      return { ...outcome, line: `detached from loop ${this.row.id} on ${outcome.signal}; it runs on` };
+    } finally {
+      for (const s of SIGNALS) process.off(s, onSignal);
+      this.feed.close();
+      this.term.restore();
+    }
+  }
+
+  private showOutput(data: string): void {
+    if (!this.term.write(data)) {
+      // A slow terminal: stop reading the socket until it drains (the runner waits for us, or
+      // drops us and we resume from the last byte seen).
+      this.feed.pause();
+      this.term.io.stdout.once('drain', () => this.feed.resume());
+    }
+  }
+
+  private async subscribed(runnerInteractive: boolean, peer: RpcPeer, isReconnect: boolean): Promise<void> {
+    this.warnedOffline = false;
+    if (isReconnect) this.term.note('reconnected');
+    if (this.wantInteractive && !runnerInteractive) {
+      try {
+        await peer.request(LoopMethods.interactive, { on: true });
+        this.keys.mode = 'interactive';
+        if (!isReconnect) this.term.note(`attached to loop ${this.row.id}: ${INTERACTIVE_HELP}`);
+      } catch (err) {
+        this.wantInteractive = false;
+        this.term.note(`cannot enter interactive mode: ${(err as Error).message}`);
+      }
+    } else if (this.wantInteractive) {
+      this.keys.mode = 'interactive';
+    }
+  }
+
+  private onKeys(chunk: Buffer): void {
+    for (const action of this.keys.route(chunk)) this.act(action);
+  }
+
+  private act(action: KeyAction): void {
+    switch (action.kind) {
+      case 'send':
+        this.request(LoopMethods.write, { data: action.data });
+        return;
+      case 'interactive':
+        this.wantInteractive = action.on;
+        this.term.note(action.on ? INTERACTIVE_HELP : WATCH_HELP);
+        this.request(LoopMethods.interactive, { on: action.on }, () => {
+          // Refused (the loop is ending, say): back to watching.
+          this.wantInteractive = false;
+          this.keys.mode = 'watch';
+        });
+        return;
+      case 'ask-stop':
+        this.term.note(`stop loop ${this.row.id} now? [y/N]`);
+        return;
+      case 'stop':
+        this.term.note(`stopping loop ${this.row.id}…`);
+        this.request(LoopMethods.stop, { when: 'now' });
+        return;
+      case 'keep-running':
+        this.term.note(`not stopped. ${WATCH_HELP}`);
+        return;
+      case 'detach':
+        this.leave({ kind: 'detached' });
+        return;
+    }
+  }
+
+  /** Fire and forget (keystrokes must not wait for each other); failures become a note. */
+  private request(method: string, params: unknown, onError?: () => void): void {
+    const peer = this.feed.connection;
+    if (!peer) {
+      if (!this.warnedOffline) this.term.note('not connected right now: that key was not delivered');
+      this.warnedOffline = true;
+      onError?.();
+      return;
+    }
+    peer.request(method, params).catch((err: Error) => {
+      if (!peer.closed) this.term.note(`${method} failed: ${err.message}`);
+      onError?.();
+    });
+  }
+
+  private sendSize(): void {
+    const size = this.term.size();
+    if (size) this.feed.connection?.request(LoopMethods.resize, size).catch(() => {});
+  }
+
+  /** A detaching client that turned interactive mode on turns it off, so the loop can go on. */
+  private async leaveInteractive(): Promise<void> {
+    const peer = this.feed.connection;
+    if (!this.wantInteractive || !peer) return;
+    await Promise.race([peer.request(LoopMethods.interactive, { on: false }).catch(() => {}), sleep(GOODBYE_TIMEOUT_MS)]);
+  }
+}

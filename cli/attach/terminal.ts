@@ -1,0 +1,88 @@
+// The user's terminal during `ralph attach`: raw mode in, the agent's bytes out, short notes on
+// stderr, and a restore that runs on every way out (normal, error, signal, process exit).
+// Without a TTY (scripts, tests) there is no raw mode and no size; keys are read from the pipe.
+
+export interface AttachIo {
+  stdin: NodeJS.ReadStream;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+// What an agent's TUI may have turned on and a shell would not want left on: mouse reporting,
+// bracketed paste, application cursor keys and keypad; then plain attributes and a visible cursor.
+const RESET_MODES = '\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?1l\x1b>\x1b[0m\x1b[?25h';
+
+export class AttachTerminal {
+  private restored = false;
+  private rawMode = false;
+  private readonly onExit = () => this.restore();
+  private keyListener: ((chunk: Buffer) => void) | undefined;
+  private resizeListener: (() => void) | undefined;
+
+  constructor(readonly io: AttachIo) {}
+
+  get isTty(): boolean {
+    return Boolean(this.io.stdout.isTTY);
+  }
+
+  /** Starts reading keys (raw when stdin is a terminal). */
+  enter(onKeys: (chunk: Buffer) => void): void {
+    const { stdin } = this.io;
+    if (stdin.isTTY) {
+      stdin.setRawMode(true);
+      this.rawMode = true;
+    }
+    // Even process.exit() from elsewhere (fail(), an uncaught error) gives the terminal back.
+    process.on('exit', this.onExit);
+    this.keyListener = onKeys;
+    stdin.on('data', onKeys);
+    stdin.resume();
+  }
+
+  /** The terminal's size, when there is a terminal. */
+  size(): { cols: number; rows: number } | undefined {
+    const { stdout } = this.io;
+    return stdout.isTTY && stdout.columns > 0 && stdout.rows > 0 ? { cols: stdout.columns, rows: stdout.rows } : undefined;
+  }
+
+  /** Calls back on every resize (SIGWINCH). */
+  onResize(listener: () => void): void {
+    if (!this.isTty) return;
+    this.resizeListener = listener;
+    this.io.stdout.on('resize', listener);
+  }
+
+  /** The agent's output; false when the terminal wants the writer to wait for 'drain'. */
+  write(data: string): boolean {
+    return this.io.stdout.write(data);
+  }
+
+  /** A short line of ours, on its own line, so the agent's output is not mixed into it. */
+  note(text: string): void {
+    this.io.stderr.write(this.isTty ? `\r\n\x1b[7m ralph \x1b[0m ${text}\r\n` : `[ralph] ${text}\n`);
+  }
+
+  restore(): void {
+    if (this.restored) return;
+    this.restored = true;
+    process.off('exit', this.onExit);
+    const { stdin, stdout } = this.io;
+    if (this.resizeListener) stdout.off('resize', this.resizeListener);
+    if (this.rawMode) {
+      try {
+        stdin.setRawMode(false);
+      } catch {
+        /* the terminal is gone (SIGHUP) */
+      }
+    }
+    if (this.isTty) {
+      try {
+        stdout.write(RESET_MODES);
+      } catch {
+        /* the terminal is gone */
+      }
+    }
+    if (this.keyListener) stdin.off('data', this.keyListener);
+    stdin.pause();
+  }
+}

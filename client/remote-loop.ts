@@ -3,10 +3,10 @@
 // exactly as a local runner's unix socket does.
 
 import type { Duplex } from 'node:stream';
-import { PROTOCOL_VERSION } from '../daemon/protocol.js';
+import { ControlMethods, PROTOCOL_VERSION, type LoopLogsResult } from '../daemon/protocol.js';
 import { readConfig } from '../store/config.js';
 import type { LoopRow } from '../store/loops.js';
-import { dialDaemon, remoteForRow } from './daemon.js';
+import { controlRequest, dialDaemon, openControl, remoteForRow } from './daemon.js';
 
 export interface RemoteDialOptions {
   timeoutMs?: number;
@@ -28,4 +28,34 @@ export async function dialRemoteLoop(row: LoopRow, opts: RemoteDialOptions = {})
     opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs },
   );
   return stream;
+}
+
+/**
+ * The output of a remote loop from byte `fromSeq` to its end, read from the daemon's copy of its log
+ * (`loop.logs`, page by page) — for a loop whose runner is gone, where the loop channel has nothing
+ * to replay. Same shape as a local loop's `readRest` (LoopFeed).
+ */
+export async function readRemoteLog(row: LoopRow, fromSeq: number, opts: RemoteDialOptions = {}): Promise<Buffer> {
+  if (row.location !== 'remote' || row.remoteLoopId === null) {
+    throw new Error(`loop ${row.id} is not a remote loop`);
+  }
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const conn = await openControl(remoteForRow(row, readConfig()), { timeoutMs });
+  try {
+    const chunks: Buffer[] = [];
+    let seq = fromSeq;
+    for (;;) {
+      const r = await controlRequest<LoopLogsResult>(conn, ControlMethods.loopLogs, { loopId: row.remoteLoopId, fromSeq: seq }, { timeoutMs });
+      if (typeof r?.data !== 'string' || typeof r.endSeq !== 'number' || typeof r.seq !== 'number') {
+        throw new Error(`remote ${conn.remote.name}: malformed loop.logs answer for loop ${row.remoteLoopId}`);
+      }
+      const bytes = Buffer.from(r.data, 'utf8');
+      if (bytes.length > 0) chunks.push(bytes);
+      seq = r.seq + bytes.length;
+      if (bytes.length === 0 || seq >= r.endSeq) break;
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    conn.peer.close('done');
+  }
 }

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { watchRemoteCompletions } from '../client/events.js';
 import { findRemote } from '../client/daemon.js';
-import { dialRemoteLoop } from '../client/remote-loop.js';
+import { dialRemoteLoop, readRemoteLog } from '../client/remote-loop.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
@@ -113,6 +113,13 @@ test('remote add checks the live daemon; start --remote runs a loop there; statu
 
   const table = await ralph(['status'], { env: laptop.env });
   assert.match(table.stdout, new RegExp(`^${id}\\s+box\\s+completed\\s+2/4\\s+custom\\s+feature\\b`, 'm'));
+
+  // the output of a remote loop that has ended, from the daemon's copy of its log
+  const all = (await readRemoteLog(store.get(id)!, 0)).toString('utf8');
+  assert.match(all, /fixture agent: story US-001 done/);
+  assert.match(all, /<promise>COMPLETE<\/promise>/);
+  const tail = (await readRemoteLog(store.get(id)!, 10)).toString('utf8');
+  assert.is(tail, Buffer.from(all).subarray(10).toString('utf8'));
 });
 
 test('keystrokes reach a remote agent through the daemon; its completion event updates the laptop at once', async () => {

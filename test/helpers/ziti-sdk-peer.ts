@@ -1,0 +1,98 @@
+// A process on the stand-in OpenZiti network, driven by the SDK-backend tests (two processes must
+// really talk; one identity per process). Identity from $RALPH_ZITI_IDENTITY, SDK from the env.
+//
+//   node ziti-sdk-peer.js host SERVICE          hosts SERVICE; prints "listening", then one line per
+//                                               closed connection: "closed <mode> <reason>"
+//   node ziti-sdk-peer.js dial SERVICE [MS]     prints {"ok":true} or {"ok":false,"error","ms"}
+//   node ziti-sdk-peer.js listen SERVICE        same, for hosting
+//
+// A hosted connection starts with one JSON line choosing its mode:
+//   {"mode":"rpc"}                 an RpcPeer: echo(params) → params; bye() → "bye", then ends the stream
+//   {"mode":"sink","bytes":N}      reads N bytes, answers {"bytes","sha256"} and ends
+//   {"mode":"source","bytes":N}    writes pattern(N) with backpressure, then waits
+
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { RpcPeer } from '../../rpc/peer.js';
+import { readFirstLine } from '../../rpc/reader.js';
+import { dial, listen } from '../../transport/index.js';
+import { pattern } from './ziti-standin.js';
+
+const [mode, service, ms] = process.argv.slice(2);
+const address = `ziti:${service}`;
+const ziti = { backend: 'sdk' as const };
+
+function out(line: unknown): void {
+  process.stdout.write((typeof line === 'string' ? line : JSON.stringify(line)) + '\n');
+}
+
+async function serve(conn: Duplex): Promise<void> {
+  let kind = 'unknown';
+  try {
+    const first = JSON.parse((await readFirstLine(conn, { maxBytes: 4096, timeoutMs: 10_000 })).toString());
+    kind = first.mode;
+    if (kind === 'rpc') {
+      const peer = new RpcPeer(conn);
+      peer.onRequest('echo', (p) => p);
+      peer.onRequest('bye', () => {
+        setImmediate(() => conn.end());
+        return 'bye';
+      });
+      out(`closed rpc ${await peer.whenClosed()}`);
+      return;
+    }
+    if (kind === 'sink') {
+      const hash = createHash('sha256');
+      let got = 0;
+      conn.on('data', (d: Buffer) => {
+        hash.update(d);
+        got += d.length;
+        if (got >= first.bytes) conn.end(JSON.stringify({ bytes: got, sha256: hash.digest('hex') }) + '\n');
+      });
+      conn.resume();
+    } else if (kind === 'source') {
+      const data = pattern(first.bytes);
+      let drains = 0;
+      for (let i = 0; i < data.length; i += 64 * 1024) {
+        if (!conn.write(data.subarray(i, i + 64 * 1024))) {
+          drains++;
+          await once(conn, 'drain');
+        }
+      }
+      out(`source-done ${drains}`);
+      conn.resume();
+    }
+    await once(conn, 'close');
+    out(`closed ${kind} ok`);
+  } catch (err) {
+    out(`closed ${kind} ${(err as Error).message}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  try {
+    if (mode === 'host') {
+      const l = await listen(address, { ziti });
+      l.onConnection((c) => void serve(c));
+      out('listening');
+      return; // runs until killed (the SDK keeps the process alive)
+    }
+    if (mode === 'dial') {
+      const c = await dial(address, { ziti, timeoutMs: Number(ms ?? 3000) });
+      c.destroy();
+    } else if (mode === 'listen') {
+      const l = await listen(address, { ziti });
+      await l.close();
+    } else {
+      throw new Error(`unknown mode ${mode}`);
+    }
+    out({ ok: true, ms: Date.now() - started });
+  } catch (err) {
+    out({ ok: false, error: (err as Error).message, name: (err as Error).name, ms: Date.now() - started });
+  }
+  process.exit(0); // the SDK keeps the event loop alive after init
+}
+
+void main();

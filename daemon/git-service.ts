@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { cleanGitEnv } from '../worktrees/git.js';
 import { checkRepoName } from '../worktrees/names.js';
-import { ensureBareRepo, findBareRepo } from '../worktrees/repos.js';
+import { ensureBareRepo, findBareRepo, fixUnbornHead } from '../worktrees/repos.js';
 import type { DaemonContext } from './context.js';
 import type { HelloParams } from './protocol.js';
 
@@ -150,9 +150,12 @@ function runGit(conn: Duplex, hello: GitHello, name: string, dir: string, ctx: D
       stderr = (stderr + d).slice(-STDERR_KEEP);
     });
 
-    const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
+    const finish = async (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
       if (exited) return;
       exited = true;
+      if (code === 0 && service === 'receive-pack') {
+        await fixUnbornHead(dir).catch((err: Error) => ctx.log.warn(`repo ${name}: could not set HEAD: ${err.message}`));
+      }
       clearTimeout(idle);
       clearTimeout(killTimer);
       const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -171,8 +174,8 @@ function runGit(conn: Duplex, hello: GitHello, name: string, dir: string, ctx: D
       if (!conn.destroyed) conn.end();
       resolve();
     };
-    child.on('error', (err) => finish(null, null, err));
+    child.on('error', (err) => void finish(null, null, err));
     // 'close': git exited and its stdout is drained into the connection.
-    child.on('close', (code, signal) => finish(code, signal));
+    child.on('close', (code, signal) => void finish(code, signal));
   });
 }

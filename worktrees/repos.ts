@@ -56,3 +56,22 @@ export async function ensureBareRepo(paths: HomePaths, repo: string): Promise<Ba
     return { name, dir, created: true };
   });
 }
+
+/**
+ * After a push: a bare repo whose HEAD names a branch that does not exist (the first push was not of
+ * `master`) gets HEAD pointed at a pushed branch (main, master, else the first user branch), so a
+ * `git clone` checks something out.
+ */
+export async function fixUnbornHead(dir: string): Promise<void> {
+  try {
+    await git(['rev-parse', '--verify', '--quiet', 'HEAD'], { cwd: dir });
+    return; // HEAD is fine
+  } catch {
+    /* unborn */
+  }
+  const branches = (await git(['for-each-ref', '--format=%(refname)', 'refs/heads/'], { cwd: dir }))
+    .split('\n')
+    .filter((r) => r !== '' && !r.startsWith('refs/heads/ralph/'));
+  const pick = ['refs/heads/main', 'refs/heads/master'].find((r) => branches.includes(r)) ?? branches[0];
+  if (pick) await git(['symbolic-ref', 'HEAD', pick], { cwd: dir });
+}

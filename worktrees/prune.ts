@@ -1,0 +1,61 @@
+// `ralph prune`: removes the worktrees of finished loops on this box. A loop that is starting or
+// running is never touched. Branches `ralph/<id>` stay, so `git fetch` still brings the agent's work.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
+import type { HomePaths } from '../store/paths.js';
+import { removeLoopWorktree } from './worktree.js';
+
+export interface PrunedWorktree {
+  loop: LoopRow;
+  path: string;
+}
+
+export interface PruneResult {
+  removed: PrunedWorktree[];
+  /** Loops whose worktree stays because they are not finished. */
+  keptRunning: LoopRow[];
+  /** Finished loops that ended too recently for --older-than. */
+  keptRecent: LoopRow[];
+  failed: Array<{ loop: LoopRow; error: string }>;
+}
+
+/** `7d`, `12h`, `30m`, `45s`, `2w` → milliseconds; null for anything else. */
+export function parseDuration(text: string): number | null {
+  const m = /^(\d+)\s*(s|m|h|d|w)$/.exec(text.trim());
+  if (!m) return null;
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 's' | 'm' | 'h' | 'd' | 'w'];
+  return Number(m[1]) * unit;
+}
+
+export async function pruneLoopWorktrees(
+  paths: HomePaths,
+  store: LoopStore,
+  opts: { olderThanMs?: number; now?: number } = {},
+): Promise<PruneResult> {
+  const now = opts.now ?? Date.now();
+  const result: PruneResult = { removed: [], keptRunning: [], keptRecent: [], failed: [] };
+  for (const loop of store.list()) {
+    // Only worktrees this box made for its loops: worktrees/<loop-id>.
+    if (loop.location !== 'local') continue;
+    const path = join(paths.worktrees, loop.id);
+    if (loop.workDir !== path || !existsSync(path)) continue;
+    if (!isFinal(loop.status)) {
+      result.keptRunning.push(loop);
+      continue;
+    }
+    const ended = Date.parse(loop.endedAt ?? loop.updatedAt);
+    if (opts.olderThanMs !== undefined && !(now - ended >= opts.olderThanMs)) {
+      result.keptRecent.push(loop);
+      continue;
+    }
+    try {
+      await removeLoopWorktree(paths, loop.repo, loop.id);
+      result.removed.push({ loop, path });
+    } catch (err) {
+      result.failed.push({ loop, error: (err as Error).message });
+    }
+  }
+  return result;
+}

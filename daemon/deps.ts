@@ -34,7 +34,7 @@ export interface LoopDeps {
 /** The real modules. Loaded on first use, so `ralph daemon --help` stays light. */
 export async function loadDeps(): Promise<LoopDeps> {
   const [worktrees, agents, prepare, launch] = await Promise.all([
-    importLate('../worktrees/index.js'),
+    import('../worktrees/index.js'),
     import('../install/agents.js'),
     importLate('../loop/prepare.js'),
     importLate('../loop/launch.js'),

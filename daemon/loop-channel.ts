@@ -43,6 +43,9 @@ export async function dialRunner(ctx: DaemonContext, supervisor: Supervisor, loo
  * without ending (reset, error) takes the other down with it.
  */
 export function splice(a: Duplex, b: Duplex): void {
+  // A net.Socket ends its own writing side when its reading side ends unless told otherwise; the
+  // other direction must stay open until its own end arrives.
+  for (const s of [a, b]) if ('allowHalfOpen' in s) (s as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
   a.pipe(b);
   b.pipe(a);
   const onGone = (from: Duplex, to: Duplex) => () => {

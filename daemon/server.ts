@@ -3,10 +3,11 @@
 
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, RpcError, type ResponseError } from '../rpc/messages.js';
+import { DEFAULT_AGENT_PACKAGES, agentBinary, agentsBinDir, findOnPath } from '../install/agents.js';
 import { RpcPeer } from '../rpc/peer.js';
 import type { Config } from '../store/config.js';
 import { openDb, type Db } from '../store/db.js';
@@ -18,6 +19,7 @@ import { serveControl } from './control.js';
 import { loadDeps, type LoopDeps } from './deps.js';
 import { HelloError, helloErrorReply, helloReply, readHello } from './hello.js';
 import { createLogger } from './log.js';
+import { gitHelloProblem, handleGitChannel } from './git-service.js';
 import { dialRunner, splice } from './loop-channel.js';
 import { ControlNotifications, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type DaemonInfo, type HelloParams, type LoopStartParams } from './protocol.js';
 import { DEFAULT_MAX_LOOPS, LoopStarter } from './start-loop.js';
@@ -196,21 +198,13 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
           return;
         }
         case 'git': {
-          // The daemon answers the hello; the git service gets the stream right after the reply.
-          const d = await deps();
-          let repo: string;
-          try {
-            repo = d.checkRepoName(params.repo);
-          } catch (err) {
-            throw new RpcError(ErrorCodes.InvalidParams, (err as Error).message);
-          }
-          if (params.service === 'git-upload-pack' && !existsSync(join(paths.repos, `${repo}.git`))) {
-            throw new RpcError(ErrorCodes.NotFound, `no repo ${repo} on ${host}; push it first`);
-          }
-          const git = await loadGitService();
-          log.info(`${who}${client}: ${params.service} ${repo}${params.pushId ? ` (push ${params.pushId})` : ''}`);
+          // The daemon answers the hello (refusing a bad repo name, or fetching a repo that does not
+          // exist, with an error reply); the git service gets the stream right after the reply.
+          const problem = gitHelloProblem(params, ctx);
+          if (problem) throw new RpcError(ErrorCodes.Refused, problem);
+          log.info(`${who}${client}: ${params.service} ${params.repo}${params.pushId ? ` (push ${params.pushId})` : ''}`);
           reply();
-          git.handleGitChannel(conn, params, ctx);
+          void handleGitChannel(conn, params, ctx);
           return;
         }
       }
@@ -260,43 +254,13 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
   };
 }
 
-interface GitService {
-  handleGitChannel(
-    conn: Duplex,
-    hello: Extract<HelloParams, { channel: 'git' }>,
-    ctx: DaemonContext,
-  ): void;
-}
-
-// The git service is written alongside; it is loaded by a computed name until it is committed.
-let gitService: Promise<GitService> | undefined;
-function loadGitService(): Promise<GitService> {
-  return (gitService ??= import(new URL('./git-service.js', import.meta.url).href).catch(() => {
-    gitService = undefined;
-    throw new RpcError(ErrorCodes.MethodNotFound, 'this daemon has no git service yet');
-  }));
-}
-
-/** Which agent CLIs this box can run now: on PATH or installed under $RALPH_HOME/agents. */
+/** Which agent CLIs this box can run now: installed under $RALPH_HOME/agents or on PATH. */
 function agentsAvailable(paths: HomePaths): DaemonInfo['agents'] {
   const out: DaemonInfo['agents'] = {};
-  for (const agent of ['claude', 'opencode', 'codex', 'amp']) {
-    const path = findExecutable(agent, [join(paths.agents, 'node_modules', '.bin'), ...(process.env.PATH ?? '').split(':')]);
+  const search = [agentsBinDir(paths), process.env.PATH ?? ''].join(delimiter);
+  for (const agent of Object.keys(DEFAULT_AGENT_PACKAGES)) {
+    const path = findOnPath(agentBinary(agent), search);
     out[agent] = { available: path !== null, path };
   }
   return out;
-}
-
-function findExecutable(name: string, dirs: string[]): string | null {
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const p = join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
 }

@@ -148,8 +148,8 @@ test('a second daemon on the same home is refused; SIGTERM stops the daemon clea
   const other = makeTempHome('ralph-dm3');
   try {
     const d2 = await startDaemon(other);
-    const { code } = await d2.stop('SIGTERM');
-    assert.is(code, 0);
+    const { code, signal } = await d2.stop('SIGTERM');
+    assert.is(code, 0, `exit ${code ?? signal}; log:\n${d2.log()}`);
     assert.match(d2.log(), /SIGTERM: shutting down/);
     // its socket file is gone
     assert.throws(() => statSync(join(other.home, 'daemon.sock')));

@@ -27,6 +27,16 @@ export async function run(opts: DaemonCommandOptions): Promise<void> {
   }
   const helloTimeout = Number(process.env.RALPH_HELLO_TIMEOUT_MS);
 
+  // Signal handlers first: whoever waits for the ready line may send SIGTERM the moment it appears.
+  let stopSignal: NodeJS.Signals | undefined;
+  let onStop: (() => void) | undefined;
+  const requestStop = (signal: NodeJS.Signals) => {
+    stopSignal ??= signal;
+    onStop?.();
+  };
+  process.once('SIGTERM', requestStop);
+  process.once('SIGINT', requestStop);
+
   const { DaemonSetupError, startDaemonServer } = await import('../../daemon/server.js');
   const { createLogger } = await import('../../daemon/log.js');
   const log = createLogger();
@@ -51,15 +61,14 @@ export async function run(opts: DaemonCommandOptions): Promise<void> {
   process.stdout.write(ready + '\n');
 
   await new Promise<void>((resolveStop) => {
-    const stop = (signal: NodeJS.Signals) => {
-      log.info(`${signal}: shutting down (loops keep running)`);
+    onStop = () => {
+      log.info(`${stopSignal}: shutting down (loops keep running)`);
       daemon.close().then(resolveStop, (err: Error) => {
         log.error(`shutdown: ${err.message}`);
         resolveStop();
       });
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    if (stopSignal) onStop();
   });
   log.info('stopped');
   process.exit(0);

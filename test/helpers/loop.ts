@@ -1,7 +1,7 @@
 // Loop test helpers: start a real loop runner over a fixture agent, and a client for its socket
 // that records every event and checks the output stream for gaps and duplicates as it arrives.
 
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   CompletedEvent,
@@ -25,7 +25,18 @@ export const AGENT_FIXTURE = join(FIXTURES, 'agent.mjs');
 /** The --agent-cmd that runs the fixture agent with these steps (see test/fixtures/agent.mjs). */
 export function fixtureAgentCmd(steps = 'work'): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  return `${q(process.execPath)} ${q(AGENT_FIXTURE)} ${steps}`;
+  // exec: the agent itself leads the PTY session, as a real agent CLI would.
+  return `exec ${q(process.execPath)} ${q(AGENT_FIXTURE)} ${steps}`;
+}
+
+/** A process that has exited (or is a zombie waiting to be reaped): it runs no more code. */
+export function gone(pid: number): boolean {
+  if (!alive(pid)) return true;
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
 }
 
 type Notification = { method: string; params: any };
@@ -122,6 +133,13 @@ export class LoopClient {
   waitForOutput(pattern: RegExp | string): Promise<string> {
     const re = typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern;
     return this.waitFor(`output matching ${re}`, () => (re.test(this.output) ? this.output : undefined));
+  }
+
+  /** Waits for the `completed` event and for the output up to its seq. */
+  async waitForEnd(): Promise<CompletedEvent> {
+    const end: CompletedEvent = await this.waitForEvent('completed');
+    await this.waitFor(`output up to ${end.seq}`, () => (this.nextSeq ?? 0) >= end.seq);
+    return end;
   }
 
   /**

@@ -9,6 +9,7 @@ import { connectToLoop } from './connect.js';
 import { settleIfRunnerGone } from './liveness.js';
 import type { LoopEnd, LoopFeedOptions } from './loop-feed.js';
 import { reconcileRow } from './reconcile.js';
+import { readRemoteLog } from './remote-loop.js';
 
 /** How long a remote daemon may take to say how a loop stands. */
 const RECONCILE_TIMEOUT_MS = 3000;
@@ -48,14 +49,23 @@ export async function freshRow(store: LoopStore, row: LoopRow): Promise<LoopRow>
   return (await reconcileRow(store, now, { timeoutMs: RECONCILE_TIMEOUT_MS })).row;
 }
 
+/**
+ * The loop's output from byte `fromSeq` to its end as stored, without its runner: a local loop's
+ * log file, or the remote daemon's copy of it.
+ */
+export function readStoredOutput(row: LoopRow, fromSeq: number): Promise<Buffer> {
+  const logPath = logPathOf(row);
+  return logPath ? readFileFrom(logPath, fromSeq) : readRemoteLog(row, fromSeq);
+}
+
 export function loopAccess(
   store: LoopStore,
   row: LoopRow,
 ): Pick<LoopFeedOptions, 'connect' | 'endedWhileAway' | 'readRest'> {
-  const logPath = logPathOf(row);
   return {
     connect: () => connectToLoop(row),
     endedWhileAway: async () => endOf(await freshRow(store, row)),
-    ...(logPath ? { readRest: (fromSeq: number) => readFileFrom(logPath, fromSeq) } : {}),
+    // Filling a gap is best effort: an unreachable daemon leaves it unfilled rather than failing.
+    readRest: (fromSeq: number) => readStoredOutput(row, fromSeq).catch(() => Buffer.alloc(0)),
   };
 }

@@ -26,7 +26,8 @@ export async function callDaemon<T>(
   opts: { timeoutMs?: number; onNotification?: (method: string, params: unknown) => void } = {},
 ): Promise<T> {
   const { stream } = await openChannel(`unix:${socket}`, { channel: 'control', client: 'hook' }, { timeoutMs: 10_000 });
-  const peer = new RpcPeer(stream);
+  // loop.list answers every loop the daemon ever ran, in one line: allow a long one.
+  const peer = new RpcPeer(stream, { maxLineBytes: 256 * 1024 * 1024, maxBufferedBytes: 1024 * 1024 });
   const timeoutMs = opts.timeoutMs ?? 600_000;
   if (opts.onNotification) {
     const on = opts.onNotification;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ConnectionClosedError, RpcPeer } from '../rpc/index.js';
 import { readFirstLine } from '../rpc/reader.js';
-import { dial, DialError } from '../transport/index.js';
+import { dial, DialError, listen } from '../transport/index.js';
 import { markRemoteEnded, ZitiError } from '../transport/ziti/index.js';
 import { exited, makeTempHome, ROOT } from './helpers/env.js';
 import { makeStandinNetwork, pattern } from './helpers/ziti-standin.js';
@@ -20,18 +20,30 @@ import { makeStandinNetwork, pattern } from './helpers/ziti-standin.js';
 const SERVICE = 'ralph-svc';
 const EMPTY = 'ralph-empty'; // the client may dial it, nobody hosts it
 const OTHER = 'ralph-other'; // 'hostonly' may bind it but not dial it
+const SELF = 'ralph-self'; // the client may both host and dial it (in this process)
 const PEER = join(ROOT, 'dist', 'test', 'helpers', 'ziti-sdk-peer.js');
 
 const t = makeTempHome('ralph-zsdk');
 const net = makeStandinNetwork(t.home, {
   daemon: { bind: [SERVICE] },
-  client: { dial: [SERVICE, EMPTY] },
+  client: { dial: [SERVICE, EMPTY, SELF], bind: [SELF] },
   hostonly: { bind: [OTHER] },
   intruder: {},
 });
 Object.assign(process.env, net.env, { RALPH_ZITI_WRITE_STALL_MS: '1500' });
 delete process.env.RALPH_ZITI_IDENTITY;
 const client = { backend: 'sdk' as const, identityFile: net.identity('client') };
+/** Every wait is bounded. */
+const T = { timeoutMs: 10_000 };
+function within<V>(p: Promise<V>, ms = 10_000): Promise<V> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e) => (clearTimeout(timer), reject(e)),
+    );
+  });
+}
 
 /** A child process whose stdout lines can be awaited. */
 class Proc {
@@ -81,7 +93,7 @@ function peer(args: string[], identity: string, env: NodeJS.ProcessEnv = {}): Pr
 async function attempt(args: string[], identity: string, env: NodeJS.ProcessEnv = {}): Promise<{ ok: boolean; error?: string; ms: number }> {
   const p = peer(args, identity, env);
   const line = await p.line(/^\{/, 20_000);
-  await exited(p.child);
+  await within(exited(p.child));
   return JSON.parse(line);
 }
 
@@ -98,11 +110,33 @@ test.before(async () => {
 
 test.after(async () => {
   host.child.kill('SIGTERM');
-  await exited(host.child);
+  await within(exited(host.child));
   t.cleanup();
   // The SDK (and so its stand-in) keeps the event loop alive after init: leave once uvu has reported.
   setTimeout(() => process.exit(), 200).unref();
 });
+
+/** Reads exactly `bytes` bytes (bounded in time) and returns their sha256. */
+function collect(conn: Duplex, bytes: number, timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let got = 0;
+    const timer = setTimeout(() => reject(new Error(`only ${got} of ${bytes} bytes within ${timeoutMs} ms`)), timeoutMs);
+    conn.on('data', (d: Buffer) => {
+      hash.update(d);
+      got += d.length;
+      if (got > bytes) reject(new Error(`${got} bytes, more than ${bytes}`));
+      if (got === bytes) {
+        clearTimeout(timer);
+        resolve(hash.digest('hex'));
+      }
+    });
+    conn.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
 
 async function open(mode: object): Promise<Duplex> {
   const conn = await dial(`ziti:${SERVICE}`, { ziti: client, timeoutMs: 5000 });
@@ -113,10 +147,10 @@ async function open(mode: object): Promise<Duplex> {
 test('an RpcPeer echo crosses two processes over ziti:<service>; closing it ends the host side', async () => {
   const conn = await open({ mode: 'rpc' });
   const rpc = new RpcPeer(conn);
-  assert.equal(await rpc.request('echo', { hello: 'ziti', n: 1 }), { hello: 'ziti', n: 1 });
-  assert.equal(await rpc.request('echo', ['ünïcödé ✓']), ['ünïcödé ✓']);
+  assert.equal(await rpc.request('echo', { hello: 'ziti', n: 1 }, T), { hello: 'ziti', n: 1 });
+  assert.equal(await rpc.request('echo', ['ünïcödé ✓'], T), ['ünïcödé ✓']);
   const big = { text: 'x'.repeat(300_000) };
-  assert.equal(await rpc.request('echo', big), big);
+  assert.equal(await rpc.request('echo', big, T), big);
   const before = host.lines.length;
   rpc.close('done');
   // The hosting side IS told of the client's end (unlike the dialing side): its peer closes.
@@ -144,27 +178,47 @@ test('a few MB each way arrive intact, writes paced by the SDK write callbacks',
   up.destroy();
 
   const down = await open({ mode: 'source', bytes: N });
-  const hash = createHash('sha256');
-  let got = 0;
-  await new Promise<void>((resolve, reject) => {
-    down.on('data', (d: Buffer) => {
-      hash.update(d);
-      got += d.length;
-      if (got >= N) resolve();
-    });
-    down.once('error', reject);
-  });
-  assert.is(got, N);
-  assert.is(hash.digest('hex'), want);
+  assert.is(await collect(down, N), want);
   await host.line(/^source-done \d+$/);
   down.destroy();
+});
+
+test('two clients at once on one listener: each gets its own bytes (write callbacks routed by connection)', async () => {
+  // The SDK keeps one write-callback slot per listener for all its clients: results must be routed by conn.
+  const N = 3 * 1024 * 1024;
+  const want = createHash('sha256').update(pattern(N)).digest('hex');
+  const fetchOne = async () => {
+    const conn = await open({ mode: 'source', bytes: N });
+    const sum = await collect(conn, N);
+    conn.destroy();
+    return sum;
+  };
+  assert.equal(await Promise.all([fetchOne(), fetchOne(), fetchOne()]), [want, want, want]);
+});
+
+test('hosting in this process: a Listener hands out Duplexes; once closed it turns new clients away', async () => {
+  const l = await listen(`ziti:${SELF}`, { ziti: client });
+  assert.is(l.address, `ziti:${SELF}`);
+  l.onConnection((c) => c.pipe(c)); // echo
+  const c = await dial(`ziti:${SELF}`, { ziti: client, timeoutMs: 5000 });
+  c.write('ping\n');
+  assert.is((await readFirstLine(c, { maxBytes: 100, timeoutMs: 5000 })).toString(), 'ping');
+  c.destroy();
+  await l.close();
+  try {
+    await dial(`ziti:${SELF}`, { ziti: client, timeoutMs: 5000 });
+    assert.unreachable('a closed listener must not accept');
+  } catch (err) {
+    assert.instance(err, DialError);
+    assert.match((err as Error).message, /no one is hosting it/);
+  }
 });
 
 test('dial never reports end-of-stream: the protocol marks it and the peer closes cleanly', async () => {
   const conn = await open({ mode: 'rpc' });
   const rpc = new RpcPeer(conn);
   const closedBefore = host.lines.filter((l) => l.startsWith('closed rpc')).length;
-  assert.is(await rpc.request('bye'), 'bye');
+  assert.is(await rpc.request('bye', undefined, T), 'bye');
   // The host has ended its side...
   await waitFor(() => host.lines.filter((l) => l.startsWith('closed rpc')).length > closedBefore);
   // ...but the dialed stream was not told (the SDK's quirk): it is still open.
@@ -172,14 +226,14 @@ test('dial never reports end-of-stream: the protocol marks it and the peer close
   assert.is(rpc.closed, false);
   // The protocol knows (the goodbye was answered): it says so, and everything closes in order.
   markRemoteEnded(conn);
-  assert.is(await rpc.whenClosed(), 'peer closed the connection');
-  await new Promise((r) => (conn.destroyed ? r(null) : conn.once('close', r)));
+  assert.is(await within(rpc.whenClosed()), 'peer closed the connection');
+  await within(new Promise((r) => (conn.destroyed ? r(null) : conn.once('close', r))));
 });
 
 test('without the mark, the next request still fails within the write-stall limit, never hangs', async () => {
   const conn = await open({ mode: 'rpc' });
   const rpc = new RpcPeer(conn);
-  assert.is(await rpc.request('bye'), 'bye');
+  assert.is(await rpc.request('bye', undefined, T), 'bye');
   const started = Date.now();
   let last: unknown;
   while (Date.now() - started < 15_000) {
@@ -269,7 +323,7 @@ test('an unreadable identity file is one line naming it', async () => {
     const child = spawn(process.execPath, ['-e', script], { ...asUser, stdio: ['ignore', 'pipe', 'inherit'] });
     let outText = '';
     child.stdout.on('data', (d) => (outText += d));
-    await exited(child);
+    await within(exited(child));
     assert.is(outText.trim(), `ziti identity ${file}: cannot read it: permission denied`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -319,6 +373,11 @@ test('one identity per process: a second one is refused clearly', async () => {
     err.message,
     `ziti:${SERVICE}: this process already uses OpenZiti identity ${net.identity('client')}; the Node SDK allows one identity per process (asked for ${net.identity('daemon')})`,
   );
+});
+
+test('backend auto takes the SDK when it loads', async () => {
+  const r = await attempt(['dial', SERVICE], net.identity('client'), { RALPH_ZITI_BACKEND: 'auto' });
+  assert.equal(r.ok, true, JSON.stringify(r));
 });
 
 test('backend sdk without the SDK installed says how to get it; dial errors are DialErrors', async () => {

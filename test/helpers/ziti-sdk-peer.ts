@@ -21,7 +21,8 @@ import { pattern } from './ziti-standin.js';
 
 const [mode, service, ms] = process.argv.slice(2);
 const address = `ziti:${service}`;
-const ziti = { backend: 'sdk' as const };
+// backend sdk unless the test sets RALPH_ZITI_BACKEND (then the dispatcher reads it)
+const ziti = process.env.RALPH_ZITI_BACKEND ? {} : { backend: 'sdk' as const };
 
 function out(line: unknown): void {
   process.stdout.write((typeof line === 'string' ? line : JSON.stringify(line)) + '\n');

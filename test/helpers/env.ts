@@ -70,6 +70,8 @@ export function runCommand(
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A command that exits without reading its stdin (tmux new-session -d) must not fail the caller.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -1,0 +1,137 @@
+// `ralph attach` for real: in a tmux pane (a real terminal: raw mode, keys, screen), and from a
+// pipe (how scripts drive it).
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { CliWorld } from './helpers/cli.js';
+import { exited, RALPH_BIN, runCommand, waitUntil } from './helpers/env.js';
+
+/** One tmux server of our own (its own socket, no user config), killed at the end. */
+class Tmux {
+  readonly socket = `ralph-test-${process.pid}-${randomBytes(3).toString('hex')}`;
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  async run(args: string[]): Promise<string> {
+    const r = await runCommand('tmux', ['-f', '/dev/null', '-L', this.socket, ...args], { env: this.env, timeoutMs: 10_000 });
+    if (r.code !== 0) throw new Error(`tmux ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** A detached 120x40 session running `ralph <args>`; its pane stays after the command exits. */
+  async start(session: string, ralphArgs: string[]): Promise<void> {
+    await this.run(['new-session', '-d', '-s', session, '-x', '120', '-y', '40', process.execPath, RALPH_BIN, ...ralphArgs, ';', 'set-option', '-t', session, 'remain-on-exit', 'on']);
+  }
+
+  screen(session: string): Promise<string> {
+    return this.run(['capture-pane', '-p', '-J', '-t', session]);
+  }
+
+  keys(session: string, ...keys: string[]): Promise<string> {
+    return this.run(['send-keys', '-t', session, ...keys]);
+  }
+
+  text(session: string, text: string): Promise<string> {
+    return this.run(['send-keys', '-t', session, '-l', text]);
+  }
+
+  async waitForScreen(session: string, what: string, check: (screen: string) => boolean): Promise<string> {
+    let last = '';
+    try {
+      return await waitUntil(
+        async () => {
+          last = await this.screen(session);
+          return check(last) ? last : undefined;
+        },
+        { what, timeoutMs: 20_000, intervalMs: 50 },
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; the screen:\n${last}`);
+    }
+  }
+
+  async paneDead(session: string): Promise<boolean> {
+    return (await this.run(['display-message', '-p', '-t', session, '#{pane_dead}'])).trim() === '1';
+  }
+
+  async kill(): Promise<void> {
+    await runCommand('tmux', ['-L', this.socket, 'kill-server'], { env: this.env, timeoutMs: 10_000 }).catch(() => {});
+  }
+}
+
+const count = (text: string, part: string) => text.split(part).length - 1;
+
+test('attach in tmux: i, keys reach the agent (Esc and Ctrl-C too), Ctrl-] back, q detaches; reattach replays the screen; s y stops', async () => {
+  const w = new CliWorld('ralph-attach');
+  const tmux = new Tmux(w.env);
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    await tmux.start('first', ['attach', id]);
+    await tmux.waitForScreen('first', 'the echo agent to be ready', (s) => s.includes('ECHO READY'));
+    const watchNotes = count(await tmux.screen('first'), 'watching —');
+
+    await tmux.keys('first', 'i');
+    await tmux.waitForScreen('first', 'interactive mode', (s) => s.includes('interactive — keys go to the agent'));
+    await tmux.text('first', 'hello from tmux');
+    // Raw mode: the terminal does not echo; the text on screen is the agent's echo.
+    await tmux.waitForScreen('first', 'the agent to echo the text', (s) => s.includes('hello from tmux'));
+    await tmux.keys('first', 'Escape');
+    await tmux.keys('first', 'C-c');
+    await waitUntil(() => /hello from tmux[^]*\x1b[^]*\x03/.test(w.log(id)), { what: 'Esc and Ctrl-C in the agent\'s output' });
+
+    await tmux.keys('first', 'C-]');
+    await tmux.waitForScreen('first', 'watch mode again', (s) => count(s, 'watching —') > watchNotes);
+    await tmux.keys('first', 'q');
+    await waitUntil(() => tmux.paneDead('first'), { what: 'attach to exit after q' });
+    assert.match(await tmux.screen('first'), new RegExp(`detached from loop ${id}; it runs on`));
+    const afterDetach = await w.entry(id);
+    assert.is(afterDetach.status, 'running', 'the loop runs on after a detach');
+
+    // Attach again: the screen comes back (replayed by the runner), typed text included.
+    await tmux.start('second', ['attach', id]);
+    await tmux.waitForScreen('second', 'the replayed screen', (s) => s.includes('ECHO READY') && s.includes('hello from tmux'));
+    await tmux.keys('second', 's');
+    await tmux.waitForScreen('second', 'the stop prompt', (s) => s.includes(`stop loop ${id} now? [y/N]`));
+    await tmux.keys('second', 'y');
+    await waitUntil(() => tmux.paneDead('second'), { what: 'attach to exit when the loop stopped' });
+    assert.match(await tmux.screen('second'), new RegExp(`ralph: loop ${id} stopped`));
+    assert.is((await w.entry(id)).status, 'stopped');
+  } finally {
+    await tmux.kill();
+    await w.cleanup();
+  }
+});
+
+test('attach from a pipe (no TTY): keys still work, and the loop\'s end ends attach with exit 0', async () => {
+  const w = new CliWorld('ralph-attach');
+  try {
+    const id = await w.startLoop({ steps: 'echo,work', stories: 1 });
+    const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env: w.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    await waitUntil(() => stdout.includes('ECHO READY'), { what: 'the echo agent' });
+    child.stdin.write('i');
+    await waitUntil(() => stderr.includes('interactive —'), { what: 'interactive mode' });
+    // A line "q" ends the fixture's echo step and Ctrl-] leaves interactive mode (which holds off
+    // completion); the work step then completes the only story.
+    child.stdin.write('piped keys\rq\r\x1d');
+    const end = await exited(child);
+    assert.is(end.code, 0, stderr);
+    assert.match(stdout, /piped keys/);
+    assert.match(stdout, /<promise>COMPLETE<\/promise>/);
+    assert.match(stderr, new RegExp(`ralph: loop ${id} completed`));
+    assert.is((await w.entry(id)).status, 'completed');
+
+    // Attaching to a loop that has ended: its final status, exit 0.
+    const late = await w.ralph(['attach', id]);
+    assert.is(late.code, 0, late.stderr);
+    assert.match(late.stderr, new RegExp(`ralph: loop ${id} completed .*ralph logs ${id}`));
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test.run();

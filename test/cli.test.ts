@@ -1,0 +1,226 @@
+// The CLI as a user drives it: ralph run / status / stop / logs over real runners and the fixture
+// agent in temp git repos, and the one-line errors for bad input.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { CliWorld } from './helpers/cli.js';
+import { alive, waitUntil, type RunResult } from './helpers/env.js';
+import { fixtureAgentCmd } from './helpers/loop.js';
+
+const JSON_KEYS = [
+  'id',
+  'name',
+  'location',
+  'remote',
+  'zitiService',
+  'status',
+  'iteration',
+  'maxIterations',
+  'agent',
+  'branch',
+  'dir',
+  'pid',
+  'startedAt',
+  'endedAt',
+  'reason',
+];
+
+/** Slow iterations (each: one story, then SLOW_COUNT lines SLOW_MS apart) so a test can act mid-loop. */
+const SLOW_ENV = { FIXTURE_SLOW_MS: '100', FIXTURE_SLOW_COUNT: '15' };
+
+function assertOneLineError(r: RunResult, pattern: RegExp): void {
+  assert.is.not(r.code, 0, `expected a failure, got exit 0: ${r.stdout}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.is(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^ralph: /);
+  assert.match(lines[0]!, pattern);
+  assert.not.match(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.is(r.stdout, '');
+}
+
+test('ralph run starts a loop: the id alone on stdout, status shows it, it completes after one iteration per story', async () => {
+  const w = new CliWorld();
+  try {
+    const repo = w.repo({ stories: 3 });
+    const r = await w.ralph(['run', repo.dir, '--agent-cmd', fixtureAgentCmd('work')]);
+    assert.is(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    assert.match(id, /^[a-z0-9-]+-[0-9a-f]{4}$/);
+    assert.is(r.stdout, `${id}\n`, 'only the id on stdout');
+    assert.match(r.stderr, new RegExp(`ralph attach ${id}`));
+
+    const table = await w.ralph(['status']);
+    assert.is(table.code, 0, table.stderr);
+    const [header, line] = table.stdout.split('\n');
+    assert.match(header!, /^ID\s+LOCATION\s+STATUS\s+ITER\s+AGENT\s+BRANCH\/DIR\s+AGE\s+REASON$/);
+    assert.match(line!, new RegExp(`^${id}\\s+local\\s+(starting|running|completed)\\s+\\d+/10\\s+custom\\s+\\S+\\s+\\d+s`));
+
+    const done = await w.waitForLoop(id, 'completed', (e) => e.status === 'completed');
+    assert.is(done.iteration, 3);
+    assert.is(done.maxIterations, 10);
+    assert.ok(repo.readPrd().userStories.every((s) => s.passes));
+    const after = await w.ralph(['status']);
+    assert.match(after.stdout, new RegExp(`${id}\\s+local\\s+completed\\s+3/10\\s+custom`));
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('a runner killed with SIGKILL: ralph status itself marks the loop failed, "runner exited unexpectedly"', async () => {
+  const w = new CliWorld();
+  try {
+    const id = await w.startLoop({ steps: 'slow', env: { FIXTURE_SLOW_COUNT: '600' } });
+    const running = await w.waitForLoop(id, 'running', (e) => e.status === 'running');
+    process.kill(running.pid!, 'SIGKILL');
+    await waitUntil(() => !alive(running.pid!), { what: 'the runner to die' });
+    const e = await w.entry(id);
+    assert.is(e.status, 'failed');
+    assert.is(e.reason, 'runner exited unexpectedly');
+    assert.ok(e.endedAt);
+    const table = await w.ralph(['status']);
+    assert.match(table.stdout, new RegExp(`${id}\\s+local\\s+failed\\s.*runner exited unexpectedly`));
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('two loops at once each complete with their own iteration count; --json has the documented keys, newest first', async () => {
+  const w = new CliWorld();
+  try {
+    const empty = await w.ralph(['status', '--json']);
+    assert.is(empty.code, 0);
+    assert.equal(JSON.parse(empty.stdout), []);
+    const a = await w.startLoop({ stories: 2 });
+    const b = await w.startLoop({ stories: 4 });
+    const [ea, eb] = await Promise.all([
+      w.waitForLoop(a, 'completed', (e) => e.status === 'completed'),
+      w.waitForLoop(b, 'completed', (e) => e.status === 'completed'),
+    ]);
+    assert.is(ea.iteration, 2);
+    assert.is(eb.iteration, 4);
+    assert.is.not(ea.dir, eb.dir);
+    const entries = await w.status();
+    assert.equal(
+      entries.map((e) => e.id),
+      [b, a],
+    );
+    for (const e of entries) {
+      assert.equal(Object.keys(e), JSON_KEYS);
+      assert.is(e.location, 'local');
+      assert.is(e.remote, null);
+      assert.is(e.agent, 'custom');
+      assert.is(typeof e.pid, 'number');
+      assert.ok(!Number.isNaN(Date.parse(e.startedAt)));
+      assert.ok(!Number.isNaN(Date.parse(e.endedAt!)));
+    }
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('ralph stop ends a loop now (stopped); stopping it again says so and exits 0', async () => {
+  const w = new CliWorld();
+  try {
+    const id = await w.startLoop({ steps: 'slow', env: { FIXTURE_SLOW_COUNT: '600' } });
+    await w.waitForLoop(id, 'running', (e) => e.status === 'running');
+    const r = await w.ralph(['stop', id]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`loop ${id} stopped`));
+    const e = await w.entry(id);
+    assert.is(e.status, 'stopped');
+    const again = await w.ralph(['stop', id]);
+    assert.is(again.code, 0);
+    assert.match(again.stderr, new RegExp(`^ralph: nothing to stop: loop ${id} stopped`));
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('ralph stop --after-iteration lets the current iteration finish, then the loop is stopped', async () => {
+  const w = new CliWorld();
+  try {
+    const id = await w.startLoop({ steps: 'work,slow', stories: 5, env: SLOW_ENV });
+    await w.waitForLoop(id, 'in iteration 1', (e) => e.status === 'running' && e.iteration === 1);
+    const r = await w.ralph(['stop', id, '--after-iteration']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`loop ${id} will stop when iteration \\d+ ends`));
+    const e = await w.waitForLoop(id, 'stopped', (x) => x.status === 'stopped');
+    assert.ok(e.iteration >= 1 && e.iteration < 5, `stopped in iteration ${e.iteration}`);
+    // The iteration it was in ran to its end: the log has all its slow lines.
+    assert.match(w.log(id), new RegExp(`slow line ${SLOW_ENV.FIXTURE_SLOW_COUNT}\\b`));
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('ralph logs prints the whole log; logs -f follows to the end with nothing lost or doubled', async () => {
+  const w = new CliWorld();
+  try {
+    const id = await w.startLoop({ steps: 'work,slow', stories: 2, env: { FIXTURE_SLOW_MS: '20', FIXTURE_SLOW_COUNT: '20' } });
+    const follow = await w.ralph(['logs', id, '-f']);
+    assert.is(follow.code, 0, follow.stderr);
+    assert.match(follow.stderr, new RegExp(`^ralph: loop ${id} completed`));
+    const log = w.log(id);
+    assert.match(log, /<promise>COMPLETE<\/promise>/);
+    assert.is(follow.stdout, log, 'logs -f printed exactly the log');
+
+    const plain = await w.ralph(['logs', id]);
+    assert.is(plain.code, 0, plain.stderr);
+    assert.is(plain.stdout, log);
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('bad input: one line on stderr, non-zero exit, no stack trace, no row written', async () => {
+  const w = new CliWorld();
+  try {
+    assertOneLineError(await w.ralph(['attach', 'nope']), /^ralph: no loop "nope" \(see ralph status\)$/);
+    assertOneLineError(await w.ralph(['stop', 'nope']), /no loop "nope"/);
+    assertOneLineError(await w.ralph(['logs', 'nope']), /no loop "nope"/);
+
+    const missing = w.repo({ git: false });
+    rmSync(missing.prdPath);
+    assertOneLineError(await w.ralph(['run', missing.dir, '--agent-cmd', 'true']), /prd\.json/);
+    const malformed = w.repo({ git: false });
+    writeFileSync(malformed.prdPath, '{ "userStories": [ oops');
+    assertOneLineError(await w.ralph(['run', malformed.dir, '--agent-cmd', 'true']), /prd\.json/);
+    assertOneLineError(await w.ralph(['run', join(missing.dir, 'no-such-dir'), '--agent-cmd', 'true']), /not a directory/);
+
+    const ok = w.repo({ git: false });
+    // A PATH with no agent CLI on it: node's own directory and the system's.
+    const path = `${dirname(process.execPath)}:/usr/bin:/bin`;
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'claude'], { env: { PATH: path } }), /claude/);
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'gpt-nine']), /unknown agent "gpt-nine"/);
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--max-iterations', '0']), /--max-iterations/);
+
+    assert.equal(await w.status(), [], 'no row was written');
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('ralph run --foreground: output on stdout, exit 0 when completed, 1 otherwise', async () => {
+  const w = new CliWorld();
+  try {
+    const repo = w.repo({ stories: 2 });
+    const ok = await w.ralph(['run', repo.dir, '--foreground', '--agent-cmd', fixtureAgentCmd('work')]);
+    assert.is(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /<promise>COMPLETE<\/promise>/);
+    assert.match(ok.stderr, /completed/);
+    const failing = await w.ralph(['run', w.repo({ stories: 2 }).dir, '--foreground', '--max-iterations', '2', '--agent-cmd', fixtureAgentCmd('noop')]);
+    assert.is(failing.code, 1, failing.stderr);
+    assert.match(failing.stderr, /failed/);
+    const entries = await w.status();
+    assert.equal(
+      entries.map((e) => e.status),
+      ['failed', 'completed'],
+    );
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test.run();

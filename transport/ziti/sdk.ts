@@ -352,7 +352,12 @@ export async function dialSdk(service: string, identity: ZitiIdentity, timeoutMs
     }, Math.max(0, deadline - Date.now()));
     const onConnect = (conn?: number) => {
       if (settled) {
-        if (typeof conn === 'number') sdk.close(conn);
+        // Connected after we gave up: nobody will use it.
+        if (typeof conn === 'number') {
+          try {
+            sdk.close(conn);
+          } catch {}
+        }
         return;
       }
       settled = true;

@@ -1,0 +1,154 @@
+// What attach stands on: the loop's output across dropped connections (resubscribe from the last
+// seq: nothing lost, nothing twice), across a runner that dies, and the key rules of each mode.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import net from 'node:net';
+import { join } from 'node:path';
+import { requireLoop } from '../client/lookup.js';
+import { loopAccess } from '../client/loop-access.js';
+import { LoopFeed } from '../client/loop-feed.js';
+import { KeyRouter } from '../cli/attach/keys.js';
+import { RpcPeer } from '../rpc/peer.js';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
+import { dial } from '../transport/index.js';
+import { CliWorld } from './helpers/cli.js';
+import { waitUntil } from './helpers/env.js';
+
+/** A unix-socket relay in front of a runner's socket whose connections the test can cut. */
+class CuttableRelay {
+  private readonly pairs = new Set<[net.Socket, net.Socket]>();
+  private readonly server: net.Server;
+  cuts = 0;
+
+  constructor(
+    readonly path: string,
+    target: string,
+  ) {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(target);
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.pairs.add(pair);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        this.pairs.delete(pair);
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve) => this.server.listen(this.path, resolve));
+  }
+
+  cut(): void {
+    this.cuts += 1;
+    for (const [a, b] of this.pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  close(): Promise<void> {
+    this.cut();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+test('output across two dropped connections equals the log byte for byte, and the end arrives', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  let relay: CuttableRelay | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'work,slow', stories: 2, env: { FIXTURE_SLOW_MS: '15', FIXTURE_SLOW_COUNT: '40' } });
+    const row = requireLoop(store, id);
+    relay = new CuttableRelay(join(w.home.home, 'relay.sock'), row.socketPath!);
+    await relay.listen();
+    const r = relay;
+    let output = '';
+    let reconnects = 0;
+    const feed = new LoopFeed({
+      ...loopAccess(store, row),
+      connect: async () => new RpcPeer(await dial(`unix:${r.path}`)),
+      fromSeq: 0,
+      onOutput: (data) => {
+        output += data;
+        // Cut while output is flowing: once early, once in the second iteration.
+        if ((r.cuts === 0 && output.length > 300) || (r.cuts === 1 && /iteration 2/.test(output))) r.cut();
+      },
+      onSubscribed: (_result, _peer, isReconnect) => {
+        if (isReconnect) reconnects += 1;
+      },
+    });
+    await feed.start();
+    const end = await feed.ended;
+    assert.is(end.status, 'completed');
+    assert.is(end.iteration, 2);
+    assert.is(r.cuts, 2);
+    assert.ok(reconnects >= 2, `reconnected ${reconnects} times`);
+    assert.is(output, w.log(id), 'nothing lost, nothing twice');
+  } finally {
+    await relay?.close();
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('a runner killed mid-loop: the feed ends as failed ("runner exited unexpectedly") with the output the log holds', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  try {
+    const id = await w.startLoop({ steps: 'slow', env: { FIXTURE_SLOW_MS: '20', FIXTURE_SLOW_COUNT: '600' } });
+    const row = requireLoop(store, id);
+    let output = '';
+    const feed = new LoopFeed({ ...loopAccess(store, row), fromSeq: 0, onOutput: (data) => (output += data) });
+    await feed.start();
+    await waitUntil(() => output.includes('slow line 5'), { what: 'some output' });
+    process.kill(store.get(id)!.pid!, 'SIGKILL');
+    const end = await feed.ended;
+    assert.is(end.status, 'failed');
+    assert.is(end.reason, 'runner exited unexpectedly');
+    assert.is(output, w.log(id));
+    assert.is(store.get(id)!.status, 'failed');
+  } finally {
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('keys: watch mode i / s / q / Ctrl-C, others ignored', () => {
+  const k = new KeyRouter('watch');
+  assert.equal(k.route(Buffer.from('xz')), []);
+  assert.equal(k.route(Buffer.from('q')), [{ kind: 'detach' }]);
+  assert.equal(k.route(Buffer.from('\x03')), [{ kind: 'detach' }]);
+  assert.equal(k.route(Buffer.from('s')), [{ kind: 'ask-stop' }]);
+  assert.is(k.mode, 'confirm-stop');
+  assert.equal(k.route(Buffer.from('n')), [{ kind: 'keep-running' }]);
+  assert.equal(k.route(Buffer.from('sy')), [{ kind: 'ask-stop' }, { kind: 'stop' }]);
+  assert.equal(k.route(Buffer.from('i')), [{ kind: 'interactive', on: true }]);
+  assert.is(k.mode, 'interactive');
+});
+
+test('keys: interactive mode sends every byte (Esc, Ctrl-C, q, multi-byte split across reads); Ctrl-] leaves mid-chunk', () => {
+  const k = new KeyRouter('interactive');
+  assert.equal(k.route(Buffer.from('q\x1b[A\x03i')), [{ kind: 'send', data: 'q\x1b[A\x03i' }]);
+  const snow = Buffer.from('☃');
+  assert.equal(k.route(snow.subarray(0, 1)), []);
+  assert.equal(k.route(snow.subarray(1)), [{ kind: 'send', data: '☃' }]);
+  assert.equal(k.route(Buffer.from('ab\x1dq')), [
+    { kind: 'send', data: 'ab' },
+    { kind: 'interactive', on: false },
+    { kind: 'detach' },
+  ]);
+  assert.is(k.mode, 'watch');
+});
+
+test.run();

@@ -3,10 +3,12 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
 import { CliWorld } from './helpers/cli.js';
-import { alive, waitUntil, type RunResult } from './helpers/env.js';
+import { alive, ROOT, waitUntil, type RunResult } from './helpers/env.js';
 import { fixtureAgentCmd } from './helpers/loop.js';
 
 const JSON_KEYS = [
@@ -221,6 +223,61 @@ test('ralph run --foreground: output on stdout, exit 0 when completed, 1 otherwi
   } finally {
     await w.cleanup();
   }
+});
+
+test('ralph status shows a remote loop under its remote, marked (unreachable) when its daemon cannot be reached', async () => {
+  const w = new CliWorld();
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  try {
+    // The remote "box" is not even configured: no daemon can answer for it.
+    new LoopStore(db).insert({
+      id: 'feature-1a2b',
+      name: 'feature-1a2b',
+      location: 'remote',
+      remote: 'box',
+      remoteLoopId: 'feature-1a2b',
+      branch: 'ralph/feature-1a2b',
+      workDir: '/srv/ralph/worktrees/feature-1a2b',
+      agent: 'claude',
+      maxIterations: 10,
+      status: 'running',
+      iteration: 2,
+    });
+    const r = await w.ralph(['status', '--timeout', '1000']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^feature-1a2b\s+box \(unreachable\)\s+running\s+2\/10\s+claude\s+ralph\/feature-1a2b\s/m);
+    const [entry] = await w.status();
+    assert.is(entry!.location, 'remote');
+    assert.is(entry!.remote, 'box');
+    assert.is(entry!.status, 'running', 'an unreachable daemon leaves the last known state');
+  } finally {
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('ralph status loads no heavy module: its static imports reach neither node-pty, @xterm nor execa', () => {
+  const heavy = /^(node-pty|@xterm\/|execa)/;
+  const seen = new Set<string>();
+  const reached: string[] = [];
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, 'utf8');
+    // Static imports only: `import ... from 'x'` and `export ... from 'x'` (dynamic import() is lazy by design).
+    for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+'([^']+)'/gm)) {
+      const spec = m[1]!;
+      if (spec.startsWith('.')) visit(resolve(dirname(file), spec));
+      else reached.push(spec);
+    }
+  };
+  visit(join(ROOT, 'dist', 'cli', 'ralph.js'));
+  visit(join(ROOT, 'dist', 'cli', 'commands', 'status.js'));
+  assert.ok(seen.size > 3, 'followed the imports');
+  assert.equal(
+    reached.filter((spec) => heavy.test(spec)),
+    [],
+  );
 });
 
 test.run();

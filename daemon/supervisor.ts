@@ -39,6 +39,7 @@ interface Watch {
 }
 
 const DIAL_TIMEOUT_MS = 5000;
+const STARTING_GRACE_MS = 2 * 60_000;
 const MAX_RETRY_DELAY_MS = 5000;
 
 export class Supervisor {
@@ -67,11 +68,6 @@ export class Supervisor {
     }
   }
 
-  /** Loops not yet final in the DB (what counts against the concurrency limit). */
-  openCount(): number {
-    return this.store.listOpen().filter((r) => r.location === 'local').length;
-  }
-
   get watching(): number {
     return this.watches.size;
   }
@@ -86,7 +82,10 @@ export class Supervisor {
     for (const row of this.store.listOpen()) {
       if (row.location !== 'local') continue;
       if (row.pid === null) {
-        if (this.store.finish(row.id, 'failed', START_INTERRUPTED_REASON)) {
+        // A daemon start (it has a repo) that never got its runner; a bare `ralph run` sharing this
+        // home may still be on its way, so leave those to it for a while.
+        const stale = row.repo !== null || Date.now() - Date.parse(row.updatedAt) > STARTING_GRACE_MS;
+        if (stale && this.store.finish(row.id, 'failed', START_INTERRUPTED_REASON)) {
           failed += 1;
           this.log.warn(`loop ${row.id}: ${START_INTERRUPTED_REASON}; marked failed`);
           this.emit(ControlEvents.failed, this.store.get(row.id)!);

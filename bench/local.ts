@@ -1,0 +1,101 @@
+// `npm run bench`: the local path's figures.
+//  1. keystroke echo round trip: `write` → agent PTY → `output` event, over the loop's unix socket;
+//  2. output throughput from the agent's PTY to an attached client, with the runner's peak memory;
+//  3. `ralph status` wall time with 10,000 rows in the session DB.
+// Targets (2-core machine): echo p50 <= 1 ms, p99 <= 3 ms; >= 50 MB/s; status <= 200 ms.
+
+import { spawnSync } from 'node:child_process';
+import { launchRunner } from '../loop/launch.js';
+import { prepareLoop } from '../loop/prepare.js';
+import { RpcPeer } from '../rpc/peer.js';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
+import { homePaths } from '../store/paths.js';
+import { dial } from '../transport/index.js';
+import { makeTempHome, RALPH_BIN } from '../test/helpers/env.js';
+import { fixtureAgentCmd } from '../test/helpers/loop.js';
+import { makeTaskRepo } from '../test/helpers/task.js';
+import { fmtMs, measureEcho, measureFlood, OutputWatch, percentiles, rssKiB } from './measure.js';
+
+const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 2000);
+const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 64);
+const STATUS_ROWS = 10_000;
+
+async function echoAndThroughput(): Promise<void> {
+  const t = makeTempHome('ralph-bench');
+  const task = makeTaskRepo({ stories: 1, label: 'ralph-bench-task' });
+  process.env.RALPH_HOME = t.home;
+  const paths = homePaths(t.home);
+  const store = new LoopStore(openDb(paths.db));
+  try {
+    const row = prepareLoop(store, paths, { dir: task.dir, agentCmd: fixtureAgentCmd('echo,flood'), maxIterations: 1 });
+    const { pid } = await launchRunner(paths, row.id, { env: { ...t.env, FIXTURE_FLOOD_MB: String(FLOOD_MB) } });
+    const peer = new RpcPeer(await dial(`unix:${paths.socketFor(row.id)}`));
+    const watch = new OutputWatch(peer);
+    await watch.subscribe({ fromSeq: 0 });
+    const echo = await measureEcho(watch, KEYSTROKES);
+    console.log(`echo (unix socket):   ${fmtMs(echo)}`);
+    const flood = await measureFlood(watch, () => rssKiB(pid));
+    console.log(
+      `throughput (unix):    ${flood.mbPerS.toFixed(1)} MB/s  (${flood.mb.toFixed(1)} MB in ${flood.seconds.toFixed(2)} s; runner peak RSS ${flood.maxRssMb.toFixed(0)} MB)`,
+    );
+    peer.close();
+  } finally {
+    store.db.close();
+    task.cleanup();
+    t.cleanup();
+  }
+}
+
+function statusWallTime(): void {
+  const t = makeTempHome('ralph-bench-status');
+  const paths = homePaths(t.home);
+  const db = openDb(paths.db);
+  const store = new LoopStore(db);
+  const statuses = ['completed', 'failed', 'stopped'] as const;
+  db.transaction(() => {
+    for (let i = 0; i < STATUS_ROWS; i++) {
+      const id = `bench-${i.toString(16).padStart(4, '0')}`;
+      store.insert({
+        id,
+        name: id,
+        location: i % 5 === 0 ? 'remote' : 'local',
+        remote: i % 5 === 0 ? 'vps' : null,
+        workDir: `/home/user/src/project-${i % 37}`,
+        branch: `feature-${i}`,
+        agent: 'claude',
+        maxIterations: 10,
+        iteration: i % 10,
+        status: statuses[i % 3]!,
+        reason: i % 3 === 1 ? 'max iterations reached' : null,
+        startedAt: new Date(Date.now() - i * 60_000).toISOString(),
+        endedAt: new Date(Date.now() - i * 60_000 + 30_000).toISOString(),
+      });
+    }
+  })();
+  db.close();
+  for (const args of [['status'], ['status', '--json']]) {
+    const samples: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(process.execPath, [RALPH_BIN, ...args], { env: t.env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (r.status !== 0) throw new Error(`ralph ${args.join(' ')} failed: ${r.stderr}`);
+      if (i >= 2) samples.push(ms);
+    }
+    const p = percentiles(samples);
+    console.log(`ralph ${args.join(' ').padEnd(13)} (${STATUS_ROWS} rows): p50 ${p.p50.toFixed(0)} ms  max ${p.max.toFixed(0)} ms  (n=${p.n}, wall time incl. node start)`);
+  }
+  const samples: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const t0 = process.hrtime.bigint();
+    spawnSync(process.execPath, ['-e', '0']);
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  console.log(`(bare \`node -e 0\` on this machine: p50 ${percentiles(samples).p50.toFixed(0)} ms)`);
+  t.cleanup();
+}
+
+console.log(`ralph local benchmark — ${new Date().toISOString()}, node ${process.version}`);
+await echoAndThroughput();
+statusWallTime();

@@ -1,0 +1,131 @@
+// Measurements shared by the benchmarks: keystroke echo round trip and output throughput over any
+// RpcPeer that speaks loop/protocol.ts (a local socket, the daemon over tcp, the Ziti overlay).
+
+import { readFileSync } from 'node:fs';
+import type { OutputEvent, SubscribeResult } from '../loop/protocol.js';
+import type { RpcPeer } from '../rpc/peer.js';
+
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export function percentiles(samples: number[]): Percentiles {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return {
+    n: s.length,
+    p50: at(0.5),
+    p95: at(0.95),
+    p99: at(0.99),
+    max: s[s.length - 1]!,
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+  };
+}
+
+export function fmtMs(p: Percentiles): string {
+  return `p50 ${p.p50.toFixed(3)} ms  p95 ${p.p95.toFixed(3)} ms  p99 ${p.p99.toFixed(3)} ms  max ${p.max.toFixed(2)} ms  (n=${p.n})`;
+}
+
+/**
+ * A subscription that collects output text and lets a caller await a substring.
+ * Expects the loop to run the fixture agent's `echo,flood` steps (test/fixtures/agent.mjs).
+ */
+export class OutputWatch {
+  text = '';
+  bytes = 0;
+  private waiters: Array<{ needle: string; from: number; resolve: () => void }> = [];
+  private completedResolve!: () => void;
+  readonly completed = new Promise<void>((r) => (this.completedResolve = r));
+
+  constructor(readonly peer: RpcPeer) {
+    peer.onNotification('output', (p) => {
+      const e = p as OutputEvent;
+      this.text += e.data;
+      this.bytes += Buffer.byteLength(e.data);
+      // keep memory flat during a flood: only the tail matters for matching
+      if (this.text.length > 1 << 16) this.text = this.text.slice(-4096);
+      this.check();
+    });
+    peer.onNotification('completed', () => this.completedResolve());
+  }
+
+  async subscribe(params: { fromSeq?: number; replay?: 'none' | 'screen' } = { replay: 'none' }): Promise<SubscribeResult> {
+    return this.peer.request<SubscribeResult>('subscribe', params);
+  }
+
+  /** Resolves when `needle` appears in output arriving after this call. */
+  next(needle: string): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push({ needle, from: this.text.length, resolve });
+    });
+  }
+
+  /** Resolves when `needle` has appeared anywhere in the (recent) output. */
+  seen(needle: string): Promise<void> {
+    if (this.text.includes(needle)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ needle, from: 0, resolve }));
+  }
+
+  private check(): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (this.text.indexOf(w.needle, Math.max(0, Math.min(w.from, this.text.length - 1) - w.needle.length)) !== -1) {
+        w.resolve();
+        return false;
+      }
+      return true;
+    });
+  }
+}
+
+/** Keystroke echo: write one character, time until the agent's echo of it arrives as output. */
+export async function measureEcho(watch: OutputWatch, count: number): Promise<Percentiles> {
+  await watch.seen('ECHO READY');
+  await watch.peer.request('interactive', { on: true });
+  const samples: number[] = [];
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz';
+  for (let i = 0; i < count + 50; i++) {
+    const ch = alphabet[i % alphabet.length]!;
+    watch.text = '';
+    const echoed = watch.next(ch);
+    const t0 = process.hrtime.bigint();
+    void watch.peer.request('write', { data: ch });
+    await echoed;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (i >= 50) samples.push(ms); // the first 50 warm the JIT and the path
+  }
+  return percentiles(samples);
+}
+
+/**
+ * Output throughput: ends the echo step ("q" line) so the fixture floods its PTY, and times the
+ * bytes arriving at this client until the loop completes.
+ */
+export async function measureFlood(watch: OutputWatch, rssOf?: () => number): Promise<{ mb: number; seconds: number; mbPerS: number; maxRssMb: number }> {
+  watch.text = '';
+  const startBytes = watch.bytes;
+  const t0 = process.hrtime.bigint();
+  let maxRss = 0;
+  const sampler = rssOf ? setInterval(() => (maxRss = Math.max(maxRss, rssOf())), 50) : undefined;
+  await watch.peer.request('write', { data: '\rq\r' }); // a line of its own: "q" ends the echo step
+  await watch.peer.request('interactive', { on: false });
+  await watch.completed;
+  clearInterval(sampler);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const mb = (watch.bytes - startBytes) / (1024 * 1024);
+  return { mb, seconds, mbPerS: mb / seconds, maxRssMb: maxRss / 1024 };
+}
+
+/** Resident memory of a process in KiB (Linux). */
+export function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}

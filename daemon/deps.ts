@@ -1,20 +1,12 @@
 // What the daemon's loop start needs from the rest of ralph (worktrees/, install/, loop/), as one
 // object: the server wires the real modules in, and nothing in daemon/ reaches past this seam.
 
+import type { PrepareRequest } from '../loop/prepare.js';
 import type { LoopRow, LoopStore } from '../store/loops.js';
 import type { Config } from '../store/config.js';
 import type { HomePaths } from '../store/paths.js';
 
-export interface PrepareRequest {
-  dir: string;
-  task?: string;
-  agent?: string;
-  agentCmd?: string;
-  maxIterations?: number;
-  name?: string;
-  agentSearchDirs?: string[];
-  row?: Partial<LoopRow>;
-}
+export type { PrepareRequest };
 
 export interface LoopDeps {
   /** The commit a branch of a bare repo points at, or null when there is no such branch. */
@@ -36,8 +28,8 @@ export async function loadDeps(): Promise<LoopDeps> {
   const [worktrees, agents, prepare, launch] = await Promise.all([
     import('../worktrees/index.js'),
     import('../install/agents.js'),
-    importLate('../loop/prepare.js'),
-    importLate('../loop/launch.js'),
+    import('../loop/prepare.js'),
+    import('../loop/launch.js'),
   ]);
   return {
     resolveBranchCommit: worktrees.resolveBranchCommit,
@@ -45,24 +37,7 @@ export async function loadDeps(): Promise<LoopDeps> {
     removeLoopWorktree: worktrees.removeLoopWorktree,
     checkRepoName: worktrees.checkRepoName,
     ensureAgentInstalled: agents.ensureAgentInstalled,
-    prepareLoop: prepare.prepareLoop as LoopDeps['prepareLoop'],
+    prepareLoop: prepare.prepareLoop,
     launchRunner: launch.launchRunner,
   };
-}
-
-// Modules other engineers are still writing: imported by a computed name so this file compiles before
-// they land. Replaced by plain imports once they are committed.
-// A module that is not there yet turns into functions that say so when called.
-function importLate(path: string): Promise<any> {
-  return import(new URL(path, import.meta.url).href).catch(
-    (err: Error) =>
-      new Proxy(
-        {},
-        {
-          get: () => () => {
-            throw new Error(`${path} is not available in this build (${err.message})`);
-          },
-        },
-      ),
-  );
 }

@@ -18,14 +18,13 @@ import {
 import { isFinal, type LoopStore } from '../store/loops.js';
 import type { Config } from '../store/config.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
+import { AGENT_NAMES, type AgentName } from '../loop/agents.js';
+import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
 import type { LoopDeps } from './deps.js';
 import { ControlEvents, type LoopStartParams, type LoopStartResult } from './protocol.js';
 import type { Supervisor } from './supervisor.js';
 
-export const AGENTS = ['claude', 'opencode', 'codex', 'amp'] as const;
-export const DEFAULT_AGENT = 'claude';
-export const DEFAULT_MAX_ITERATIONS = 10;
 export const DEFAULT_MAX_LOOPS = 4;
 const MAX_ITERATIONS_LIMIT = 10_000;
 
@@ -50,7 +49,7 @@ export function checkStartParams(raw: unknown): LoopStartParams {
     }
     out.task = task;
   }
-  if (p.agent !== undefined && p.agent !== null) out.agent = requireOneOf(p, 'agent', AGENTS);
+  if (p.agent !== undefined && p.agent !== null) out.agent = requireOneOf(p, 'agent', AGENT_NAMES);
   const agentCmd = optionalString(p, 'agentCmd', { maxLength: 4096 });
   if (agentCmd !== undefined) {
     if (agentCmd.trim() === '') throw new RpcError(ErrorCodes.InvalidParams, 'agentCmd must not be empty');
@@ -153,7 +152,7 @@ export class LoopStarter {
       const row = deps.prepareLoop(store, paths, {
         dir: worktree,
         ...(params.task !== undefined ? { task: params.task } : {}),
-        ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : { agent }),
+        ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : { agent: agent as AgentName }),
         maxIterations,
         name: loopId,
         agentSearchDirs: extraBinDirs,

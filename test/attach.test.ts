@@ -5,8 +5,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
 import { exited, RALPH_BIN, runCommand, waitUntil } from './helpers/env.js';
+import { LoopClient } from './helpers/loop.js';
 
 /** One tmux server of our own (its own socket, no user config), killed at the end. */
 class Tmux {
@@ -62,12 +64,16 @@ class Tmux {
 
 const count = (text: string, part: string) => text.split(part).length - 1;
 
-test('attach in tmux: i, keys reach the agent (Esc and Ctrl-C too), Ctrl-] back, q detaches; reattach replays the screen; s y stops', async () => {
+test('attach in tmux: i, keys reach the agent (Esc and Ctrl-C too), Ctrl-] back, q detaches and gives the terminal back; reattach replays the screen and follows resizes; s y stops', async () => {
   const w = new CliWorld('ralph-attach');
-  const tmux = new Tmux(w.env);
+  const tmux = new Tmux({ ...w.env, PS1: '$ ' });
+  let runner: LoopClient | undefined;
   try {
     const id = await w.startLoop({ steps: 'echo' });
-    await tmux.start('first', ['attach', id]);
+    // The first attach is typed into a shell, as a user would, so the terminal can be checked after.
+    await tmux.run(['new-session', '-d', '-s', 'first', '-x', '120', '-y', '40', 'sh']);
+    await tmux.text('first', `'${process.execPath}' '${RALPH_BIN}' attach ${id}`);
+    await tmux.keys('first', 'Enter');
     await tmux.waitForScreen('first', 'the echo agent to be ready', (s) => s.includes('ECHO READY'));
     const watchNotes = count(await tmux.screen('first'), 'watching —');
 
@@ -78,19 +84,34 @@ test('attach in tmux: i, keys reach the agent (Esc and Ctrl-C too), Ctrl-] back,
     await tmux.waitForScreen('first', 'the agent to echo the text', (s) => s.includes('hello from tmux'));
     await tmux.keys('first', 'Escape');
     await tmux.keys('first', 'C-c');
-    await waitUntil(() => /hello from tmux[^]*\x1b[^]*\x03/.test(w.log(id)), { what: 'Esc and Ctrl-C in the agent\'s output' });
+    await waitUntil(() => /hello from tmux[^]*\x1b[^]*\x03/.test(w.log(id)), { what: "Esc and Ctrl-C in the agent's output" });
 
     await tmux.keys('first', 'C-]');
     await tmux.waitForScreen('first', 'watch mode again', (s) => count(s, 'watching —') > watchNotes);
     await tmux.keys('first', 'q');
-    await waitUntil(() => tmux.paneDead('first'), { what: 'attach to exit after q' });
-    assert.match(await tmux.screen('first'), new RegExp(`detached from loop ${id}; it runs on`));
-    const afterDetach = await w.entry(id);
-    assert.is(afterDetach.status, 'running', 'the loop runs on after a detach');
+    await tmux.waitForScreen('first', 'attach to exit after q', (s) => s.includes(`detached from loop ${id}; it runs on`));
+    assert.is((await w.entry(id)).status, 'running', 'the loop runs on after a detach');
+    // The terminal is the shell's again: cooked mode, echo on, cursor visible.
+    await tmux.text('first', 'stty -a');
+    await tmux.keys('first', 'Enter');
+    const stty = await tmux.waitForScreen('first', 'stty output', (s) => /\bicanon\b/.test(s));
+    assert.not.match(stty, /-icanon|-echo\b|-isig/);
+    assert.is((await tmux.run(['display-message', '-p', '-t', 'first', '#{cursor_flag}'])).trim(), '1');
 
     // Attach again: the screen comes back (replayed by the runner), typed text included.
     await tmux.start('second', ['attach', id]);
     await tmux.waitForScreen('second', 'the replayed screen', (s) => s.includes('ECHO READY') && s.includes('hello from tmux'));
+    // A resize of the terminal reaches the agent's PTY.
+    runner = await LoopClient.connect(join(w.home.home, 'sockets', `${id}.sock`));
+    const client = runner;
+    await tmux.run(['resize-window', '-t', 'second', '-x', '100', '-y', '30']);
+    await waitUntil(
+      async () => {
+        const s = await client.status();
+        return s.cols === 100 && s.rows === 30;
+      },
+      { what: 'the PTY to take the new size' },
+    );
     await tmux.keys('second', 's');
     await tmux.waitForScreen('second', 'the stop prompt', (s) => s.includes(`stop loop ${id} now? [y/N]`));
     await tmux.keys('second', 'y');
@@ -98,6 +119,7 @@ test('attach in tmux: i, keys reach the agent (Esc and Ctrl-C too), Ctrl-] back,
     assert.match(await tmux.screen('second'), new RegExp(`ralph: loop ${id} stopped`));
     assert.is((await w.entry(id)).status, 'stopped');
   } finally {
+    runner?.close();
     await tmux.kill();
     await w.cleanup();
   }

@@ -21,7 +21,7 @@ import {
 } from '../worktrees/index.js';
 import { ROOT, makeTempHome } from './helpers/env.js';
 
-const t = makeTempHome('ralph-hw');
+const t = makeTempHome('ralph-gw');
 const paths = homePaths(t.home);
 
 function git(args: string[], cwd: string, env: NodeJS.ProcessEnv = t.env): Promise<string> {

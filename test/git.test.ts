@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { FIXTURES, ROOT, RALPH_BIN, makeTempHome, waitUntil, type RunResult } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
@@ -220,6 +221,60 @@ test('ls-remote and clone go through the helper', async () => {
   const missing = await runCommand('git', ['ls-remote', 'ralph://box/nothing-here'], { env, cwd: laptop.home, timeoutMs: 30_000 });
   assert.is.not(missing.code, 0);
   assert.match(missing.stderr, /ralph: .*no repo "nothing-here" on this daemon; push to it first/, missing.stderr);
+});
+
+/** Pids of git processes serving this box's repo `app` right now. */
+function gitServing(): number[] {
+  const needle = join(box.home, 'repos', 'app.git');
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (cmd.includes(needle) && cmd.some((a) => /(upload|receive)-pack$/.test(a))) pids.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+/** Reads a raw git stream until the ref advertisement's flush packet (bounded). */
+function readAdvertisement(stream: Duplex): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`no ref advertisement within 10 s; got ${JSON.stringify(text)}`)), 10_000);
+    const onData = (b: Buffer) => {
+      text += b.toString('latin1');
+      if (text.endsWith('0000')) {
+        clearTimeout(timer);
+        stream.off('data', onData);
+        resolve(text);
+      }
+    };
+    stream.on('data', onData);
+    stream.once('error', reject);
+    stream.resume(); // the hello reader leaves the stream paused
+  });
+}
+
+test('the git channel: a client half-close lets git finish and the daemon closes; a vanished client ends git', async () => {
+  const polite = await d.open({ channel: 'git', service: 'git-upload-pack', repo: 'app' });
+  assert.match(await readAdvertisement(polite.stream), /refs\/heads\/feature/);
+  const ended = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the daemon did not end the stream within 10 s')), 10_000);
+    polite.stream.once('end', () => (clearTimeout(timer), resolve()));
+    polite.stream.resume();
+  });
+  polite.stream.end('0000'); // "nothing wanted", then EOF: upload-pack exits, the daemon ends the stream
+  await ended;
+
+  const rude = await d.open({ channel: 'git', service: 'git-upload-pack', repo: 'app' });
+  await readAdvertisement(rude.stream);
+  assert.is(gitServing().length, 1);
+  rude.stream.destroy();
+  await waitUntil(() => gitServing().length === 0, { what: 'git upload-pack to end' });
+  assert.match(await git(['ls-remote', 'ralph-remote', 'refs/heads/feature']), /refs\/heads\/feature/, 'the daemon serves on');
 });
 
 test('ralph prune removes worktrees of finished loops, keeps running ones and every ralph/<id> branch', async () => {

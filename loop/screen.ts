@@ -1,7 +1,8 @@
 // The current screen of a loop, for replay on attach: a headless xterm fed from the output history.
 // It is fed from the history's ring rather than from the PTY directly, so a terminal that parses
 // slower than an agent floods never holds the agent back nor buffers without bound: when it falls
-// behind the ring it starts over from the oldest bytes still held (exact again once output calms).
+// more than MAX_LAG_BYTES behind it skips ahead and starts a fresh screen from the last
+// RESTART_BYTES (more than a screenful), which is exact again for anything that redraws or scrolls.
 
 import xtermHeadless from '@xterm/headless';
 import serializeAddon from '@xterm/addon-serialize';
@@ -14,6 +15,8 @@ const { SerializeAddon } = serializeAddon;
 const SCROLLBACK_LINES = 500;
 const FEED_CHUNK_BYTES = 64 * 1024;
 const MAX_CHUNKS_IN_FLIGHT = 4;
+const MAX_LAG_BYTES = 256 * 1024;
+const RESTART_BYTES = 64 * 1024;
 
 export interface ScreenSnapshot {
   /** The screen as ANSI text that redraws it. */
@@ -73,7 +76,7 @@ export class ScreenMirror {
 
   private feed(): void {
     while (!this.disposed && this.inFlight < MAX_CHUNKS_IN_FLIGHT && this.fedSeq < this.history.endSeq) {
-      if (this.fedSeq < this.history.ringStart) this.restartFromRing();
+      if (this.history.endSeq - this.fedSeq > MAX_LAG_BYTES || this.fedSeq < this.history.ringStart) this.skipAhead();
       // Cut at a waiter's offset so its snapshot shows exactly the output up to it.
       let to = Math.min(this.history.endSeq, this.fedSeq + FEED_CHUNK_BYTES);
       for (const w of this.waiters) if (w.minSeq > this.fedSeq && w.minSeq < to) to = w.minSeq;
@@ -100,13 +103,17 @@ export class ScreenMirror {
     this.feed();
   }
 
-  /** Fell behind what memory holds: start a fresh screen from the oldest line still in the ring. */
-  private restartFromRing(): void {
+  /** Fell too far behind: start a fresh screen from the first line in the last RESTART_BYTES. */
+  private skipAhead(): void {
     this.term.reset();
-    const start = this.history.ringStart;
-    const head = this.history.readFromRing(start, FEED_CHUNK_BYTES);
-    const nl = head?.data.indexOf('\n') ?? -1;
-    this.fedSeq = nl === -1 || !head ? (head?.seq ?? start) : head.seq + Buffer.byteLength(head.data.slice(0, nl + 1));
+    const start = Math.max(this.history.ringStart, this.history.endSeq - RESTART_BYTES);
+    const head = this.history.readFromRing(start, 4096);
+    if (head === null) {
+      this.fedSeq = this.history.endSeq;
+      return;
+    }
+    const nl = head.data.indexOf('\n');
+    this.fedSeq = nl === -1 ? head.seq : head.seq + Buffer.byteLength(head.data.slice(0, nl + 1));
   }
 
   dispose(): void {

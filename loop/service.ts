@@ -54,6 +54,8 @@ function envMs(name: string): number | undefined {
 /** One subscriber's stream of `output` events, from `nextSeq` on, gap-free and duplicate-free. */
 class Subscription {
   private stopped = false;
+  /** The pump is waiting for new output (it has sent everything up to the end). */
+  private idle = false;
   private wakeUp: (() => void) | null = null;
 
   constructor(
@@ -70,7 +72,23 @@ class Subscription {
     this.wake();
   }
 
-  wake(): void {
+  /**
+   * New output was appended. A subscriber that is caught up and reading gets it at once, as it
+   * came (no copy out of the ring, no extra turn of the event loop: keystroke echo stays fast);
+   * any other is left to its pump.
+   */
+  appended(chunk: OutputChunk): void {
+    const { peer } = this.conn;
+    if (this.idle && !this.stopped && chunk.seq === this.nextSeq && peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) {
+      const event: OutputEvent = { seq: chunk.seq, data: chunk.data };
+      peer.notify(LoopEvents.output, event);
+      this.nextSeq = chunk.seq + chunk.bytes;
+      if (peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) return;
+    }
+    this.wake();
+  }
+
+  private wake(): void {
     const w = this.wakeUp;
     this.wakeUp = null;
     w?.();
@@ -83,9 +101,15 @@ class Subscription {
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       while (!this.stopped && !peer.closed) {
+        if (peer.bufferedBytes > SUBSCRIBER_HIGH_WATER) {
+          await this.drainOrDrop();
+          continue;
+        }
         if (this.nextSeq >= history.endSeq) {
           service.progressed();
+          this.idle = true;
           await new Promise<void>((resolve) => (this.wakeUp = resolve));
+          this.idle = false;
           continue;
         }
         const read = history.read(this.nextSeq, OUTPUT_CHUNK_BYTES);
@@ -99,7 +123,6 @@ class Subscription {
         const event: OutputEvent = { seq: chunk.seq, data: chunk.data };
         peer.notify(LoopEvents.output, event);
         this.nextSeq = chunk.seq + chunk.bytes;
-        if (peer.bufferedBytes > SUBSCRIBER_HIGH_WATER) await this.drainOrDrop();
       }
     } catch (err) {
       peer.close(`output could not be read: ${(err as Error).message}`);
@@ -113,6 +136,7 @@ class Subscription {
       const done = () => {
         clearTimeout(timer);
         stream.off('drain', done);
+        stream.off('close', done);
         resolve();
       };
       const timer = setTimeout(() => {
@@ -121,7 +145,7 @@ class Subscription {
         done();
       }, service.stallTimeoutMs);
       stream.on('drain', done);
-      peer.onClose(done);
+      stream.on('close', done);
     });
   }
 }
@@ -164,8 +188,8 @@ export class LoopService {
     this.stallTimeoutMs = opts.stallTimeoutMs ?? envMs('RALPH_STALL_TIMEOUT_MS') ?? DEFAULT_STALL_TIMEOUT_MS;
     this.log = opts.log ?? ((line) => process.stderr.write(`[ralph runner ${runner.id}] ${line}\n`));
     listener.onConnection((stream) => this.accept(stream));
-    runner.history.on('append', () => {
-      for (const c of this.connections) c.subscription?.wake();
+    runner.history.on('append', (chunk) => {
+      for (const c of this.connections) c.subscription?.appended(chunk);
     });
     runner.on('state', (e) => this.broadcast(LoopEvents.state, e));
     runner.on('iteration', (e) => this.broadcast(LoopEvents.iteration, e));

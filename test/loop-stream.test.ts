@@ -189,8 +189,9 @@ test('bad input gets the right errors; a silent client is dropped; the loop keep
     const other = await h.connect(loop);
     assert.is((await other.status()).status, 'running');
     assert.equal(await other.request('addIterations', { n: 5 }), { maxIterations: 15 });
+    await other.subscribe({ fromSeq: 0 });
     await other.request('stop', {});
-    assert.is((await other.watchToEnd()).status, 'stopped');
+    assert.is((await other.waitForEnd()).status, 'stopped');
     raw.destroy();
   } finally {
     await h.cleanup();

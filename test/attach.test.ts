@@ -156,4 +156,33 @@ test('attach from a pipe (no TTY): keys still work, and the loop\'s end ends att
   }
 });
 
+test('attach --interactive, then SIGTERM: exit 143, interactive mode handed back, the loop runs on', async () => {
+  const w = new CliWorld('ralph-attach');
+  let runner: LoopClient | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    runner = await LoopClient.connect(join(w.home.home, 'sockets', `${id}.sock`));
+    const client = runner;
+    const child = spawn(process.execPath, [RALPH_BIN, 'attach', id, '--interactive', '--no-replay'], { env: w.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    await waitUntil(() => stderr.includes('interactive —'), { what: 'interactive mode' });
+    assert.ok((await client.status()).interactive);
+    child.stdin.write('typed at once');
+    await waitUntil(() => stdout.includes('typed at once'), { what: 'the echo' });
+    child.kill('SIGTERM');
+    const end = await exited(child);
+    assert.is(end.code, 143, stderr);
+    assert.match(stderr, new RegExp(`detached from loop ${id} on SIGTERM`));
+    const after = await client.status();
+    assert.is(after.interactive, false, 'interactive mode ended with the client that asked for it');
+    assert.is(after.status, 'running');
+  } finally {
+    runner?.close();
+    await w.cleanup();
+  }
+});
+
 test.run();

@@ -162,6 +162,8 @@ async function main(argv: string[]): Promise<number> {
     die((err as Error).message);
   }
 
+  // git went away (it closed our stdout): nothing left to do, and nothing to say.
+  process.stdout.on('error', () => process.exit(128));
   const commands = new CommandReader(process.stdin);
   for (;;) {
     const line = await commands.next();
@@ -179,7 +181,6 @@ async function main(argv: string[]): Promise<number> {
     const service = m[1] as Service;
     if (service !== 'git-receive-pack' && service !== 'git-upload-pack') die(`unsupported service ${service}`);
 
-    if (process.env.RALPH_DEBUG_HELPER) process.stderr.write(`ralph: debug: GIT_PROTOCOL=${process.env.GIT_PROTOCOL ?? ''}\n`);
     const pushId = service === 'git-receive-pack' ? randomBytes(8).toString('hex') : undefined;
     let stream: Duplex;
     try {

@@ -22,6 +22,14 @@ export function findBareRepo(paths: HomePaths, repo: string): BareRepo | null {
   return existsSync(join(dir, 'HEAD')) ? { name, dir, created: false } : null;
 }
 
+/** A repo made some other way (by hand, by an older ralph) gets what ralph's pushes rely on. */
+async function prepared(repo: BareRepo): Promise<BareRepo> {
+  installHooks(repo.dir);
+  const advertised = await git(['config', '--get', 'receive.advertisePushOptions'], { cwd: repo.dir }).catch(() => '');
+  if (advertised !== 'true') await git(['config', 'receive.advertisePushOptions', 'true'], { cwd: repo.dir });
+  return repo;
+}
+
 /**
  * Returns the bare repo of `repo`, creating it on first use: `git init --bare` in a temp dir renamed
  * into place (nobody ever sees half a repo), `receive.advertisePushOptions=true`, hooks installed.
@@ -30,16 +38,10 @@ export function findBareRepo(paths: HomePaths, repo: string): BareRepo | null {
 export async function ensureBareRepo(paths: HomePaths, repo: string): Promise<BareRepo> {
   const name = checkRepoName(repo);
   const existing = findBareRepo(paths, name);
-  if (existing) {
-    installHooks(existing.dir);
-    return existing;
-  }
+  if (existing) return prepared(existing);
   return withRepoLock(paths, name, async () => {
     const again = findBareRepo(paths, name);
-    if (again) {
-      installHooks(again.dir);
-      return again;
-    }
+    if (again) return prepared(again);
     const dir = repoDir(paths, name);
     mkdirSync(dirname(dir), { recursive: true });
     // A leading '.' can never be a valid repo name, so the temp dir never collides with a repo.

@@ -79,6 +79,7 @@ export async function handleGitChannel(conn: Duplex, hello: GitHello, ctx: Daemo
     refuse(conn, `repo ${name}: ${(err as Error).message}`);
     return;
   }
+  if (conn.destroyed) return; // the client left while the repo was being made
   await runGit(conn, hello, name, dir, ctx);
 }
 

@@ -58,10 +58,7 @@ export async function printLoopOutput(
     ...loopAccess(store, row),
     fromSeq,
     onOutput: (data) => {
-      if (!opts.out.write(data)) {
-        feed.pause();
-        opts.out.once('drain', () => feed.resume());
-      }
+      if (!opts.out.write(data)) feed.holdUntilDrained(opts.out);
     },
   });
   await feed.start();

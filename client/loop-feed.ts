@@ -67,6 +67,8 @@ export class LoopFeed {
   private closedByUs = false;
   private finished = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Reading is paused until the consumer's stream drains. */
+  private holding = false;
   private resolveEnded!: (end: LoopEnd) => void;
   /** Resolves once, when the loop has ended and its last output was delivered. */
   readonly ended: Promise<LoopEnd>;
@@ -110,13 +112,18 @@ export class LoopFeed {
     this.peer?.close('detached');
   }
 
-  /** Flow control: stop reading while the consumer (a slow terminal) catches up. */
-  pause(): void {
+  /**
+   * Flow control for a consumer whose write() said "wait": stop reading the connection until `out`
+   * drains. (The runner then waits for us, or drops us and we resume from the last byte seen.)
+   */
+  holdUntilDrained(out: NodeJS.WritableStream): void {
+    if (this.holding) return;
+    this.holding = true;
     this.peer?.stream.pause();
-  }
-
-  resume(): void {
-    this.peer?.stream.resume();
+    out.once('drain', () => {
+      this.holding = false;
+      this.peer?.stream.resume();
+    });
   }
 
   private async connectOnce(isReconnect: boolean): Promise<void> {

@@ -89,12 +89,12 @@ const WIDTHS_SQL = `SELECT ${['id', PLACE_SQL, 'status', ITER_SQL, 'agent', TARG
   .join(', ')} FROM loops`;
 
 // Pass two: one finished line per loop, newest first, read in index order. The last column
-// (reason) is not padded so that one long reason does not widen every line. `%!-*s` pads by
-// characters, not bytes.
+// (reason) is not padded so that one long reason does not widen every line, and is kept on its
+// line. `%!-*s` pads by characters, not bytes.
 const LINES_SQL = `
   SELECT rtrim(printf('${'%!-*s  '.repeat(7)}%s',
     @w0, id, @w1, ${PLACE_SQL}, @w2, status, @w3, ${ITER_SQL}, @w4, agent, @w5, ${TARGET_SQL}, @w6, ${AGE_SQL},
-    coalesce(reason, '')))
+    replace(replace(coalesce(reason, ''), char(13), ' '), char(10), ' ')))
   FROM (SELECT *, ${SECS_SQL} AS secs FROM loops ORDER BY started_at DESC)`;
 
 /** Every loop, newest first, as an aligned colourless table (header first); '' when there is none. */

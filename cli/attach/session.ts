@@ -98,12 +98,7 @@ class AttachSession {
   }
 
   private showOutput(data: string): void {
-    if (!this.term.write(data)) {
-      // A slow terminal: stop reading the socket until it drains (the runner waits for us, or
-      // drops us and we resume from the last byte seen).
-      this.feed.pause();
-      this.term.io.stdout.once('drain', () => this.feed.resume());
-    }
+    if (!this.term.write(data)) this.feed.holdUntilDrained(this.term.io.stdout);
   }
 
   private async subscribed(runnerInteractive: boolean, peer: RpcPeer, isReconnect: boolean): Promise<void> {

@@ -19,19 +19,29 @@ export function runnerLogPath(paths: HomePaths, loopId: string): string {
   return join(paths.logs, `${loopId}.runner.log`);
 }
 
+/** The last few telling lines of a runner log: stack frames and node's version banner left out. */
 function lastLines(path: string, n: number): string {
   try {
-    return readFileSync(path, 'utf8').trim().split('\n').slice(-n).join(' | ');
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('at ') && !l.startsWith('Node.js v') && l !== '^')
+      .slice(-n)
+      .join(' | ');
   } catch {
     return '';
   }
 }
 
-/** Marks a loop failed when its runner never came up (unless the runner already recorded why). */
+/**
+ * Marks a loop failed when its runner never came up — only while it is still `starting`: a runner
+ * that refused because the loop already runs elsewhere must not end that loop.
+ */
 function recordFailure(paths: HomePaths, loopId: string, reason: string): void {
   const db = openDb(paths.db);
   try {
-    new LoopStore(db).finish(loopId, 'failed', reason);
+    const store = new LoopStore(db);
+    if (store.get(loopId)?.status === 'starting') store.finish(loopId, 'failed', reason);
   } finally {
     db.close();
   }

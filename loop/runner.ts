@@ -263,7 +263,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     let cmd: AgentCommand;
     try {
       const prompt = writePromptFile(this.promptPath, {
-        files: this.files,
+        // Looked up again each iteration: a prompt.md added (or removed) meanwhile counts.
+        files: taskFiles(this.files.taskDir),
         workDir: this.row.workDir,
         iteration: this.iteration,
         maxIterations: this.maxIterations,

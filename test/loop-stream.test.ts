@@ -85,9 +85,11 @@ test('subscribe without fromSeq replays the current screen, then live output fro
     assert.ok(replay.screen?.includes('[ralph] iteration 1/10 — US-001: Story number 1'));
     assert.is(replay.seq, watcher.nextSeq, 'the screen shows the output up to its seq');
     assert.equal([replay.cols, replay.rows, replay.status, replay.interactive], [120, 40, 'running', false]);
-    const none = await (await h.connect(loop)).subscribe({ replay: 'none' });
+    const quitter = await h.connect(loop);
+    const none = await quitter.subscribe({ replay: 'none' });
     assert.is(none.screen, undefined);
     assert.is(none.seq, replay.seq);
+    assert.is(await quitter.request('unsubscribe'), null);
 
     assert.equal(await viewer.request('resize', { cols: 100, rows: 30 }), { cols: 100, rows: 30 });
     assert.equal([(await viewer.status()).cols, (await viewer.status()).rows], [100, 30]);
@@ -101,6 +103,8 @@ test('subscribe without fromSeq replays the current screen, then live output fro
     await viewer.request('interactive', { on: false });
     const end = await viewer.waitForEnd();
     assert.is(end.status, 'completed');
+    assert.is(quitter.outputs.length, 0, 'no output after unsubscribe');
+    await quitter.waitForEvent('completed'); // events still come
     assert.equal(viewer.gaps, []);
     // Output after the replay point, appended to the log up to it, is the whole log.
     const log = readFileSync(h.row(loop.row.id).logPath!);

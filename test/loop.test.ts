@@ -6,8 +6,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { runLoopInProcess } from '../loop/foreground.js';
+import { launchRunner } from '../loop/launch.js';
+import { LoopSetupError, prepareLoop } from '../loop/prepare.js';
 import { alive, waitUntil } from './helpers/env.js';
-import { gone, LoopHarness } from './helpers/loop.js';
+import { fixtureAgentCmd, gone, LoopClient, LoopHarness } from './helpers/loop.js';
 
 test('a loop runs the agent until every story passes: completed, one iteration per story', async () => {
   const h = new LoopHarness();
@@ -177,6 +181,75 @@ test('two loops run at once, each with its own socket, log and row', async () =>
     assert.is(readFileSync(h.row(b.row.id).logPath!, 'utf8'), cb.output);
     await Promise.all([h.exited(a.pid), h.exited(b.pid)]);
     assert.equal([h.row(a.row.id).status, h.row(b.row.id).status], ['completed', 'completed']);
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test('a runner that gets SIGTERM stops its loop (stopped, with the reason) and exits', async () => {
+  const h = new LoopHarness();
+  try {
+    const loop = await h.start({ steps: 'slow' });
+    const client = await h.connect(loop);
+    await client.subscribe({ fromSeq: 0 });
+    await client.waitForOutput('slow line 1');
+    process.kill(loop.pid, 'SIGTERM');
+    const end = await client.waitForEnd();
+    assert.equal([end.status, end.reason], ['stopped', 'the runner got SIGTERM']);
+    await h.exited(loop.pid);
+    assert.is(h.row(loop.row.id).status, 'stopped');
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test('launchRunner rejects with one clear line when the runner cannot start, and the row says failed', async () => {
+  const h = new LoopHarness();
+  try {
+    await launchRunner(h.paths, 'no-such-loop-0000', { env: h.home.env }).then(
+      () => assert.unreachable('should reject'),
+      (err: Error) => {
+        assert.instance(err, LoopSetupError);
+        assert.match(err.message, /^loop no-such-loop-0000: no loop no-such-loop-0000 in /);
+      },
+    );
+    const repo = h.repo({ stories: 1 });
+    const row = prepareLoop(h.store, h.paths, { dir: repo.dir, agentCmd: fixtureAgentCmd() });
+    // A node that refuses its options dies before it could say anything.
+    await launchRunner(h.paths, row.id, { env: { ...h.home.env, NODE_OPTIONS: '--cpu-prof' } }).then(
+      () => assert.unreachable('should reject'),
+      (err: Error) => {
+        assert.instance(err, LoopSetupError);
+        assert.match(err.message, /the runner exited before it was ready \(exit code 9\).*see .*runner\.log$/);
+        assert.not.match(err.message, /\n/);
+      },
+    );
+    const failed = h.row(row.id);
+    assert.is(failed.status, 'failed');
+    assert.match(failed.reason ?? '', /exited before it was ready/);
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test('--foreground: the loop runs in this process, its output copied to a stream, its socket served', async () => {
+  const h = new LoopHarness();
+  try {
+    const repo = h.repo({ stories: 2 });
+    const row = prepareLoop(h.store, h.paths, { dir: repo.dir, agentCmd: fixtureAgentCmd(), maxIterations: 5 });
+    let copied = '';
+    const output = new PassThrough();
+    output.on('data', (d: Buffer) => (copied += d.toString('utf8')));
+    const finished = runLoopInProcess(h.paths, row.id, { output, env: h.home.env, size: { cols: 90, rows: 20 } });
+    const client = await LoopClient.connect(row.socketPath!);
+    const status = await client.status();
+    assert.equal([status.pid, status.cols, status.rows], [process.pid, 90, 20]);
+    const end = await client.watchToEnd();
+    client.close();
+    assert.is(await finished, 'completed');
+    assert.is(end.iteration, 2);
+    assert.is(copied, readFileSync(row.logPath!, 'utf8'));
+    assert.is(h.row(row.id).status, 'completed');
   } finally {
     await h.cleanup();
   }

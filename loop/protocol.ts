@@ -78,22 +78,44 @@ export interface CompletedEvent {
   seq: number;
 }
 
+/**
+ * `write {data}` → null. Refused (-32000) outside interactive mode or between iterations.
+ * `data` is at most MAX_WRITE_BYTES (UTF-8).
+ */
 export interface WriteParams {
   data: string;
 }
+/** `resize {cols, rows}` → ResizeResult (the size now in effect). */
 export interface ResizeParams {
   cols: number;
   rows: number;
 }
+export interface ResizeResult {
+  cols: number;
+  rows: number;
+}
+/**
+ * `interactive {on}` → InteractiveResult. Interactive mode is held by the connections that turned it
+ * on and ends when the last of them disconnects; `on: false` from any connection ends it for all.
+ */
 export interface InteractiveParams {
   on: boolean;
 }
+export interface InteractiveResult {
+  interactive: boolean;
+}
+/** `stop {when?}` (default "now") → StateEvent as of the request; the end comes as `completed`. */
 export interface StopParams {
   when?: 'now' | 'after-iteration';
 }
+/** `addIterations {n}` → AddIterationsResult. Refused (-32000) once the loop has ended. */
 export interface AddIterationsParams {
   n: number;
 }
+export interface AddIterationsResult {
+  maxIterations: number;
+}
+/** `unsubscribe` → null: no more `output` events on this connection (other events still come). */
 
 export const LoopMethods = {
   status: 'status',

@@ -151,26 +151,30 @@ export class LoopFeed {
     if (size) await peer.request(LoopMethods.resize, size);
     const params: SubscribeParams =
       this.nextSeq !== undefined ? { fromSeq: this.nextSeq } : { replay: this.opts.replay ?? 'screen' };
+    // Until the subscription is in place (screen shown, interactive mode re-asserted), output
+    // events wait in `queued`: the peer hands notifications over before a reply's promise continues.
     this.subscribing = true;
     let result: SubscribeResult;
     try {
       result = await peer.request<SubscribeResult>(LoopMethods.subscribe, params);
+      if (result.screen !== undefined) this.opts.onScreen?.(result.screen);
+      if (this.nextSeq === undefined || result.seq > this.nextSeq) {
+        // First subscription (events start where the screen ends), or the runner holds no more
+        // history from where we were: take what the log still has, then go on from the runner's seq.
+        if (this.nextSeq !== undefined && this.opts.readRest) this.deliverFromLog(await this.opts.readRest(this.nextSeq), result.seq);
+        this.nextSeq = result.seq;
+      }
+      await this.opts.onSubscribed?.(result, peer, isReconnect);
+      if (peer.closed) throw new Error('the connection closed while subscribing');
+      this.live = peer;
+    } catch (err) {
+      this.queued = []; // the resubscription asks again from nextSeq
+      throw err;
     } finally {
       this.subscribing = false;
     }
-    if (result.screen !== undefined) this.opts.onScreen?.(result.screen);
-    if (this.nextSeq === undefined || result.seq > this.nextSeq) {
-      // First subscription (events start where the screen ends), or the runner holds no more
-      // history from where we were: take what the log still has, then go on from the runner's seq.
-      if (this.nextSeq !== undefined && this.opts.readRest) this.deliverFromLog(await this.opts.readRest(this.nextSeq), result.seq);
-      this.nextSeq = result.seq;
-    }
-    await this.opts.onSubscribed?.(result, peer, isReconnect);
-    if (peer.closed) throw new Error('the connection closed while subscribing');
-    this.live = peer;
-    // Output that arrived with the subscribe reply (the peer hands notifications over before the
-    // reply's promise continues).
     for (const e of this.queued.splice(0)) this.onOutputEvent(e);
+    this.maybeFinish(); // a `completed` that came while subscribing
     if (isFinal(result.status) && !this.completed) {
       // It ended before we subscribed: the `completed` event went out to others.
       const s = await peer.request<LoopStatusResult>(LoopMethods.status).catch(() => undefined);

@@ -10,6 +10,10 @@ import { AddressError, formatAddress, parseAddress, type Address } from './addre
 
 export * from './address.js';
 
+/**
+ * Connections are half-open capable: a peer that has finished sending (git after its pack) may
+ * still be owed a reply, so a server ends its side only when it is done, never on the peer's end.
+ */
 export interface Listener {
   /** The address actually bound (a tcp port of 0 is replaced by the real one). */
   readonly address: string;
@@ -91,7 +95,7 @@ async function listenUnix(path: string): Promise<Listener> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const server = net.createServer();
+  const server = net.createServer({ allowHalfOpen: true });
   // Created under a umask that leaves only the owner, so there is no window where others may connect.
   const oldMask = process.umask(0o177);
   try {
@@ -116,7 +120,7 @@ async function listenUnix(path: string): Promise<Listener> {
 }
 
 async function listenTcp(host: string, port: number): Promise<Listener> {
-  const server = net.createServer();
+  const server = net.createServer({ allowHalfOpen: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port }, () => {

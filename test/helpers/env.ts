@@ -72,6 +72,8 @@ export function runCommand(
     });
     // A command that exits without reading its stdin (tmux new-session -d) must not fail the caller.
     child.stdin.on('error', () => {});
+    // A child that exits before reading its input (a push refused at once) must not crash the test.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

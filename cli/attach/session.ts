@@ -77,8 +77,9 @@ class AttachSession {
       this.term.enter((chunk) => this.onKeys(chunk));
       this.term.onResize(() => this.sendSize());
       if (!this.wantInteractive) this.term.note(`attached to loop ${this.row.id}: ${WATCH_HELP}`);
-      await this.feed.start();
-      const outcome = await Promise.race([this.feed.ended.then((end) => ({ kind: 'ended' as const, end })), this.left]);
+      // q or a signal count while the first connection is still being tried, too.
+      const ended = this.feed.start().then(() => this.feed.ended);
+      const outcome = await Promise.race([ended.then((end) => ({ kind: 'ended' as const, end })), this.left]);
       if (outcome.kind !== 'ended') await this.leaveInteractive();
       this.feed.close();
       this.term.restore();

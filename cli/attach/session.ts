@@ -79,6 +79,7 @@ class AttachSession {
       if (!this.wantInteractive) this.term.note(`attached to loop ${this.row.id}: ${WATCH_HELP}`);
       // q or a signal count while the first connection is still being tried, too.
       const ended = this.feed.start().then(() => this.feed.ended);
+      ended.catch(() => {}); // after a detach, a late connection failure has nobody to tell
       const outcome = await Promise.race([ended.then((end) => ({ kind: 'ended' as const, end })), this.left]);
       if (outcome.kind !== 'ended') await this.leaveInteractive();
       this.feed.close();

@@ -4,6 +4,8 @@
 // listens (or "error <message>"), then runs the loop to its end and exits 0.
 
 import { closeSync, writeSync } from 'node:fs';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
 import { homePaths } from '../store/paths.js';
 import { hostLoop } from './host.js';
 
@@ -24,6 +26,21 @@ if (!loopId) {
   process.stderr.write('usage: node dist/loop/main.js <loop-id>  (with RALPH_HOME set)\n');
   process.exit(2);
 }
+
+// A bug that escapes everything else still ends the loop on record, with what went wrong.
+process.on('uncaughtException', (err) => {
+  const message = err?.message ?? String(err);
+  process.stderr.write(`ralph runner ${loopId}: crashed: ${err?.stack ?? message}\n`);
+  tellLauncher(`error runner crashed: ${message}`);
+  try {
+    const db = openDb(homePaths().db);
+    new LoopStore(db).finish(loopId, 'failed', `the runner crashed: ${message}`);
+    db.close();
+  } catch {
+    // `ralph status` will notice the runner is gone.
+  }
+  process.exit(1);
+});
 
 try {
   const env = { ...process.env };

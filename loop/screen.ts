@@ -76,7 +76,11 @@ export class ScreenMirror {
 
   private feed(): void {
     while (!this.disposed && this.inFlight < MAX_CHUNKS_IN_FLIGHT && this.fedSeq < this.history.endSeq) {
-      if (this.history.endSeq - this.fedSeq > MAX_LAG_BYTES || this.fedSeq < this.history.ringStart) this.skipAhead();
+      if (this.history.endSeq - this.fedSeq > MAX_LAG_BYTES || this.fedSeq < this.history.ringStart) {
+        // Reset only between writes, so no chunk from before the skip is parsed after it.
+        if (this.inFlight > 0) return;
+        this.skipAhead();
+      }
       // Cut at a waiter's offset so its snapshot shows exactly the output up to it.
       let to = Math.min(this.history.endSeq, this.fedSeq + FEED_CHUNK_BYTES);
       for (const w of this.waiters) if (w.minSeq > this.fedSeq && w.minSeq < to) to = w.minSeq;

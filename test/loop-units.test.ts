@@ -12,6 +12,7 @@ import { OutputHistory } from '../loop/history.js';
 import { allPass, nextStory, parsePrd } from '../loop/prd.js';
 import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
 import { fillPlaceholders, renderPrompt } from '../loop/prompt.js';
+import { ScreenMirror } from '../loop/screen.js';
 import { findTaskDir, taskFiles } from '../loop/task.js';
 import { completePrefixLength } from '../loop/utf8.js';
 import { openDb } from '../store/db.js';
@@ -246,6 +247,30 @@ test('prepareLoop: validates first and writes nothing on a bad request; ids and 
     repo.cleanup();
     empty.cleanup();
     home.cleanup();
+  }
+});
+
+test('screen mirror: the screen as of a seq; after a flood it skips ahead and still shows the end', async () => {
+  const t = tempDir();
+  try {
+    const h = new OutputHistory(join(t.dir, 's.log'), { ringBytes: 512 * 1024 });
+    const mirror = new ScreenMirror(h, 40, 5);
+    h.append('first line\r\n\x1b[31mred\x1b[0m line\r\n');
+    const a = await mirror.snapshot();
+    assert.is(a.seq, h.endSeq);
+    assert.match(a.screen, /first line/);
+    assert.match(a.screen, /\x1b\[31mred/);
+    const line = 'flood ✓ 日本 '.repeat(5) + '\r\n';
+    for (let i = 0; i < 20_000; i++) h.append(line); // ~1.6 MB at once: far more than the ring
+    h.append('THE LAST LINE\r\n');
+    const b = await mirror.snapshot();
+    assert.is(b.seq, h.endSeq);
+    assert.match(b.screen, /THE LAST LINE/);
+    assert.not.match(b.screen, /first line/);
+    mirror.dispose();
+    h.close();
+  } finally {
+    t.cleanup();
   }
 });
 

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { LoopRow, LoopStore, NewLoop } from '../store/loops.js';
 import type { HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from './agents.js';
@@ -69,7 +69,7 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
   if (!isDir) throw new LoopSetupError(`${workDir} is not a directory; pass the checkout the agent should work in`);
 
   const taskDir = findTaskDir(workDir, req.task);
-  const prd = readPrd(`${taskDir}/prd.json`);
+  const prd = readPrd(join(taskDir, 'prd.json'));
 
   if (req.agent !== undefined && req.agentCmd !== undefined) {
     throw new LoopSetupError('pass either --agent or --agent-cmd, not both');

@@ -4,6 +4,7 @@
 // tells its listeners (the RPC service) about every change.
 
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import pty from 'node-pty';
 import type { HomePaths } from '../store/paths.js';
 import type { LoopRow, LoopStatus, LoopStore } from '../store/loops.js';
@@ -31,7 +32,7 @@ export interface LoopRunnerOptions {
   env?: NodeJS.ProcessEnv;
   /** Extra directories searched for agent CLIs after PATH. Default: $RALPH_HOME/agents/node_modules/.bin. */
   agentSearchDirs?: string[];
-  /** Between SIGTERM and SIGKILL when stopping an agent. */
+  /** Between SIGTERM and SIGKILL when stopping an agent. Default: RALPH_STOP_GRACE_MS or 3 s. */
   stopGraceMs?: number;
   ringBytes?: number;
 }
@@ -87,8 +88,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.store = opts.store;
     this.files = taskFiles(row.taskDir);
     this.env = opts.env ?? process.env;
-    this.agentSearchDirs = opts.agentSearchDirs ?? [`${paths.agents}/node_modules/.bin`];
-    this.promptPath = `${paths.logs}/${row.id}.prompt.md`;
+    this.agentSearchDirs = opts.agentSearchDirs ?? [join(paths.agents, 'node_modules', '.bin')];
+    this.promptPath = join(paths.logs, `${row.id}.prompt.md`);
     this.stopGraceMs = opts.stopGraceMs ?? Number(process.env.RALPH_STOP_GRACE_MS || 3000);
     this.iteration = row.iteration;
     this.maxIterations = row.maxIterations;

@@ -5,7 +5,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { watchRemoteCompletions } from '../client/events.js';
@@ -15,7 +15,7 @@ import { RpcPeer } from '../rpc/peer.js';
 import { readConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
-import { FIXTURES, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { FIXTURES, RALPH_BIN, exited, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 
 const AGENT = `node ${join(FIXTURES, 'agent-package', 'agent.js')}`;
@@ -152,6 +152,78 @@ test('keystrokes reach a remote agent through the daemon; its completion event u
     peer.close();
     watch.close();
   }
+});
+
+/** The promise's value, or an error naming what did not happen within ms. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `ralph attach` as a user runs it, keys written to its stdin; resolves text as it arrives. */
+function attachProcess(id: string) {
+  const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env: laptop.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (x) => (out += x));
+  child.stderr!.on('data', (x) => (err += x));
+  child.stdin!.on('error', () => {});
+  const seen = (where: () => string, text: string | RegExp) =>
+    waitUntil(() => (typeof text === 'string' ? where().includes(text) : text.test(where())), {
+      timeoutMs: 20_000,
+      what: `${String(text)} from ralph attach; stdout ${JSON.stringify(out)} stderr ${JSON.stringify(err)}`,
+    });
+  return {
+    child,
+    keys: (data: string) => child.stdin!.write(data),
+    stdout: (text: string | RegExp) => seen(() => out, text),
+    stderr: (text: string | RegExp) => seen(() => err, text),
+    output: () => out,
+  };
+}
+
+test('ralph attach to a remote loop: replay, i for interactive, keystrokes reach the agent, Ctrl-] back, the end is recorded', async () => {
+  pushToBox('attach');
+  const agent = `printf 'ready>'; read line; echo "got:$line"; read two; echo "second:$two"`;
+  const start = await ralph(['start', '--remote', 'box', '--branch', 'attach', '--agent-cmd', agent, '--max-iterations', '1'], {
+    env: laptop.env,
+    cwd: work,
+  });
+  assert.is(start.code, 0, start.stderr);
+  const id = start.stdout.trim();
+  const a = attachProcess(id);
+  try {
+    await a.stderr(`attached to loop ${id}`);
+    await a.stdout('ready>');
+    a.keys('i');
+    await a.stderr('interactive — keys go to the agent');
+    a.keys('hello remote\r');
+    await a.stdout('got:hello remote');
+    a.keys('\x1d'); // Ctrl-]
+    await a.stderr(/watching — i: interactive[^]*watching — i: interactive/);
+    a.keys('x\r'); // in watch mode: not for the agent
+    a.keys('i');
+    await a.stderr(/interactive — keys go[^]*interactive — keys go/);
+    a.keys('two\r');
+    await a.stdout('second:two');
+    assert.not.match(a.output(), /second:x/);
+    // back to watch mode, the iteration may end: one iteration and no promise, so the loop fails at
+    // its limit; attach says so and exits 0
+    a.keys('\x1d');
+    const { code } = await within(exited(a.child), 30_000, 'ralph attach to exit at the end of the loop');
+    assert.is(code, 0);
+    await a.stderr(new RegExp(`loop ${id}.*failed`));
+  } finally {
+    if (a.child.exitCode === null) a.child.kill('SIGKILL');
+  }
+  assert.is(store.get(id)!.status, 'failed', 'the end is in the local DB');
 });
 
 test.run();

@@ -161,6 +161,7 @@ export class ZitiProcess {
   lastError(): string | undefined {
     for (let i = this.recent.length - 1; i >= 0; i--) {
       const l = this.recent[i]!;
+      if (typeof l.msg === 'string' && /resolvectl|systemd-resolve/.test(l.msg + String(l.error ?? ''))) continue;
       if (l.level === 'error' || l.level === 'fatal' || l.level === 'warning') return String(l.error ?? l.msg ?? '');
     }
     return undefined;

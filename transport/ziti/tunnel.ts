@@ -46,6 +46,8 @@ const DEFAULT_READY_TIMEOUT_MS = 15_000;
 const RESTART_MIN_MS = 200;
 const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
+/** After the tunneler lists its services, how long the service it should host may take to appear. */
+const NOT_BOUND_GRACE_MS = 2000;
 
 export type TunnelOptions = ZitiOptions & {
   identityFile: string;
@@ -130,10 +132,38 @@ class TunnelHost {
       { watchdog: true },
     );
     this.proc = proc;
-    // Debug lines are many; only the readiness line and warnings matter after start.
+    // An identity that may not bind the service: the tunneler lists its services and adds none by
+    // that name (the "adding service" line follows the list at once); say so instead of timing out.
+    let listed = false;
+    let added = false;
+    let notBound: NodeJS.Timeout | undefined;
+    const mayNotBind = new Promise<never>((_, reject) => {
+      const off = proc.onLine((l) => {
+        if (l.msg === 'adding service' && l.service === this.service) added = true;
+        if (l.level === 'error' && typeof l.msg === 'string' && /^failed to authenticat/.test(l.msg)) {
+          off();
+          reject(new ZitiError(`${this.address}: ${explainZitiError(this.service, this.identityFile, `${l.msg}: ${String(l.error ?? '')}`)}`, this.address));
+        }
+        if (!listed && typeof l.msg === 'string' && l.msg.startsWith('processing service updates')) {
+          listed = true;
+          notBound = setTimeout(() => {
+            off();
+            if (!added) reject(new ZitiError(`${this.address}: identity ${this.identityFile} may not host service ${this.service} (no Bind policy grants it, or there is no such service)`, this.address));
+          }, NOT_BOUND_GRACE_MS);
+        }
+      });
+      void proc.exited.then(off);
+    });
+    mayNotBind.catch(() => {});
     try {
-      await proc.waitFor((l) => this.isReady(l), timeoutMs);
+      await Promise.race([proc.waitFor((l) => this.isReady(l), timeoutMs), mayNotBind]);
+      clearTimeout(notBound);
     } catch (err) {
+      clearTimeout(notBound);
+      if (err instanceof ZitiError) {
+        await proc.stop();
+        throw err;
+      }
       await proc.stop();
       throw new ZitiError(this.startFailure(proc, err, timeoutMs), this.address);
     }

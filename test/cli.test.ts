@@ -211,10 +211,10 @@ test('ralph run --foreground: output on stdout, exit 0 when completed, 1 otherwi
     const ok = await w.ralph(['run', repo.dir, '--foreground', '--agent-cmd', fixtureAgentCmd('work')]);
     assert.is(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /<promise>COMPLETE<\/promise>/);
-    assert.match(ok.stderr, /completed/);
+    assert.match(ok.stderr, /ralph: loop \S+ completed \(iteration 2\)/, ok.stderr);
     const failing = await w.ralph(['run', w.repo({ stories: 2 }).dir, '--foreground', '--max-iterations', '2', '--agent-cmd', fixtureAgentCmd('noop')]);
     assert.is(failing.code, 1, failing.stderr);
-    assert.match(failing.stderr, /failed/);
+    assert.match(failing.stderr, /ralph: loop \S+ failed \(iteration 2\)/, failing.stderr);
     const entries = await w.status();
     assert.equal(
       entries.map((e) => e.status),

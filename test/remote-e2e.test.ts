@@ -154,6 +154,25 @@ test('keystrokes reach a remote agent through the daemon; its completion event u
   }
 });
 
+test('ralph stop on a remote loop stops it on the box and records it; ralph status agrees', async () => {
+  pushToBox('stopme');
+  const start = await ralph(['start', '--remote', 'box', '--branch', 'stopme', '--agent-cmd', 'echo working; sleep 120', '--max-iterations', '1'], {
+    env: laptop.env,
+    cwd: work,
+  });
+  assert.is(start.code, 0, start.stderr);
+  const id = start.stdout.trim();
+  const stop = await ralph(['stop', id], { env: laptop.env, timeoutMs: 30_000 });
+  assert.is(stop.code, 0, stop.stderr);
+  assert.match(stop.stdout, new RegExp(`${id}.*stopped`));
+  const status = await ralph(['status', '--json'], { env: laptop.env });
+  assert.is((JSON.parse(status.stdout) as Array<{ id: string; status: string }>).find((e) => e.id === id)?.status, 'stopped');
+  assert.is(store.get(id)!.status, 'stopped');
+  const again = await ralph(['stop', id], { env: laptop.env });
+  assert.is(again.code, 0);
+  assert.match(again.stderr, /nothing to stop/);
+});
+
 /** The promise's value, or an error naming what did not happen within ms. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

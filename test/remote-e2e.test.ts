@@ -136,7 +136,12 @@ test('keystrokes reach a remote agent through the daemon; its completion event u
   const peer = new RpcPeer(await dialRemoteLoop(store.get(id)!, { timeoutMs: 5000 }));
   try {
     let out = '';
-    const seen = (text: string) => waitUntil(() => out.includes(text), { timeoutMs: 20_000, what: JSON.stringify(text) });
+    const seen = (text: string) =>
+      waitUntil(() => out.includes(text), { timeoutMs: 20_000, what: JSON.stringify(text) }).catch(async (err: Error) => {
+        // say whether the runner produced the bytes (its seq) or they never came
+        const st = await peer.request('status', {}, { timeoutMs: 3000 }).catch((e: Error) => e.message);
+        throw new Error(`${err.message}; received ${Buffer.byteLength(out)} bytes ${JSON.stringify(out)}; runner status ${JSON.stringify(st)}`);
+      });
     peer.onNotification('output', (p) => (out += (p as { data: string }).data));
     const sub = (await peer.request('subscribe', { fromSeq: 0 }, { timeoutMs: 5000 })) as { seq: number };
     assert.is(sub.seq, 0);

@@ -99,7 +99,7 @@ test('remote add --no-check saves the remote (0600) and adds the git remote; lis
   const bare = await ralph(['remote', 'add', 'far', '--address', 'tcp://127.0.0.1:7420', '--no-check'], { env: t.env, cwd: outside });
   assert.is(bare.code, 0, bare.stderr);
   assert.match(bare.stdout, /not in a git repository: no git remote added/);
-  assert.equal(readConfig().remotes.far, { name: 'far', address: 'tcp://127.0.0.1:7420', gitRemote: 'ralph-remote' });
+  assert.equal(readConfig().remotes.far, { name: 'far', address: 'tcp://127.0.0.1:7420' });
 });
 
 test('remote add checks the daemon; remote test shows host, version, agents, loops and round trip', async () => {

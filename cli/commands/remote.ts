@@ -93,6 +93,8 @@ export async function add(name: string, opts: AddOptions): Promise<void> {
       );
     }
     addGit = existing === null;
+  } else {
+    delete remote.gitRemote; // there is no git remote to remember
   }
 
   let info: DaemonInfo | undefined;

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dialRemoteLoop } from '../client/remote-loop.js';
 import { reconcileRemoteRows, reconcileRow, UNKNOWN_TO_DAEMON_REASON } from '../client/reconcile.js';
@@ -100,6 +100,12 @@ test('remote add --no-check saves the remote (0600) and adds the git remote; lis
   assert.is(bare.code, 0, bare.stderr);
   assert.match(bare.stdout, /not in a git repository: no git remote added/);
   assert.equal(readConfig().remotes.far, { name: 'far', address: 'tcp://127.0.0.1:7420' });
+
+  // a Ziti remote: service and identity file (kept as an absolute path)
+  writeFileSync(join(outside, 'laptop.json'), '{}');
+  const z = await ralph(['remote', 'add', 'zbox', '--ziti-service', 'ralph-box', '--ziti-identity', 'laptop.json', '--no-check'], { env: t.env, cwd: outside });
+  assert.is(z.code, 0, z.stderr);
+  assert.equal(readConfig().remotes.zbox, { name: 'zbox', address: 'ziti:ralph-box', zitiIdentity: join(outside, 'laptop.json') });
 });
 
 test('remote add checks the daemon; remote test shows host, version, agents, loops and round trip', async () => {

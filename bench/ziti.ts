@@ -1,0 +1,169 @@
+// `npm run bench:ziti`: what the OpenZiti overlay costs, on a real network on loopback
+// (install/ziti-dev-network.sh: controller + edge router; ralph's tunnel backend on both sides).
+//  1. keystroke echo round trip (`write` → agent PTY → `output`), p50/p95/p99 over BENCH_KEYSTROKES
+//     (default 1000) keystrokes: the loop's unix socket, the daemon's loop channel over loopback tcp,
+//     the same channel over Ziti;
+//  2. output throughput from the agent's PTY (BENCH_FLOOD_MB, default 32 MB) over each;
+//  3. `git push` of a ~BENCH_PUSH_MB (50) MB repo of random files: through `ralph://` over Ziti vs a
+//     plain file:// remote (both with no loop started: -o ralph.no-start).
+// Targets on loopback: Ziti echo p50 <= 2 ms and p99 <= 5 ms; >= 20 MB/s; push ratio <= 2x.
+
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { openChannel } from '../daemon/hello.js';
+import type { LoopStartResult } from '../daemon/protocol.js';
+import { RpcPeer } from '../rpc/peer.js';
+import { homePaths } from '../store/paths.js';
+import { dial } from '../transport/index.js';
+import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
+import { ROOT, RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
+import { fixtureAgentCmd } from '../test/helpers/loop.js';
+import { findZiti, startZitiNetwork, type ZitiNetwork } from '../test/helpers/ziti-network.js';
+import { measureEcho, measureFlood, OutputWatch, type Percentiles } from './measure.js';
+
+const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 1000);
+const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 32);
+const PUSH_MB = Number(process.env.BENCH_PUSH_MB || 50);
+
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
+  const r = spawnSync(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+}
+
+function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv }): number {
+  const t0 = process.hrtime.bigint();
+  run(cmd, args, opts);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+interface Row {
+  path: string;
+  echo: Percentiles;
+  mbPerS: number;
+}
+
+async function measurePath(path: string, d: DaemonHandle, open: (loopId: string) => Promise<Duplex>): Promise<Row> {
+  const control = await d.control();
+  const started = await control.request<LoopStartResult>(
+    'loop.start',
+    { repo: 'app', branch: 'bench', agentCmd: `FIXTURE_FLOOD_MB=${FLOOD_MB} ${fixtureAgentCmd('echo,flood')}`, maxIterations: 1 },
+    { timeoutMs: 60_000 },
+  );
+  control.close();
+  const peer = new RpcPeer(await open(started.loopId));
+  const watch = new OutputWatch(peer);
+  await watch.subscribe({ fromSeq: 0 });
+  const echo = await measureEcho(watch, KEYSTROKES);
+  const flood = await measureFlood(watch);
+  peer.close();
+  const row = { path, echo, mbPerS: flood.mbPerS };
+  console.log(
+    `  ${path.padEnd(22)} echo p50 ${echo.p50.toFixed(2)} p95 ${echo.p95.toFixed(2)} p99 ${echo.p99.toFixed(2)} ms (n=${echo.n}); ` +
+      `${flood.mbPerS.toFixed(1)} MB/s (${flood.mb.toFixed(0)} MB)   [load ${load()}]`,
+  );
+  return row;
+}
+
+/** A repo of PUSH_MB MB of random (incompressible) 1 MB files, one commit. */
+function bigRepo(dir: string, env: NodeJS.ProcessEnv): void {
+  mkdirSync(dir, { recursive: true });
+  run('git', ['init', '--quiet', '-b', 'big', dir], { env });
+  writeFileSync(join(dir, 'prd.json'), JSON.stringify({ project: 'big', userStories: [{ id: 'US-1', title: 'x', passes: false }] }));
+  for (let i = 0; i < PUSH_MB; i++) writeFileSync(join(dir, `blob-${i}.bin`), randomBytes(1 << 20));
+  run('git', ['add', '.'], { cwd: dir, env });
+  run('git', ['commit', '--quiet', '-m', 'big'], { cwd: dir, env });
+}
+
+async function main(): Promise<void> {
+  console.log(`ralph OpenZiti benchmark — ${new Date().toISOString()}, node ${process.version}, load average ${load()}`);
+  const found = findZiti();
+  if ('skip' in found) {
+    console.log(found.skip);
+    return;
+  }
+  let net: ZitiNetwork | undefined;
+  let box: TempHome | undefined;
+  let laptop: TempHome | undefined;
+  let d: DaemonHandle | undefined;
+  try {
+    net = await startZitiNetwork(found.bin, 'ralph-bench');
+    box = makeTempHome('ralph-bzb');
+    laptop = makeTempHome('ralph-bzl');
+    d = await startDaemon(box, {
+      listen: ['tcp://127.0.0.1:0'],
+      args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'tunnel'],
+      env: { ...net.env, RALPH_ZITI_HOST_PORT: String(net.hostPort) },
+      readyTimeoutMs: 40_000,
+    });
+    // The task the loops run, pushed straight into the box's repo.
+    const bare = join(box.home, 'repos', 'app.git');
+    run('git', ['init', '--quiet', '--bare', bare]);
+    const task = join(laptop.home, 'task');
+    mkdirSync(task);
+    run('git', ['init', '--quiet', '-b', 'bench', task], { env: laptop.env });
+    writeFileSync(join(task, 'prd.json'), JSON.stringify({ project: 'app', userStories: [{ id: 'US-1', title: 'x', passes: false }] }));
+    run('git', ['add', '.'], { cwd: task, env: laptop.env });
+    run('git', ['commit', '--quiet', '-m', 'task'], { cwd: task, env: laptop.env });
+    run('git', ['push', '--quiet', `file://${bare}`, 'bench'], { cwd: task, env: laptop.env });
+
+    const zitiOpts = { ziti: { identityFile: net.identities.client, backend: 'tunnel' as const }, timeoutMs: 20_000 };
+    const loopChannel = (address: string, opts = {}) => async (loop: string) =>
+      (await openChannel(address, { channel: 'loop', loop, client: 'bench' }, opts)).stream;
+    console.log(`\nkeystroke echo (${KEYSTROKES} keystrokes) and output throughput (${FLOOD_MB} MB flood):`);
+    const rows: Row[] = [];
+    rows.push(await measurePath('unix socket (runner)', d, (loop) => dial(`unix:${homePaths(box!.home).socketFor(loop)}`)));
+    rows.push(await measurePath('tcp loopback (daemon)', d, loopChannel(d.tcp!)));
+    rows.push(await measurePath('ziti (tunnel backend)', d, loopChannel(`ziti:${net.service}`, zitiOpts)));
+
+    // git push, ~PUSH_MB MB: file:// vs ralph:// over Ziti (git-remote-ralph → zcat → router → host).
+    console.log(`\ngit push of a ${PUSH_MB} MB repo (random files):`);
+    const bin = join(laptop.home, 'bin');
+    mkdirSync(bin);
+    symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
+    const env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}` };
+    const big = join(laptop.home, 'big');
+    bigRepo(big, env);
+    run(process.execPath, [RALPH_BIN, 'remote', 'add', 'box', '--ziti-service', net.service, '--ziti-identity', net.identities.client, '--repo', 'big'], { cwd: big, env });
+    const pushes: Array<{ file: number; ziti: number }> = [];
+    for (let i = 0; i < 3; i++) {
+      const plain = join(laptop.home, `plain-${i}.git`);
+      run('git', ['init', '--quiet', '--bare', plain]);
+      const file = timed('git', ['push', '--quiet', `file://${plain}`, `big:b${i}`], { cwd: big, env });
+      const ziti = timed('git', ['push', '--quiet', '-o', 'ralph.no-start', 'ralph-remote', `big:b${i}`], { cwd: big, env });
+      pushes.push({ file, ziti });
+      console.log(`  run ${i + 1}: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms, ratio ${(ziti / file).toFixed(2)}x   [load ${load()}]`);
+    }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const file = med(pushes.map((p) => p.file));
+    const ziti = med(pushes.map((p) => p.ziti));
+
+    const z = rows[2]!;
+    console.log(`\nsummary (median push of 3; load average now ${load()}):`);
+    console.log(`  | path                   | echo p50 | echo p95 | echo p99 | throughput |`);
+    console.log(`  |------------------------|----------|----------|----------|------------|`);
+    for (const r of rows) {
+      console.log(`  | ${r.path.padEnd(22)} | ${r.echo.p50.toFixed(2).padStart(5)} ms | ${r.echo.p95.toFixed(2).padStart(5)} ms | ${r.echo.p99.toFixed(2).padStart(5)} ms | ${r.mbPerS.toFixed(1).padStart(5)} MB/s |`);
+    }
+    console.log(`  git push ${PUSH_MB} MB: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms → ${(ziti / file).toFixed(2)}x`);
+    const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+    console.log(
+      `  targets: Ziti echo p50 <= 2 ms ${verdict(z.echo.p50 <= 2)}, p99 <= 5 ms ${verdict(z.echo.p99 <= 5)}; ` +
+        `throughput >= 20 MB/s ${verdict(z.mbPerS >= 20)}; push ratio <= 2x ${verdict(ziti / file <= 2)}`,
+    );
+  } finally {
+    await d?.stop();
+    if (box) killRunners(box.home);
+    await net?.stop();
+    box?.cleanup();
+    laptop?.cleanup();
+  }
+  process.exit(0);
+}
+
+await main();

@@ -1,0 +1,213 @@
+// Remote loops over a real OpenZiti network: a controller and an edge router on loopback
+// (install/ziti-dev-network.sh), the box's `ralph daemon --ziti-service S --ziti-backend tunnel`
+// hosting S through a supervised `ziti tunnel host`, the laptop dialing S with its own identity.
+// Every byte between laptop and box crosses the controller-authorised edge router: push, fetch,
+// status, attach with keystrokes, an identity with no rights refused, a tunneler killed mid-attach.
+// Without a ziti CLI it skips with one line; with RALPH_REQUIRE_ZITI=1 (CI) that is a failure.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
+import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
+import type { StatusJsonEntry } from './helpers/cli.js';
+import { zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
+
+const AGENT = join(FIXTURES, 'agent.mjs');
+let net: ZitiNetwork | null = null;
+let laptop: TempHome;
+let box: TempHome;
+let env: NodeJS.ProcessEnv;
+let work: string;
+let d: DaemonHandle;
+
+const git = async (args: string[]): Promise<string> => {
+  const r = await runCommand('git', args, { env, cwd: work, timeoutMs: 90_000 });
+  if (r.code !== 0) throw new Error(`git ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+  return r.stdout.trim();
+};
+const cli = (args: string[]): Promise<RunResult> => ralph(args, { env, cwd: work, timeoutMs: 60_000 });
+const status = async (): Promise<StatusJsonEntry[]> => {
+  const r = await cli(['status', '--json']);
+  assert.is(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as StatusJsonEntry[];
+};
+/** Loop ids from `remote: ralph: started loop <id> (...)`. */
+const startedIds = (r: RunResult): string[] => [...r.stderr.matchAll(/^remote: ralph: started loop (\S+) /gm)].map((m) => m[1]!);
+/** Points the laptop's remote `box` at another identity file (what a stranger's laptop would hold). */
+const useIdentity = (file: string): void => {
+  const path = env.RALPH_CONFIG!;
+  const config = JSON.parse(readFileSync(path, 'utf8'));
+  config.remotes.box.zitiIdentity = file;
+  writeFileSync(path, JSON.stringify(config, null, 2));
+};
+
+test.before(async () => {
+  net = await zitiNetworkOrSkip('ralph-e2e');
+  if (!net) return;
+  laptop = makeTempHome('ralph-zl');
+  box = makeTempHome('ralph-zb');
+  const bin = join(laptop.home, 'bin');
+  mkdirSync(bin);
+  symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
+  env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}` };
+  d = await startDaemon(box, {
+    args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'tunnel'],
+    env: { ...net.env, RALPH_ZITI_HOST_PORT: String(net.hostPort) },
+    readyTimeoutMs: 40_000,
+  });
+  work = join(laptop.home, 'app');
+  mkdirSync(work);
+  await git(['init', '--quiet', '-b', 'feature']);
+  const prd = { project: 'app', branchName: 'feature', userStories: [{ id: 'US-1', title: 'first', passes: false, priority: 1 }, { id: 'US-2', title: 'second', passes: false, priority: 2 }] };
+  writeFileSync(join(work, 'prd.json'), JSON.stringify(prd, null, 2) + '\n');
+  await git(['add', 'prd.json']);
+  await git(['commit', '--quiet', '-m', 'task: two stories']);
+});
+
+test.after(async () => {
+  try {
+    await d?.stop();
+    if (box) killRunners(box.home);
+  } finally {
+    await net?.stop();
+    laptop?.cleanup();
+    box?.cleanup();
+  }
+});
+
+test('the daemon hosts its service over OpenZiti; remote add --ziti-service/--ziti-identity checks it across the overlay', async () => {
+  if (!net) return;
+  assert.equal(d.addresses.slice(1), [`ziti:${net.service}`]);
+  const add = await cli(['remote', 'add', 'box', '--ziti-service', net.service, '--ziti-identity', net.identities.client, '--repo', 'app']);
+  assert.is(add.code, 0, add.stderr);
+  assert.match(add.stdout, new RegExp(`^added remote box \\(ziti:${net.service}\\): daemon on \\S+, ralph \\d+\\.\\d+\\.\\d+$`, 'm'));
+});
+
+let firstLoop = '';
+
+test('git push over Ziti starts a loop that runs to completion; status reconciles it; git fetch brings ralph/<id>', async () => {
+  if (!net) return;
+  const pushed = await git(['rev-parse', 'HEAD']);
+  const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=node ${AGENT} work`, '-o', 'ralph.iterations=3', 'ralph-remote', 'feature'], { env, cwd: work, timeoutMs: 90_000 });
+  assert.is(r.code, 0, r.stderr);
+  const ids = startedIds(r);
+  assert.is(ids.length, 1, r.stderr);
+  firstLoop = ids[0]!;
+  const row = (await status()).find((e) => e.id === firstLoop)!;
+  assert.ok(row, 'the laptop has a row for the loop');
+  assert.is(row.location, 'remote');
+  assert.is(row.remote, 'box');
+  assert.is(row.zitiService, net.service);
+
+  const done = await waitUntil(async () => {
+    const e = (await status()).find((x) => x.id === firstLoop)!;
+    return e.status === 'completed' ? e : null;
+  }, { timeoutMs: 90_000, intervalMs: 300, what: `loop ${firstLoop} completed, seen through ralph status over Ziti` });
+  assert.is(done.iteration, 2);
+  assert.match(String(done.reason), /stories pass/);
+
+  await git(['fetch', '--quiet', 'ralph-remote']);
+  assert.is(await git(['rev-parse', `ralph-remote/ralph/${firstLoop}~2`]), pushed, 'two agent commits on top of the pushed commit');
+  assert.match(await git(['log', '-1', '--format=%s', `ralph-remote/ralph/${firstLoop}`]), /US-2/);
+});
+
+test('attach over Ziti streams output and types into the agent; the daemon-side tunneler killed mid-attach: attach reconnects and resumes from seq, nothing lost or doubled', async () => {
+  if (!net) return;
+  const COUNT = 160;
+  await git(['switch', '--quiet', '-c', 'typing']);
+  const agentCmd = `FIXTURE_SLOW_MS=40 FIXTURE_SLOW_COUNT=${COUNT} node ${AGENT} echo,slow,work,work`;
+  const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=${agentCmd}`, '-o', 'ralph.iterations=2', 'ralph-remote', 'typing'], { env, cwd: work, timeoutMs: 90_000 });
+  assert.is(r.code, 0, r.stderr);
+  const id = startedIds(r)[0]!;
+  assert.ok(id, r.stderr);
+
+  const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env, cwd: work, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (x) => (stdout += x));
+  child.stderr.on('data', (x) => (stderr += x));
+  try {
+    await waitUntil(() => stdout.includes('ECHO READY'), { timeoutMs: 30_000, what: `the echo agent's first words through attach; stderr: ${stderr}` });
+    child.stdin.write('i');
+    await waitUntil(() => stderr.includes('interactive —'), { timeoutMs: 15_000, what: 'interactive mode' });
+    child.stdin.write('typed across the overlay\rq\r\x1d');
+    await waitUntil(() => stdout.includes('typed across the overlay'), { timeoutMs: 15_000, what: 'the agent echoing what was typed' });
+
+    // Mid-stream, the box's tunneler dies: the client sees end-of-stream, the daemon restarts the
+    // tunneler, attach reconnects and asks for output from the last seq it had.
+    await waitUntil(() => /slow line 30\b/.test(stdout), { timeoutMs: 30_000, what: 'slow output under way' });
+    const hosts = net.zitiProcesses().filter((p) => p.cmdline.includes('tunnel host'));
+    assert.is(hosts.length, 1, JSON.stringify(hosts));
+    process.kill(hosts[0]!.pid, 'SIGKILL');
+    await d.waitForLog(/ziti tunnel host restarted/, 30_000);
+    const end = await exited(child);
+    assert.is(end.code, 0, stderr);
+    assert.match(stderr, /connection lost .*reconnecting/);
+    assert.match(stderr, /reconnected/);
+    const again = net.zitiProcesses().filter((p) => p.cmdline.includes('tunnel host'));
+    assert.is(again.length, 1);
+    assert.is.not(again[0]!.pid, hosts[0]!.pid);
+
+    const seen = [...stdout.matchAll(/slow line (\d+)\b/g)].map((m) => Number(m[1]));
+    assert.equal(seen, Array.from({ length: COUNT }, (_, i) => i + 1), 'every slow line exactly once, in order');
+    assert.match(stdout, /<promise>COMPLETE<\/promise>/);
+    assert.match(stderr, new RegExp(`ralph: loop ${id} completed`));
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('an identity with no Dial policy is refused by OpenZiti: push, status, attach fail with a clear message, and the daemon sees nothing', async () => {
+  if (!net) return;
+  await git(['switch', '--quiet', 'feature']);
+  const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=FIXTURE_SLOW_MS=200 FIXTURE_SLOW_COUNT=100000 node ${AGENT} slow`, 'ralph-remote', 'feature:long'], { env, cwd: work, timeoutMs: 90_000 });
+  assert.is(r.code, 0, r.stderr);
+  const id = startedIds(r)[0]!;
+  await waitUntil(async () => (await status()).find((e) => e.id === id)?.status === 'running', { timeoutMs: 30_000, intervalMs: 300, what: `loop ${id} running` });
+
+  const logBefore = d.log().length;
+  useIdentity(net.identities.intruder);
+  try {
+    const mayNot = new RegExp(`identity ${net.identities.intruder} may not dial service ${net.service}`);
+    const tested = await cli(['remote', 'test', 'box']);
+    assert.is.not(tested.code, 0);
+    assert.match(tested.stderr, mayNot);
+
+    const push = await runCommand('git', ['push', 'ralph-remote', 'feature:intruded'], { env, cwd: work, timeoutMs: 60_000 });
+    assert.is.not(push.code, 0);
+    assert.match(push.stderr, mayNot);
+
+    const table = await cli(['status']);
+    assert.is(table.code, 0, table.stderr);
+    assert.match(table.stdout, new RegExp(`^${id}\\s+box \\(unreachable\\)\\s+running`, 'm'));
+
+    const attach = await cli(['attach', id]);
+    assert.is.not(attach.code, 0);
+    assert.match(attach.stderr, mayNot);
+  } finally {
+    useIdentity(net.identities.client);
+  }
+  const after = d.log().slice(logBefore);
+  assert.not.match(after, /from 127\.0\.0\.1/, `the daemon saw a connection: ${after}`);
+
+  // The rightful identity again: stop reaches the loop over Ziti.
+  const stop = await cli(['stop', id]);
+  assert.is(stop.code, 0, stop.stderr);
+  assert.match(stop.stdout, new RegExp(`${id}.*stopped`));
+  const table2 = await cli(['status']);
+  assert.match(table2.stdout, new RegExp(`^${id}\\s+box\\s+stopped`, 'm'), table2.stdout + table2.stderr);
+});
+
+test('nothing is left behind: the daemon stops its tunneler, and no ziti process of this network runs but the network itself', async () => {
+  if (!net) return;
+  const hostsBefore = net.zitiProcesses().filter((p) => p.cmdline.includes('tunnel host'));
+  assert.is(hostsBefore.length, 1);
+  await d.stop();
+  const left = net.zitiProcesses().filter((p) => / (tunnel|demo) /.test(p.cmdline));
+  assert.equal(left, [], 'no tunneler or zcat outlives its ralph');
+});
+
+test.run();

@@ -120,6 +120,15 @@ test('remote add checks the live daemon; start --remote runs a loop there; statu
   assert.match(all, /<promise>COMPLETE<\/promise>/);
   const tail = (await readRemoteLog(store.get(id)!, 10)).toString('utf8');
   assert.is(tail, Buffer.from(all).subarray(10).toString('utf8'));
+
+  // what the user runs: ralph logs (and logs -f, which ends at once) print that same stored output
+  const logs = await ralph(['logs', id], { env: laptop.env });
+  assert.is(logs.code, 0, logs.stderr);
+  assert.is(logs.stdout, all);
+  const follow = await ralph(['logs', '-f', id], { env: laptop.env });
+  assert.is(follow.code, 0, follow.stderr);
+  assert.is(follow.stdout, all);
+  assert.match(follow.stderr, new RegExp(`loop ${id}.*completed`));
 });
 
 test('keystrokes reach a remote agent through the daemon; its completion event updates the laptop at once', async () => {

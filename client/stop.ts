@@ -49,6 +49,8 @@ export async function stopLoop(
   const end = await Promise.race([feed.ended, timedOut]);
   clearTimeout(timer);
   feed.close();
+  // A remote loop's end reached us over its loop channel; the local row learns it from the daemon.
+  if (row.location === 'remote') await freshRow(store, row);
   if (end === 'timeout') return { kind: 'still-stopping' };
   return asked ? { kind: 'stopped', end } : { kind: 'already-ended', end };
 }

@@ -168,7 +168,7 @@ test('keystrokes reach a remote agent through the daemon; its completion event u
   }
 });
 
-test('ralph stop on a remote loop stops it on the box and records it; ralph status agrees', async () => {
+test('ralph stop on a remote loop stops it on the box and records it at once; ralph status agrees', async () => {
   pushToBox('stopme');
   const start = await ralph(['start', '--remote', 'box', '--branch', 'stopme', '--agent-cmd', 'echo working; sleep 120', '--max-iterations', '1'], {
     env: laptop.env,
@@ -179,6 +179,7 @@ test('ralph stop on a remote loop stops it on the box and records it; ralph stat
   const stop = await ralph(['stop', id], { env: laptop.env, timeoutMs: 30_000 });
   assert.is(stop.code, 0, stop.stderr);
   assert.match(stop.stdout, new RegExp(`${id}.*stopped`));
+  assert.is(store.get(id)!.status, 'stopped', 'ralph stop recorded the end in the local DB');
   const status = await ralph(['status', '--json'], { env: laptop.env });
   assert.is((JSON.parse(status.stdout) as Array<{ id: string; status: string }>).find((e) => e.id === id)?.status, 'stopped');
   assert.is(store.get(id)!.status, 'stopped');

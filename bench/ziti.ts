@@ -135,7 +135,8 @@ async function main(): Promise<void> {
       const plain = join(laptop.home, `plain-${i}.git`);
       run('git', ['init', '--quiet', '--bare', plain]);
       const file = timed('git', ['push', '--quiet', `file://${plain}`, `big:b${i}`], { cwd: big, env });
-      const ziti = timed('git', ['push', '--quiet', '-o', 'ralph.no-start', 'ralph-remote', `big:b${i}`], { cwd: big, env });
+      // A new repo on the box each time, so every push carries all of its objects.
+      const ziti = timed('git', ['push', '--quiet', '-o', 'ralph.no-start', `ralph://box/big-${i}`, `big:b${i}`], { cwd: big, env });
       pushes.push({ file, ziti });
       console.log(`  run ${i + 1}: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms, ratio ${(ziti / file).toFixed(2)}x   [load ${load()}]`);
     }

@@ -8,7 +8,7 @@ import { RpcPeer } from '../rpc/peer.js';
 import { readFirstLine } from '../rpc/reader.js';
 import type { Config, RemoteConfig } from '../store/config.js';
 import { LOOP_STATUSES, type LoopStatus } from '../store/loops.js';
-import { dial, parseAddress } from '../transport/index.js';
+import { DialError, dial, parseAddress } from '../transport/index.js';
 import {
   ControlMethods,
   MAX_HELLO_BYTES,
@@ -81,15 +81,7 @@ export async function dialDaemon(
     const identityFile = identityFor(remote);
     stream = await dial(remote.address, { timeoutMs, ...(identityFile ? { ziti: { identityFile } } : {}) });
   } catch (err) {
-    const msg = (err as Error).message;
-    const timedOut = /no connection within/.test(msg);
-    // The transport names the address already; say it once, with the remote's name in front.
-    const why = msg.replace(/^cannot connect to \S+: /, '').replace(/^\S+: (?=no connection within)/, '');
-    throw new RemoteError(
-      `${label(remote)}: ${timedOut ? `timed out connecting (${why})` : `unreachable: ${why}`}; is its daemon running? (ralph remote test ${remote.name})`,
-      remote.name,
-      timedOut ? 'timeout' : 'unreachable',
-    );
+    throw dialFailure(remote, err as Error);
   }
   try {
     stream.write(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'hello', params: { client: CLIENT_LABEL, ...hello } }) + '\n');
@@ -97,6 +89,8 @@ export async function dialDaemon(
     try {
       line = await readFirstLine(stream, { maxBytes: MAX_HELLO_BYTES, timeoutMs: Math.max(1, deadline - Date.now()) });
     } catch (err) {
+      // A transport that connects lazily (the ziti tunnel backend's zcat) reports a failed dial here.
+      if (err instanceof DialError) throw dialFailure(remote, err);
       const msg = (err as Error).message;
       if (/no message within/.test(msg)) {
         throw new RemoteError(`${label(remote)}: timed out waiting for the daemon's hello reply (${timeoutMs} ms)`, remote.name, 'timeout');
@@ -112,6 +106,18 @@ export async function dialDaemon(
     stream.destroy();
     throw err;
   }
+}
+
+/** A failed dial as one line naming the remote (the transport names the address already). */
+function dialFailure(remote: RemoteConfig, err: Error): RemoteError {
+  const msg = err.message;
+  const timedOut = /no connection within/.test(msg);
+  const why = msg.replace(/^cannot connect to \S+: /, '').replace(/^\S+: (?=no connection within)/, '');
+  return new RemoteError(
+    `${label(remote)}: ${timedOut ? `timed out connecting (${why})` : `unreachable: ${why}`}; is its daemon running? (ralph remote test ${remote.name})`,
+    remote.name,
+    timedOut ? 'timeout' : 'unreachable',
+  );
 }
 
 function parseHelloReply(line: Buffer, remote: RemoteConfig): HelloResult {

@@ -29,7 +29,7 @@ export interface ZitiNetwork {
   hostPort: number;
   /** Environment that points ralph at this network's ziti CLI. */
   env: Record<string, string>;
-  /** Pids of live ziti processes that use this network's identities (tunnelers, zcat). */
+  /** Live ziti processes that use this network's identities (tunnelers, zcat), and tunneler watchdogs. */
   zitiProcesses(): Array<{ pid: number; cmdline: string }>;
   /** Stops the controller and router (TERM, KILL after 10 s) and removes the directory. */
   stop(): Promise<void>;
@@ -138,10 +138,11 @@ function zitiProcessesUsing(ziti: string, needles: string[]): Array<{ pid: numbe
     if (!/^\d+$/.test(name)) continue;
     try {
       const exe = readlinkSync(`/proc/${name}/exe`);
-      if (exe !== ziti && !exe.endsWith('/ziti')) continue;
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      // ziti itself, or the sh that guards a tunneler (transport/ziti/tunnel-process.ts)
+      if (exe !== ziti && !exe.endsWith('/ziti') && !cmdline.includes('ralph-ziti-watchdog')) continue;
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ').trim();
       if (needles.some((n) => cmdline.includes(n))) out.push({ pid: Number(name), cmdline });
     } catch {
       /* gone, or not ours to read */

@@ -67,8 +67,12 @@ const WATCHDOG = [
   '"$@" </dev/null &',
   'z=$!',
   '{ while read -r _ <&3; do :; done; kill -TERM "$z" 2>/dev/null; sleep 3; kill -KILL "$z" 2>/dev/null; } </dev/null &',
+  'w=$!',
   "trap 'kill -TERM \"$z\" 2>/dev/null' TERM INT HUP",
-  'while :; do wait "$z"; rc=$?; kill -0 "$z" 2>/dev/null || exit "$rc"; done',
+  'while :; do wait "$z"; rc=$?; kill -0 "$z" 2>/dev/null || break; done',
+  // ziti ended by itself: the guard must not stay behind (nor ever signal a recycled pid).
+  'kill "$w" 2>/dev/null',
+  'exit "$rc"',
 ].join('\n');
 
 const live = new Set<ZitiProcess>();
@@ -97,6 +101,8 @@ export class ZitiProcess {
   readonly recent: ZitiLogLine[] = [];
   private readonly lineHandlers = new Set<(line: ZitiLogLine) => void>();
   private partial = '';
+  /** Drop debug and trace lines without parsing them (set once readiness has been seen). */
+  ignoreDebug = false;
   private done = false;
 
   constructor(bin: string, args: string[], opts: ZitiProcessOptions) {
@@ -118,6 +124,8 @@ export class ZitiProcess {
       this.partial = lines.pop()!;
       for (const raw of lines) {
         if (this.lineHandlers.size === 0 && this.done) continue;
+        // On the hot path (a --verbose tunneler logs every message): skip debug lines unparsed.
+        if (this.ignoreDebug && (raw.includes('"level":"debug"') || raw.includes('"level":"trace"'))) continue;
         const line = parseLine(raw);
         if (!line) continue;
         if (line.level !== 'debug' && line.level !== 'trace') {

@@ -167,8 +167,10 @@ class TunnelHost {
       await proc.stop();
       throw new ZitiError(this.startFailure(proc, err, timeoutMs), this.address);
     }
+    proc.ignoreDebug = true;
     const upSince = Date.now();
     void proc.exited.then((how) => {
+      proc.killGroup('SIGKILL'); // whatever of its group is left (nothing, normally)
       if (this.closed || this.proc !== proc) return;
       if (Date.now() - upSince >= STABLE_AFTER_MS) this.backoffMs = RESTART_MIN_MS;
       const why = proc.lastError();
@@ -279,17 +281,15 @@ class ZcatStream extends Duplex {
     stdout!.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) stdout!.pause();
     });
-    stdout!.once('end', () => this.push(null));
+    // The end comes once stdout has ended AND stderr is read to its end: a zcat that failed to dial
+    // says why on stderr, and that reason must win over a bare end-of-stream.
+    const ended = (s: NodeJS.ReadableStream) => new Promise<void>((resolve) => (s.once('end', resolve), s.once('close', resolve)));
+    void Promise.all([ended(stdout!), ended(proc.child.stderr!)]).then(() => {
+      if (!this.destroyed && !this.readableEnded) this.push(null);
+    });
     stdout!.on('error', (err) => this.destroy(err));
     stdin!.on('error', () => {
       /* the process is gone; its exit ends the stream */
-    });
-    void proc.exited.then(() => {
-      // Everything it printed has been read once stdout ends; a stream still open after that
-      // lost its far side.
-      stdout!.once('close', () => {
-        if (!this.readableEnded) this.push(null);
-      });
     });
   }
   override _read(): void {
@@ -313,27 +313,32 @@ class ZcatStream extends Duplex {
   }
 }
 
-/** Dials `service` with the identity through `ziti demo zcat`: a Duplex once connected, or one clear error. */
+/**
+ * Dials `service` with the identity through `ziti demo zcat`. The Duplex comes back at once: bytes
+ * written wait in zcat's stdin until its circuit is up (so a hello is sent without a round trip of
+ * waiting). zcat says nothing when it connects — unless run with -v, which logs every message and
+ * costs latency and throughput — but it says exactly why when it cannot: that fatal line destroys
+ * the stream with a DialError ("identity X may not dial service S", "no daemon is hosting S", the
+ * controller unreachable), which the reader of the first reply gets. A zcat that neither connects
+ * nor fails within timeoutMs is ended with "no connection within".
+ */
 export async function dialTunnel(service: string, opts: TunnelOptions, timeoutMs: number): Promise<Duplex> {
   const address = `ziti:${service}`;
   const bin = zitiBinary(address);
-  const proc = new ZitiProcess(bin, ['demo', 'zcat', '-v', '--log-formatter', 'json', '-i', opts.identityFile, address], {
-    watchdog: false,
+  const proc = new ZitiProcess(bin, ['demo', 'zcat', '--log-formatter', 'json', '-i', opts.identityFile, address], { watchdog: false });
+  const stream = new ZcatStream(proc);
+  let answered = false;
+  stream.once('data', () => (answered = true));
+  const off = proc.onLine((l) => {
+    if (l.level !== 'fatal') return;
+    off();
+    stream.destroy(new DialError(`cannot connect to ${address}: ${explainZitiError(service, opts.identityFile, String(l.error ?? l.msg))}`, address));
   });
-  const connected = `connected to ${address}`;
-  try {
-    await proc.waitFor((l) => l.msg === connected || l.level === 'fatal', timeoutMs).then((l) => {
-      if (l.level === 'fatal') throw new DialError(`cannot connect to ${address}: ${explainZitiError(service, opts.identityFile, String(l.error ?? l.msg))}`, address);
-    });
-  } catch (err) {
-    void proc.stop(500);
-    if (err instanceof DialError) throw err;
-    if (err instanceof WaitTimeout) throw new DialError(`${address}: no connection within ${timeoutMs} ms (service ${service}, identity ${opts.identityFile})`, address);
-    const last = proc.lastError();
-    throw new DialError(`cannot connect to ${address}: ${last ? explainZitiError(service, opts.identityFile, last) : `ziti demo zcat ${(err as Error).message}`}`, address);
-  }
-  // From here on only the bytes matter: drain the debug log without parsing it.
-  proc.child.stderr!.removeAllListeners('data');
-  proc.child.stderr!.resume();
-  return new ZcatStream(proc);
+  const timer = setTimeout(() => {
+    if (answered || stream.destroyed) return;
+    stream.destroy(new DialError(`${address}: no connection within ${timeoutMs} ms (service ${service}, identity ${opts.identityFile})`, address));
+  }, timeoutMs);
+  timer.unref();
+  stream.once('close', () => clearTimeout(timer));
+  return stream;
 }

@@ -179,7 +179,10 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
             ctx,
             supervisor,
             info,
-            addSubscriber: (p) => subscribers.add(p),
+            addSubscriber: (p) => {
+              subscribers.add(p);
+              log.info(`${who}${client}: subscribed to loop events`);
+            },
             progressTo: (p) => (line: string) => void p.notify(ControlNotifications.progress, { line: line.replace(/^ralph: /, '') }),
           });
           return;

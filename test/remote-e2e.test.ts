@@ -223,7 +223,7 @@ function attachProcess(id: string) {
   };
 }
 
-test('ralph attach to a remote loop: replay, i for interactive, keystrokes reach the agent, Ctrl-] back, the end is recorded', async () => {
+test('ralph attach to a remote loop: replay, i for interactive, keystrokes reach the agent, Ctrl-] back, daemon events and the end are recorded', async () => {
   pushToBox('attach');
   const agent = `printf 'ready>'; read line; echo "got:$line"; read two; echo "second:$two"`;
   const start = await ralph(['start', '--remote', 'box', '--branch', 'attach', '--agent-cmd', agent, '--max-iterations', '1'], {
@@ -232,10 +232,22 @@ test('ralph attach to a remote loop: replay, i for interactive, keystrokes reach
   });
   assert.is(start.code, 0, start.stderr);
   const id = start.stdout.trim();
+  // another loop on the box, to end while we are attached
+  pushToBox('aside');
+  const aside = await ralph(['start', '--remote', 'box', '--branch', 'aside', '--agent-cmd', 'sleep 120', '--max-iterations', '1'], { env: laptop.env, cwd: work });
+  assert.is(aside.code, 0, aside.stderr);
+  const asideId = aside.stdout.trim();
+  const subscribed = () => d.log().match(/\(ralph-cli\): subscribed to loop events/g)?.length ?? 0;
+  const subscribedBefore = subscribed();
   const a = attachProcess(id);
   try {
     await a.stderr(`attached to loop ${id}`);
     await a.stdout('ready>');
+    // attach listens to the box's loop events and records them at once
+    await waitUntil(() => subscribed() > subscribedBefore, { timeoutMs: 10_000, what: 'ralph attach subscribed to the daemon events' });
+    await (await d.control()).request('loop.stop', { loopId: asideId }, { timeoutMs: 10_000 });
+    await waitUntil(() => store.get(asideId)!.status === 'stopped', { timeoutMs: 10_000, what: `loop ${asideId} recorded stopped while attached` });
+    assert.is(a.child.exitCode, null, 'still attached');
     a.keys('i');
     await a.stderr('interactive — keys go to the agent');
     a.keys('hello remote\r');

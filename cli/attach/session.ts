@@ -3,6 +3,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeEnd } from '../../client/describe.js';
+import { watchCompletionsForRow, type CompletionWatch } from '../../client/events.js';
 import { endOf, freshRow, loopAccess } from '../../client/loop-access.js';
 import { LoopFeed, type LoopEnd } from '../../client/loop-feed.js';
 import { LoopMethods } from '../../loop/protocol.js';
@@ -51,6 +52,9 @@ class AttachSession {
   private leave!: (outcome: { kind: 'detached' } | { kind: 'signal'; signal: NodeJS.Signals }) => void;
   private readonly left = new Promise<{ kind: 'detached' } | { kind: 'signal'; signal: NodeJS.Signals }>((resolve) => (this.leave = resolve));
   private warnedOffline = false;
+  /** A remote loop's daemon events, applied to the local DB while attached (null: none, or not yet). */
+  private completions: CompletionWatch | null = null;
+  private finished = false;
 
   constructor(
     private readonly store: LoopStore,
@@ -77,6 +81,7 @@ class AttachSession {
       this.term.enter((chunk) => this.onKeys(chunk));
       this.term.onResize(() => this.sendSize());
       if (!this.wantInteractive) this.term.note(`attached to loop ${this.row.id}: ${WATCH_HELP}`);
+      this.watchCompletions();
       // q or a signal count while the first connection is still being tried, too.
       const ended = this.feed.start().then(() => this.feed.ended);
       ended.catch(() => {}); // after a detach, a late connection failure has nobody to tell
@@ -93,10 +98,27 @@ class AttachSession {
       }
       return { ...outcome, line: `detached from loop ${this.row.id} on ${outcome.signal}; it runs on` };
     } finally {
+      this.finished = true;
+      this.completions?.close();
       for (const s of SIGNALS) process.off(s, onSignal);
       this.feed.close();
       this.term.restore();
     }
+  }
+
+  /**
+   * While attached to a remote loop, the daemon's loop events (this loop's end, and any other loop of
+   * that box) go into the local DB at once. Best effort: without it, the end is still recorded when
+   * attach ends and other loops on the next `ralph status`.
+   */
+  private watchCompletions(): void {
+    watchCompletionsForRow(this.store, this.row).then(
+      (watch) => {
+        if (this.finished) watch?.close();
+        else this.completions = watch;
+      },
+      () => {}, // unreachable: the feed says so, and reconnects on its own
+    );
   }
 
   private showOutput(data: string): void {

@@ -28,22 +28,6 @@ export function ralphUrl(remote: string, repo: string): string {
   return `ralph://${remote}/${repo}`;
 }
 
-const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
-/**
- * Checks a repo name as the daemon will (letters, digits, '.', '_', '-', at most one '/', no '..',
- * no part starting with '-' or '.'): returns why it is bad, or null.
- */
-export function badRepoName(name: string): string | null {
-  if (name === '') return 'it is empty';
-  if (name.length > 100) return 'it is longer than 100 characters';
-  if (name.includes('..')) return "'..' is not allowed";
-  const parts = name.split('/');
-  if (parts.length > 2) return 'more than one level of folders';
-  for (const p of parts) if (!SEGMENT.test(p) || p.endsWith('.lock')) return `${JSON.stringify(p)} has a character or form that is not allowed`;
-  return null;
-}
-
 /** The default repo name: the top-level directory name of the current repository. */
 export function defaultRepoName(cwd = process.cwd()): string | null {
   const top = repoTop(cwd);

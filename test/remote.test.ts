@@ -173,6 +173,8 @@ test('remote add refuses bad input and a git remote that points elsewhere, savin
     [['remote', 'add', 'x'], /how is remote x reached\? give --address tcp:\/\/HOST:PORT or --ziti-service NAME --ziti-identity FILE/],
     [['remote', 'add', 'x', '--ziti-service', 'ralph-box', '--ziti-identity', '/nonexistent/id.json'], /no identity file at \/nonexistent\/id\.json/],
     [['remote', 'add', 'x', '--address', stub.address, '--repo', '../etc'], /bad repo name "\.\.\/etc": '\.\.' is not allowed/],
+    // the daemon's own rule and words (store/names.ts), not a look-alike
+    [['remote', 'add', 'x', '--address', stub.address, '--repo', 'team/app.lock'], /bad repo name "team\/app\.lock": a part ends with '\.lock'/],
   ];
   for (const [args, re] of cases) {
     const r = await ralph(args, { env: { ...t.env, RALPH_ZITI_IDENTITY: '' }, cwd: repo });
@@ -217,6 +219,11 @@ test('start --remote asks the daemon to start a loop, records it locally, prints
   assert.is(bad.stderr, 'ralph: cannot start a loop on box (webapp missing): no branch missing in repo webapp\n');
   const noRemote = await ralph(['start', '--remote', 'nope', '--branch', 'x'], { env: t.env, cwd: repo });
   assert.match(noRemote.stderr, /^ralph: no remote named "nope"/);
+  const calls = stub.startCalls.length;
+  const badRepo = await ralph(['start', '--remote', 'box', '--branch', 'x', '--repo', 'a/b/c'], { env: t.env, cwd: repo });
+  assert.is(badRepo.code, 1);
+  assert.match(badRepo.stderr, /^ralph: bad repo name "a\/b\/c": more than one level of folders/);
+  assert.is(stub.startCalls.length, calls, 'refused before asking the daemon');
 });
 
 function daemonLoop(loopId: string, over: Partial<DaemonLoop> = {}): DaemonLoop {

@@ -6,7 +6,6 @@ import { resolve } from 'node:path';
 import { daemonInfo, findRemote } from '../../client/daemon.js';
 import {
   addGitRemote,
-  badRepoName,
   gitRemoteUrl,
   gitRemotesWithUrlPrefix,
   ralphUrl,
@@ -15,6 +14,7 @@ import {
 } from '../../client/local-repo.js';
 import type { DaemonInfo } from '../../daemon/protocol.js';
 import { readConfig, writeConfig, type RemoteConfig } from '../../store/config.js';
+import { checkRepoName } from '../../store/names.js';
 import { configPath } from '../../store/paths.js';
 import { parseAddress } from '../../transport/index.js';
 import { UserError } from '../output.js';
@@ -79,8 +79,11 @@ export async function add(name: string, opts: AddOptions): Promise<void> {
   const top = repoTop();
   const repo = opts.repo ?? (top ? top.split('/').pop()! : undefined);
   if (repo !== undefined) {
-    const why = badRepoName(repo);
-    if (why) throw new UserError(`bad repo name ${JSON.stringify(repo)}: ${why}; name it with --repo NAME`);
+    try {
+      checkRepoName(repo);
+    } catch (err) {
+      throw new UserError(`${(err as Error).message}; name it with --repo NAME`);
+    }
     remote.repo = repo;
   }
   let addGit = false;

@@ -2,12 +2,13 @@
 // a push. Asks the daemon (`loop.start`), records the loop in the local session DB, prints its id.
 
 import { checkDaemonLoops, controlRequest, findRemote, openControl } from '../../client/daemon.js';
-import { badRepoName, defaultRepoName } from '../../client/local-repo.js';
+import { defaultRepoName } from '../../client/local-repo.js';
 import { recordPushedLoops } from '../../client/record.js';
 import { ControlMethods, ControlNotifications, type DaemonLoop, type LoopStartParams, type LoopStartResult } from '../../daemon/protocol.js';
 import { readConfig } from '../../store/config.js';
 import { openDb } from '../../store/db.js';
 import { LoopStore, nowIso } from '../../store/loops.js';
+import { checkRepoName } from '../../store/names.js';
 import { homePaths } from '../../store/paths.js';
 import { UserError } from '../output.js';
 
@@ -42,8 +43,11 @@ export async function run(opts: StartOptions): Promise<void> {
   }
   const repo = opts.repo ?? remote.repo ?? defaultRepoName();
   if (!repo) throw new UserError(`which repo on ${remote.name}? give --repo NAME (remote ${remote.name} has none saved)`);
-  const why = badRepoName(repo);
-  if (why) throw new UserError(`bad repo name ${JSON.stringify(repo)}: ${why}`);
+  try {
+    checkRepoName(repo);
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
   checkBranch(opts.branch);
 
   const params: LoopStartParams = { repo, branch: opts.branch };

@@ -118,7 +118,7 @@ test('git push over Ziti starts a loop that runs to completion; status reconcile
 
 test('attach over Ziti streams output and types into the agent; the daemon-side tunneler killed mid-attach: attach reconnects and resumes from seq, nothing lost or doubled', async () => {
   if (!net) return;
-  const COUNT = 160;
+  const COUNT = 250;
   await git(['switch', '--quiet', '-c', 'typing']);
   const agentCmd = `FIXTURE_SLOW_MS=40 FIXTURE_SLOW_COUNT=${COUNT} node ${AGENT} echo,slow,work,work`;
   const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=${agentCmd}`, '-o', 'ralph.iterations=2', 'ralph-remote', 'typing'], { env, cwd: work, timeoutMs: 90_000 });
@@ -145,6 +145,14 @@ test('attach over Ziti streams output and types into the agent; the daemon-side 
     assert.is(hosts.length, 1, JSON.stringify(hosts));
     process.kill(hosts[0]!.pid, 'SIGKILL');
     await d.waitForLog(/ziti tunnel host restarted/, 30_000);
+    // And the laptop's side: its zcat for this attach dies too; attach dials a new one.
+    await waitUntil(() => /reconnected/.test(stderr), { timeoutMs: 30_000, what: 'attach reconnected after the tunneler restart' });
+    const seenBefore = (stdout.match(/slow line \d+/g) ?? []).length;
+    await waitUntil(() => (stdout.match(/slow line \d+/g) ?? []).length > seenBefore + 5, { timeoutMs: 30_000, what: 'output flowing again' });
+    const zcats = net.zitiProcesses().filter((p) => p.cmdline.includes('demo zcat'));
+    assert.is(zcats.length, 1, JSON.stringify(zcats));
+    process.kill(zcats[0]!.pid, 'SIGKILL');
+    await waitUntil(() => (stderr.match(/reconnected/g) ?? []).length >= 2, { timeoutMs: 30_000, what: 'attach reconnected after its zcat died' });
     const end = await exited(child);
     assert.is(end.code, 0, stderr);
     assert.match(stderr, /connection lost .*reconnecting/);
@@ -203,13 +211,46 @@ test('an identity with no Dial policy is refused by OpenZiti: push, status, atta
   assert.match(table2.stdout, new RegExp(`^${id}\\s+box\\s+stopped`, 'm'), table2.stdout + table2.stderr);
 });
 
-test('nothing is left behind: a daemon killed with SIGKILL takes its tunneler with it, and no zcat outlives its command', async () => {
+test('nothing is left behind: a daemon killed with SIGKILL takes its tunneler with it; then the laptop hears "no daemon is hosting"', async () => {
   if (!net) return;
   const ours = () => net!.zitiProcesses().filter((p) => / (tunnel|demo) /.test(p.cmdline));
   assert.is(tunnelers().length, 1);
   await d.kill();
   // The watchdog reads end-of-file on its pipe from the dead daemon and ends the tunneler (TERM: ~1.3 s).
   await waitUntil(() => ours().length === 0, { timeoutMs: 15_000, intervalMs: 100, what: `no ziti process left; still: ${JSON.stringify(ours())}` });
+  const tested = await cli(['remote', 'test', 'box']);
+  assert.is.not(tested.code, 0);
+  assert.match(tested.stderr, new RegExp(`no daemon is hosting ${net.service}`));
+  assert.equal(ours(), [], 'no zcat outlives its command');
+});
+
+test('clear errors, each one line: a controller that cannot be reached; a daemon without its host port; a daemon identity that may not bind', async () => {
+  if (!net) return;
+  const identity = JSON.parse(readFileSync(net.identities.client, 'utf8'));
+  identity.ztAPI = 'https://127.0.0.1:9/edge/client/v1';
+  const unreachable = join(laptop.home, 'unreachable.json');
+  writeFileSync(unreachable, JSON.stringify(identity));
+  useIdentity(unreachable);
+  try {
+    const tested = await cli(['remote', 'test', 'box']);
+    assert.is.not(tested.code, 0);
+    assert.match(tested.stderr, new RegExp(`cannot reach the OpenZiti controller https://127\\.0\\.0\\.1:9 named by identity ${unreachable}`));
+  } finally {
+    useIdentity(net.identities.client);
+  }
+
+  const daemon = (identityFile: string, extra: Record<string, string>) =>
+    ralph(['daemon', '--home', join(box.home, 'other'), '--ziti-service', net!.service, '--ziti-identity', identityFile, '--ziti-backend', 'tunnel'], {
+      env: { ...box.env, ...net!.env, ...extra },
+      timeoutMs: 30_000,
+    });
+  const noPort = await daemon(net.identities.daemon, { RALPH_ZITI_HOST_PORT: '' });
+  assert.is.not(noPort.code, 0);
+  assert.match(noPort.stderr, /needs the local port that service \S+ host\.v1 config forwards to: set RALPH_ZITI_HOST_PORT=PORT/);
+  const mayNotBind = await daemon(net.identities.intruder, { RALPH_ZITI_HOST_PORT: String(net.hostPort) });
+  assert.is.not(mayNotBind.code, 0);
+  assert.match(mayNotBind.stderr, new RegExp(`identity ${net.identities.intruder} may not host service ${net.service}`));
+  assert.equal(net.zitiProcesses().filter((p) => / (tunnel|demo) /.test(p.cmdline)), []);
 });
 
 test.run();

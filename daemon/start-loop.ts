@@ -108,7 +108,8 @@ export class LoopStarter {
         `this daemon already runs ${running} loops (its limit is ${this.o.maxLoops}); wait for one to finish or stop one (ralph stop <loop>), or raise --max-loops`,
       );
     }
-    const loopId = newLoopId(store, params.branch);
+    let loopId = newLoopId(store, params.branch);
+    while (this.inFlight.has(loopId)) loopId = newLoopId(store, params.branch); // no row yet, so not in the DB
     this.inFlight.add(loopId);
     try {
       return await this.startReserved(loopId, params, progress);
@@ -149,7 +150,8 @@ export class LoopStarter {
               progressLines.push(line);
               progress(line);
             });
-      const row = deps.prepareLoop(store, paths, {
+      // The worktree and its branch ralph/<loopId> exist already: the row takes that id (row.id).
+      deps.prepareLoop(store, paths, {
         dir: worktree,
         ...(params.task !== undefined ? { task: params.task } : {}),
         ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : { agent: agent as AgentName }),
@@ -168,11 +170,6 @@ export class LoopStarter {
         },
       });
       rowWritten = true;
-      if (row.id !== loopId) {
-        // The worktree and its branch ralph/<loopId> are named before the row exists, so the row
-        // must carry that id. prepareLoop picks its own; the row is renamed before any runner sees it.
-        renameStartingRow(store, paths, row.id, loopId);
-      }
       writeLogLines(paths, loopId, progressLines);
       const { pid } = await deps.launchRunner(paths, loopId);
       const now = store.get(loopId);
@@ -228,15 +225,4 @@ function writeLogLines(paths: HomePaths, loopId: string, lines: string[]): void 
   if (lines.length === 0) return;
   ensurePrivateDir(paths.logs);
   appendFileSync(paths.logFor(loopId), lines.map((l) => l + '\r\n').join(''), { mode: 0o600 });
-}
-
-/** Gives a just-inserted `starting` row (no runner yet) the id its worktree was made for. */
-function renameStartingRow(store: LoopStore, paths: HomePaths, from: string, to: string): void {
-  const changed = store.db
-    .prepare(
-      `UPDATE loops SET id = @to, name = CASE WHEN name = @from THEN @to ELSE name END, socket_path = @socket, log_path = @log
-       WHERE id = @from AND status = 'starting' AND pid IS NULL`,
-    )
-    .run({ from, to, socket: paths.socketFor(to), log: paths.logFor(to) }).changes;
-  if (changed !== 1) throw new Error(`internal: could not give loop ${from} the id ${to}`);
 }

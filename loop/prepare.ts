@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { LoopRow, LoopStore, NewLoop } from '../store/loops.js';
+import { checkLoopId } from '../store/names.js';
 import type { HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from './agents.js';
 import { LoopSetupError } from './errors.js';
@@ -35,7 +36,11 @@ export interface PrepareRequest {
   name?: string;
   /** Where else to look for agent CLIs (the daemon passes $RALPH_HOME/agents/node_modules/.bin). */
   agentSearchDirs?: string[];
-  /** Fields the daemon sets: location, remote, repo, branch, baseCommit, pushId, host, … */
+  /**
+   * Fields the daemon sets: location, remote, repo, branch, baseCommit, pushId, host, … With `id`,
+   * the loop gets that id (it must be a valid loop id and free) instead of a generated one: the daemon
+   * names the worktree and branch `ralph/<id>` before the row exists.
+   */
   row?: Partial<LoopRow>;
 }
 
@@ -55,6 +60,17 @@ function newLoopId(store: LoopStore, slug: string): string {
     const id = `${slug}-${randomBytes(2).toString('hex')}`;
     if (!store.nameTaken(id)) return id;
   }
+}
+
+/** An id the caller chose: valid by the rule every loop id follows, and free (as generated ones are). */
+function givenLoopId(store: LoopStore, id: string): string {
+  try {
+    checkLoopId(id);
+  } catch (err) {
+    throw new LoopSetupError(`cannot use the loop id given: ${(err as Error).message}`);
+  }
+  if (store.nameTaken(id)) throw new LoopSetupError(`a loop with id or name ${id} already exists; the new loop needs an id of its own`);
+  return id;
 }
 
 /** Validates a loop request and inserts its row (status `starting`). Throws LoopSetupError. */
@@ -92,6 +108,7 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
     throw new LoopSetupError(`--max-iterations must be a whole number from 1 to ${MAX_ITERATIONS_LIMIT}, got ${maxIterations}`);
   }
 
+  const givenId = req.row?.id === undefined ? undefined : givenLoopId(store, req.row.id);
   if (req.name !== undefined) {
     if (!NAME_PATTERN.test(req.name)) {
       throw new LoopSetupError(`--name ${JSON.stringify(req.name)} is not usable: letters, digits, '.', '_' and '-' only, at most 64`);
@@ -101,7 +118,7 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
 
   // ralph/feature-x → feature-x: the id should say what the loop is about, not who made the branch.
   const slug = slugify(req.name || prd.branchName?.replace(/^.*\//, '') || basename(workDir));
-  const id = newLoopId(store, slug);
+  const id = givenId ?? newLoopId(store, slug);
   const socketPath = paths.socketFor(id);
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
     throw new LoopSetupError(`socket path ${socketPath} is too long for a unix socket; use a shorter RALPH_HOME`);

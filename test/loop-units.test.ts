@@ -238,6 +238,19 @@ test('prepareLoop: validates first and writes nothing on a bad request; ids and 
     assert.is(named.pushId, 'p1');
     assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', name: 'mine' })), /a loop named mine already exists; pick another --name/);
     assert.is(count(), 2);
+    // an id given by the caller (the daemon names worktree and branch first) is the row's id
+    const given = prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', name: 'feature-ab12', row: { id: 'feature-ab12' } });
+    assert.is(given.id, 'feature-ab12');
+    assert.is(given.name, 'feature-ab12');
+    assert.is(given.socketPath, paths.socketFor('feature-ab12'));
+    assert.is(given.logPath, paths.logFor('feature-ab12'));
+    assert.is(store.get('feature-ab12')?.status, 'starting');
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', row: { id: 'feature-ab12' } })), /a loop with id or name feature-ab12 already exists/);
+    assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', row: { id: 'mine' } })), /a loop with id or name mine already exists/);
+    for (const bad of ['../x', 'a/b', '-x', 'x.lock', '', 'x'.repeat(101)]) {
+      assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', row: { id: bad } })), /cannot use the loop id given: bad loop id/, bad);
+    }
+    assert.is(count(), 3, 'nothing written for a bad or taken id');
     assert.is(slugify('A very long name that goes on and on'), 'a-very-long-name-that-go');
     assert.is(slugify('!!!'), 'loop');
     writeFileSync(join(repo.dir, 'prd.json'), JSON.stringify(storiesPrd(1, '')));

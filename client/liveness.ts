@@ -3,22 +3,13 @@
 // stays fast however many loops are open.
 
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
+import { processAlive } from '../store/process.js';
 
 export const RUNNER_GONE_REASON = 'runner exited unexpectedly';
 export const RUNNER_NEVER_STARTED_REASON = 'runner never started';
 
 /** A row still `starting` with no runner pid after this long was left by a `ralph run` that died. */
 const NEVER_STARTED_AFTER_MS = 2 * 60_000;
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else — alive as far as we can tell.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Why this local, non-final row has no runner any more; undefined while it may still be running. */
 export function whyRunnerGone(row: LoopRow, now = Date.now()): string | undefined {

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { LoopEvents, LoopMethods, type CompletedEvent, type StateEvent } from '../loop/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { isFinal, type LoopRow, type LoopStatus, type LoopStore } from '../store/loops.js';
+import { processAlive } from '../store/process.js';
 import { dial } from '../transport/index.js';
 import type { DaemonLogger } from './context.js';
 import { toDaemonLoop } from './loops.js';
@@ -16,15 +17,6 @@ export const RUNNER_GONE_WHILE_DOWN_REASON = 'runner exited unexpectedly (found 
 export const START_INTERRUPTED_REASON = 'the daemon stopped while the loop was starting';
 
 export type LoopEventName = (typeof ControlEvents)[keyof typeof ControlEvents];
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function finalEventFor(status: LoopStatus): LoopEventName {
   return status === 'completed' ? ControlEvents.completed : status === 'stopped' ? ControlEvents.stopped : ControlEvents.failed;

@@ -4,6 +4,7 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { processAlive } from '../store/process.js';
 
 export interface LockOptions {
   /** Give up waiting after this long (default 15 minutes: an npm install can be slow). */
@@ -39,15 +40,6 @@ function processStart(pid: number): string | null {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function readOwner(dir: string): Owner | null {
   try {
     const v = JSON.parse(readFileSync(join(dir, 'owner'), 'utf8')) as Owner;
@@ -68,7 +60,7 @@ function isStale(dir: string): boolean {
     }
   }
   if (owner.host !== hostname()) return false; // cannot judge another machine's process
-  if (!pidAlive(owner.pid)) return true;
+  if (!processAlive(owner.pid)) return true;
   const start = processStart(owner.pid);
   return owner.start !== null && start !== null && start !== owner.start;
 }

@@ -1,11 +1,13 @@
 // The loop's pure parts: prd.json, finding the task, agent lookup, the completion detector, the
-// output history, and prepareLoop's validation (nothing written when a request is bad).
+// output history, prepareLoop's validation (nothing written when a request is bad), runner liveness.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RUNNER_GONE_REASON, whyRunnerGone } from '../client/liveness.js';
 import { agentNotFoundMessage, AGENT_PROFILES, findExecutable } from '../loop/agents.js';
 import { CompletionDetector } from '../loop/completion.js';
 import { OutputHistory } from '../loop/history.js';
@@ -18,6 +20,7 @@ import { completePrefixLength } from '../loop/utf8.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { homePaths } from '../store/paths.js';
+import { processAlive } from '../store/process.js';
 import { makeTempHome } from './helpers/env.js';
 import { makeTaskRepo, storiesPrd } from './helpers/task.js';
 
@@ -259,6 +262,29 @@ test('prepareLoop: validates first and writes nothing on a bad request; ids and 
     db.close();
     repo.cleanup();
     empty.cleanup();
+    home.cleanup();
+  }
+});
+
+test('runner liveness: one pid check (store/process.ts) for status and the daemon; a pid naming no single process is dead', () => {
+  assert.ok(processAlive(process.pid));
+  const exitedPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  assert.not.ok(processAlive(exitedPid), 'a process that exited');
+  // kill(0, 0) and kill(-1, 0) reach process groups and succeed: no runner is alive because of that
+  for (const pid of [0, -1, 1.5, Number.NaN]) assert.not.ok(processAlive(pid), String(pid));
+
+  const home = makeTempHome('ralph-live');
+  const paths = homePaths(home.home);
+  const db = openDb(paths.db);
+  const repo = makeTaskRepo({ stories: 1 });
+  try {
+    const row = prepareLoop(new LoopStore(db), paths, { dir: repo.dir, agentCmd: 'true' });
+    assert.is(whyRunnerGone({ ...row, status: 'running', pid: process.pid }), undefined);
+    assert.is(whyRunnerGone({ ...row, status: 'running', pid: exitedPid }), RUNNER_GONE_REASON);
+    assert.is(whyRunnerGone({ ...row, status: 'running', pid: 0 }), RUNNER_GONE_REASON);
+  } finally {
+    db.close();
+    repo.cleanup();
     home.cleanup();
   }
 });

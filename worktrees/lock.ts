@@ -5,6 +5,7 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
+import { processAlive } from '../store/process.js';
 
 const queues = new Map<string, Promise<unknown>>();
 
@@ -14,16 +15,6 @@ const STALE_MS = 10 * 60_000;
 function lockPath(paths: HomePaths, repo: string): string {
   // Repo names hold at most one '/', and never '+': "team/app" → "repo-team+app.lock".
   return join(paths.locks, `repo-${repo.replace('/', '+')}.lock`);
-}
-
-function ownerAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Tries once to create the lock file; removes an abandoned one. */
@@ -45,7 +36,7 @@ function tryAcquire(path: string): boolean {
     return false; // released meanwhile: try again on the next round
   }
   // An empty file is a lock being written this instant, unless it has been empty for long.
-  const abandoned = owner ? !ownerAlive(owner) : age > 5_000;
+  const abandoned = owner ? !processAlive(owner) : age > 5_000;
   if (abandoned || age > STALE_MS) {
     try {
       if (Number(readFileSync(path, 'utf8').trim()) === owner) unlinkSync(path);

@@ -1,0 +1,17 @@
+// Is a process still there? The one pid-liveness check for runner rows (client status, the daemon's
+// supervisor) and lock owners (worktrees/, install/). Pure apart from the signal-0 probe.
+
+/**
+ * True while a process with this pid exists: kill(pid, 0) succeeds, or fails with EPERM (it exists
+ * but belongs to someone else). A pid that is not a positive integer names no single process
+ * (0 and negatives address process groups), so it is never alive.
+ */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

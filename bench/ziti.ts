@@ -4,7 +4,8 @@
 //     (default 1000) keystrokes: the loop's unix socket, the daemon's loop channel over loopback tcp,
 //     the same channel over Ziti;
 //  2. output throughput from the agent's PTY (BENCH_FLOOD_MB, default 32 MB) over each;
-//  3. `git push` of a ~BENCH_PUSH_MB (50) MB repo of random files: through `ralph://` over Ziti vs a
+//  3. a fresh connection + `daemon.info` (what every `ralph status`/`attach` pays once), tcp vs Ziti;
+//  4. `git push` of a ~BENCH_PUSH_MB (50) MB repo of random files: through `ralph://` over Ziti vs a
 //     plain file:// remote (both with no loop started: -o ralph.no-start).
 // Targets on loopback: Ziti echo p50 <= 2 ms and p99 <= 5 ms; >= 20 MB/s; push ratio <= 2x.
 
@@ -14,6 +15,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { daemonInfo } from '../client/daemon.js';
 import { openChannel } from '../daemon/hello.js';
 import type { LoopStartResult } from '../daemon/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
@@ -23,7 +25,7 @@ import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/dae
 import { ROOT, RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
 import { fixtureAgentCmd } from '../test/helpers/loop.js';
 import { findZiti, startZitiNetwork, type ZitiNetwork } from '../test/helpers/ziti-network.js';
-import { measureEcho, measureFlood, OutputWatch, type Percentiles } from './measure.js';
+import { measureEcho, measureFlood, OutputWatch, percentiles, type Percentiles } from './measure.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 1000);
 const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 32);
@@ -121,6 +123,23 @@ async function main(): Promise<void> {
     rows.push(await measurePath('tcp loopback (daemon)', d, loopChannel(d.tcp!)));
     rows.push(await measurePath('ziti (tunnel backend)', d, loopChannel(`ziti:${net.service}`, zitiOpts)));
 
+    // A new connection and one request: zcat authenticates afresh each time (no proxy to reuse).
+    console.log('\nnew connection + daemon.info (10 each):');
+    const connect: Record<string, Percentiles> = {};
+    for (const [label, remote] of [
+      ['tcp loopback', { name: 'box', address: d.tcp! }],
+      ['ziti (zcat)', { name: 'box', address: `ziti:${net.service}`, zitiIdentity: net.identities.client }],
+    ] as const) {
+      const samples: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const t0 = process.hrtime.bigint();
+        await daemonInfo(remote, { timeoutMs: 20_000 });
+        samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      connect[label] = percentiles(samples);
+      console.log(`  ${label.padEnd(14)} p50 ${connect[label]!.p50.toFixed(0)} ms  max ${connect[label]!.max.toFixed(0)} ms   [load ${load()}]`);
+    }
+
     // git push, ~PUSH_MB MB: file:// vs ralph:// over Ziti (git-remote-ralph → zcat → router → host).
     console.log(`\ngit push of a ${PUSH_MB} MB repo (random files):`);
     const bin = join(laptop.home, 'bin');
@@ -151,6 +170,7 @@ async function main(): Promise<void> {
     for (const r of rows) {
       console.log(`  | ${r.path.padEnd(22)} | ${r.echo.p50.toFixed(2).padStart(5)} ms | ${r.echo.p95.toFixed(2).padStart(5)} ms | ${r.echo.p99.toFixed(2).padStart(5)} ms | ${r.mbPerS.toFixed(1).padStart(5)} MB/s |`);
     }
+    console.log(`  new connection + daemon.info: tcp ${connect['tcp loopback']!.p50.toFixed(0)} ms, Ziti ${connect['ziti (zcat)']!.p50.toFixed(0)} ms (p50)`);
     console.log(`  git push ${PUSH_MB} MB: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms → ${(ziti / file).toFixed(2)}x`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
     console.log(

@@ -92,6 +92,8 @@ export interface ZitiProcessOptions {
   watchdog: boolean;
   /** Keep at most this many recent log lines for error messages. */
   keepLines?: number;
+  /** More environment for the child. */
+  env?: Record<string, string>;
 }
 
 /** A running `ziti` command. Log lines arrive through onLine; exit through `exited`. */
@@ -106,7 +108,7 @@ export class ZitiProcess {
   private done = false;
 
   constructor(bin: string, args: string[], opts: ZitiProcessOptions) {
-    const env = { ...process.env, ZITI_CHECK_VERSION: 'false' };
+    const env = { ...process.env, ...opts.env, ZITI_CHECK_VERSION: 'false' };
     this.child = opts.watchdog
       ? spawn('/bin/sh', ['-c', WATCHDOG, 'ralph-ziti-watchdog', bin, ...args], {
           detached: true,

@@ -7,7 +7,8 @@
 //   is told it — opts.hostPort, else $RALPH_ZITI_HOST_PORT. Ready means the tunneler logged
 //   (with --verbose) "listener established … serviceName S": its terminator exists and a dial
 //   succeeds from then on. The info-level "hosting service" line comes ~100 ms before the bind, so it
-//   is not used. Bounded by $RALPH_ZITI_TIMEOUT_MS (default 15 s); a tunneler that dies later is
+//   is not used. Once ready, the log level goes back to info through the tunneler's CLI agent (its
+//   socket in a private $TMPDIR): at debug it logs every message, which costs latency and throughput. Bounded by $RALPH_ZITI_TIMEOUT_MS (default 15 s); a tunneler that dies later is
 //   restarted with backoff (0.2 s doubling to 10 s, reset after 30 s up), and stopped on close.
 //   Anyone on the box who can reach 127.0.0.1:PORT reaches the daemon too, as with any tcp listener
 //   behind a tunneler: run the daemon on a box whose local users you trust.
@@ -32,8 +33,11 @@
 // install/ZITI-NOTES.md) — the protocol layer copes (clients resubscribe from seq).
 
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { DialError, type Listener, type ZitiOptions } from '../index.js';
 import { ZitiError } from './errors.js';
@@ -107,6 +111,15 @@ export function explainZitiError(service: string, identityFile: string, error: s
 // ---------------------------------------------------------------------------------------------
 // Daemon side
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Supervises one `ziti tunnel host`: ready-wait, restart with backoff, stop. */
 class TunnelHost {
   private proc: ZitiProcess | undefined;
@@ -114,6 +127,8 @@ class TunnelHost {
   private backoffMs = RESTART_MIN_MS;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly address: string;
+  /** Private $TMPDIR of the tunneler: its CLI agent socket lives there. */
+  private agentDir: string | undefined;
 
   constructor(
     private readonly bin: string,
@@ -126,10 +141,13 @@ class TunnelHost {
 
   /** Starts the tunneler and resolves once it hosts the service; one clear error otherwise. */
   async start(timeoutMs: number): Promise<void> {
+    // --verbose for the one reliable readiness line; then the log level goes down to info through
+    // the tunneler's CLI agent, whose socket Go puts in $TMPDIR: a private directory of ours (0700).
+    this.agentDir ??= mkdtempSync(join(tmpdir(), 'ralph-ziti-'));
     const proc = new ZitiProcess(
       this.bin,
-      ['tunnel', 'host', '--identity', this.identityFile, '--cli-agent=false', '--verbose', '--log-formatter', 'json'],
-      { watchdog: true },
+      ['tunnel', 'host', '--identity', this.identityFile, '--verbose', '--log-formatter', 'json'],
+      { watchdog: true, env: { TMPDIR: this.agentDir } },
     );
     this.proc = proc;
     // An identity that may not bind the service: the tunneler lists its services and adds none by
@@ -168,6 +186,7 @@ class TunnelHost {
       throw new ZitiError(this.startFailure(proc, err, timeoutMs), this.address);
     }
     proc.ignoreDebug = true;
+    await this.quieten();
     const upSince = Date.now();
     void proc.exited.then((how) => {
       proc.killGroup('SIGKILL'); // whatever of its group is left (nothing, normally)
@@ -176,6 +195,30 @@ class TunnelHost {
       const why = proc.lastError();
       this.warn(`ziti tunnel host exited (${how.code ?? how.signal})${why ? `: ${why}` : ''}; restarting in ${this.backoffMs} ms`);
       this.scheduleRestart(timeoutMs);
+    });
+  }
+
+  /**
+   * Lowers the running tunneler's log level to info: with debug on it logs every message it
+   * carries, which costs latency and throughput. Best effort: if it fails, the debug lines are
+   * dropped unparsed (ignoreDebug) and nothing else changes.
+   */
+  private async quieten(): Promise<void> {
+    const dir = this.agentDir;
+    if (!dir) return;
+    const sock = readdirSync(dir).map((n) => /^gops-agent\.(\d+)\.sock$/.exec(n)).find((m) => m && this.proc?.running && isAlive(Number(m[1])));
+    if (!sock) return;
+    await new Promise<void>((resolve) => {
+      const child = spawn(this.bin, ['agent', 'set-log-level', 'info', '--pid', sock[1]!, '--timeout', '3s'], {
+        env: { ...process.env, TMPDIR: dir, ZITI_CHECK_VERSION: 'false' },
+        stdio: 'ignore',
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      child.once('error', () => resolve());
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 
@@ -224,6 +267,7 @@ class TunnelHost {
     this.closed = true;
     clearTimeout(this.restartTimer);
     await this.proc?.stop();
+    if (this.agentDir) rmSync(this.agentDir, { recursive: true, force: true });
   }
 }
 

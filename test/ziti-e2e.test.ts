@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
@@ -214,10 +214,15 @@ test('an identity with no Dial policy is refused by OpenZiti: push, status, atta
 test('nothing is left behind: a daemon killed with SIGKILL takes its tunneler with it; then the laptop hears "no daemon is hosting"', async () => {
   if (!net) return;
   const ours = () => net!.zitiProcesses().filter((p) => / (tunnel|demo) /.test(p.cmdline));
-  assert.is(tunnelers().length, 1);
+  const [host] = tunnelers();
+  assert.ok(host, 'one tunneler');
+  // Its private TMPDIR (the CLI agent's socket) goes with it.
+  const privateDir = /(?:^|\0)TMPDIR=([^\0]*)/.exec(readFileSync(`/proc/${host!.pid}/environ`, 'utf8'))?.[1];
+  assert.ok(privateDir && existsSync(privateDir), `the tunneler's TMPDIR: ${privateDir}`);
   await d.kill();
   // The watchdog reads end-of-file on its pipe from the dead daemon and ends the tunneler (TERM: ~1.3 s).
   await waitUntil(() => ours().length === 0, { timeoutMs: 15_000, intervalMs: 100, what: `no ziti process left; still: ${JSON.stringify(ours())}` });
+  assert.not.ok(existsSync(privateDir!), `${privateDir} removed`);
   const tested = await cli(['remote', 'test', 'box']);
   assert.is.not(tested.code, 0);
   assert.match(tested.stderr, new RegExp(`no daemon is hosting ${net.service}`));

@@ -72,6 +72,8 @@ const WATCHDOG = [
   'while :; do wait "$z"; rc=$?; kill -0 "$z" 2>/dev/null || break; done',
   // ziti ended by itself: the guard must not stay behind (nor ever signal a recycled pid).
   'kill "$w" 2>/dev/null',
+  // A private directory made for this ziti process only (its CLI agent socket): gone with it.
+  'if [ -n "${RALPH_ZITI_OWN_DIR:-}" ]; then rm -rf -- "$RALPH_ZITI_OWN_DIR"; fi',
   'exit "$rc"',
 ].join('\n');
 

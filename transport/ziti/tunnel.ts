@@ -127,7 +127,7 @@ class TunnelHost {
   private backoffMs = RESTART_MIN_MS;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly address: string;
-  /** Private $TMPDIR of the tunneler: its CLI agent socket lives there. */
+  /** Private $TMPDIR of the current tunneler: its CLI agent socket lives there. */
   private agentDir: string | undefined;
 
   constructor(
@@ -143,11 +143,13 @@ class TunnelHost {
   async start(timeoutMs: number): Promise<void> {
     // --verbose for the one reliable readiness line; then the log level goes down to info through
     // the tunneler's CLI agent, whose socket Go puts in $TMPDIR: a private directory of ours (0700).
-    this.agentDir ??= mkdtempSync(join(tmpdir(), 'ralph-ziti-'));
+    // The watchdog removes the directory when the tunneler ends, even if ralph was killed.
+    const agentDir = mkdtempSync(join(tmpdir(), 'ralph-ziti-'));
+    this.agentDir = agentDir;
     const proc = new ZitiProcess(
       this.bin,
       ['tunnel', 'host', '--identity', this.identityFile, '--verbose', '--log-formatter', 'json'],
-      { watchdog: true, env: { TMPDIR: this.agentDir } },
+      { watchdog: true, env: { TMPDIR: agentDir, RALPH_ZITI_OWN_DIR: agentDir } },
     );
     this.proc = proc;
     // An identity that may not bind the service: the tunneler lists its services and adds none by
@@ -178,18 +180,16 @@ class TunnelHost {
       clearTimeout(notBound);
     } catch (err) {
       clearTimeout(notBound);
-      if (err instanceof ZitiError) {
-        await proc.stop();
-        throw err;
-      }
       await proc.stop();
-      throw new ZitiError(this.startFailure(proc, err, timeoutMs), this.address);
+      rmSync(agentDir, { recursive: true, force: true });
+      throw err instanceof ZitiError ? err : new ZitiError(this.startFailure(proc, err, timeoutMs), this.address);
     }
     proc.ignoreDebug = true;
     await this.quieten();
     const upSince = Date.now();
     void proc.exited.then((how) => {
       proc.killGroup('SIGKILL'); // whatever of its group is left (nothing, normally)
+      rmSync(agentDir, { recursive: true, force: true });
       if (this.closed || this.proc !== proc) return;
       if (Date.now() - upSince >= STABLE_AFTER_MS) this.backoffMs = RESTART_MIN_MS;
       const why = proc.lastError();

@@ -8,8 +8,11 @@
 //   (with --verbose) "listener established … serviceName S": its terminator exists and a dial
 //   succeeds from then on. The info-level "hosting service" line comes ~100 ms before the bind, so it
 //   is not used. Once ready, the log level goes back to info through the tunneler's CLI agent (its
-//   socket in a private $TMPDIR): at debug it logs every message, which costs latency and throughput. Bounded by $RALPH_ZITI_TIMEOUT_MS (default 15 s); a tunneler that dies later is
-//   restarted with backoff (0.2 s doubling to 10 s, reset after 30 s up), and stopped on close.
+//   socket in a private $TMPDIR): at debug it logs every message, which costs latency and
+//   throughput. The wait is bounded by $RALPH_ZITI_TIMEOUT_MS (default 15 s); a tunneler that dies
+//   later is restarted with backoff (0.2 s doubling to 10 s, reset after 30 s up); close stops it.
+//   `ziti tunnel host` hosts every service its identity may bind: give the daemon's identity Bind
+//   on its own service only.
 //   Anyone on the box who can reach 127.0.0.1:PORT reaches the daemon too, as with any tcp listener
 //   behind a tunneler: run the daemon on a box whose local users you trust.
 //
@@ -24,8 +27,8 @@
 //   both directions (stdin EOF → CloseWrite; remote EOF → zcat exits), and its errors are precise
 //   ("service 'S' not found" = may not dial; "has no terminators" = nobody hosts S; the controller
 //   refusing the connection). The price: each connection authenticates afresh, ~0.3–0.6 s on
-//   loopback instead of ~0.1 s through a warm proxy. Ready = the debug line "connected to ziti:S"
-//   (zcat runs with -v): only then is the Duplex handed out, so every failure is an error of dial().
+//   loopback instead of ~0.1 s through a warm proxy. zcat runs without -v (at debug it logs every
+//   message): the Duplex is handed out at once, and a failed dial arrives as a DialError on it.
 //   A zcat lives exactly as long as its connection; if ralph dies, its stdin closes and its stdout
 //   breaks, and it exits.
 //
@@ -319,10 +322,14 @@ export async function listenTunnel(service: string, opts: TunnelOptions): Promis
 
 /** A zcat process's stdin and stdout as one Duplex; destroying it ends the process. */
 class ZcatStream extends Duplex {
+  /** Has the far side sent anything yet (then the circuit is up)? */
+  answered = false;
+
   constructor(private readonly proc: ZitiProcess) {
     super({ allowHalfOpen: false });
     const { stdin, stdout } = proc.child;
     stdout!.on('data', (chunk: Buffer) => {
+      this.answered = true;
       if (!this.push(chunk)) stdout!.pause();
     });
     // The end comes once stdout has ended AND stderr is read to its end: a zcat that failed to dial
@@ -371,15 +378,13 @@ export async function dialTunnel(service: string, opts: TunnelOptions, timeoutMs
   const bin = zitiBinary(address);
   const proc = new ZitiProcess(bin, ['demo', 'zcat', '--log-formatter', 'json', '-i', opts.identityFile, address], { watchdog: false });
   const stream = new ZcatStream(proc);
-  let answered = false;
-  stream.once('data', () => (answered = true));
   const off = proc.onLine((l) => {
     if (l.level !== 'fatal') return;
     off();
     stream.destroy(new DialError(`cannot connect to ${address}: ${explainZitiError(service, opts.identityFile, String(l.error ?? l.msg))}`, address));
   });
   const timer = setTimeout(() => {
-    if (answered || stream.destroyed) return;
+    if (stream.answered || stream.destroyed) return;
     stream.destroy(new DialError(`${address}: no connection within ${timeoutMs} ms (service ${service}, identity ${opts.identityFile})`, address));
   }, timeoutMs);
   timer.unref();

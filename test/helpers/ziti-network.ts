@@ -72,7 +72,7 @@ export async function startZitiNetwork(ziti: string, service: string): Promise<Z
   // their own sessions, so nothing else would.
   const watchdog = spawn(
     '/bin/sh',
-    ['-c', 'while read -r _ <&3; do :; done; exec bash "$0" stop "$1" >/dev/null 2>&1', SCRIPT, dir],
+    ['-c', 'while read -r _ <&3; do :; done; bash "$0" stop "$1" >/dev/null 2>&1; rm -rf -- "$1"', SCRIPT, dir],
     { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'] },
   );
   watchdog.unref();

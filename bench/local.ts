@@ -5,6 +5,7 @@
 // Targets (2-core machine): echo p50 <= 1 ms, p99 <= 3 ms; >= 50 MB/s; status <= 200 ms.
 
 import { spawnSync } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { launchRunner } from '../loop/launch.js';
 import { prepareLoop } from '../loop/prepare.js';
 import { RpcPeer } from '../rpc/peer.js';
@@ -15,11 +16,14 @@ import { dial } from '../transport/index.js';
 import { makeTempHome, RALPH_BIN } from '../test/helpers/env.js';
 import { fixtureAgentCmd } from '../test/helpers/loop.js';
 import { makeTaskRepo } from '../test/helpers/task.js';
-import { fmtMs, measureEcho, measureFlood, OutputWatch, percentiles, rssKiB } from './measure.js';
+import { bareSocketEcho, rawPtyEcho, rawPtyFlood } from './baselines.js';
+import { cpuSeconds, fmtMs, measureEcho, measureFlood, OutputWatch, percentiles, rssKiB } from './measure.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 2000);
 const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 64);
 const STATUS_ROWS = 10_000;
+/** Which parts to run (comma-separated): loop, baselines, status. Default: all. */
+const PARTS = new Set((process.env.BENCH_PARTS || 'loop,baselines,status').split(','));
 
 async function echoAndThroughput(): Promise<void> {
   const t = makeTempHome('ralph-bench');
@@ -35,9 +39,16 @@ async function echoAndThroughput(): Promise<void> {
     await watch.subscribe({ fromSeq: 0 });
     const echo = await measureEcho(watch, KEYSTROKES);
     console.log(`echo (unix socket):   ${fmtMs(echo)}`);
+    const runnerCpu0 = cpuSeconds(pid);
+    const clientCpu0 = process.cpuUsage();
     const flood = await measureFlood(watch, () => rssKiB(pid));
+    const runnerCpu = cpuSeconds(pid) - runnerCpu0;
+    const clientCpu = process.cpuUsage(clientCpu0);
     console.log(
-      `throughput (unix):    ${flood.mbPerS.toFixed(1)} MB/s  (${flood.mb.toFixed(1)} MB in ${flood.seconds.toFixed(2)} s; runner peak RSS ${flood.maxRssMb.toFixed(0)} MB)`,
+      `throughput (unix):    ${flood.mbPerS.toFixed(1)} MB/s  (${flood.mb.toFixed(1)} MB in ${flood.seconds.toFixed(2)} s, ${flood.events} events of ${((flood.mb * 1024) / flood.events).toFixed(1)} KiB on average; runner peak RSS ${flood.maxRssMb.toFixed(0)} MB)`,
+    );
+    console.log(
+      `  CPU during the flood: runner ${runnerCpu.toFixed(2)} s, this client ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s (of ${flood.seconds.toFixed(2)} s wall, 2 cores shared with the agent)`,
     );
     peer.close();
   } finally {
@@ -96,6 +107,23 @@ function statusWallTime(): void {
   t.cleanup();
 }
 
-console.log(`ralph local benchmark — ${new Date().toISOString()}, node ${process.version}`);
-await echoAndThroughput();
-statusWallTime();
+async function baselines(): Promise<void> {
+  const echo = await rawPtyEcho(KEYSTROKES);
+  console.log(`  baseline echo, node-pty alone (no ralph):    ${fmtMs(echo)}`);
+  const bare = await bareSocketEcho(KEYSTROKES);
+  console.log(`  baseline echo, bare node over a unix socket: ${fmtMs(bare)}`);
+  const flood = await rawPtyFlood(FLOOD_MB);
+  console.log(`  baseline throughput, node-pty alone:         ${flood.mbPerS.toFixed(1)} MB/s  (${flood.chunks} chunks, ${((flood.mb * 1024) / flood.chunks).toFixed(1)} KiB each)`);
+}
+
+function loadAverage(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
+console.log(`ralph local benchmark — ${new Date().toISOString()}, node ${process.version}, ${cpus().length} CPUs, load average ${loadAverage()}`);
+if (PARTS.has('loop')) await echoAndThroughput();
+if (PARTS.has('baselines')) await baselines();
+if (PARTS.has('status')) statusWallTime();
+console.log(`(load average at the end: ${loadAverage()})`);

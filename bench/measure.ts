@@ -2,7 +2,7 @@
 // RpcPeer that speaks loop/protocol.ts (a local socket, the daemon over tcp, the Ziti overlay).
 
 import { readFileSync } from 'node:fs';
-import type { OutputEvent, SubscribeResult } from '../loop/protocol.js';
+import type { CompletedEvent, OutputEvent, SubscribeResult } from '../loop/protocol.js';
 import type { RpcPeer } from '../rpc/peer.js';
 
 export interface Percentiles {
@@ -38,20 +38,32 @@ export function fmtMs(p: Percentiles): string {
 export class OutputWatch {
   text = '';
   bytes = 0;
+  events = 0;
+  /** Offset just past the last output received. */
+  endSeq = 0;
   private waiters: Array<{ needle: string; from: number; resolve: () => void }> = [];
+  private completedEvent: CompletedEvent | null = null;
   private completedResolve!: () => void;
+  /** Resolves once the loop has completed and all its output has arrived. */
   readonly completed = new Promise<void>((r) => (this.completedResolve = r));
 
   constructor(readonly peer: RpcPeer) {
     peer.onNotification('output', (p) => {
       const e = p as OutputEvent;
       this.text += e.data;
-      this.bytes += Buffer.byteLength(e.data);
+      const n = Buffer.byteLength(e.data);
+      this.events++;
+      this.bytes += n;
+      this.endSeq = e.seq + n;
+      if (this.completedEvent && this.endSeq >= this.completedEvent.seq) this.completedResolve();
       // keep memory flat during a flood: only the tail matters for matching
       if (this.text.length > 1 << 16) this.text = this.text.slice(-4096);
       this.check();
     });
-    peer.onNotification('completed', () => this.completedResolve());
+    peer.onNotification('completed', (p) => {
+      this.completedEvent = p as CompletedEvent;
+      if (this.endSeq >= this.completedEvent.seq) this.completedResolve();
+    });
   }
 
   async subscribe(params: { fromSeq?: number; replay?: 'none' | 'screen' } = { replay: 'none' }): Promise<SubscribeResult> {
@@ -105,9 +117,13 @@ export async function measureEcho(watch: OutputWatch, count: number): Promise<Pe
  * Output throughput: ends the echo step ("q" line) so the fixture floods its PTY, and times the
  * bytes arriving at this client until the loop completes.
  */
-export async function measureFlood(watch: OutputWatch, rssOf?: () => number): Promise<{ mb: number; seconds: number; mbPerS: number; maxRssMb: number }> {
+export async function measureFlood(
+  watch: OutputWatch,
+  rssOf?: () => number,
+): Promise<{ mb: number; seconds: number; mbPerS: number; maxRssMb: number; events: number }> {
   watch.text = '';
   const startBytes = watch.bytes;
+  const startEvents = watch.events;
   const t0 = process.hrtime.bigint();
   let maxRss = 0;
   const sampler = rssOf ? setInterval(() => (maxRss = Math.max(maxRss, rssOf())), 50) : undefined;
@@ -117,7 +133,18 @@ export async function measureFlood(watch: OutputWatch, rssOf?: () => number): Pr
   clearInterval(sampler);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const mb = (watch.bytes - startBytes) / (1024 * 1024);
-  return { mb, seconds, mbPerS: mb / seconds, maxRssMb: maxRss / 1024 };
+  return { mb, seconds, mbPerS: mb / seconds, maxRssMb: maxRss / 1024, events: watch.events - startEvents };
+}
+
+/** CPU time (user + system) a process has used so far, in seconds (Linux). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
 }
 
 /** Resident memory of a process in KiB (Linux). */

@@ -58,7 +58,9 @@ export function launchRunner(paths: HomePaths, loopId: string, opts: { env?: Nod
   const logFd = openSync(logPath, 'a', 0o600);
   let child;
   try {
-    child = spawn(process.execPath, [RUNNER_MAIN, loopId], {
+    // RALPH_RUNNER_NODE_ARGS: extra node flags for the runner (profiling: "--cpu-prof --cpu-prof-dir=/tmp/p").
+    const nodeArgs = (process.env.RALPH_RUNNER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    child = spawn(process.execPath, [...nodeArgs, RUNNER_MAIN, loopId], {
       detached: true,
       cwd: paths.home,
       stdio: ['ignore', logFd, logFd, 'pipe'],

@@ -1,0 +1,121 @@
+// Baselines for the local benchmark, measured the same way as ralph's figures so a reader can tell
+// ralph's cost from the machine's:
+//  - the raw PTY ceiling: node-pty alone reading the fixture agent's flood (no ralph in between);
+//  - a bare node echo over a unix socket: one JSON line out, one JSON line back, no PTY, no ralph.
+// When the bare echo's p99 is as spiky as ralph's, the spikes come from the machine (load, the
+// scheduler), not from ralph. And node-pty alone echoing a key through the fixture agent: the floor
+// of ralph's echo figure (ralph adds one socket hop and its own handling to it).
+
+import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pty from 'node-pty';
+import { AGENT_FIXTURE } from '../test/helpers/loop.js';
+import { percentiles, type Percentiles } from './measure.js';
+
+/** node-pty reading FIXTURE_FLOOD_MB of the fixture's flood, as fast as it can: MB/s. */
+export function rawPtyFlood(floodMb: number, encoding: 'utf8' | null = 'utf8'): Promise<{ mbPerS: number; chunks: number; mb: number }> {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    let bytes = 0;
+    let chunks = 0;
+    const term = pty.spawn(process.execPath, [AGENT_FIXTURE, 'flood'], {
+      name: 'xterm-256color',
+      cols: 120,
+      rows: 40,
+      env: { ...process.env, FIXTURE_FLOOD_MB: String(floodMb) } as Record<string, string>,
+      encoding,
+    });
+    term.onData((d: string | Buffer) => {
+      chunks++;
+      bytes += typeof d === 'string' ? Buffer.byteLength(d) : d.length;
+    });
+    term.onExit(() => {
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      const mb = bytes / (1024 * 1024);
+      resolve({ mbPerS: mb / s, chunks, mb });
+    });
+  });
+}
+
+// The echo server, in a process of its own as a runner is: parses each request line, answers with an
+// `output`-shaped event carrying the key.
+const ECHO_SERVER = `
+const net = require('node:net');
+const server = net.createServer((s) => {
+  s.setEncoding('utf8');
+  let buf = '';
+  s.on('data', (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\\n')) !== -1) {
+      const req = JSON.parse(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      s.write(JSON.stringify({ jsonrpc: '2.0', method: 'output', params: { seq: req.id, data: req.params.data } }) + '\\n');
+    }
+  });
+});
+server.listen(process.argv[1], () => process.stdout.write('ready\\n'));
+`;
+
+async function timeRoundTrips(count: number, send: (ch: string) => void, onReply: (cb: () => void) => void): Promise<Percentiles> {
+  let waiter: (() => void) | null = null;
+  onReply(() => {
+    const w = waiter;
+    waiter = null;
+    w?.();
+  });
+  const samples: number[] = [];
+  for (let i = 0; i < count + 50; i++) {
+    const got = new Promise<void>((r) => (waiter = r));
+    const t0 = process.hrtime.bigint();
+    send(String.fromCharCode(97 + (i % 26)));
+    await got;
+    if (i >= 50) samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return percentiles(samples);
+}
+
+/** Round trips of one small JSON line to a bare node echo server in another process, over a unix socket. */
+export async function bareSocketEcho(count: number): Promise<Percentiles> {
+  const dir = mkdtempSync(join(tmpdir(), 'ralph-bench-echo-'));
+  const path = join(dir, 'echo.sock');
+  const server = spawn(process.execPath, ['-e', ECHO_SERVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((r) => server.stdout!.once('data', () => r()));
+    const client = createConnection(path);
+    await new Promise<void>((r) => client.once('connect', r));
+    let id = 0;
+    const p = await timeRoundTrips(
+      count,
+      (ch) => client.write(JSON.stringify({ jsonrpc: '2.0', id: id++, method: 'write', params: { data: ch } }) + '\n'),
+      (cb) => client.on('data', cb),
+    );
+    client.destroy();
+    return p;
+  } finally {
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Keystroke round trips through node-pty alone: write a key to the fixture agent's echo step, await its echo. */
+export async function rawPtyEcho(count: number): Promise<Percentiles> {
+  const term = pty.spawn(process.execPath, [AGENT_FIXTURE, 'echo'], { name: 'xterm-256color', cols: 120, rows: 40, env: process.env as Record<string, string> });
+  let text = '';
+  const ready = new Promise<void>((r) => {
+    const sub = term.onData((d) => {
+      text += d;
+      if (text.includes('ECHO READY')) {
+        sub.dispose();
+        r();
+      }
+    });
+  });
+  await ready;
+  const p = await timeRoundTrips(count, (ch) => term.write(ch), (cb) => term.onData(cb));
+  term.kill();
+  return p;
+}

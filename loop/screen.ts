@@ -1,21 +1,35 @@
 // The current screen of a loop, for replay on attach: a headless xterm fed from the output history.
-// It is fed from the history's ring rather than from the PTY directly, so a terminal that parses
-// slower than an agent floods never holds the agent back nor buffers without bound: when it falls
-// more than MAX_LAG_BYTES behind it skips ahead and starts a fresh screen from the last
-// RESTART_BYTES (more than a screenful), which is exact again for anything that redraws or scrolls.
+//
+// Parsing is the most expensive thing the runner does with output (an xterm parses ~50 MB/s on
+// these boxes: a flood parsed in full would take a whole core), so it is kept off the hot path:
+//  - at ordinary rates (up to PARSE_BUDGET_BYTES per RESYNC_MS window, ~2.5 MB/s) each chunk is
+//    handed to the terminal as it is appended (no copy, no re-decoding) and the screen is exact;
+//  - above that (a flood), feeding stops for the rest of the window. At its end, or at once when
+//    someone asks for a snapshot, the mirror catches up: it feeds what the terminal missed, or when
+//    that is more than MAX_LAG_BYTES, starts a fresh screen from the first line in the last
+//    RESTART_BYTES (more than a screenful) and parses just that. The screen is then exact again for
+//    anything that redraws or scrolls; what it cannot know is state set before that window and not
+//    repeated in it (an alternate screen entered earlier, a scroll region, a title).
+// A flood thus costs at most ~PARSE_BUDGET_BYTES + RESTART_BYTES of parsing per window (a few per
+// cent of a core) instead of every byte, and never holds the agent back nor buffers without bound.
 
 import xtermHeadless from '@xterm/headless';
 import serializeAddon from '@xterm/addon-serialize';
-import type { OutputHistory } from './history.js';
+import type { OutputChunk, OutputHistory } from './history.js';
 
 const { Terminal } = xtermHeadless;
 const { SerializeAddon } = serializeAddon;
 
 /** Lines kept above the screen and replayed with it. */
 const SCROLLBACK_LINES = 500;
-const FEED_CHUNK_BYTES = 64 * 1024;
-const MAX_CHUNKS_IN_FLIGHT = 4;
+/** Catch-up reads from the ring are handed over in slices of this size. */
+const FEED_CHUNK_BYTES = 32 * 1024;
+/** Output fed as it comes per window; more is a flood. */
+const PARSE_BUDGET_BYTES = 256 * 1024;
+const RESYNC_MS = 100;
+/** A backlog larger than this is skipped rather than parsed. */
 const MAX_LAG_BYTES = 256 * 1024;
+/** After a skip, the screen is rebuilt from this much output (from its first line start). */
 const RESTART_BYTES = 64 * 1024;
 
 export interface ScreenSnapshot {
@@ -37,10 +51,17 @@ export class ScreenMirror {
   private fedSeq: number;
   /** Output up to here has been parsed by it. */
   private parsedSeq: number;
-  private inFlight = 0;
+  /** Fell behind under a flood: appends are not fed until the next re-sync. */
+  private behind = false;
+  /** The current budget window: when it started and what was fed in it. */
+  private windowStart = 0;
+  private windowBytes = 0;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  /** A catch-up waits for the terminal to parse what it was given. */
+  private catchUpWanted = false;
   private waiters: Waiter[] = [];
   private disposed = false;
-  private readonly onAppend = () => this.feed();
+  private readonly onAppend = (chunk: OutputChunk) => this.appended(chunk);
 
   constructor(
     private readonly history: OutputHistory,
@@ -61,12 +82,12 @@ export class ScreenMirror {
   snapshot(): Promise<ScreenSnapshot> {
     if (this.disposed) return Promise.resolve({ screen: '', seq: this.history.endSeq });
     const minSeq = this.history.endSeq;
-    if (this.inFlight === 0 && this.parsedSeq >= minSeq) {
+    if (this.parsedSeq === this.fedSeq && this.parsedSeq >= minSeq) {
       return Promise.resolve({ screen: this.serialize(), seq: this.parsedSeq });
     }
     return new Promise((resolve) => {
       this.waiters.push({ minSeq, resolve });
-      this.feed();
+      this.catchUp();
     });
   }
 
@@ -74,37 +95,83 @@ export class ScreenMirror {
     return this.serializer.serialize();
   }
 
-  private feed(): void {
-    while (!this.disposed && this.inFlight < MAX_CHUNKS_IN_FLIGHT && this.fedSeq < this.history.endSeq) {
-      if (this.history.endSeq - this.fedSeq > MAX_LAG_BYTES || this.fedSeq < this.history.ringStart) {
-        // Reset only between writes, so no chunk from before the skip is parsed after it.
-        if (this.inFlight > 0) return;
-        this.skipAhead();
+  /** The hot path: an appended chunk goes to the terminal as it is, unless the terminal is behind. */
+  private appended(chunk: OutputChunk): void {
+    if (this.disposed || chunk.bytes === 0 || this.behind) return;
+    if (this.windowBytes + chunk.bytes > PARSE_BUDGET_BYTES) {
+      const now = performance.now();
+      if (now - this.windowStart >= RESYNC_MS) {
+        this.windowStart = now;
+        this.windowBytes = 0;
       }
+    }
+    this.windowBytes += chunk.bytes;
+    if (chunk.seq === this.fedSeq && this.windowBytes <= PARSE_BUDGET_BYTES) {
+      this.write(chunk.data, chunk.seq + chunk.bytes);
+      return;
+    }
+    if (!this.behind) {
+      this.behind = true;
+      this.resyncTimer = setTimeout(() => this.resync(), RESYNC_MS);
+      this.resyncTimer.unref();
+    }
+  }
+
+  private write(data: string, end: number): void {
+    this.fedSeq = end;
+    // xterm calls back right after parsing this chunk, before the next: the screen is exactly at `end`.
+    this.term.write(data, () => this.parsed(end));
+  }
+
+  private resync(): void {
+    this.resyncTimer = undefined;
+    this.windowStart = performance.now();
+    this.windowBytes = 0;
+    this.catchUp();
+  }
+
+  /**
+   * Brings the terminal up to the end of the output: feeds what it is missing from the ring, or,
+   * when that is too much, starts a fresh screen near the end. Waits for in-flight writes first
+   * (a reset must not overtake them).
+   */
+  private catchUp(): void {
+    if (this.disposed) return;
+    if (this.fedSeq !== this.parsedSeq) {
+      this.catchUpWanted = true; // parsed() calls back here
+      return;
+    }
+    this.catchUpWanted = false;
+    clearTimeout(this.resyncTimer);
+    this.resyncTimer = undefined;
+    this.behind = false;
+    if (this.history.endSeq - this.fedSeq > MAX_LAG_BYTES || this.fedSeq < this.history.ringStart) this.skipAhead();
+    while (this.fedSeq < this.history.endSeq) {
       // Cut at a waiter's offset so its snapshot shows exactly the output up to it.
       let to = Math.min(this.history.endSeq, this.fedSeq + FEED_CHUNK_BYTES);
       for (const w of this.waiters) if (w.minSeq > this.fedSeq && w.minSeq < to) to = w.minSeq;
       const chunk = this.history.readFromRing(this.fedSeq, to - this.fedSeq);
-      if (chunk === null || chunk.bytes === 0) return;
-      const end = chunk.seq + chunk.bytes;
-      this.fedSeq = end;
-      this.inFlight++;
-      // xterm calls back right after parsing this chunk, before the next: the screen is exactly at `end`.
-      this.term.write(chunk.data, () => this.parsed(end));
+      if (chunk === null || chunk.bytes === 0) break;
+      this.write(chunk.data, chunk.seq + chunk.bytes);
     }
+    // Nothing was left to parse: answer the waiters with the screen as it is.
+    if (this.fedSeq === this.parsedSeq) this.settle(this.parsedSeq, true);
   }
 
   private parsed(end: number): void {
-    this.inFlight--;
     this.parsedSeq = end;
     if (this.disposed) return;
-    const ready = this.waiters.filter((w) => w.minSeq <= end);
-    if (ready.length > 0) {
-      this.waiters = this.waiters.filter((w) => w.minSeq > end);
-      const snap = { screen: this.serialize(), seq: end };
-      for (const w of ready) w.resolve(snap);
-    }
-    this.feed();
+    if (this.waiters.length > 0) this.settle(end, false);
+    if (this.catchUpWanted && end === this.fedSeq) this.catchUp();
+  }
+
+  /** Answers the waiters this screen (exactly at `end`) satisfies; with `all`, every waiter. */
+  private settle(end: number, all: boolean): void {
+    const ready = all ? this.waiters : this.waiters.filter((w) => w.minSeq <= end);
+    if (ready.length === 0) return;
+    this.waiters = all ? [] : this.waiters.filter((w) => w.minSeq > end);
+    const snap = { screen: this.serialize(), seq: end };
+    for (const w of ready) w.resolve(snap);
   }
 
   /** Fell too far behind: start a fresh screen from the first line in the last RESTART_BYTES. */
@@ -113,16 +180,17 @@ export class ScreenMirror {
     const start = Math.max(this.history.ringStart, this.history.endSeq - RESTART_BYTES);
     const head = this.history.readFromRing(start, 4096);
     if (head === null) {
-      this.fedSeq = this.history.endSeq;
+      this.fedSeq = this.parsedSeq = this.history.endSeq;
       return;
     }
     const nl = head.data.indexOf('\n');
-    this.fedSeq = nl === -1 ? head.seq : head.seq + Buffer.byteLength(head.data.slice(0, nl + 1));
+    this.fedSeq = this.parsedSeq = nl === -1 ? head.seq : head.seq + Buffer.byteLength(head.data.slice(0, nl + 1));
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    clearTimeout(this.resyncTimer);
     this.history.off('append', this.onAppend);
     for (const w of this.waiters) w.resolve({ screen: '', seq: this.history.endSeq });
     this.waiters = [];

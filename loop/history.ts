@@ -1,12 +1,21 @@
 // A loop's output history. Every byte the agent's PTY produces (and ralph's own lines) is appended
-// here: synchronously to the log file, so a byte's offset in the log is its `seq`, and to a bounded
-// in-memory ring for readers that are nearly caught up. Readers further behind read the log file.
+// here: to the log file, so a byte's offset in the log is its `seq`, and to a bounded in-memory ring
+// for readers that are nearly caught up. Readers further behind read the log file.
+//
+// By default each append is written to the log at once. The runner asks for batched log writes
+// (`logBatchBytes`): bytes are written from the ring once that many are pending, or LOG_FLUSH_MS
+// after the first of them, or on flush() / close() — one write() per batch instead of one per PTY
+// read (~4 KiB). The not-yet-written bytes are always the newest, so they are in the ring: readers
+// in this process never notice, and a reader of the file sees a prefix of the output that is at
+// most one batch (or LOG_FLUSH_MS) short.
 
 import { EventEmitter } from 'node:events';
 import { closeSync, fstatSync, openSync, read, writeSync } from 'node:fs';
 import { completePrefixLength, leadingContinuationBytes } from './utf8.js';
 
 export const DEFAULT_RING_BYTES = 2 * 1024 * 1024;
+/** A batched log is written at the latest this long after the first unwritten byte. */
+const LOG_FLUSH_MS = 10;
 
 export interface OutputChunk {
   /** Byte offset of the first byte of `data`. */
@@ -35,12 +44,24 @@ class ByteRing {
     if (first < bytes.length) bytes.copy(this.buf, 0, first);
   }
 
-  /** Copies stream bytes [from, to); the caller guarantees they are still in the ring. */
-  read(from: number, to: number): Buffer {
+  /**
+   * Stream bytes [from, to): a view into the ring when they are contiguous there (valid until the
+   * next write), else a copy. The caller guarantees they are still in the ring.
+   */
+  view(from: number, to: number): Buffer {
     const pos = from % this.capacity;
     const n = to - from;
-    if (pos + n <= this.capacity) return Buffer.from(this.buf.subarray(pos, pos + n));
+    if (pos + n <= this.capacity) return this.buf.subarray(pos, pos + n);
     return Buffer.concat([this.buf.subarray(pos), this.buf.subarray(0, n - (this.capacity - pos))], n);
+  }
+
+  /** Writes stream bytes [from, to) to `fd` (at most two write calls). */
+  writeTo(fd: number, from: number, to: number): void {
+    while (from < to) {
+      const pos = from % this.capacity;
+      const n = Math.min(to - from, this.capacity - pos);
+      from += writeSync(fd, this.buf, pos, n);
+    }
   }
 }
 
@@ -55,18 +76,25 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
   /** Offset where this process started appending (the log's size when it was opened). */
   private readonly startSeq: number;
   private end: number;
+  /** Output up to here is in the log file. */
+  private written: number;
+  /** Pending bytes that trigger a log write; 0: every append is written at once. */
+  private readonly logBatchBytes: number;
+  private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
     readonly logPath: string,
-    opts: { ringBytes?: number } = {},
+    opts: { ringBytes?: number; logBatchBytes?: number } = {},
   ) {
     super();
     this.ring = new ByteRing(opts.ringBytes ?? DEFAULT_RING_BYTES);
+    // Pending bytes must stay in the ring: a batch is at most a quarter of it.
+    this.logBatchBytes = Math.min(opts.logBatchBytes ?? 0, this.ring.capacity >> 2);
     this.writeFd = openSync(logPath, 'a', 0o600);
     this.readFd = openSync(logPath, 'r');
     this.startSeq = fstatSync(this.writeFd).size;
-    this.end = this.startSeq;
+    this.end = this.written = this.startSeq;
   }
 
   /** Offset just past the last byte appended. */
@@ -82,14 +110,34 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
   append(text: string): OutputChunk {
     if (this.closed || text === '') return { seq: this.end, data: '', bytes: 0 };
     const bytes = Buffer.from(text, 'utf8');
-    // Synchronous: once append returns, the bytes are in the log, so any reader may fetch them there.
-    let written = 0;
-    while (written < bytes.length) written += writeSync(this.writeFd, bytes, written);
+    if (this.logBatchBytes === 0 || bytes.length > this.logBatchBytes) {
+      // Written at once (after what is pending): once append returns, the bytes are in the log.
+      this.flush();
+      let done = 0;
+      while (done < bytes.length) done += writeSync(this.writeFd, bytes, done);
+      this.written += bytes.length;
+    }
     this.ring.write(this.end, bytes);
     const chunk: OutputChunk = { seq: this.end, data: text, bytes: bytes.length };
     this.end += bytes.length;
+    const pending = this.end - this.written;
+    if (pending >= this.logBatchBytes) this.flush();
+    else if (pending > 0 && this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flush();
+      }, LOG_FLUSH_MS);
+      this.flushTimer.unref();
+    }
     this.emit('append', chunk);
     return chunk;
+  }
+
+  /** Writes the pending bytes (if any) to the log: afterwards the log holds everything appended. */
+  flush(): void {
+    if (this.closed || this.written === this.end) return;
+    this.ring.writeTo(this.writeFd, this.written, this.end);
+    this.written = this.end;
   }
 
   /** Clamps an offset a reader asked for to a character boundary at or after it. */
@@ -101,12 +149,12 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
   readFromRing(seq: number, maxBytes: number): OutputChunk | null {
     if (seq < this.ringStart || seq > this.end) return null;
     const to = Math.min(this.end, seq + maxBytes);
-    const raw = this.ring.read(seq, to);
-    return this.toChunk(seq, raw, to === this.end);
+    return this.toChunk(seq, this.ring.view(seq, to), to === this.end);
   }
 
   /** Up to `maxBytes` from `seq`, read from the log file (for readers behind the ring). */
   readFromLog(seq: number, maxBytes: number): Promise<OutputChunk> {
+    if (seq + maxBytes > this.written) this.flush();
     const n = Math.max(0, Math.min(this.end, seq + maxBytes) - seq);
     const buf = Buffer.alloc(n);
     return new Promise((resolve, reject) => {
@@ -132,6 +180,8 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
 
   close(): void {
     if (this.closed) return;
+    this.flush();
+    clearTimeout(this.flushTimer);
     this.closed = true;
     closeSync(this.writeFd);
     closeSync(this.readFd);

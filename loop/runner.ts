@@ -22,6 +22,8 @@ export const DEFAULT_COLS = 120;
 export const DEFAULT_ROWS = 40;
 /** Failed iterations in a row that fail the loop. */
 export const MAX_FAILURES_IN_A_ROW = 3;
+/** Output written to the log per write() under heavy output (see OutputHistory). */
+const LOG_BATCH_BYTES = 64 * 1024;
 
 export interface LoopRunnerOptions {
   store: LoopStore;
@@ -94,7 +96,12 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.iteration = row.iteration;
     this.maxIterations = row.maxIterations;
     this.currentStory = row.currentStory;
-    this.history = new OutputHistory(row.logPath ?? paths.logFor(row.id), opts.ringBytes ? { ringBytes: opts.ringBytes } : {});
+    // Log writes batched (one write per 64 KiB or 10 ms instead of one per PTY read): the service
+    // flushes before any event that tells a client the loop moved on.
+    this.history = new OutputHistory(row.logPath ?? paths.logFor(row.id), {
+      ...(opts.ringBytes ? { ringBytes: opts.ringBytes } : {}),
+      logBatchBytes: LOG_BATCH_BYTES,
+    });
     this.screen = new ScreenMirror(this.history, this.cols, this.rows);
   }
 

@@ -31,6 +31,8 @@ export const DEFAULT_FIRST_MESSAGE_TIMEOUT_MS = 10_000;
 export const MAX_LINE_BYTES = 1024 * 1024;
 /** Largest `output` event payload (bytes of output, before JSON escaping). */
 const OUTPUT_CHUNK_BYTES = 64 * 1024;
+/** Output held during a burst before it is sent anyway (see LoopService.outputAppended). */
+const BURST_BYTES = 64 * 1024;
 /** Unsent bytes a subscriber may have queued before its pump waits for 'drain'. */
 const SUBSCRIBER_HIGH_WATER = 256 * 1024;
 
@@ -75,9 +77,11 @@ class Subscription {
   /**
    * New output was appended. A subscriber that is caught up and reading gets it at once, as it
    * came (no copy out of the ring, no extra turn of the event loop: keystroke echo stays fast);
-   * any other is left to its pump.
+   * any other is left to its pump. During a burst (`held`) nobody gets it at once: the service
+   * releases the held output in one piece (see LoopService.outputAppended).
    */
-  appended(chunk: OutputChunk): void {
+  appended(chunk: OutputChunk, held: boolean): void {
+    if (held) return;
     const { peer } = this.conn;
     if (this.idle && !this.stopped && chunk.seq === this.nextSeq && peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) {
       const event: OutputEvent = { seq: chunk.seq, data: chunk.data };
@@ -86,6 +90,11 @@ class Subscription {
       if (peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) return;
     }
     this.wake();
+  }
+
+  /** Held output is released: a pump waiting for output sends what it has not sent. */
+  release(): void {
+    if (this.idle) this.wake();
   }
 
   private wake(): void {
@@ -178,6 +187,10 @@ export class LoopService {
   private readonly interactiveHolders = new Set<Connection>();
   private readonly progressListeners = new Set<() => void>();
   private closed = false;
+  /** Output is coming in back-to-back turns of the event loop: hold it (see outputAppended). */
+  private burst = false;
+  private appendedSinceCheck = false;
+  private heldBytes = 0;
   readonly log: (line: string) => void;
 
   private constructor(
@@ -188,9 +201,7 @@ export class LoopService {
     this.stallTimeoutMs = opts.stallTimeoutMs ?? envMs('RALPH_STALL_TIMEOUT_MS') ?? DEFAULT_STALL_TIMEOUT_MS;
     this.log = opts.log ?? ((line) => process.stderr.write(`[ralph runner ${runner.id}] ${line}\n`));
     listener.onConnection((stream) => this.accept(stream));
-    runner.history.on('append', (chunk) => {
-      for (const c of this.connections) c.subscription?.appended(chunk);
-    });
+    runner.history.on('append', (chunk) => this.outputAppended(chunk));
     runner.on('state', (e) => this.broadcast(LoopEvents.state, e));
     runner.on('iteration', (e) => this.broadcast(LoopEvents.iteration, e));
     runner.on('completed', (e) => this.broadcast(LoopEvents.completed, e));
@@ -208,6 +219,44 @@ export class LoopService {
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /**
+   * Coalescing without a timer. A PTY read yields at most a few KiB, one per turn of the event
+   * loop, so a flood arrives as thousands of small chunks, and one event (one JSON line, one socket
+   * write, one wake-up of the client) per chunk is what costs most. Output that comes after a
+   * quiet turn of the loop (a keystroke's echo, a line now and then) is sent at once. Output that
+   * comes in the very next turn after other output is a burst: it is held, and released as one
+   * event per subscriber when BURST_BYTES have gathered or at the first turn that brings nothing
+   * new (checked with setImmediate, which runs right after the poll phase: no added wait).
+   */
+  private outputAppended(chunk: OutputChunk): void {
+    const held = this.burst;
+    for (const c of this.connections) c.subscription?.appended(chunk, held);
+    this.appendedSinceCheck = true;
+    if (held) {
+      this.heldBytes += chunk.bytes;
+      if (this.heldBytes >= BURST_BYTES) this.releaseHeld();
+    } else {
+      this.burst = true;
+      setImmediate(this.checkBurst);
+    }
+  }
+
+  private readonly checkBurst = (): void => {
+    if (this.appendedSinceCheck) {
+      this.appendedSinceCheck = false;
+      setImmediate(this.checkBurst);
+      return;
+    }
+    this.burst = false;
+    this.releaseHeld();
+  };
+
+  private releaseHeld(): void {
+    if (this.heldBytes === 0) return;
+    this.heldBytes = 0;
+    for (const c of this.connections) c.subscription?.release();
   }
 
   /** Called by pumps as they catch up, so drainAndClose need not poll. */
@@ -252,6 +301,8 @@ export class LoopService {
   }
 
   private broadcast(method: string, params: unknown): void {
+    // A client told of a new state or the end may read the log file next: it must hold all output so far.
+    this.runner.history.flush();
     for (const c of this.connections) c.peer.notify(method, params);
   }
 

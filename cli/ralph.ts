@@ -73,6 +73,7 @@ program
   .option('--max-loops <n>', 'most loops running at once', positiveInt('--max-loops'))
   .option('--ziti-service <name>', 'bind this OpenZiti service')
   .option('--ziti-identity <file>', 'OpenZiti identity file (or RALPH_ZITI_IDENTITY)')
+  .option('--ziti-host-port <port>', "tunnel backend: the local port the service's host.v1 config forwards to (or RALPH_ZITI_HOST_PORT)", positiveInt('--ziti-host-port'))
   .addOption(new Option('--ziti-backend <backend>', 'how to reach OpenZiti').choices(['auto', 'sdk', 'tunnel']).default('auto'))
   .action(async (opts) => (await import('./commands/daemon.js')).run(opts));
 

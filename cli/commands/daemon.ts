@@ -13,6 +13,7 @@ export interface DaemonCommandOptions {
   zitiService?: string;
   zitiIdentity?: string;
   zitiBackend?: 'auto' | 'sdk' | 'tunnel';
+  zitiHostPort?: number;
 }
 
 export async function run(opts: DaemonCommandOptions): Promise<void> {
@@ -24,6 +25,8 @@ export async function run(opts: DaemonCommandOptions): Promise<void> {
   if (opts.zitiService) {
     if (!zitiIdentity) throw new UserError('--ziti-service needs an identity file: --ziti-identity FILE (or RALPH_ZITI_IDENTITY)');
     listen.push(`ziti:${opts.zitiService}`);
+    // The tunnel backend reads the port from its environment variable; the flag is its spelling on the command line.
+    if (opts.zitiHostPort !== undefined) process.env.RALPH_ZITI_HOST_PORT = String(opts.zitiHostPort);
   }
   const helloTimeout = Number(process.env.RALPH_HELLO_TIMEOUT_MS);
 

@@ -1,9 +1,14 @@
 // Spots `<promise>COMPLETE</promise>` in an agent's terminal output as it streams: case-insensitive,
 // whitespace-tolerant, blind to ANSI escape sequences (colors, cursor moves) and to where chunks split.
+//
+// It works on the output's bytes (whole UTF-8 characters), as the runner has them: escape sequences
+// are stripped byte by byte, and the visible text is decoded and matched only when it holds a '>',
+// the byte any match must end with — most chunks of a flood are never decoded at all.
 
 const PROMISE = /<\s*promise\s*>\s*complete\s*<\s*\/\s*promise\s*>/i;
-/** Visible text kept between chunks: enough for the promise with generous whitespace inside it. */
-const TAIL_CHARS = 512;
+/** Visible bytes kept between chunks: enough for the promise with generous whitespace inside it. */
+const TAIL_BYTES = 2048;
+const GT = 0x3e;
 
 const enum Escape {
   None,
@@ -19,9 +24,14 @@ const enum Escape {
   StrEsc,
 }
 
+const isContinuation = (b: number) => (b & 0xc0) === 0x80;
+
 export class CompletionDetector {
   private state = Escape.None;
-  private tail = '';
+  /** The last byte was 0xC2, which with a following 0x9B is the C1 CSI (U+009B). */
+  private pendingC2 = false;
+  private tail: Buffer = Buffer.alloc(0);
+  private visible: Buffer = Buffer.alloc(4096);
   private found = false;
 
   get detected(): boolean {
@@ -31,58 +41,86 @@ export class CompletionDetector {
   /** Forget what was seen (each iteration starts afresh). */
   reset(): void {
     this.state = Escape.None;
-    this.tail = '';
+    this.pendingC2 = false;
+    this.tail = Buffer.alloc(0);
     this.found = false;
   }
 
-  /** Feeds output; returns true once the promise has been seen. */
-  push(chunk: string): boolean {
+  /** Feeds output (text, or its UTF-8 bytes in whole characters); returns true once the promise has been seen. */
+  push(chunk: string | Uint8Array): boolean {
     if (this.found) return true;
-    const visible = this.stripEscapes(chunk);
-    if (visible === '') return false;
-    const text = this.tail + visible;
-    if (PROMISE.test(text)) {
-      this.found = true;
-      this.tail = '';
-      return true;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    const n = this.stripEscapes(bytes);
+    if (n === 0) return false;
+    const text = Buffer.concat([this.tail, this.visible.subarray(0, n)]);
+    if (this.visible.subarray(0, n).includes(GT)) {
+      // Decoding may start inside a character the tail cut: skip its continuation bytes.
+      let start = 0;
+      while (start < text.length && start < 3 && isContinuation(text[start]!)) start++;
+      if (PROMISE.test(text.toString('utf8', start))) {
+        this.found = true;
+        this.tail = Buffer.alloc(0);
+        return true;
+      }
     }
-    this.tail = text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text;
+    this.tail = text.length > TAIL_BYTES ? Buffer.from(text.subarray(text.length - TAIL_BYTES)) : text;
     return false;
   }
 
-  private stripEscapes(chunk: string): string {
-    let out = '';
-    let runStart = -1;
-    const flush = (end: number) => {
-      if (runStart !== -1) {
-        out += chunk.slice(runStart, end);
-        runStart = -1;
+  /** Copies the visible bytes of `chunk` into this.visible; returns how many. */
+  private stripEscapes(chunk: Uint8Array): number {
+    if (this.visible.length < chunk.length + 1) this.visible = Buffer.alloc(chunk.length + 1);
+    const out = this.visible;
+    let o = 0;
+    let i = 0;
+    if (this.pendingC2) {
+      this.pendingC2 = false;
+      if (chunk.length > 0 && chunk[0] === 0x9b) {
+        this.state = Escape.Csi;
+        i = 1;
+      } else {
+        out[o++] = 0xc2; // it was text after all
       }
-    };
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk.charCodeAt(i);
+    }
+    // A character whose first byte an escape sequence took: its other bytes go with it.
+    let swallowing = false;
+    for (; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (swallowing) {
+        if (isContinuation(c)) continue;
+        swallowing = false;
+      }
       switch (this.state) {
         case Escape.None:
           if (c === 0x1b) {
-            flush(i);
             this.state = Escape.Start;
-          } else if (c === 0x9b) {
-            flush(i);
-            this.state = Escape.Csi;
+          } else if (c === 0xc2 && (i + 1 === chunk.length || chunk[i + 1] === 0x9b)) {
+            if (i + 1 === chunk.length) {
+              this.pendingC2 = true;
+            } else {
+              this.state = Escape.Csi;
+              i++;
+            }
           } else if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
-            flush(i); // other control characters (BEL, backspace, …) are not text
-          } else if (runStart === -1) {
-            runStart = i;
+            // other control characters (BEL, backspace, …) are not text
+          } else {
+            out[o++] = c;
           }
           break;
         case Escape.Start:
           if (c === 0x5b) this.state = Escape.Csi; // [
           else if (c === 0x5d || c === 0x50 || c === 0x58 || c === 0x5e || c === 0x5f) this.state = Escape.Str; // ] P X ^ _
           else if (c >= 0x20 && c <= 0x2f) this.state = Escape.Intermediate;
-          else this.state = Escape.None;
+          else {
+            this.state = Escape.None;
+            swallowing = c >= 0xc0;
+          }
           break;
         case Escape.Intermediate:
-          if (c < 0x20 || c > 0x2f) this.state = Escape.None;
+          if (c < 0x20 || c > 0x2f) {
+            this.state = Escape.None;
+            swallowing = c >= 0xc0;
+          }
           break;
         case Escape.Csi:
           if (c >= 0x40 && c <= 0x7e) this.state = Escape.None;
@@ -93,11 +131,13 @@ export class CompletionDetector {
           else if (c === 0x1b) this.state = Escape.StrEsc;
           break;
         case Escape.StrEsc:
-          this.state = c === 0x5c ? Escape.None : Escape.Str;
+          if (c === 0x5c) this.state = Escape.None;
+          else {
+            this.state = Escape.Str;
+          }
           break;
       }
     }
-    flush(chunk.length);
-    return out;
+    return o;
   }
 }

@@ -10,6 +10,7 @@
 // most one batch (or LOG_FLUSH_MS) short.
 
 import { EventEmitter } from 'node:events';
+import { isUtf8 } from 'node:buffer';
 import { closeSync, fstatSync, openSync, read, writeSync } from 'node:fs';
 import { completePrefixLength, leadingContinuationBytes } from './utf8.js';
 
@@ -23,6 +24,32 @@ export interface OutputChunk {
   data: string;
   /** UTF-8 length of `data`: the next chunk starts at seq + bytes. */
   bytes: number;
+}
+
+/** Output as bytes: `buf` holds bytes [seq, seq + buf.length), whole UTF-8 characters. */
+export interface OutputBytes {
+  seq: number;
+  buf: Buffer;
+}
+
+/** An appended piece of output: its bytes (its own, never overwritten) and, on demand, its text. */
+export class AppendedChunk implements OutputChunk {
+  private text: string | undefined;
+  constructor(
+    readonly seq: number,
+    readonly buf: Buffer,
+    text?: string,
+  ) {
+    this.text = text;
+  }
+
+  get bytes(): number {
+    return this.buf.length;
+  }
+
+  get data(): string {
+    return (this.text ??= this.buf.toString('utf8'));
+  }
 }
 
 /** A fixed-size circular byte buffer holding the last `capacity` bytes of a stream. */
@@ -66,7 +93,7 @@ class ByteRing {
 }
 
 export interface OutputHistoryEvents {
-  append: [chunk: OutputChunk];
+  append: [chunk: AppendedChunk];
 }
 
 export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
@@ -81,6 +108,8 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
   /** Pending bytes that trigger a log write; 0: every append is written at once. */
   private readonly logBatchBytes: number;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** The start of a character appendBytes got only part of. */
+  private carry: Buffer | null = null;
   private closed = false;
 
   constructor(
@@ -107,9 +136,40 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     return Math.max(this.startSeq, this.end - this.ring.capacity);
   }
 
+  /** Appends text (ralph's own lines). */
   append(text: string): OutputChunk {
     if (this.closed || text === '') return { seq: this.end, data: '', bytes: 0 };
-    const bytes = Buffer.from(text, 'utf8');
+    return this.appendWhole(Buffer.from(text, 'utf8'), text);
+  }
+
+  /**
+   * Appends bytes as a stream delivers them (the agent's PTY): a character cut off at the end waits
+   * for the next call, and invalid UTF-8 becomes U+FFFD as a decoder would make it, so every chunk
+   * holds whole, valid characters. Returns the chunk appended, if any.
+   */
+  appendBytes(raw: Buffer): AppendedChunk | null {
+    if (this.closed) return null;
+    let buf = this.carry === null ? raw : Buffer.concat([this.carry, raw]);
+    this.carry = null;
+    const whole = completePrefixLength(buf);
+    if (whole < buf.length) {
+      this.carry = Buffer.from(buf.subarray(whole));
+      buf = buf.subarray(0, whole);
+    }
+    if (buf.length === 0) return null;
+    if (!isUtf8(buf)) buf = Buffer.from(buf.toString('utf8'), 'utf8');
+    return this.appendWhole(buf);
+  }
+
+  /** The stream of appendBytes ended: a character left cut off is appended as U+FFFD. */
+  endBytes(): void {
+    const rest = this.carry;
+    this.carry = null;
+    if (rest !== null && !this.closed) this.appendWhole(Buffer.from(rest.toString('utf8'), 'utf8'));
+  }
+
+  /** `bytes`: whole characters, owned by the history from now on. */
+  private appendWhole(bytes: Buffer, text?: string): AppendedChunk {
     if (this.logBatchBytes === 0 || bytes.length > this.logBatchBytes) {
       // Written at once (after what is pending): once append returns, the bytes are in the log.
       this.flush();
@@ -118,7 +178,7 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
       this.written += bytes.length;
     }
     this.ring.write(this.end, bytes);
-    const chunk: OutputChunk = { seq: this.end, data: text, bytes: bytes.length };
+    const chunk = new AppendedChunk(this.end, bytes, text);
     this.end += bytes.length;
     const pending = this.end - this.written;
     if (pending >= this.logBatchBytes) this.flush();
@@ -140,29 +200,15 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     this.written = this.end;
   }
 
-  /** Clamps an offset a reader asked for to a character boundary at or after it. */
-  private align(seq: number, bytes: Buffer): { skip: number } {
-    return { skip: seq === this.end ? 0 : leadingContinuationBytes(bytes) };
-  }
-
   /** Up to `maxBytes` from `seq` when that is still in memory (else null): whole characters only. */
   readFromRing(seq: number, maxBytes: number): OutputChunk | null {
-    if (seq < this.ringStart || seq > this.end) return null;
-    const to = Math.min(this.end, seq + maxBytes);
-    return this.toChunk(seq, this.ring.view(seq, to), to === this.end);
+    const b = this.bytesFromRing(seq, maxBytes);
+    return b === null ? null : toChunk(b);
   }
 
   /** Up to `maxBytes` from `seq`, read from the log file (for readers behind the ring). */
-  readFromLog(seq: number, maxBytes: number): Promise<OutputChunk> {
-    if (seq + maxBytes > this.written) this.flush();
-    const n = Math.max(0, Math.min(this.end, seq + maxBytes) - seq);
-    const buf = Buffer.alloc(n);
-    return new Promise((resolve, reject) => {
-      read(this.readFd, buf, 0, n, seq, (err, got) => {
-        if (err) reject(err);
-        else resolve(this.toChunk(seq, buf.subarray(0, got), seq + got === this.end));
-      });
-    });
+  async readFromLog(seq: number, maxBytes: number): Promise<OutputChunk> {
+    return toChunk(await this.bytesFromLog(seq, maxBytes));
   }
 
   /** Reads from memory when possible, else from the log. */
@@ -170,12 +216,38 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     return this.readFromRing(seq, maxBytes) ?? this.readFromLog(seq, maxBytes);
   }
 
-  private toChunk(seq: number, raw: Buffer, reachesEnd: boolean): OutputChunk {
-    const { skip } = this.align(seq, raw);
+  /**
+   * Like read(), as bytes. From memory the bytes are a view into the ring, valid only until the
+   * next append: use them at once.
+   */
+  readBytes(seq: number, maxBytes: number): OutputBytes | Promise<OutputBytes> {
+    return this.bytesFromRing(seq, maxBytes) ?? this.bytesFromLog(seq, maxBytes);
+  }
+
+  private bytesFromRing(seq: number, maxBytes: number): OutputBytes | null {
+    if (seq < this.ringStart || seq > this.end) return null;
+    const to = Math.min(this.end, seq + maxBytes);
+    return this.wholeCharacters(seq, this.ring.view(seq, to), to === this.end);
+  }
+
+  private bytesFromLog(seq: number, maxBytes: number): Promise<OutputBytes> {
+    if (seq + maxBytes > this.written) this.flush();
+    const n = Math.max(0, Math.min(this.end, seq + maxBytes) - seq);
+    const buf = Buffer.alloc(n);
+    return new Promise((resolve, reject) => {
+      read(this.readFd, buf, 0, n, seq, (err, got) => {
+        if (err) reject(err);
+        else resolve(this.wholeCharacters(seq, buf.subarray(0, got), seq + got === this.end));
+      });
+    });
+  }
+
+  /** Trims a byte range to whole characters: an offset inside a character moves to the next one. */
+  private wholeCharacters(seq: number, raw: Buffer, reachesEnd: boolean): OutputBytes {
+    const skip = seq === this.end ? 0 : leadingContinuationBytes(raw);
     // Appends are whole characters, so a range that reaches the end needs no trimming there.
     const usable = reachesEnd ? raw.length : completePrefixLength(raw);
-    const body = raw.subarray(skip, Math.max(skip, usable));
-    return { seq: seq + skip, data: body.toString('utf8'), bytes: body.length };
+    return { seq: seq + skip, buf: raw.subarray(skip, Math.max(skip, usable)) };
   }
 
   close(): void {
@@ -186,4 +258,8 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     closeSync(this.writeFd);
     closeSync(this.readFd);
   }
+}
+
+function toChunk(b: OutputBytes): OutputChunk {
+  return { seq: b.seq, data: b.buf.toString('utf8'), bytes: b.buf.length };
 }

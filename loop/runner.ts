@@ -300,19 +300,25 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     });
     let agent: pty.IPty;
     try {
-      agent = pty.spawn(cmd.file, cmd.args, { name: 'xterm-256color', cols: this.cols, rows: this.rows, cwd: this.row.workDir, env });
+      // encoding null: the PTY's bytes as they are (history.appendBytes keeps characters whole), so
+      // output is never decoded into strings and encoded back on its way to the log and the clients.
+      agent = pty.spawn(cmd.file, cmd.args, { name: 'xterm-256color', cols: this.cols, rows: this.rows, cwd: this.row.workDir, env, encoding: null });
     } catch (err) {
       this.say(`cannot start the agent: ${(err as Error).message}`);
       return Promise.resolve({ exitCode: 127, signal: 0, promised: false });
     }
     this.agent = agent;
-    agent.onData((data) => {
-      this.output(data);
+    // (node-pty's types say string; with encoding null its data events are Buffers.)
+    (agent.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
+      const chunk = this.history.appendBytes(data);
+      if (chunk === null) return;
+      this.atLineStart = chunk.buf[chunk.buf.length - 1] === 0x0a;
       // Output produced while a human types is theirs, not the agent's verdict.
-      if (!this.interactiveOn) this.detector.push(data);
+      if (!this.interactiveOn) this.detector.push(chunk.buf);
     });
     return new Promise((resolve) => {
       agent.onExit(({ exitCode, signal }) => {
+        this.history.endBytes();
         clearTimeout(this.killTimer);
         this.killTimer = undefined;
         this.agent = null;

@@ -2,8 +2,8 @@
 //
 // Parsing is the most expensive thing the runner does with output (an xterm parses ~50 MB/s on
 // these boxes: a flood parsed in full would take a whole core), so it is kept off the hot path:
-//  - at ordinary rates (up to PARSE_BUDGET_BYTES per RESYNC_MS window, ~2.5 MB/s) each chunk is
-//    handed to the terminal as it is appended (no copy, no re-decoding) and the screen is exact;
+//  - at ordinary rates (up to PARSE_BUDGET_BYTES per RESYNC_MS window, ~2.5 MB/s) each chunk's
+//    bytes are handed to the terminal as they are appended (no copy, no decoding) and the screen is exact;
 //  - above that (a flood), feeding stops for the rest of the window. At its end, or at once when
 //    someone asks for a snapshot, the mirror catches up: it feeds what the terminal missed, or when
 //    that is more than MAX_LAG_BYTES, starts a fresh screen from the first line in the last
@@ -15,7 +15,7 @@
 
 import xtermHeadless from '@xterm/headless';
 import serializeAddon from '@xterm/addon-serialize';
-import type { OutputChunk, OutputHistory } from './history.js';
+import type { AppendedChunk, OutputHistory } from './history.js';
 
 const { Terminal } = xtermHeadless;
 const { SerializeAddon } = serializeAddon;
@@ -61,7 +61,7 @@ export class ScreenMirror {
   private catchUpWanted = false;
   private waiters: Waiter[] = [];
   private disposed = false;
-  private readonly onAppend = (chunk: OutputChunk) => this.appended(chunk);
+  private readonly onAppend = (chunk: AppendedChunk) => this.appended(chunk);
 
   constructor(
     private readonly history: OutputHistory,
@@ -96,7 +96,7 @@ export class ScreenMirror {
   }
 
   /** The hot path: an appended chunk goes to the terminal as it is, unless the terminal is behind. */
-  private appended(chunk: OutputChunk): void {
+  private appended(chunk: AppendedChunk): void {
     if (this.disposed || chunk.bytes === 0 || this.behind) return;
     if (this.windowBytes + chunk.bytes > PARSE_BUDGET_BYTES) {
       const now = performance.now();
@@ -107,7 +107,7 @@ export class ScreenMirror {
     }
     this.windowBytes += chunk.bytes;
     if (chunk.seq === this.fedSeq && this.windowBytes <= PARSE_BUDGET_BYTES) {
-      this.write(chunk.data, chunk.seq + chunk.bytes);
+      this.write(chunk.buf, chunk.seq + chunk.bytes);
       return;
     }
     if (!this.behind) {
@@ -117,7 +117,8 @@ export class ScreenMirror {
     }
   }
 
-  private write(data: string, end: number): void {
+  /** `data`: whole characters; bytes must stay as they are until parsed (an appended chunk's own). */
+  private write(data: string | Uint8Array, end: number): void {
     this.fedSeq = end;
     // xterm calls back right after parsing this chunk, before the next: the screen is exactly at `end`.
     this.term.write(data, () => this.parsed(end));

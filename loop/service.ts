@@ -16,7 +16,7 @@ import {
 } from '../rpc/index.js';
 import { listen, type Listener } from '../transport/index.js';
 import { LoopRefusedError } from './errors.js';
-import type { OutputChunk } from './history.js';
+import type { AppendedChunk, OutputBytes } from './history.js';
 import {
   LoopEvents,
   LoopMethods,
@@ -53,6 +53,15 @@ function envMs(name: string): number | undefined {
   return v && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
+/**
+ * One `output` event ({seq, data}: see OutputEvent), built from the output's bytes as they are:
+ * no decoding into a string, no JSON.stringify, no encoding back.
+ */
+function sendOutput(peer: RpcPeer, out: OutputBytes): void {
+  const fields: Omit<OutputEvent, 'data'> = { seq: out.seq };
+  peer.notifyWithText(LoopEvents.output, fields, 'data', out.buf);
+}
+
 /** One subscriber's stream of `output` events, from `nextSeq` on, gap-free and duplicate-free. */
 class Subscription {
   private stopped = false;
@@ -80,12 +89,11 @@ class Subscription {
    * any other is left to its pump. During a burst (`held`) nobody gets it at once: the service
    * releases the held output in one piece (see LoopService.outputAppended).
    */
-  appended(chunk: OutputChunk, held: boolean): void {
+  appended(chunk: AppendedChunk, held: boolean): void {
     if (held) return;
     const { peer } = this.conn;
     if (this.idle && !this.stopped && chunk.seq === this.nextSeq && peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) {
-      const event: OutputEvent = { seq: chunk.seq, data: chunk.data };
-      peer.notify(LoopEvents.output, event);
+      sendOutput(peer, chunk);
       this.nextSeq = chunk.seq + chunk.bytes;
       if (peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) return;
     }
@@ -121,17 +129,17 @@ class Subscription {
           this.idle = false;
           continue;
         }
-        const read = history.read(this.nextSeq, OUTPUT_CHUNK_BYTES);
-        const chunk: OutputChunk = read instanceof Promise ? await read : read;
+        // From memory: a view into the ring, sent before anything else can append.
+        const read = history.readBytes(this.nextSeq, OUTPUT_CHUNK_BYTES);
+        const chunk: OutputBytes = read instanceof Promise ? await read : read;
         if (this.stopped || peer.closed) return;
-        if (chunk.bytes === 0) {
+        if (chunk.buf.length === 0) {
           // Nothing readable here (a log cut short under us): skip to what memory still holds.
           this.nextSeq = Math.max(this.nextSeq + 1, history.ringStart);
           continue;
         }
-        const event: OutputEvent = { seq: chunk.seq, data: chunk.data };
-        peer.notify(LoopEvents.output, event);
-        this.nextSeq = chunk.seq + chunk.bytes;
+        sendOutput(peer, chunk);
+        this.nextSeq = chunk.seq + chunk.buf.length;
       }
     } catch (err) {
       peer.close(`output could not be read: ${(err as Error).message}`);
@@ -230,7 +238,7 @@ export class LoopService {
    * event per subscriber when BURST_BYTES have gathered or at the first turn that brings nothing
    * new (checked with setImmediate, which runs right after the poll phase: no added wait).
    */
-  private outputAppended(chunk: OutputChunk): void {
+  private outputAppended(chunk: AppendedChunk): void {
     const held = this.burst;
     for (const c of this.connections) c.subscription?.appended(chunk, held);
     this.appendedSinceCheck = true;

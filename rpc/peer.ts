@@ -14,7 +14,12 @@ import {
   type ResponseError,
   type ResponseMessage,
 } from './messages.js';
+import { MAX_ESCAPE_GROWTH, writeJsonString } from './json-utf8.js';
 import { DEFAULT_MAX_LINE_BYTES, LineReader, type LineEvent } from './reader.js';
+
+/** Where notifyWithText builds its lines (reused: one event at a time, synchronously). */
+let scratch = Buffer.allocUnsafe(0);
+const MAX_SCRATCH_BYTES = 1024 * 1024;
 
 export type RequestHandler = (params: unknown, peer: RpcPeer) => unknown | Promise<unknown>;
 export type NotificationHandler = (params: unknown, peer: RpcPeer) => void;
@@ -120,6 +125,32 @@ export class RpcPeer {
     return this.send(msg);
   }
 
+  /**
+   * Sends the notification `{method, params: {...params, [key]: text}}` where `text` is given as
+   * UTF-8 bytes (valid UTF-8, whole characters): the line is built from the bytes as they are, so
+   * bulk text is never decoded into a string nor encoded back. The same line as notify() would send.
+   */
+  notifyWithText(method: string, params: Record<string, unknown>, key: string, text: Uint8Array): boolean {
+    if (!this.writable()) return false;
+    const fields = JSON.stringify(params);
+    const head = `{"jsonrpc":"2.0","method":${JSON.stringify(method)},"params":${fields.length > 2 ? fields.slice(0, -1) + ',' : '{'}${JSON.stringify(key)}:`;
+    const need = Buffer.byteLength(head) + MAX_ESCAPE_GROWTH * text.length + 5;
+    let buf = scratch;
+    if (buf.length < need) {
+      buf = Buffer.allocUnsafe(Math.max(need, 64 * 1024));
+      if (need <= MAX_SCRATCH_BYTES) scratch = buf;
+    }
+    let pos = buf.write(head, 0, 'utf8');
+    pos = writeJsonString(text, buf, pos);
+    buf[pos++] = 0x7d; // }
+    buf[pos++] = 0x7d; // }
+    buf[pos++] = 0x0a; // \n
+    const line = Buffer.allocUnsafe(pos);
+    buf.copy(line, 0, 0, pos);
+    this.stream.write(line);
+    return true;
+  }
+
   /** Unsent bytes queued for this peer. */
   get bufferedBytes(): number {
     return this.stream.writableLength;
@@ -139,12 +170,18 @@ export class RpcPeer {
   }
 
   private send(msg: Message): boolean {
+    if (!this.writable()) return false;
+    this.stream.write(JSON.stringify(msg) + '\n');
+    return true;
+  }
+
+  /** Whether a message may be sent; drops a peer that has let too much pile up unread. */
+  private writable(): boolean {
     if (this.closedReason !== undefined || this.stream.destroyed) return false;
     if (this.stream.writableLength > this.maxBufferedBytes) {
       this.close(`peer is not reading (over ${this.maxBufferedBytes} bytes unsent)`);
       return false;
     }
-    this.stream.write(JSON.stringify(msg) + '\n');
     return true;
   }
 

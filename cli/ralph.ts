@@ -38,7 +38,9 @@ program
 program
   .command('status')
   .description('every loop, local and remote, newest first')
-  .option('--json', 'print a JSON array instead of a table')
+  .option('--json', 'print a JSON array instead of a table (always every loop)')
+  .option('--all', 'show every loop (the table shows the newest 50 and every loop still running)')
+  .option('--limit <n>', 'show the newest N loops (and every loop still running)', positiveInt('--limit'))
   .option('--timeout <ms>', 'how long to wait for remote daemons', positiveInt('--timeout'), 3000)
   .action(async (opts) => (await import('./commands/status.js')).run(opts));
 

@@ -89,36 +89,58 @@ const AGE_SQL = `CASE WHEN secs < 60 THEN secs || 's'
 /** Wide enough for any age up to 27 years ("9999d"): saves a pass of date arithmetic. */
 const AGE_WIDTH = 5;
 
+// The rows the table shows: every loop not yet final, and the newest others up to @limit rows in
+// all (-1: no limit). Both passes read only these.
+const SHOWN_SQL = `WITH shown AS (
+  SELECT * FROM loops
+  WHERE status IN ('starting', 'running')
+     OR rowid IN (SELECT rowid FROM loops ORDER BY started_at DESC LIMIT @limit))`;
+
 // Pass one: the widest cell of each padded column (no date arithmetic, no sort).
-const WIDTHS_SQL = `SELECT ${['id', PLACE_SQL, 'status', ITER_SQL, 'agent', TARGET_SQL]
+const WIDTHS_SQL = `${SHOWN_SQL} SELECT ${['id', PLACE_SQL, 'status', ITER_SQL, 'agent', TARGET_SQL]
   .map((cell) => `coalesce(max(length(${cell})), 0)`)
-  .join(', ')} FROM loops`;
+  .join(', ')}, count(*) FROM shown`;
 
 // Pass two: one finished line per loop, newest first, read in index order. The last column
 // (reason) is not padded so that one long reason does not widen every line, and is kept on its
 // line. `%!-*s` pads by characters, not bytes.
-const LINES_SQL = `
+const LINES_SQL = `${SHOWN_SQL}
   SELECT rtrim(printf('${'%!-*s  '.repeat(7)}%s',
     @w0, id, @w1, ${PLACE_SQL}, @w2, status, @w3, ${ITER_SQL}, @w4, agent, @w5, ${TARGET_SQL}, @w6, ${AGE_SQL},
     replace(replace(coalesce(reason, ''), char(13), ' '), char(10), ' ')))
-  FROM (SELECT *, ${SECS_SQL} AS secs FROM loops ORDER BY started_at DESC)`;
+  FROM (SELECT *, ${SECS_SQL} AS secs FROM shown ORDER BY started_at DESC)`;
 
-/** Every loop, newest first, as an aligned colourless table (header first); '' when there is none. */
+/** Rows the table shows by default (loops not yet final are always shown). */
+export const DEFAULT_TABLE_ROWS = 50;
+
+/**
+ * The loops, newest first, as an aligned colourless table (header first); '' when there is none.
+ * `limit` (default DEFAULT_TABLE_ROWS, null for all): rows shown, besides every loop not yet final;
+ * a last line says how many more there are and how to see them.
+ */
 export function statusTable(
   store: LoopStore,
-  opts: { unreachableRemotes?: Iterable<string>; now?: Date; home?: string } = {},
+  opts: { unreachableRemotes?: Iterable<string>; now?: Date; home?: string; limit?: number | null } = {},
 ): string {
+  const limit = opts.limit === undefined ? DEFAULT_TABLE_ROWS : opts.limit;
   const params: Record<string, string | number> = {
     now: (opts.now ?? new Date()).toISOString(),
     home: opts.home ?? homedir(),
     unreachable: JSON.stringify([...(opts.unreachableRemotes ?? [])]),
+    limit: limit ?? -1,
   };
-  mapForFullScan(store);
-  const widest = [...(store.db.prepare(WIDTHS_SQL).raw().get(params) as number[]), AGE_WIDTH];
-  const widths = widest.map((w, i) => Math.max(w, HEADER[i]!.length));
+  if (limit === null) mapForFullScan(store);
+  const row = store.db.prepare(WIDTHS_SQL).raw().get(params) as number[];
+  const shown = row.pop()!;
+  if (shown === 0) return '';
+  const widths = [...row, AGE_WIDTH].map((w, i) => Math.max(w, HEADER[i]!.length));
   widths.forEach((w, i) => (params[`w${i}`] = w));
   const lines = store.db.prepare(LINES_SQL).pluck().all(params) as string[];
-  if (lines.length === 0) return '';
   const header = widths.map((w, i) => HEADER[i]!.padEnd(w + 2)).join('') + HEADER[widths.length];
-  return header + '\n' + lines.join('\n') + '\n';
+  let text = header + '\n' + lines.join('\n') + '\n';
+  if (limit !== null) {
+    const more = (store.db.prepare('SELECT count(*) FROM loops').pluck().get() as number) - shown;
+    if (more > 0) text += `… ${more} more (ralph status --all, or --limit N)\n`;
+  }
+  return text;
 }

@@ -1,11 +1,11 @@
-// `ralph status [--json]`: every loop, newest first. Stays light: no node-pty, no xterm, no execa.
+// `ralph status [--json] [--all | --limit N]`: the loops, newest first. Stays light: no node-pty, no xterm, no execa.
 
 import { settleDeadRunners } from '../../client/liveness.js';
 import { openLoopStore } from '../../client/lookup.js';
 import { reconcileRemoteRows } from '../../client/reconcile.js';
 import { statusJson, statusTable } from '../../client/status-view.js';
 
-export async function run(opts: { json?: boolean; timeout: number }): Promise<void> {
+export async function run(opts: { json?: boolean; timeout: number; all?: boolean; limit?: number }): Promise<void> {
   // `ralph status | head` closes the pipe early: that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
@@ -15,7 +15,9 @@ export async function run(opts: { json?: boolean; timeout: number }): Promise<vo
   settleDeadRunners(store);
   const reachability = await reconcileRemoteRows(store, { timeoutMs: opts.timeout });
   const unreachableRemotes = [...reachability].filter(([, r]) => r === 'unreachable').map(([name]) => name);
-  const text = opts.json ? statusJson(store) : statusTable(store, { unreachableRemotes });
+  // The table shows the newest loops (and every open one); --json always lists every loop.
+  const limit = opts.all ? null : opts.limit;
+  const text = opts.json ? statusJson(store) : statusTable(store, { unreachableRemotes, ...(limit !== undefined ? { limit } : {}) });
   store.db.close();
   process.stdout.write(text || 'no loops yet (start one with: ralph run DIR)\n');
 }

@@ -6,7 +6,8 @@
 
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { launchRunner } from '../loop/launch.js';
+import { copyFileSync } from 'node:fs';
+import { launchRunner, runnerLogPath } from '../loop/launch.js';
 import { prepareLoop } from '../loop/prepare.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { openDb } from '../store/db.js';
@@ -51,6 +52,11 @@ async function echoAndThroughput(): Promise<void> {
       `  CPU during the flood: runner ${runnerCpu.toFixed(2)} s, this client ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s (of ${flood.seconds.toFixed(2)} s wall, 2 cores shared with the agent)`,
     );
     peer.close();
+    // BENCH_RUNNER_LOG=path: keep the runner's own log (e.g. with RALPH_RUNNER_NODE_ARGS=--trace-gc).
+    if (process.env.BENCH_RUNNER_LOG) {
+      await new Promise((r) => setTimeout(r, 2500)); // the runner lingers, then exits
+      copyFileSync(runnerLogPath(paths, row.id), process.env.BENCH_RUNNER_LOG);
+    }
   } finally {
     store.db.close();
     task.cleanup();
@@ -85,25 +91,33 @@ function statusWallTime(): void {
     }
   })();
   db.close();
-  for (const args of [['status'], ['status', '--json']]) {
-    const samples: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      const t0 = process.hrtime.bigint();
-      const r = spawnSync(process.execPath, [RALPH_BIN, ...args], { env: t.env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (r.status !== 0) throw new Error(`ralph ${args.join(' ')} failed: ${r.stderr}`);
-      if (i >= 2) samples.push(ms);
-    }
-    const p = percentiles(samples);
-    console.log(`ralph ${args.join(' ').padEnd(13)} (${STATUS_ROWS} rows): p50 ${p.p50.toFixed(0)} ms  max ${p.max.toFixed(0)} ms  (n=${p.n}, wall time incl. node start)`);
-  }
-  const samples: number[] = [];
-  for (let i = 0; i < 10; i++) {
+  // Interleaved with a bare `node -e 0`, so each figure can be read against node's own start-up
+  // at the same moment (on a loaded box that alone can take several hundred ms).
+  const variants = [['status'], ['status', '--all'], ['status', '--json']];
+  const samples = variants.map(() => [] as number[]);
+  const bare: number[] = [];
+  const time = (args: string[]): number => {
     const t0 = process.hrtime.bigint();
-    spawnSync(process.execPath, ['-e', '0']);
-    samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const r = spawnSync(process.execPath, args, { env: t.env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`);
+    return ms;
+  };
+  for (let i = 0; i < 12; i++) {
+    const b = time(['-e', '0']);
+    const ms = variants.map((args) => time([RALPH_BIN, ...args]));
+    if (i < 2) continue; // warm the page cache
+    bare.push(b);
+    ms.forEach((m, k) => samples[k]!.push(m));
   }
-  console.log(`(bare \`node -e 0\` on this machine: p50 ${percentiles(samples).p50.toFixed(0)} ms)`);
+  const bareP50 = percentiles(bare).p50;
+  variants.forEach((args, k) => {
+    const p = percentiles(samples[k]!);
+    console.log(
+      `ralph ${args.join(' ').padEnd(13)} (${STATUS_ROWS} rows): p50 ${p.p50.toFixed(0)} ms  max ${p.max.toFixed(0)} ms  (n=${p.n}, wall time incl. node start; ${(p.p50 - bareP50).toFixed(0)} ms over bare node)`,
+    );
+  });
+  console.log(`(bare \`node -e 0\` on this machine, interleaved: p50 ${bareP50.toFixed(0)} ms)`);
   t.cleanup();
 }
 

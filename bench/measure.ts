@@ -50,7 +50,8 @@ export class OutputWatch {
   constructor(readonly peer: RpcPeer) {
     peer.onNotification('output', (p) => {
       const e = p as OutputEvent;
-      this.text += e.data;
+      // Matching only needs the tail: don't make the client pay for copying floods around.
+      this.text += e.data.length > 8192 ? e.data.slice(-8192) : e.data;
       const n = Buffer.byteLength(e.data);
       this.events++;
       this.bytes += n;

@@ -16,7 +16,7 @@ import {
 } from '../rpc/index.js';
 import { listen, type Listener } from '../transport/index.js';
 import { LoopRefusedError } from './errors.js';
-import type { AppendedChunk, OutputBytes } from './history.js';
+import type { AppendedChunk, OutputBytes, OutputHistory } from './history.js';
 import {
   LoopEvents,
   LoopMethods,
@@ -57,7 +57,11 @@ function envMs(name: string): number | undefined {
  * One `output` event ({seq, data}: see OutputEvent), built from the output's bytes as they are:
  * no decoding into a string, no JSON.stringify, no encoding back.
  */
-function sendOutput(peer: RpcPeer, out: OutputBytes): void {
+function sendOutput(peer: RpcPeer, out: OutputBytes, history: OutputHistory): void {
+  // No client ever sees a byte the log does not hold yet: should the runner die the next moment
+  // (SIGKILL, OOM), the log still matches what every client saw. A flush with nothing pending is a
+  // comparison; under a flood it writes one batch per coalesced event.
+  history.flush();
   const fields: Omit<OutputEvent, 'data'> = { seq: out.seq };
   peer.notifyWithText(LoopEvents.output, fields, 'data', out.buf);
 }
@@ -93,7 +97,7 @@ class Subscription {
     if (held) return;
     const { peer } = this.conn;
     if (this.idle && !this.stopped && chunk.seq === this.nextSeq && peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) {
-      sendOutput(peer, chunk);
+      sendOutput(peer, chunk, this.conn.runner.history);
       this.nextSeq = chunk.seq + chunk.bytes;
       if (peer.bufferedBytes <= SUBSCRIBER_HIGH_WATER) return;
     }
@@ -138,7 +142,7 @@ class Subscription {
           this.nextSeq = Math.max(this.nextSeq + 1, history.ringStart);
           continue;
         }
-        sendOutput(peer, chunk);
+        sendOutput(peer, chunk, history);
         this.nextSeq = chunk.seq + chunk.buf.length;
       }
     } catch (err) {

@@ -3,9 +3,9 @@
 // stays fast however many loops are open.
 
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
-import { processAlive } from '../store/process.js';
+import { processAlive, RUNNER_GONE_REASON } from '../store/process.js';
 
-export const RUNNER_GONE_REASON = 'runner exited unexpectedly';
+export { RUNNER_GONE_REASON };
 export const RUNNER_NEVER_STARTED_REASON = 'runner never started';
 
 /** A row still `starting` with no runner pid after this long was left by a `ralph run` that died. */

@@ -6,13 +6,12 @@ import type { Duplex } from 'node:stream';
 import { LoopEvents, LoopMethods, type CompletedEvent, type StateEvent } from '../loop/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { isFinal, type LoopRow, type LoopStatus, type LoopStore } from '../store/loops.js';
-import { processAlive } from '../store/process.js';
+import { processAlive, RUNNER_GONE_REASON } from '../store/process.js';
 import { dial } from '../transport/index.js';
 import type { DaemonLogger } from './context.js';
 import { toDaemonLoop } from './loops.js';
 import { ControlEvents, type DaemonLoop } from './protocol.js';
 
-export const RUNNER_GONE_REASON = 'runner exited unexpectedly';
 export const RUNNER_GONE_WHILE_DOWN_REASON = 'runner exited unexpectedly (found dead when the daemon started)';
 export const START_INTERRUPTED_REASON = 'the daemon stopped while the loop was starting';
 

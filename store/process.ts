@@ -1,6 +1,9 @@
 // Is a process still there? The one pid-liveness check for runner rows (client status, the daemon's
 // supervisor) and lock owners (worktrees/, install/). Pure apart from the signal-0 probe.
 
+/** The final reason of a loop whose runner vanished without writing its own end (SIGKILL, OOM, reboot). */
+export const RUNNER_GONE_REASON = 'runner exited unexpectedly';
+
 /**
  * True while a process with this pid exists: kill(pid, 0) succeeds, or fails with EPERM (it exists
  * but belongs to someone else). A pid that is not a positive integer names no single process

@@ -4,7 +4,6 @@
 // such repo or branch) leaves nothing. Once the id exists, any failure leaves a `failed` row with the
 // reason (so push.result and loop.list can say what happened to that push) and removes the worktree.
 
-import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
@@ -19,7 +18,7 @@ import { isFinal, type LoopStore } from '../store/loops.js';
 import type { Config } from '../store/config.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, type AgentName } from '../loop/agents.js';
-import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS } from '../loop/prepare.js';
+import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, newLoopId } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
 import type { LoopDeps } from './deps.js';
 import { ControlEvents, type LoopStartParams, type LoopStartResult } from './protocol.js';
@@ -63,16 +62,13 @@ export function checkStartParams(raw: unknown): LoopStartParams {
 }
 
 /** `<branch-stem>-<4 hex>`: readable, unique in this DB, safe as a path segment and a ref. */
-export function newLoopId(store: LoopStore, branch: string): string {
+export function newDaemonLoopId(store: LoopStore, branch: string): string {
   const stem =
     (branch.split('/').pop() ?? '')
       .replace(/[^A-Za-z0-9_-]+/g, '-')
       .replace(/^[-_]+|[-_]+$/g, '')
       .slice(0, 40) || 'loop';
-  for (;;) {
-    const id = `${stem}-${randomBytes(2).toString('hex')}`;
-    if (!store.nameTaken(id)) return id;
-  }
+  return newLoopId(store, stem);
 }
 
 export interface StarterOptions {
@@ -108,8 +104,8 @@ export class LoopStarter {
         `this daemon already runs ${running} loops (its limit is ${this.o.maxLoops}); wait for one to finish or stop one (ralph stop <loop>), or raise --max-loops`,
       );
     }
-    let loopId = newLoopId(store, params.branch);
-    while (this.inFlight.has(loopId)) loopId = newLoopId(store, params.branch); // no row yet, so not in the DB
+    let loopId = newDaemonLoopId(store, params.branch);
+    while (this.inFlight.has(loopId)) loopId = newDaemonLoopId(store, params.branch); // no row yet, so not in the DB
     this.inFlight.add(loopId);
     try {
       return await this.startReserved(loopId, params, progress);

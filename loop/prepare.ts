@@ -55,7 +55,8 @@ export function slugify(text: string): string {
   return slug === '' ? 'loop' : slug;
 }
 
-function newLoopId(store: LoopStore, slug: string): string {
+/** `<stem>-<4 hex>`, free in this DB (as an id and as a name). The stem must already be path- and ref-safe. */
+export function newLoopId(store: LoopStore, slug: string): string {
   for (;;) {
     const id = `${slug}-${randomBytes(2).toString('hex')}`;
     if (!store.nameTaken(id)) return id;

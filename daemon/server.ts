@@ -226,7 +226,7 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
     for (const address of [`unix:${paths.daemonSocket}`, ...extra]) {
       let l: Listener;
       try {
-        l = await listen(address, opts.ziti ? { ziti: opts.ziti } : {});
+        l = await listen(address, opts.ziti ? { ziti: { warn: log.warn, ...opts.ziti } } : {});
       } catch (err) {
         throw new DaemonSetupError(`cannot listen on ${address}: ${(err as Error).message}`);
       }

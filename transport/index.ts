@@ -26,6 +26,8 @@ export interface ZitiOptions {
   identityFile?: string;
   /** Which backend carries ziti addresses: the Node SDK in-process, or the `ziti` CLI tunneler. */
   backend?: 'sdk' | 'tunnel' | 'auto';
+  /** Where a host reports connections it refused (no proof of identity); default: stderr. */
+  warn?: (message: string) => void;
 }
 
 export interface DialOptions {

@@ -5,10 +5,10 @@
 //   net.identity('client')          // path of an enrolled-identity JSON file for that name
 //   net.env                         // RALPH_ZITI_SDK_MODULE + RALPH_ZITI_STANDIN_DIR for child processes
 
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES } from './env.js';
+import { makePki, type Pki } from './pki.js';
 
 export const STANDIN_MODULE = join(FIXTURES, 'ziti-sdk-standin');
 export const STANDIN_ZT_API = 'https://standin-controller.ralph.invalid:1280';
@@ -28,20 +28,10 @@ export interface StandinNetwork {
   unreachableIdentity(name: string): string;
 }
 
-function identityJson(ztAPI: string, cert: string): string {
-  const pem = (kind: string, body: string) => `pem:-----BEGIN ${kind}-----\n${body}\n-----END ${kind}-----\n`;
-  return JSON.stringify(
-    {
-      ztAPI,
-      id: {
-        cert: cert,
-        key: pem('PRIVATE KEY', randomBytes(48).toString('base64')),
-        ca: pem('CERTIFICATE', randomBytes(48).toString('base64')),
-      },
-    },
-    null,
-    2,
-  );
+function identityJson(ztAPI: string, pki: Pki, name: string): { json: string; cert: string } {
+  const { key, cert } = pki.issue(name);
+  const json = JSON.stringify({ ztAPI, id: { cert: `pem:${cert}`, key: `pem:${key}`, ca: `pem:${pki.ca}` } }, null, 2);
+  return { json, cert: `pem:${cert}` };
 }
 
 export function makeStandinNetwork(home: string, identities: Record<string, Policy>): StandinNetwork {
@@ -54,11 +44,13 @@ export function makeStandinNetwork(home: string, identities: Record<string, Poli
     identities: {},
   };
   const files = new Map<string, string>();
+  // Real keys and certificates from one CA: the hosts check every dialer's proof of identity.
+  const pki = makePki(join(home, 'pki'), 'standin');
   for (const [name, p] of Object.entries(identities)) {
-    const cert = `pem:-----BEGIN CERTIFICATE-----\nstandin ${name} ${randomBytes(24).toString('base64')}\n-----END CERTIFICATE-----\n`;
+    const { json, cert } = identityJson(STANDIN_ZT_API, pki, name);
     policy.identities[name] = { cert, dial: p.dial ?? [], bind: p.bind ?? [] };
     const file = join(idDir, `${name}.json`);
-    writeFileSync(file, identityJson(STANDIN_ZT_API, cert), { mode: 0o600 });
+    writeFileSync(file, json, { mode: 0o600 });
     files.set(name, file);
   }
   writeFileSync(join(dir, 'policy.json'), JSON.stringify(policy, null, 2));
@@ -72,7 +64,7 @@ export function makeStandinNetwork(home: string, identities: Record<string, Poli
     },
     unreachableIdentity(name) {
       const file = join(idDir, `${name}.json`);
-      writeFileSync(file, identityJson('https://127.0.0.1:9/', 'pem:nobody'), { mode: 0o600 });
+      writeFileSync(file, identityJson('https://127.0.0.1:9/', pki, name).json, { mode: 0o600 });
       return file;
     },
   };

@@ -7,8 +7,10 @@
 //   backend         opts.backend       ?? $RALPH_ZITI_BACKEND    ('sdk' | 'tunnel' | 'auto')
 //   bind timeout    $RALPH_ZITI_TIMEOUT_MS (listen has no timeout option; dial uses its own)
 
+import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { Listener, ZitiOptions } from '../index.js';
+import { DialError, type Listener, type ZitiOptions } from '../index.js';
+import { AuthError, checkProof, proofChecker, proveIdentity, type ProofChecker } from './auth.js';
 import { ZitiError } from './errors.js';
 import { identityFileFor, readIdentity, type ZitiIdentity } from './identity.js';
 
@@ -40,26 +42,102 @@ function listenTimeoutMs(): number {
   return Number.isFinite(v) && v > 0 ? v : DEFAULT_LISTEN_TIMEOUT_MS;
 }
 
-/** Hosts `service` with the identity: a Listener producing one Duplex per client. */
+/** Hosts `service` with the identity: a Listener producing one Duplex per client that proved itself. */
 export async function listenZiti(service: string, opts: ZitiOptions): Promise<Listener> {
   const identity = identityFor(service, opts);
+  const checker = checkerFor(service, identity.file);
+  let inner: Listener;
   if ((await backendFor(service, opts)) === 'sdk') {
     const sdk = await import('./sdk.js');
-    return sdk.listenSdk(service, identity, listenTimeoutMs());
+    inner = await sdk.listenSdk(service, identity, listenTimeoutMs());
+  } else {
+    const tunnel = await import('./tunnel.js');
+    inner = await tunnel.listenTunnel(service, { ...opts, identityFile: identity.file });
   }
-  const tunnel = await import('./tunnel.js');
-  return tunnel.listenTunnel(service, { ...opts, identityFile: identity.file });
+  return new ProvingListener(inner, checker, opts.warn ?? warnOnStderr(`ziti:${service}`));
 }
 
-/** Dials `service` with the identity: a Duplex, or one clear error within `timeoutMs`. */
+/**
+ * Dials `service` with the identity: a Duplex on which the host has accepted our proof of identity
+ * (./auth.ts), or one clear error within `timeoutMs`.
+ */
 export async function dialZiti(service: string, opts: ZitiOptions, timeoutMs: number): Promise<Duplex> {
   const identity = identityFor(service, opts);
+  const deadline = Date.now() + timeoutMs;
+  let conn: Duplex;
   if ((await backendFor(service, opts)) === 'sdk') {
     const sdk = await import('./sdk.js');
-    return sdk.dialSdk(service, identity, timeoutMs);
+    conn = await sdk.dialSdk(service, identity, timeoutMs);
+  } else {
+    const tunnel = await import('./tunnel.js');
+    conn = await tunnel.dialTunnel(service, { ...opts, identityFile: identity.file }, timeoutMs);
   }
-  const tunnel = await import('./tunnel.js');
-  return tunnel.dialTunnel(service, { ...opts, identityFile: identity.file }, timeoutMs);
+  try {
+    await proveIdentity(conn, service, identity.file, Math.max(1, deadline - Date.now()));
+  } catch (err) {
+    conn.destroy();
+    if (err instanceof DialError) throw err;
+    if (err instanceof AuthError && /^no .* within \d+ ms$/.test(err.message)) {
+      throw new DialError(`ziti:${service}: no connection within ${timeoutMs} ms (service ${service}, identity ${identity.file})`, `ziti:${service}`);
+    }
+    if (err instanceof AuthError && /closed before/.test(err.message)) {
+      throw new DialError(`cannot connect to ziti:${service}: the connection closed before the daemon greeted (is \`ralph daemon --ziti-service ${service}\` running there?)`, `ziti:${service}`);
+    }
+    throw new DialError(`cannot connect to ziti:${service}: ${(err as Error).message}`, `ziti:${service}`);
+  }
+  return conn;
+}
+
+function checkerFor(service: string, identityFile: string): ProofChecker {
+  try {
+    return proofChecker(service, identityFile);
+  } catch (err) {
+    throw new ZitiError((err as Error).message, `ziti:${service}`);
+  }
+}
+
+function warnOnStderr(address: string): (message: string) => void {
+  return (m) => process.stderr.write(`${new Date().toISOString()} warn ${address}: ${m}\n`);
+}
+
+/** How long a refused connection is kept (reading and dropping) so the refusal is not lost to a reset. */
+const LINGER_AFTER_REFUSAL_MS = 2000;
+
+/** Hands out only connections whose dialer proved an enrolled identity of this network. */
+class ProvingListener extends EventEmitter implements Listener {
+  readonly address: string;
+
+  constructor(
+    private readonly inner: Listener,
+    checker: ProofChecker,
+    warn: (message: string) => void,
+  ) {
+    super();
+    this.address = inner.address;
+    inner.onConnection((conn) => {
+      conn.on('error', () => conn.destroy());
+      checkProof(conn, checker).then(
+        () => {
+          if (!conn.destroyed) this.emit('connection', conn);
+        },
+        (err: Error) => {
+          warn(`refused a connection: ${err.message}`);
+          if (conn.destroyed) return;
+          conn.end();
+          conn.on('data', () => {});
+          conn.resume();
+          const t = setTimeout(() => conn.destroy(), LINGER_AFTER_REFUSAL_MS);
+          conn.once('close', () => clearTimeout(t));
+        },
+      );
+    });
+  }
+  onConnection(handler: (conn: Duplex) => void): void {
+    this.on('connection', handler);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }
 
 /**

@@ -106,6 +106,11 @@ remote
   .description("check that a remote's daemon answers")
   .argument('<name>')
   .action(async (name: string) => (await import('./commands/remote.js')).test(name));
+remote
+  .command('disconnect')
+  .description("stop the remote's shared OpenZiti proxy now (it also ends by itself after a minute unused)")
+  .argument('<name>', 'the remote')
+  .action(async (name: string) => (await import('./commands/remote.js')).disconnect(name));
 
 program
   .command('start')

@@ -1,14 +1,17 @@
 // Remote loops over a real OpenZiti network: a controller and an edge router on loopback
 // (install/ziti-dev-network.sh), the box's `ralph daemon --ziti-service S --ziti-backend tunnel`
-// hosting S through a supervised `ziti tunnel host`, the laptop dialing S with its own identity.
+// hosting S through a supervised `ziti tunnel host`, the laptop dialing S with its own identity
+// through its shared, supervised `ziti tunnel proxy` (and once through `ziti demo zcat`).
 // Every byte between laptop and box crosses the controller-authorised edge router: push, fetch,
-// status, attach with keystrokes, an identity with no rights refused, a tunneler killed mid-attach.
+// status, attach with keystrokes, an identity with no rights refused, tunnelers killed mid-attach,
+// the proxy reused, restarted, stopped, and a stranger on its port refused.
 // Without a ziti CLI it skips with one line; with RALPH_REQUIRE_ZITI=1 (CI) that is a failure.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
@@ -39,6 +42,22 @@ const startedIds = (r: RunResult): string[] => [...r.stderr.matchAll(/^remote: r
 /** Points the laptop's remote `box` at another identity file (what a stranger's laptop would hold). */
 /** The box's `ziti tunnel host` processes (not their watchdogs). */
 const tunnelers = () => net!.zitiProcesses().filter((p) => p.cmdline.includes('tunnel host') && !p.cmdline.includes('ralph-ziti-watchdog'));
+/** The laptop's `ziti tunnel proxy` processes (not their watchdogs). */
+const proxyTunnelers = () => net!.zitiProcesses().filter((p) => p.cmdline.includes('tunnel proxy') && !p.cmdline.includes('ralph-ziti-watchdog'));
+/** What the laptop's proxy processes say of themselves (RALPH_ZITI_PROXY_DIR/KEY.json). */
+const proxyStates = (): Array<{ pid: number; tunnelerPid: number; port: number; identity: string }> => {
+  const dir = env.RALPH_ZITI_PROXY_DIR!;
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+};
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 const useIdentity = (file: string): void => {
   const path = env.RALPH_CONFIG!;
   const config = JSON.parse(readFileSync(path, 'utf8'));
@@ -54,7 +73,7 @@ test.before(async () => {
   const bin = join(laptop.home, 'bin');
   mkdirSync(bin);
   symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
-  env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}` };
+  env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}`, RALPH_ZITI_PROXY_DIR: join(laptop.home, 'zp') };
   d = await startDaemon(box, {
     args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'tunnel'],
     env: { ...net.env, RALPH_ZITI_HOST_PORT: String(net.hostPort) },
@@ -71,6 +90,7 @@ test.before(async () => {
 
 test.after(async () => {
   try {
+    for (const p of net ? proxyStates() : []) if (alive(p.pid)) process.kill(p.pid, 'SIGTERM');
     await d?.stop();
     if (box) killRunners(box.home);
   } finally {
@@ -145,14 +165,17 @@ test('attach over Ziti streams output and types into the agent; the daemon-side 
     assert.is(hosts.length, 1, JSON.stringify(hosts));
     process.kill(hosts[0]!.pid, 'SIGKILL');
     await d.waitForLog(/ziti tunnel host restarted/, 30_000);
-    // And the laptop's side: its zcat for this attach dies too; attach dials a new one.
     await waitUntil(() => /reconnected/.test(stderr), { timeoutMs: 30_000, what: 'attach reconnected after the tunneler restart' });
     const seenBefore = (stdout.match(/slow line \d+/g) ?? []).length;
     await waitUntil(() => (stdout.match(/slow line \d+/g) ?? []).length > seenBefore + 5, { timeoutMs: 30_000, what: 'output flowing again' });
-    const zcats = net.zitiProcesses().filter((p) => p.cmdline.includes('demo zcat'));
-    assert.is(zcats.length, 1, JSON.stringify(zcats));
-    process.kill(zcats[0]!.pid, 'SIGKILL');
-    await waitUntil(() => (stderr.match(/reconnected/g) ?? []).length >= 2, { timeoutMs: 30_000, what: 'attach reconnected after its zcat died' });
+    // And the laptop's side: its proxy's tunneler dies; the proxy process starts another, and
+    // attach dials again through it.
+    const proxies = proxyTunnelers();
+    assert.is(proxies.length, 1, JSON.stringify(proxies));
+    process.kill(proxies[0]!.pid, 'SIGKILL');
+    await waitUntil(() => (stderr.match(/reconnected/g) ?? []).length >= 2, { timeoutMs: 30_000, what: "attach reconnected after the laptop's tunneler died" });
+    assert.is(proxyTunnelers().length, 1);
+    assert.is.not(proxyTunnelers()[0]!.pid, proxies[0]!.pid);
     const end = await exited(child);
     assert.is(end.code, 0, stderr);
     assert.match(stderr, /connection lost .*reconnecting/);
@@ -211,9 +234,81 @@ test('an identity with no Dial policy is refused by OpenZiti: push, status, atta
   assert.match(table2.stdout, new RegExp(`^${id}\\s+box\\s+stopped`, 'm'), table2.stdout + table2.stderr);
 });
 
+test("the laptop's proxy: shared by commands, a stranger on its port gains nothing, stopped on demand or when idle, never orphaned; zcat still works", async () => {
+  if (!net) return;
+  // Shared: two commands, one proxy process, one tunneler.
+  const first = await cli(['remote', 'test', 'box']);
+  assert.is(first.code, 0, first.stderr);
+  const [state] = proxyStates().filter((p) => alive(p.pid));
+  assert.ok(state, 'a proxy process runs');
+  assert.match(first.stdout, new RegExp(`via\\s+ziti tunnel proxy \\(pid ${state!.pid},`));
+  const second = await cli(['status', '--json']);
+  assert.is(second.code, 0, second.stderr);
+  assert.equal(proxyStates().filter((p) => alive(p.pid)).map((p) => p.pid), [state!.pid]);
+  assert.is(proxyTunnelers().length, 1);
+
+  // A stranger reaching the proxy's port (it listens on 0.0.0.0) gets the daemon's challenge and,
+  // with no enrolled key to answer it, a refusal: no hello reply, nothing run.
+  const logBefore = d.log().length;
+  const heard = await new Promise<string>((resolve, reject) => {
+    const sock = tcpConnect({ host: '127.0.0.1', port: state!.port });
+    let text = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (x: string) => {
+      text += x;
+      if (text.split('\n').length === 2) sock.write('{"jsonrpc":"2.0","id":0,"method":"hello","params":{"version":1,"channel":"control"}}\n');
+    });
+    sock.once('close', () => resolve(text));
+    sock.once('error', reject);
+  });
+  const lines = heard.split('\n').filter(Boolean);
+  assert.match(lines[0]!, /^ralph-ziti-auth 1 /);
+  assert.is(lines[1], 'refused no proof of identity: expected {"v":1,"chain":…,"sig":…}');
+  assert.is(lines.length, 2, heard);
+  const logged = await d.waitForLog(/refused a connection: no proof of identity/, 10_000);
+  assert.not.match(d.log().slice(logBefore), /channel|hello|attached|subscribed/, logged);
+
+  // Stopped on demand, with its tunneler.
+  const off = await cli(['remote', 'disconnect', 'box']);
+  assert.is(off.code, 0, off.stderr);
+  assert.match(off.stdout, new RegExp(`stopped the OpenZiti proxy of remote box \\(pid ${state!.pid}\\)`));
+  assert.not.ok(alive(state!.pid));
+  await waitUntil(() => proxyTunnelers().length === 0, { timeoutMs: 10_000, intervalMs: 100, what: 'its tunneler gone' });
+  assert.equal(proxyStates(), [], 'its state file removed');
+
+  // Killed outright: the watchdog ends its tunneler; the next command starts a fresh proxy.
+  assert.is((await cli(['remote', 'test', 'box'])).code, 0);
+  const [killed] = proxyStates();
+  process.kill(killed!.pid, 'SIGKILL');
+  await waitUntil(() => proxyTunnelers().length === 0, { timeoutMs: 15_000, intervalMs: 100, what: 'no orphaned tunneler after the proxy was killed' });
+  const again = await cli(['remote', 'test', 'box']);
+  assert.is(again.code, 0, again.stderr);
+  const [fresh] = proxyStates();
+  assert.is.not(fresh!.pid, killed!.pid);
+
+  // Idle: a proxy nobody uses ends by itself, and takes its port with it.
+  await cli(['remote', 'disconnect', 'box']);
+  const idle = await ralph(['remote', 'test', 'box'], { env: { ...env, RALPH_ZITI_PROXY_IDLE_MS: '300' }, cwd: work, timeoutMs: 60_000 });
+  assert.is(idle.code, 0, idle.stderr);
+  const [short] = proxyStates();
+  await waitUntil(() => !alive(short!.pid) && proxyTunnelers().length === 0, { timeoutMs: 15_000, intervalMs: 100, what: 'the idle proxy gone' });
+  const refused = await new Promise<string>((resolve) => {
+    const sock = tcpConnect({ host: '127.0.0.1', port: short!.port });
+    sock.once('connect', () => (sock.destroy(), resolve('connected')));
+    sock.once('error', (e: NodeJS.ErrnoException) => resolve(String(e.code)));
+  });
+  assert.is(refused, 'ECONNREFUSED');
+
+  // The other client mode: one `ziti demo zcat` per connection, no proxy at all.
+  const zcat = await ralph(['status', '--json'], { env: { ...env, RALPH_ZITI_CLIENT: 'zcat' }, cwd: work, timeoutMs: 60_000 });
+  assert.is(zcat.code, 0, zcat.stderr);
+  assert.ok((JSON.parse(zcat.stdout) as StatusJsonEntry[]).some((e) => e.location === 'remote'), zcat.stdout);
+  assert.equal(proxyStates(), [], 'zcat mode starts no proxy');
+});
+
 test('nothing is left behind: a daemon killed with SIGKILL takes its tunneler with it; then the laptop hears "no daemon is hosting"', async () => {
   if (!net) return;
-  const ours = () => net!.zitiProcesses().filter((p) => / (tunnel|demo) /.test(p.cmdline));
+  const ours = () => net!.zitiProcesses().filter((p) => / (tunnel host|demo) /.test(p.cmdline));
   const [host] = tunnelers();
   assert.ok(host, 'one tunneler');
   // Its private TMPDIR (the CLI agent's socket) goes with it.
@@ -255,7 +350,7 @@ test('clear errors, each one line: a controller that cannot be reached; a daemon
   const mayNotBind = await daemon(net.identities.intruder, { RALPH_ZITI_HOST_PORT: String(net.hostPort) });
   assert.is.not(mayNotBind.code, 0);
   assert.match(mayNotBind.stderr, new RegExp(`identity ${net.identities.intruder} may not host service ${net.service}`));
-  assert.equal(net.zitiProcesses().filter((p) => / (tunnel|demo) /.test(p.cmdline)), []);
+  assert.equal(net.zitiProcesses().filter((p) => / (tunnel host|demo) /.test(p.cmdline)), []);
 });
 
 test.run();

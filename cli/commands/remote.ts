@@ -3,7 +3,7 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { daemonInfo, findRemote } from '../../client/daemon.js';
+import { daemonInfo, findRemote, identityFor, zitiServiceOf } from '../../client/daemon.js';
 import {
   addGitRemote,
   gitRemoteUrl,
@@ -142,13 +142,34 @@ export async function list(opts: { json?: boolean }): Promise<void> {
   process.stdout.write(rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n');
 }
 
-export async function remove(name: string): Promise<void> {
-  const config = readConfig();
+/** The shared OpenZiti proxy a remote is dialed through (tunnel backend), as its service and identity. */
+function zitiProxyOf(remote: RemoteConfig): { service: string; identity: string } | null {
+  const service = zitiServiceOf(remote);
+  const identity = identityFor(remote);
+  return service && identity ? { service, identity: resolve(identity) } : null;
+}
+
+function knownRemote(name: string): RemoteConfig {
   try {
-    findRemote(config, name);
+    return findRemote(readConfig(), name);
   } catch (err) {
     throw new UserError((err as Error).message.replace(/; add it with: .*$/, ''));
   }
+}
+
+/** `ralph remote disconnect NAME`: ends the remote's shared OpenZiti proxy now, not at its idle timeout. */
+export async function disconnect(name: string): Promise<void> {
+  const via = zitiProxyOf(knownRemote(name));
+  if (!via) throw new UserError(`remote ${name} is not reached over OpenZiti: it has no proxy to stop`);
+  const { stopProxy } = await import('../../transport/ziti/proxy.js');
+  const state = await stopProxy(via.service, via.identity);
+  process.stdout.write(state ? `stopped the OpenZiti proxy of remote ${name} (pid ${state.pid})\n` : `remote ${name} has no OpenZiti proxy running\n`);
+}
+
+export async function remove(name: string): Promise<void> {
+  const config = readConfig();
+  const via = zitiProxyOf(knownRemote(name));
+  if (via) await (await import('../../transport/ziti/proxy.js')).stopProxy(via.service, via.identity);
   const { [name]: _gone, ...rest } = config.remotes;
   writeConfig({ ...config, remotes: rest });
   process.stdout.write(`removed remote ${name}\n`);
@@ -188,5 +209,8 @@ export async function test(name: string): Promise<void> {
     `  loops       ${info.loopsRunning} running${info.maxLoops ? ` (at most ${info.maxLoops})` : ''}`,
     `  round trip  ${roundTripMs.toFixed(1)} ms`,
   ];
+  const via = zitiProxyOf(remote);
+  const proxy = via ? (await import('../../transport/ziti/proxy.js')).runningProxy(via.service, via.identity) : null;
+  if (proxy) lines.push(`  via         ziti tunnel proxy (pid ${proxy.pid}, up since ${proxy.startedAt}), shared by ralph commands; it ends after a minute unused`);
   process.stdout.write(lines.join('\n') + '\n');
 }

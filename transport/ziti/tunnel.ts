@@ -46,6 +46,8 @@ import { DialError, type Listener, type ZitiOptions } from '../index.js';
 import { ZitiError } from './errors.js';
 import { WaitExited, WaitTimeout, ZitiProcess, zitiBinary, type ZitiLogLine } from './tunnel-process.js';
 
+/** Environment variable: how the laptop side dials, `proxy` (shared `ziti tunnel proxy`, default) or `zcat`. */
+export const CLIENT_ENV = 'RALPH_ZITI_CLIENT';
 /** Environment variable: the local port the service's host.v1 config forwards to (daemon side). */
 export const HOST_PORT_ENV = 'RALPH_ZITI_HOST_PORT';
 const TIMEOUT_ENV = 'RALPH_ZITI_TIMEOUT_MS';
@@ -123,9 +125,26 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Supervises one `ziti tunnel host`: ready-wait, restart with backoff, stop. */
-class TunnelHost {
+/**
+ * Supervises one `ziti tunnel host` (the daemon's side) or `ziti tunnel proxy S:0` (the laptop's,
+ * see ./proxy-main.ts): ready-wait, restart with backoff, stop.
+ */
+export class Tunneler {
   private proc: ZitiProcess | undefined;
+  /** The proxy's local port, known once it is listening (0 for a host). */
+  port = 0;
+  /** Called after every start that reached readiness, the first and each restart. */
+  onReady: () => void = () => {};
+  private readonly lineHandlers = new Set<(line: ZitiLogLine) => void>();
+
+  /** Every log line of this tunneler and of those that replace it; returns the unsubscribe. */
+  onLine(handler: (line: ZitiLogLine) => void): () => void {
+    this.lineHandlers.add(handler);
+    return () => this.lineHandlers.delete(handler);
+  }
+
+  /** Is a tunneler up and ready (between a death and its restart's readiness, none is)? */
+  up = false;
   private closed = false;
   private backoffMs = RESTART_MIN_MS;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -137,9 +156,15 @@ class TunnelHost {
     private readonly bin: string,
     private readonly service: string,
     private readonly identityFile: string,
+    private readonly mode: 'host' | 'proxy',
     private readonly warn: (message: string) => void,
   ) {
     this.address = `ziti:${service}`;
+  }
+
+  /** What this tunneler does to the service, for messages: host it, or dial it. */
+  private get verb(): 'host' | 'dial' {
+    return this.mode === 'host' ? 'host' : 'dial';
   }
 
   /** Starts the tunneler and resolves once it hosts the service; one clear error otherwise. */
@@ -149,13 +174,18 @@ class TunnelHost {
     // The watchdog removes the directory when the tunneler ends, even if ralph was killed.
     const agentDir = mkdtempSync(join(tmpdir(), 'ralph-ziti-'));
     this.agentDir = agentDir;
+    // A proxy on port 0: the kernel picks a free port, and the ready line says which.
+    const what = this.mode === 'host' ? ['tunnel', 'host'] : ['tunnel', 'proxy', `${this.service}:0`];
     const proc = new ZitiProcess(
       this.bin,
-      ['tunnel', 'host', '--identity', this.identityFile, '--verbose', '--log-formatter', 'json'],
+      [...what, '--identity', this.identityFile, '--verbose', '--log-formatter', 'json'],
       { watchdog: true, env: { TMPDIR: agentDir, RALPH_ZITI_OWN_DIR: agentDir } },
     );
     this.proc = proc;
-    // An identity that may not bind the service: the tunneler lists its services and adds none by
+    proc.onLine((l) => {
+      for (const h of this.lineHandlers) h(l);
+    });
+    // An identity that may not bind (dial) the service: the tunneler lists its services and adds none by
     // that name (the "adding service" line follows the list at once); say so instead of timing out.
     let listed = false;
     let added = false;
@@ -171,7 +201,7 @@ class TunnelHost {
           listed = true;
           notBound = setTimeout(() => {
             off();
-            if (!added) reject(new ZitiError(`${this.address}: identity ${this.identityFile} may not host service ${this.service} (no Bind policy grants it, or there is no such service)`, this.address));
+            if (!added) reject(new ZitiError(`${this.address}: identity ${this.identityFile} may not ${this.verb} service ${this.service} (no ${this.verb === 'host' ? 'Bind' : 'Dial'} policy grants it, or there is no such service)`, this.address));
           }, NOT_BOUND_GRACE_MS);
         }
       });
@@ -179,8 +209,9 @@ class TunnelHost {
     });
     mayNotBind.catch(() => {});
     try {
-      await Promise.race([proc.waitFor((l) => this.isReady(l), timeoutMs), mayNotBind]);
+      const ready = await Promise.race([proc.waitFor((l) => this.isReady(l), timeoutMs), mayNotBind]);
       clearTimeout(notBound);
+      if (this.mode === 'proxy') this.port = Number(/:(\d+)$/.exec(String(ready.addr))![1]);
     } catch (err) {
       clearTimeout(notBound);
       await proc.stop();
@@ -189,14 +220,17 @@ class TunnelHost {
     }
     proc.ignoreDebug = true;
     await this.quieten();
+    this.up = proc.running;
+    if (this.up) this.onReady();
     const upSince = Date.now();
     void proc.exited.then((how) => {
+      if (this.proc === proc) this.up = false;
       proc.killGroup('SIGKILL'); // whatever of its group is left (nothing, normally)
       rmSync(agentDir, { recursive: true, force: true });
       if (this.closed || this.proc !== proc) return;
       if (Date.now() - upSince >= STABLE_AFTER_MS) this.backoffMs = RESTART_MIN_MS;
       const why = proc.lastError();
-      this.warn(`ziti tunnel host exited (${how.code ?? how.signal})${why ? `: ${why}` : ''}; restarting in ${this.backoffMs} ms`);
+      this.warn(`ziti tunnel ${this.mode} exited (${how.code ?? how.signal})${why ? `: ${why}` : ''}; restarting in ${this.backoffMs} ms`);
       this.scheduleRestart(timeoutMs);
     });
   }
@@ -226,23 +260,28 @@ class TunnelHost {
   }
 
   private isReady(l: ZitiLogLine): boolean {
-    return typeof l.msg === 'string' && l.msg.startsWith('listener established') && l.serviceName === this.service;
+    if (typeof l.msg !== 'string') return false;
+    if (this.mode === 'proxy') return l.msg === 'service is listening' && l.service === this.service && /:\d+$/.test(String(l.addr));
+    return l.msg.startsWith('listener established') && l.serviceName === this.service;
   }
 
   private startFailure(proc: ZitiProcess, err: unknown, timeoutMs: number): string {
     const last = proc.lastError();
     const id = this.identityFile;
     if (last && /no apiSession|authenticat|unable to load/i.test(last)) return `${this.address}: ${explainZitiError(this.service, id, last)}`;
+    const cmd = `ziti tunnel ${this.mode}`;
+    const doing = this.mode === 'host' ? 'hosting' : 'proxying';
     if (err instanceof WaitExited) {
-      return `${this.address}: ziti tunnel host (identity ${id}) exited ${err.code ?? err.signal} before hosting ${this.service}${last ? `: ${last}` : ''}`;
+      return `${this.address}: ${cmd} (identity ${id}) exited ${err.code ?? err.signal} before ${doing} ${this.service}${last ? `: ${last}` : ''}`;
     }
     if (err instanceof WaitTimeout) {
+      const policy = this.mode === 'host' ? 'bind it (a Bind policy)' : 'dial it (a Dial policy)';
       return (
-        `${this.address}: ziti tunnel host (identity ${id}) was not hosting service ${this.service} after ${timeoutMs} ms: ` +
-        `may identity ${id} bind it (a Bind policy), and is the controller ${controllerOf(id)} reachable?${last ? ` (last error: ${last})` : ''}`
+        `${this.address}: ${cmd} (identity ${id}) was not ${doing} service ${this.service} after ${timeoutMs} ms: ` +
+        `may identity ${id} ${policy}, and is the controller ${controllerOf(id)} reachable?${last ? ` (last error: ${last})` : ''}`
       );
     }
-    return `${this.address}: ziti tunnel host: ${(err as Error).message}`;
+    return `${this.address}: ${cmd}: ${(err as Error).message}`;
   }
 
   private scheduleRestart(timeoutMs: number): void {
@@ -251,7 +290,7 @@ class TunnelHost {
     this.restartTimer = setTimeout(() => {
       if (this.closed) return;
       this.start(timeoutMs).then(
-        () => this.warn(`ziti tunnel host restarted; hosting ${this.service} again`),
+        () => this.warn(`ziti tunnel ${this.mode} restarted; ${this.mode === 'host' ? 'hosting' : 'proxying'} ${this.service} again`),
         (err: Error) => {
           if (this.closed) return;
           this.warn(`${err.message}; retrying in ${this.backoffMs} ms`);
@@ -278,7 +317,7 @@ class TunnelListener extends EventEmitter implements Listener {
   constructor(
     readonly address: string,
     private readonly server: net.Server,
-    private readonly host: TunnelHost,
+    private readonly host: Tunneler,
   ) {
     super();
     server.on('connection', (sock) => {
@@ -307,7 +346,7 @@ export async function listenTunnel(service: string, opts: TunnelOptions): Promis
     server.listen({ host: '127.0.0.1', port }, () => resolve());
   });
   const warn = (m: string) => process.stderr.write(`${new Date().toISOString()} warn ${address}: ${m}\n`);
-  const host = new TunnelHost(bin, service, opts.identityFile, warn);
+  const host = new Tunneler(bin, service, opts.identityFile, 'host', warn);
   try {
     await host.start(readyTimeoutMs());
   } catch (err) {
@@ -375,6 +414,12 @@ class ZcatStream extends Duplex {
  */
 export async function dialTunnel(service: string, opts: TunnelOptions, timeoutMs: number): Promise<Duplex> {
   const address = `ziti:${service}`;
+  const mode = process.env[CLIENT_ENV] || 'proxy';
+  if (mode === 'proxy') {
+    const { dialProxy } = await import('./proxy.js');
+    return dialProxy(service, opts.identityFile, timeoutMs);
+  }
+  if (mode !== 'zcat') throw new DialError(`${address}: unknown ${CLIENT_ENV} ${JSON.stringify(mode)}: use proxy or zcat`, address);
   const bin = zitiBinary(address);
   const proc = new ZitiProcess(bin, ['demo', 'zcat', '--log-formatter', 'json', '-i', opts.identityFile, address], { watchdog: false });
   const stream = new ZcatStream(proc);

@@ -1,0 +1,230 @@
+// Client side of the tunnel backend, `proxy` mode (the default): every ralph command that dials a
+// ziti service goes through one shared, supervised `ziti tunnel proxy` for that service and identity
+// (./proxy-main.ts), started on first use and gone after RALPH_ZITI_PROXY_IDLE_MS without use.
+//
+// The commands reach it through a unix socket in a private directory (0700; the socket 0600):
+//   $RALPH_ZITI_PROXY_DIR, else $XDG_RUNTIME_DIR/ralph-ziti, else $TMPDIR/ralph-ziti-<uid>.
+// Files there, per (service, identity), KEY = a hash of both: KEY.sock, KEY.json (pid, the
+// tunneler's pid and port), KEY.log (its warnings), KEY.lock (held while a proxy claims the socket).
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { DialError } from '../index.js';
+
+export { ERROR_GREETING } from './auth.js';
+
+export const PROXY_DIR_ENV = 'RALPH_ZITI_PROXY_DIR';
+export const PROXY_IDLE_ENV = 'RALPH_ZITI_PROXY_IDLE_MS';
+const DEFAULT_IDLE_MS = 60_000;
+const DEFAULT_START_TIMEOUT_MS = 15_000;
+
+/** What a running proxy process says of itself in KEY.json. */
+export interface ProxyState {
+  pid: number;
+  /** The supervised `ziti tunnel proxy` (its watchdog's process group). */
+  tunnelerPid: number;
+  /** The proxy's port on 0.0.0.0; ralph itself only ever uses the unix socket. */
+  port: number;
+  service: string;
+  identity: string;
+  startedAt: string;
+}
+
+export interface ProxyPaths {
+  socket: string;
+  state: string;
+  log: string;
+  lock: string;
+}
+
+export function proxyPaths(dir: string, key: string): ProxyPaths {
+  return {
+    socket: join(dir, `${key}.sock`),
+    state: join(dir, `${key}.json`),
+    log: join(dir, `${key}.log`),
+    lock: join(dir, `${key}.lock`),
+  };
+}
+
+/** One proxy per service and identity file. */
+export function proxyKey(service: string, identityFile: string): string {
+  return createHash('sha256').update(`${service}\0${identityFile}`).digest('hex').slice(0, 16);
+}
+
+/** The private directory for proxy sockets: made 0700, and refused if it is not ours alone. */
+export function proxyDir(env: NodeJS.ProcessEnv = process.env): string {
+  const uid = process.getuid?.() ?? 0;
+  const dir = env[PROXY_DIR_ENV] || (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'ralph-ziti') : join(tmpdir(), `ralph-ziti-${uid}`));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid) {
+    throw new Error(`${dir} (for the OpenZiti proxy's socket) is not a directory of this user's: remove it, or set ${PROXY_DIR_ENV}`);
+  }
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  return dir;
+}
+
+/** Is something answering on this unix socket? */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** The state of the proxy for this service and identity, if one runs. */
+export function readProxyState(service: string, identityFile: string, env: NodeJS.ProcessEnv = process.env): ProxyState | null {
+  try {
+    return JSON.parse(readFileSync(proxyPaths(proxyDir(env), proxyKey(service, identityFile)).state, 'utf8')) as ProxyState;
+  } catch {
+    return null;
+  }
+}
+
+function connectUnix(path: string, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ path, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(Object.assign(new Error(`no connection to ${path} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.off('error', onError);
+      resolve(s);
+    });
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    s.once('error', onError);
+  });
+}
+
+const PROXY_MAIN = fileURLToPath(new URL('./proxy-main.js', import.meta.url));
+
+function idleMs(): number {
+  const v = Number(process.env[PROXY_IDLE_ENV]);
+  return Number.isFinite(v) && v > 0 ? v : DEFAULT_IDLE_MS;
+}
+
+/**
+ * Starts the proxy process for this service and identity, detached (it outlives this command), and
+ * resolves once it says `ready`. Its one-line `error` becomes a DialError naming the service.
+ */
+function startProxy(service: string, identityFile: string, dir: string, key: string, timeoutMs: number): Promise<void> {
+  const address = `ziti:${service}`;
+  const paths = proxyPaths(dir, key);
+  const log = openSync(paths.log, 'a', 0o600);
+  const child = spawn(
+    process.execPath,
+    [PROXY_MAIN, '--service', service, '--identity', identityFile, '--dir', dir, '--key', key, '--idle-ms', String(idleMs()), '--timeout-ms', String(Math.max(timeoutMs, DEFAULT_START_TIMEOUT_MS))],
+    { detached: true, stdio: ['ignore', 'pipe', log] },
+  );
+  closeSync(log);
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      child.stdout!.destroy();
+      child.unref();
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(
+      () => finish(new DialError(`${address}: the OpenZiti proxy did not start within ${timeoutMs} ms (its log: ${paths.log})`, address)),
+      timeoutMs,
+    );
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      text += d;
+      const nl = text.indexOf('\n');
+      if (nl === -1) return;
+      const line = text.slice(0, nl);
+      if (line === 'ready') return finish();
+      const why = line.replace(/^error /, '').replace(/^ziti:\S+: /, '');
+      finish(new DialError(`cannot connect to ${address}: ${why}`, address));
+    });
+    child.once('error', (err) => finish(new DialError(`${address}: cannot start the OpenZiti proxy: ${err.message}`, address)));
+    child.once('exit', (code, signal) => {
+      if (!text.includes('\n')) finish(new DialError(`${address}: the OpenZiti proxy exited (${code ?? signal}) before it was ready (its log: ${paths.log})`, address));
+    });
+  });
+}
+
+/**
+ * Dials `service` through the shared proxy for this identity, starting it if none runs. The stream
+ * carries the daemon's greeting first (./auth.ts), or the proxy's one-line reason it cannot.
+ */
+export async function dialProxy(service: string, identityFile: string, timeoutMs: number): Promise<Duplex> {
+  const address = `ziti:${service}`;
+  const deadline = Date.now() + timeoutMs;
+  let dir: string;
+  try {
+    dir = proxyDir();
+  } catch (err) {
+    throw new DialError(`${address}: ${(err as Error).message}`, address);
+  }
+  const key = proxyKey(service, identityFile);
+  const { socket } = proxyPaths(dir, key);
+  const remaining = () => Math.max(1, deadline - Date.now());
+  try {
+    return await connectUnix(socket, remaining());
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw new DialError(`${address}: cannot reach the OpenZiti proxy at ${socket}: ${(err as Error).message}`, address);
+  }
+  await startProxy(service, identityFile, dir, key, remaining());
+  try {
+    return await connectUnix(socket, remaining());
+  } catch (err) {
+    throw new DialError(`${address}: the OpenZiti proxy started but ${socket} does not answer: ${(err as Error).message}`, address);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The running proxy for this service and identity, or null when none runs. */
+export function runningProxy(service: string, identityFile: string): ProxyState | null {
+  const state = readProxyState(service, identityFile);
+  return state && pidAlive(state.pid) ? state : null;
+}
+
+const STOP_POLL_MS = 50;
+const STOP_WAIT_MS = 10_000;
+
+/**
+ * Stops the proxy for this service and identity (SIGTERM: it closes its socket and ends its
+ * tunneler) and resolves once it is gone; null when none was running.
+ */
+export async function stopProxy(service: string, identityFile: string): Promise<ProxyState | null> {
+  const state = runningProxy(service, identityFile);
+  if (!state) return null;
+  try {
+    process.kill(state.pid, 'SIGTERM');
+  } catch {
+    return state; // gone in between
+  }
+  // Another process's exit cannot be awaited as an event: look, briefly, until it is gone.
+  const until = Date.now() + STOP_WAIT_MS;
+  while (pidAlive(state.pid) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, STOP_POLL_MS));
+  if (pidAlive(state.pid)) throw new Error(`the OpenZiti proxy (pid ${state.pid}) did not stop within ${STOP_WAIT_MS / 1000} s`);
+  return state;
+}

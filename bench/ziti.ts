@@ -2,9 +2,11 @@
 // (install/ziti-dev-network.sh: controller + edge router; ralph's tunnel backend on both sides).
 //  1. keystroke echo round trip (`write` → agent PTY → `output`), p50/p95/p99 over BENCH_KEYSTROKES
 //     (default 1000) keystrokes: the loop's unix socket, the daemon's loop channel over loopback tcp,
-//     the same channel over Ziti;
+//     the same channel over Ziti — through the laptop's shared `ziti tunnel proxy` (the default) and
+//     through a `ziti demo zcat` (RALPH_ZITI_CLIENT=zcat);
 //  2. output throughput from the agent's PTY (BENCH_FLOOD_MB, default 32 MB) over each;
-//  3. a fresh connection + `daemon.info` (what every `ralph status`/`attach` pays once), tcp vs Ziti;
+//  3. a fresh connection + `daemon.info` (what every `ralph status`/`attach` pays once): tcp, Ziti
+//     through a running proxy, Ziti with the proxy started first, Ziti through zcat;
 //  4. `git push` of a ~BENCH_PUSH_MB (50) MB repo of random files: through `ralph://` over Ziti vs a
 //     plain file:// remote (both with no loop started: -o ralph.no-start).
 // Targets on loopback: Ziti echo p50 <= 2 ms and p99 <= 5 ms; >= 20 MB/s; push ratio <= 2x.
@@ -21,6 +23,7 @@ import type { LoopStartResult } from '../daemon/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { homePaths } from '../store/paths.js';
 import { dial } from '../transport/index.js';
+import { stopProxy } from '../transport/ziti/proxy.js';
 import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
 import { ROOT, RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
 import { fixtureAgentCmd } from '../test/helpers/loop.js';
@@ -97,6 +100,7 @@ async function main(): Promise<void> {
     net = await startZitiNetwork(found.bin, 'ralph-bench');
     box = makeTempHome('ralph-bzb');
     laptop = makeTempHome('ralph-bzl');
+    process.env.RALPH_ZITI_PROXY_DIR = join(laptop.home, 'zp');
     d = await startDaemon(box, {
       listen: ['tcp://127.0.0.1:0'],
       args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'tunnel'],
@@ -121,26 +125,36 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     rows.push(await measurePath('unix socket (runner)', d, (loop) => dial(`unix:${homePaths(box!.home).socketFor(loop)}`)));
     rows.push(await measurePath('tcp loopback (daemon)', d, loopChannel(d.tcp!)));
-    rows.push(await measurePath('ziti (tunnel backend)', d, loopChannel(`ziti:${net.service}`, zitiOpts)));
+    const client = (mode: 'proxy' | 'zcat') => (process.env.RALPH_ZITI_CLIENT = mode);
+    client('proxy');
+    rows.push(await measurePath('ziti via proxy', d, loopChannel(`ziti:${net.service}`, zitiOpts)));
+    client('zcat');
+    rows.push(await measurePath('ziti via zcat', d, loopChannel(`ziti:${net.service}`, zitiOpts)));
 
-    // A new connection and one request: zcat authenticates afresh each time (no proxy to reuse).
+    // A new connection and one request, as every `ralph status` / `attach` / push pays once.
     console.log('\nnew connection + daemon.info (10 each):');
     const connect: Record<string, Percentiles> = {};
-    for (const [label, remote] of [
-      ['tcp loopback', { name: 'box', address: d.tcp! }],
-      ['ziti (zcat)', { name: 'box', address: `ziti:${net.service}`, zitiIdentity: net.identities.client }],
-    ] as const) {
+    const viaZiti = { name: 'box', address: `ziti:${net.service}`, zitiIdentity: net.identities.client };
+    const cases: Array<[string, { name: string; address: string; zitiIdentity?: string }, () => Promise<unknown>]> = [
+      ['tcp loopback', { name: 'box', address: d.tcp! }, async () => {}],
+      ['ziti, proxy running', viaZiti, async () => client('proxy')],
+      ['ziti, proxy started', viaZiti, async () => (client('proxy'), stopProxy(net!.service, net!.identities.client))],
+      ['ziti via zcat', viaZiti, async () => client('zcat')],
+    ];
+    for (const [label, remote, before] of cases) {
       const samples: number[] = [];
       for (let i = 0; i < 10; i++) {
+        await before();
         const t0 = process.hrtime.bigint();
         await daemonInfo(remote, { timeoutMs: 20_000 });
         samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
       connect[label] = percentiles(samples);
-      console.log(`  ${label.padEnd(14)} p50 ${connect[label]!.p50.toFixed(0)} ms  max ${connect[label]!.max.toFixed(0)} ms   [load ${load()}]`);
+      console.log(`  ${label.padEnd(20)} p50 ${connect[label]!.p50.toFixed(0)} ms  max ${connect[label]!.max.toFixed(0)} ms   [load ${load()}]`);
     }
+    client('proxy');
 
-    // git push, ~PUSH_MB MB: file:// vs ralph:// over Ziti (git-remote-ralph → zcat → router → host).
+    // git push, ~PUSH_MB MB: file:// vs ralph:// over Ziti (git-remote-ralph → proxy → router → host).
     console.log(`\ngit push of a ${PUSH_MB} MB repo (random files):`);
     const bin = join(laptop.home, 'bin');
     mkdirSync(bin);
@@ -164,20 +178,29 @@ async function main(): Promise<void> {
     const ziti = med(pushes.map((p) => p.ziti));
 
     const z = rows[2]!;
+    const zc = rows[3]!;
     console.log(`\nsummary (median push of 3; load average now ${load()}):`);
     console.log(`  | path                   | echo p50 | echo p95 | echo p99 | throughput |`);
     console.log(`  |------------------------|----------|----------|----------|------------|`);
     for (const r of rows) {
       console.log(`  | ${r.path.padEnd(22)} | ${r.echo.p50.toFixed(2).padStart(5)} ms | ${r.echo.p95.toFixed(2).padStart(5)} ms | ${r.echo.p99.toFixed(2).padStart(5)} ms | ${r.mbPerS.toFixed(1).padStart(5)} MB/s |`);
     }
-    console.log(`  new connection + daemon.info: tcp ${connect['tcp loopback']!.p50.toFixed(0)} ms, Ziti ${connect['ziti (zcat)']!.p50.toFixed(0)} ms (p50)`);
+    const p50 = (k: string) => `${connect[k]!.p50.toFixed(0)} ms`;
+    console.log(
+      `  new connection + daemon.info (p50): tcp ${p50('tcp loopback')}; Ziti through a running proxy ${p50('ziti, proxy running')}, ` +
+        `starting the proxy ${p50('ziti, proxy started')}, through zcat ${p50('ziti via zcat')}`,
+    );
     console.log(`  git push ${PUSH_MB} MB: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms → ${(ziti / file).toFixed(2)}x`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
-    console.log(
-      `  targets: Ziti echo p50 <= 2 ms ${verdict(z.echo.p50 <= 2)}, p99 <= 5 ms ${verdict(z.echo.p99 <= 5)}; ` +
-        `throughput >= 20 MB/s ${verdict(z.mbPerS >= 20)}; push ratio <= 2x ${verdict(ziti / file <= 2)}`,
-    );
+    for (const [label, r] of [['proxy', z], ['zcat', zc]] as const) {
+      console.log(
+        `  targets via ${label}: Ziti echo p50 <= 2 ms ${verdict(r.echo.p50 <= 2)}, p99 <= 5 ms ${verdict(r.echo.p99 <= 5)}; ` +
+          `throughput >= 20 MB/s ${verdict(r.mbPerS >= 20)}`,
+      );
+    }
+    console.log(`  push ratio <= 2x ${verdict(ziti / file <= 2)}`);
   } finally {
+    if (net) await stopProxy(net.service, net.identities.client).catch(() => null);
     await d?.stop();
     if (box) killRunners(box.home);
     await net?.stop();

@@ -119,3 +119,67 @@ export async function rawPtyEcho(count: number): Promise<Percentiles> {
   term.kill();
   return p;
 }
+
+/**
+ * The OpenZiti overlay alone, without ralph's protocol or a PTY: a plain tcp server on the service's
+ * host port (echo for latency, a source of `floodMb` MB for throughput) behind `ziti tunnel host`,
+ * dialed through `ziti tunnel proxy` — its port directly, and through the laptop-side unix relay
+ * ralph uses (`dialViaRelay`). Tells what any ralph path over Ziti cannot go below on this machine.
+ */
+export async function rawOverlay(opts: {
+  hostPort: number;
+  floodMb: number;
+  count: number;
+  /** Opens a fresh byte stream to the service (the caller chooses the path). */
+  open: () => Promise<import('node:stream').Duplex>;
+}): Promise<{ echo: Percentiles; mbPerS: number }> {
+  const net = await import('node:net');
+  const server = net.createServer((sock) => {
+    sock.setNoDelay(true);
+    sock.once('data', (first: Buffer) => {
+      if (first[0] === 0x46 /* F: flood */) {
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        let left = opts.floodMb * 1024 * 1024;
+        const pump = () => {
+          while (left > 0) {
+            left -= chunk.length;
+            if (!sock.write(chunk)) return void sock.once('drain', pump);
+          }
+          sock.end();
+        };
+        pump();
+        return;
+      }
+      sock.write(first);
+      sock.on('data', (d: Buffer) => sock.write(d));
+    });
+    sock.on('error', () => sock.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(opts.hostPort, '127.0.0.1', resolve));
+  try {
+    const echoSock = await opts.open();
+    const samples: number[] = [];
+    for (let i = 0; i < opts.count; i++) {
+      const t0 = process.hrtime.bigint();
+      const got = new Promise<void>((resolve) => echoSock.once('data', () => resolve()));
+      echoSock.write('e');
+      await got;
+      samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    echoSock.destroy();
+    const floodSock = await opts.open();
+    let bytes = 0;
+    const t0 = process.hrtime.bigint();
+    floodSock.write('F');
+    await new Promise<void>((resolve) => {
+      floodSock.on('data', (d: Buffer) => (bytes += d.length));
+      floodSock.once('end', resolve);
+      floodSock.once('close', resolve);
+    });
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    floodSock.destroy();
+    return { echo: percentiles(samples), mbPerS: bytes / (1024 * 1024) / secs };
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

@@ -23,11 +23,13 @@ import type { LoopStartResult } from '../daemon/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { homePaths } from '../store/paths.js';
 import { dial } from '../transport/index.js';
-import { stopProxy } from '../transport/ziti/proxy.js';
+import { dialProxy, stopProxy } from '../transport/ziti/proxy.js';
+import { Tunneler } from '../transport/ziti/tunnel.js';
 import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
 import { ROOT, RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
 import { fixtureAgentCmd } from '../test/helpers/loop.js';
 import { findZiti, startZitiNetwork, type ZitiNetwork } from '../test/helpers/ziti-network.js';
+import { rawOverlay } from './baselines.js';
 import { measureEcho, measureFlood, OutputWatch, percentiles, type Percentiles } from './measure.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 1000);
@@ -101,6 +103,29 @@ async function main(): Promise<void> {
     box = makeTempHome('ralph-bzb');
     laptop = makeTempHome('ralph-bzl');
     process.env.RALPH_ZITI_PROXY_DIR = join(laptop.home, 'zp');
+
+    // Baseline: the overlay alone (plain tcp echo/source behind the tunnelers, no ralph protocol).
+    console.log(`\nbaseline, the overlay alone (${KEYSTROKES} one-byte echoes, ${FLOOD_MB} MB one way):`);
+    const quiet = () => {};
+    const host = new Tunneler(found.bin, net.service, net.identities.daemon, 'host', quiet);
+    const proxy = new Tunneler(found.bin, net.service, net.identities.client, 'proxy', quiet);
+    await host.start(30_000);
+    await proxy.start(30_000);
+    const baselines: Record<string, { echo: Percentiles; mbPerS: number }> = {};
+    const tcpTo = (port: number) => () => dial(`tcp://127.0.0.1:${port}`, { timeoutMs: 20_000 });
+    try {
+      for (const [label, open] of [
+        ['tunnel proxy port', tcpTo(proxy.port)],
+        ['ralph proxy relay', () => dialProxy(net!.service, net!.identities.client, 20_000)],
+      ] as const) {
+        const b = await rawOverlay({ hostPort: net.hostPort, floodMb: FLOOD_MB, count: KEYSTROKES, open });
+        baselines[label] = b;
+        console.log(`  ${label.padEnd(22)} echo p50 ${b.echo.p50.toFixed(2)} p95 ${b.echo.p95.toFixed(2)} p99 ${b.echo.p99.toFixed(2)} ms; ${b.mbPerS.toFixed(1)} MB/s   [load ${load()}]`);
+      }
+    } finally {
+      await proxy.close();
+      await host.close();
+    }
     d = await startDaemon(box, {
       listen: ['tcp://127.0.0.1:0'],
       args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'tunnel'],
@@ -190,6 +215,9 @@ async function main(): Promise<void> {
       `  new connection + daemon.info (p50): tcp ${p50('tcp loopback')}; Ziti through a running proxy ${p50('ziti, proxy running')}, ` +
         `starting the proxy ${p50('ziti, proxy started')}, through zcat ${p50('ziti via zcat')}`,
     );
+    for (const [label, b] of Object.entries(baselines)) {
+      console.log(`  | overlay alone, ${label.padEnd(7).slice(0, 7)} | ${b.echo.p50.toFixed(2).padStart(5)} ms | ${b.echo.p95.toFixed(2).padStart(5)} ms | ${b.echo.p99.toFixed(2).padStart(5)} ms | ${b.mbPerS.toFixed(1).padStart(5)} MB/s |  (${label})`);
+    }
     console.log(`  git push ${PUSH_MB} MB: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms → ${(ziti / file).toFixed(2)}x`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
     for (const [label, r] of [['proxy', z], ['zcat', zc]] as const) {

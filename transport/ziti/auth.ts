@@ -22,8 +22,6 @@ import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 
 const GREETING = 'ralph-ziti-auth 1 ';
-/** What a relay on the way (the laptop's proxy process) says instead, when it cannot reach the host. */
-export const ERROR_GREETING = 'ralph-ziti-error ';
 /** Longest line either side accepts during the exchange (a chain of a few certificates fits). */
 export const MAX_AUTH_LINE = 64 * 1024;
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -144,7 +142,6 @@ export async function proveIdentity(stream: Duplex, service: string, identityFil
   const keys = identityKeys(identityFile);
   const deadline = Date.now() + timeoutMs;
   const greeting = await readLine(stream, deadline, 'OpenZiti host greeting', timeoutMs);
-  if (greeting.startsWith(ERROR_GREETING)) throw new AuthError(greeting.slice(ERROR_GREETING.length));
   if (!greeting.startsWith(GREETING)) {
     throw new AuthError(`ziti:${service} did not greet as a ralph daemon does (got ${JSON.stringify(greeting.slice(0, 60))}): are both sides the same ralph version?`);
   }

@@ -75,7 +75,11 @@ export async function dialZiti(service: string, opts: ZitiOptions, timeoutMs: nu
   try {
     await proveIdentity(conn, service, identity.file, Math.max(1, deadline - Date.now()));
   } catch (err) {
+    // Through the shared proxy, a connection the overlay could not carry just ends: ask it why.
+    const early = (conn as { explainEarlyEnd?: () => Promise<string | undefined> }).explainEarlyEnd;
+    const why = err instanceof AuthError && /closed before/.test(err.message) && early ? await early() : undefined;
     conn.destroy();
+    if (why) throw new DialError(`cannot connect to ziti:${service}: ${why}`, `ziti:${service}`);
     if (err instanceof DialError) throw err;
     if (err instanceof AuthError && /^no .* within \d+ ms$/.test(err.message)) {
       throw new DialError(`ziti:${service}: no connection within ${timeoutMs} ms (service ${service}, identity ${identity.file})`, `ziti:${service}`);

@@ -4,11 +4,12 @@
 //   node proxy-main.js --service S --identity FILE --dir DIR --key KEY --idle-ms N --timeout-ms N
 //
 // It owns a supervised `ziti tunnel proxy S:0` (./tunnel.ts Tunneler: ready-wait, restart with
-// backoff, a watchdog that ends it if this process is killed) and serves DIR/KEY.sock (0600, DIR 0700):
-// each connection there is relayed to the proxy's 127.0.0.1 port. ralph never dials that port
-// itself, and it is open only while this process lives: it exits after N ms with no connection,
-// on SIGTERM/SIGINT/SIGHUP, and takes the proxy with it. Whoever else reaches the port (the proxy
-// binds 0.0.0.0) meets the daemon's demand for proof of an enrolled identity (./auth.ts).
+// backoff, a watchdog that ends it if this process is killed) and serves DIR/KEY.sock (0600, DIR 0700).
+// Each ralph connection takes a lease there: it learns the proxy's port, dials 127.0.0.1:PORT itself
+// (so its bytes pass through no extra process), and holds the lease while the connection lives.
+// The port is open only while this process lives: it exits after N ms with no lease, on
+// SIGTERM/SIGINT/SIGHUP, and takes the proxy with it. Whoever else reaches the port (the proxy binds
+// 0.0.0.0) meets the daemon's demand for proof of an enrolled identity (./auth.ts).
 //
 // To the process that started it, it writes one line on stdout, `ready` or `error <message>`, and
 // nothing after. DIR/KEY.json says who it is (pid, the tunneler's pid and port) for `ralph remote
@@ -18,7 +19,6 @@ import { chmodSync, closeSync, openSync, readFileSync, renameSync, rmSync, write
 import net from 'node:net';
 import { explainZitiError, Tunneler } from './tunnel.js';
 import { zitiBinary, type ZitiLogLine } from './tunnel-process.js';
-import { ERROR_GREETING } from './auth.js';
 import { proxyPaths, socketAnswers, type ProxyState } from './proxy.js';
 
 interface Args {
@@ -138,7 +138,7 @@ async function main(): Promise<void> {
       process.exit(0);
     }
     rmSync(paths.socket, { force: true });
-    server = net.createServer({ allowHalfOpen: true });
+    server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(paths.socket, () => resolve());
@@ -228,38 +228,29 @@ async function main(): Promise<void> {
       failureWaiters.add(onFailure);
     });
 
-  const relay = async (client: net.Socket): Promise<void> => {
+  /**
+   * One lease: a command's ziti connection. It is told the proxy's port (`up PORT`) or why there is
+   * none (`error …`), dials that port itself, and holds the lease open while its connection lives;
+   * a lease line `why` asks why the proxy ended a connection before the daemon said a word.
+   */
+  const serveLease = async (lease: net.Socket): Promise<void> => {
     const since = Date.now();
+    lease.setEncoding('utf8');
+    let asked = '';
+    lease.on('data', (d: string) => {
+      asked += d;
+      if (!asked.includes('why\n')) return;
+      asked = '';
+      void failureReason(since).then((why) => lease.writable && lease.write(`why ${why.replace(/\s+/g, ' ')}\n`));
+    });
+    lease.on('error', () => lease.destroy());
     try {
       await whenUp();
     } catch (err) {
-      client.end(`${ERROR_GREETING}${(err as Error).message.replace(/\s+/g, ' ')}\n`);
+      if (lease.writable) lease.end(`error ${(err as Error).message.replace(/\s+/g, ' ')}\n`);
       return;
     }
-    if (client.destroyed) return;
-    const upstream = net.connect({ host: '127.0.0.1', port: tunneler.port, allowHalfOpen: true });
-    upstream.setNoDelay(true);
-    let received = 0;
-    upstream.on('data', (d: Buffer) => {
-      received += d.length;
-      if (!client.write(d)) upstream.pause();
-    });
-    client.on('drain', () => upstream.resume());
-    upstream.on('end', () => {
-      if (received > 0) return void client.end();
-      void failureReason(since).then((why) => client.end(`${ERROR_GREETING}${why.replace(/\s+/g, ' ')}\n`));
-    });
-    client.pipe(upstream);
-    const destroyBoth = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    upstream.on('error', destroyBoth);
-    client.on('error', destroyBoth);
-    upstream.on('close', () => {
-      if (received > 0) client.end();
-    });
-    client.on('close', () => upstream.destroy());
+    if (lease.writable) lease.write(`up ${tunneler.port}\n`);
   };
 
   server.on('connection', (client: net.Socket) => {
@@ -269,7 +260,7 @@ async function main(): Promise<void> {
       active--;
       if (active === 0 && !closing) armIdle();
     });
-    void relay(client);
+    void serveLease(client);
   });
 
   try {

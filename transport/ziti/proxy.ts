@@ -2,7 +2,9 @@
 // ziti service goes through one shared, supervised `ziti tunnel proxy` for that service and identity
 // (./proxy-main.ts), started on first use and gone after RALPH_ZITI_PROXY_IDLE_MS without use.
 //
-// The commands reach it through a unix socket in a private directory (0700; the socket 0600):
+// A connection first takes a lease on the proxy process's unix socket, which answers with the
+// proxy's port; it then dials 127.0.0.1:PORT directly and holds the lease while it lives.
+// The unix socket lives in a private directory (0700; the socket 0600):
 //   $RALPH_ZITI_PROXY_DIR, else $XDG_RUNTIME_DIR/ralph-ziti, else $TMPDIR/ralph-ziti-<uid>.
 // Files there, per (service, identity), KEY = a hash of both: KEY.sock, KEY.json (pid, the
 // tunneler's pid and port), KEY.log (its warnings), KEY.lock (held while a proxy claims the socket).
@@ -17,7 +19,6 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { DialError } from '../index.js';
 
-export { ERROR_GREETING } from './auth.js';
 
 export const PROXY_DIR_ENV = 'RALPH_ZITI_PROXY_DIR';
 export const PROXY_IDLE_ENV = 'RALPH_ZITI_PROXY_IDLE_MS';
@@ -93,7 +94,7 @@ export function readProxyState(service: string, identityFile: string, env: NodeJ
 
 function connectUnix(path: string, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ path, allowHalfOpen: true });
+    const s = net.connect({ path });
     const timer = setTimeout(() => {
       s.destroy();
       reject(Object.assign(new Error(`no connection to ${path} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
@@ -162,11 +163,39 @@ function startProxy(service: string, identityFile: string, dir: string, key: str
   });
 }
 
+/** Reads one line from a lease (the proxy process answers in short lines). */
+function leaseLine(lease: net.Socket, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const done = (fn: () => void) => {
+      clearTimeout(timer);
+      lease.off('data', onData);
+      lease.off('close', onClose);
+      fn();
+    };
+    const onData = (d: Buffer) => {
+      text += d.toString('utf8');
+      const nl = text.indexOf('\n');
+      if (nl !== -1) done(() => resolve(text.slice(0, nl)));
+    };
+    const onClose = () => done(() => reject(new Error(`the OpenZiti proxy process closed before ${what}`)));
+    const timer = setTimeout(() => done(() => reject(new Error(`no ${what} within ${timeoutMs} ms`))), timeoutMs);
+    lease.on('data', onData);
+    lease.once('close', onClose);
+  });
+}
+
+/** A ziti connection through the shared proxy: a tcp socket, with why the proxy ended it early. */
+export interface ProxiedConnection extends Duplex {
+  /** Asks the proxy process why this connection ended before the daemon said anything. */
+  explainEarlyEnd?: () => Promise<string | undefined>;
+}
+
 /**
  * Dials `service` through the shared proxy for this identity, starting it if none runs. The stream
- * carries the daemon's greeting first (./auth.ts), or the proxy's one-line reason it cannot.
+ * carries the daemon's greeting first (./auth.ts); if it ends before that, explainEarlyEnd says why.
  */
-export async function dialProxy(service: string, identityFile: string, timeoutMs: number): Promise<Duplex> {
+export async function dialProxy(service: string, identityFile: string, timeoutMs: number): Promise<ProxiedConnection> {
   const address = `ziti:${service}`;
   const deadline = Date.now() + timeoutMs;
   let dir: string;
@@ -178,18 +207,69 @@ export async function dialProxy(service: string, identityFile: string, timeoutMs
   const key = proxyKey(service, identityFile);
   const { socket } = proxyPaths(dir, key);
   const remaining = () => Math.max(1, deadline - Date.now());
+  let lease: net.Socket;
   try {
-    return await connectUnix(socket, remaining());
+    lease = await connectUnix(socket, remaining());
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw new DialError(`${address}: cannot reach the OpenZiti proxy at ${socket}: ${(err as Error).message}`, address);
+    await startProxy(service, identityFile, dir, key, remaining());
+    try {
+      lease = await connectUnix(socket, remaining());
+    } catch (err2) {
+      throw new DialError(`${address}: the OpenZiti proxy started but ${socket} does not answer: ${(err2 as Error).message}`, address);
+    }
   }
-  await startProxy(service, identityFile, dir, key, remaining());
+  lease.on('error', () => lease.destroy());
+  let port: number;
   try {
-    return await connectUnix(socket, remaining());
+    const answer = await leaseLine(lease, remaining(), "the OpenZiti proxy's port");
+    const up = /^up (\d+)$/.exec(answer);
+    if (!up) throw new Error(answer.replace(/^error /, '').replace(/^ziti:\S+: /, ''));
+    port = Number(up[1]);
   } catch (err) {
-    throw new DialError(`${address}: the OpenZiti proxy started but ${socket} does not answer: ${(err as Error).message}`, address);
+    lease.destroy();
+    throw new DialError(`cannot connect to ${address}: ${(err as Error).message}`, address);
   }
+  let conn: ProxiedConnection;
+  try {
+    conn = await connectTcp(port, remaining());
+  } catch (err) {
+    lease.destroy();
+    throw new DialError(`cannot connect to ${address}: the OpenZiti proxy on 127.0.0.1:${port}: ${(err as Error).message}`, address);
+  }
+  conn.once('close', () => lease.destroy());
+  conn.explainEarlyEnd = async () => {
+    if (lease.destroyed) return undefined;
+    lease.write('why\n');
+    try {
+      return (await leaseLine(lease, 2000, 'an answer')).replace(/^why /, '');
+    } catch {
+      return undefined;
+    }
+  };
+  return conn;
+}
+
+function connectTcp(port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.off('error', onError);
+      s.setNoDelay(true);
+      resolve(s);
+    });
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    s.once('error', onError);
+  });
 }
 
 function pidAlive(pid: number): boolean {

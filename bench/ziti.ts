@@ -13,7 +13,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -53,6 +53,16 @@ interface Row {
   path: string;
   echo: Percentiles;
   mbPerS: number;
+  /** How busy the machine's CPUs were during the flood, 0–1 (all cores together). */
+  cpuBusy: number;
+}
+
+/** Jiffies spent busy and in total by all CPUs so far (/proc/stat's first line). */
+function cpuTimes(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
 }
 
 async function measurePath(path: string, d: DaemonHandle, open: (loopId: string) => Promise<Duplex>): Promise<Row> {
@@ -67,12 +77,14 @@ async function measurePath(path: string, d: DaemonHandle, open: (loopId: string)
   const watch = new OutputWatch(peer);
   await watch.subscribe({ fromSeq: 0 });
   const echo = await measureEcho(watch, KEYSTROKES);
+  const before = cpuTimes();
   const flood = await measureFlood(watch);
+  const after = cpuTimes();
   peer.close();
-  const row = { path, echo, mbPerS: flood.mbPerS };
+  const row = { path, echo, mbPerS: flood.mbPerS, cpuBusy: (after.busy - before.busy) / Math.max(1, after.total - before.total) };
   console.log(
     `  ${path.padEnd(22)} echo p50 ${echo.p50.toFixed(2)} p95 ${echo.p95.toFixed(2)} p99 ${echo.p99.toFixed(2)} ms (n=${echo.n}); ` +
-      `${flood.mbPerS.toFixed(1)} MB/s (${flood.mb.toFixed(0)} MB)   [load ${load()}]`,
+      `${flood.mbPerS.toFixed(1)} MB/s (${flood.mb.toFixed(0)} MB, CPUs ${(row.cpuBusy * 100).toFixed(0)}% busy)   [load ${load()}]`,
   );
   return row;
 }
@@ -116,7 +128,7 @@ async function main(): Promise<void> {
     try {
       for (const [label, open] of [
         ['tunnel proxy port', tcpTo(proxy.port)],
-        ['ralph proxy relay', () => dialProxy(net!.service, net!.identities.client, 20_000)],
+        ['ralph proxy lease', () => dialProxy(net!.service, net!.identities.client, 20_000)],
       ] as const) {
         const b = await rawOverlay({ hostPort: net.hostPort, floodMb: FLOOD_MB, count: KEYSTROKES, open });
         baselines[label] = b;
@@ -205,10 +217,10 @@ async function main(): Promise<void> {
     const z = rows[2]!;
     const zc = rows[3]!;
     console.log(`\nsummary (median push of 3; load average now ${load()}):`);
-    console.log(`  | path                   | echo p50 | echo p95 | echo p99 | throughput |`);
-    console.log(`  |------------------------|----------|----------|----------|------------|`);
+    console.log(`  | path                   | echo p50 | echo p95 | echo p99 | throughput | CPUs busy |`);
+    console.log(`  |------------------------|----------|----------|----------|------------|-----------|`);
     for (const r of rows) {
-      console.log(`  | ${r.path.padEnd(22)} | ${r.echo.p50.toFixed(2).padStart(5)} ms | ${r.echo.p95.toFixed(2).padStart(5)} ms | ${r.echo.p99.toFixed(2).padStart(5)} ms | ${r.mbPerS.toFixed(1).padStart(5)} MB/s |`);
+      console.log(`  | ${r.path.padEnd(22)} | ${r.echo.p50.toFixed(2).padStart(5)} ms | ${r.echo.p95.toFixed(2).padStart(5)} ms | ${r.echo.p99.toFixed(2).padStart(5)} ms | ${r.mbPerS.toFixed(1).padStart(5)} MB/s | ${(r.cpuBusy * 100).toFixed(0).padStart(7)} % |`);
     }
     const p50 = (k: string) => `${connect[k]!.p50.toFixed(0)} ms`;
     console.log(
@@ -216,7 +228,7 @@ async function main(): Promise<void> {
         `starting the proxy ${p50('ziti, proxy started')}, through zcat ${p50('ziti via zcat')}`,
     );
     for (const [label, b] of Object.entries(baselines)) {
-      console.log(`  | overlay alone, ${label.padEnd(7).slice(0, 7)} | ${b.echo.p50.toFixed(2).padStart(5)} ms | ${b.echo.p95.toFixed(2).padStart(5)} ms | ${b.echo.p99.toFixed(2).padStart(5)} ms | ${b.mbPerS.toFixed(1).padStart(5)} MB/s |  (${label})`);
+      console.log(`  | overlay alone          | ${b.echo.p50.toFixed(2).padStart(5)} ms | ${b.echo.p95.toFixed(2).padStart(5)} ms | ${b.echo.p99.toFixed(2).padStart(5)} ms | ${b.mbPerS.toFixed(1).padStart(5)} MB/s |           |  (${label})`);
     }
     console.log(`  git push ${PUSH_MB} MB: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms → ${(ziti / file).toFixed(2)}x`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');

@@ -13,24 +13,23 @@
 //   later is restarted with backoff (0.2 s doubling to 10 s, reset after 30 s up); close stops it.
 //   `ziti tunnel host` hosts every service its identity may bind: give the daemon's identity Bind
 //   on its own service only.
-//   Anyone on the box who can reach 127.0.0.1:PORT reaches the daemon too, as with any tcp listener
-//   behind a tunneler: run the daemon on a box whose local users you trust.
+//   Anyone on the box who can reach 127.0.0.1:PORT reaches that port too; ./index.ts lets no
+//   connection through without a proof of an enrolled identity (./auth.ts).
 //
-// Client side — `ziti demo zcat`, one process per connection, no listening socket:
-//   The issue first asked for `ziti tunnel proxy S:PORT` with a proxy reused across commands, but the
-//   proxy binds 0.0.0.0 (hard-coded, no flag): while it runs, anyone who can reach this machine's
-//   PORT gets a circuit to the daemon carrying *our* identity — the right to run code on the box.
-//   Closing that needs root (iptables, a network namespace); nothing the daemon could check tells a
-//   stranger's connection from ours without adding auth of its own, which OpenZiti is there to do.
-//   `ziti demo zcat -i IDENTITY ziti:S` dials the service with the Go SDK and joins it to its own
-//   stdin/stdout: nothing listens at all, the stream is ours alone (pipes), end-of-stream works in
-//   both directions (stdin EOF → CloseWrite; remote EOF → zcat exits), and its errors are precise
-//   ("service 'S' not found" = may not dial; "has no terminators" = nobody hosts S; the controller
-//   refusing the connection). The price: each connection authenticates afresh, ~0.3–0.6 s on
-//   loopback instead of ~0.1 s through a warm proxy. zcat runs without -v (at debug it logs every
-//   message): the Duplex is handed out at once, and a failed dial arrives as a DialError on it.
-//   A zcat lives exactly as long as its connection; if ralph dies, its stdin closes and its stdout
-//   breaks, and it exits.
+// Client side, two modes ($RALPH_ZITI_CLIENT):
+//   proxy (default) — a shared `ziti tunnel proxy S:0` per service and identity, owned by a detached
+//     ralph process (./proxy-main.ts, ./proxy.ts), reused by every command while it lives. The proxy
+//     binds 0.0.0.0 (hard-coded, no flag); the proof of identity makes that port worthless to anyone
+//     else, and the owner ends it after a minute unused.
+//   zcat — `ziti demo zcat -i IDENTITY ziti:S`, one process per connection: it dials the service
+//     with the Go SDK and joins it to its own stdin/stdout, so nothing listens at all; end-of-stream
+//     works both ways (stdin EOF → CloseWrite; remote EOF → zcat exits), and its errors are precise
+//     ("service 'S' not found" = may not dial; "has no terminators" = nobody hosts S; the controller
+//     refusing the connection). The price: each connection authenticates afresh, ~0.3–0.6 s on
+//     loopback instead of ~0.1 s through a warm proxy. zcat runs without -v (at debug it logs every
+//     message): the Duplex is handed out at once, and a failed dial arrives as a DialError on it.
+//     A zcat lives exactly as long as its connection; if ralph dies, its stdin closes and its stdout
+//     breaks, and it exits.
 //
 // End of stream: both report EOF; a killed tunneler also looks like a clean EOF (see
 // install/ZITI-NOTES.md) — the protocol layer copes (clients resubscribe from seq).

@@ -281,10 +281,14 @@ test("the laptop's proxy: shared by commands, a stranger on its port gains nothi
   const [killed] = proxyStates();
   process.kill(killed!.pid, 'SIGKILL');
   await waitUntil(() => proxyTunnelers().length === 0, { timeoutMs: 15_000, intervalMs: 100, what: 'no orphaned tunneler after the proxy was killed' });
-  const again = await cli(['remote', 'test', 'box']);
+  // Two commands at once find no proxy: both start one, one of them claims the socket, both are served.
+  const [again, alongside] = await Promise.all([cli(['remote', 'test', 'box']), cli(['status', '--json'])]);
   assert.is(again.code, 0, again.stderr);
-  const [fresh] = proxyStates();
-  assert.is.not(fresh!.pid, killed!.pid);
+  assert.is(alongside.code, 0, alongside.stderr);
+  const running = proxyStates().filter((p) => alive(p.pid));
+  assert.is(running.length, 1, JSON.stringify(running));
+  assert.is.not(running[0]!.pid, killed!.pid);
+  assert.is(proxyTunnelers().length, 1);
 
   // Idle: a proxy nobody uses ends by itself, and takes its port with it.
   await cli(['remote', 'disconnect', 'box']);

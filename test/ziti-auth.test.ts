@@ -100,7 +100,7 @@ test('a proof made for another service, or a stolen certificate without its key,
   const err1 = await wrong.catch((e: Error) => e);
   assert.match((err1 as Error).message, /refused identity .*: the signature does not match the certificate$/);
   // The client's real certificate, signed with a key of the network that is not its own.
-  const mixed = identityFile('mixed', { key: network.issue('other').key, cert: JSON.parse(JSON.stringify(network.issue('client2').cert)) }, network.ca);
+  const mixed = identityFile('mixed', { key: network.issue('other').key, cert: network.issue('client2').cert }, network.ca);
   const s2 = await connect(h.path);
   const err2 = await proveIdentity(s2, SERVICE, mixed, 2000).catch((e: Error) => e);
   assert.match((err2 as Error).message, /the signature does not match the certificate$/);

@@ -1,6 +1,9 @@
 // OpenZiti transport: `ziti:<service>` addresses with an enrolled identity file.
 // Two backends carry them: the Node SDK in-process ('sdk', ./sdk.ts) and the `ziti` CLI tunneler
 // ('tunnel', ./tunnel.ts). 'auto' (the default) takes the SDK when it loads here, else the tunneler.
+// Either way, every connection opens with a proof of identity (./auth.ts): the host hands out only
+// connections whose dialer proved an enrolled key of its network, and dial returns only once the
+// host has accepted ours.
 //
 // Options, each with an environment fallback:
 //   identity file   opts.identityFile  ?? $RALPH_ZITI_IDENTITY   (CLI: --ziti-identity FILE)

@@ -92,8 +92,14 @@ async function takeLock(deadline: number): Promise<() => void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const holder = Number(readFileSync(paths.lock, { encoding: 'utf8', flag: 'r' }).trim() || '0');
-    if (!holder || !pidAlive(holder)) {
+    let holder = 0;
+    try {
+      holder = Number(readFileSync(paths.lock, 'utf8').trim() || '0');
+    } catch {
+      continue; // released in between
+    }
+    // An empty file is a lock being written this instant: wait, as for a live holder.
+    if (holder && !pidAlive(holder)) {
       rmSync(paths.lock, { force: true });
       continue;
     }
@@ -238,7 +244,7 @@ async function main(): Promise<void> {
     lease.setEncoding('utf8');
     let asked = '';
     lease.on('data', (d: string) => {
-      asked += d;
+      asked = (asked + d).slice(-64); // only `why` lines are expected
       if (!asked.includes('why\n')) return;
       asked = '';
       void failureReason(since).then((why) => lease.writable && lease.write(`why ${why.replace(/\s+/g, ' ')}\n`));

@@ -10,8 +10,14 @@ export type RemoteReachability = 'ok' | 'unreachable';
 /** Why a remote row was closed by reconciliation: its daemon answered but knows no such loop. */
 export const UNKNOWN_TO_DAEMON_REASON = 'the remote daemon no longer knows this loop';
 
-/** Reconciles every remote that has loops not yet final; returns how each remote answered. */
-export async function reconcileRemoteRows(store: LoopStore, opts: { timeoutMs: number }): Promise<Map<string, RemoteReachability>> {
+/**
+ * Reconciles every remote that has loops not yet final; returns how each remote answered.
+ * `reasons`, when given, receives why each unreachable remote was (one line naming it).
+ */
+export async function reconcileRemoteRows(
+  store: LoopStore,
+  opts: { timeoutMs: number; reasons?: Map<string, string> },
+): Promise<Map<string, RemoteReachability>> {
   const byRemote = new Map<string, LoopRow[]>();
   for (const row of store.listOpen()) {
     if (row.location !== 'remote' || row.remote === null || row.remoteLoopId === null) continue;
@@ -21,7 +27,7 @@ export async function reconcileRemoteRows(store: LoopStore, opts: { timeoutMs: n
   if (byRemote.size === 0) return result;
   await Promise.all(
     [...byRemote].map(async ([remote, rows]) => {
-      result.set(remote, await reconcileRemote(store, rows, opts.timeoutMs));
+      result.set(remote, await reconcileRemote(store, rows, opts.timeoutMs, (why) => opts.reasons?.set(remote, why)));
     }),
   );
   return result;
@@ -45,7 +51,12 @@ export async function reconcileRow(
 }
 
 /** Asks one daemon for its loops and applies the answer to `rows` (all of that remote). */
-async function reconcileRemote(store: LoopStore, rows: LoopRow[], timeoutMs: number): Promise<RemoteReachability> {
+async function reconcileRemote(
+  store: LoopStore,
+  rows: LoopRow[],
+  timeoutMs: number,
+  unreachableBecause: (why: string) => void = () => {},
+): Promise<RemoteReachability> {
   const [{ openControl, listLoops, remoteForRow }, { readConfig }, { applyDaemonLoop }] = await Promise.all([
     import('./daemon.js'),
     import('../store/config.js'),
@@ -73,7 +84,10 @@ async function reconcileRemote(store: LoopStore, rows: LoopRow[], timeoutMs: num
     })();
     ask.catch(() => {}); // a late failure after the timeout has nobody to tell
     const answer = await Promise.race([ask, timedOut]);
-    if (answer === 'timeout') return 'unreachable';
+    if (answer === 'timeout') {
+      unreachableBecause(`remote ${remote.name} (${remote.address}): no answer within ${timeoutMs} ms (ralph status --timeout MS waits longer)`);
+      return 'unreachable';
+    }
     const seenAt = nowIso();
     const known = new Map(answer.map((l) => [l.loopId, l]));
     store.db.transaction(() => {
@@ -84,7 +98,8 @@ async function reconcileRemote(store: LoopStore, rows: LoopRow[], timeoutMs: num
       }
     }).immediate();
     return 'ok';
-  } catch {
+  } catch (err) {
+    unreachableBecause((err as Error).message);
     return 'unreachable';
   } finally {
     gaveUp = true;

@@ -13,11 +13,14 @@ export async function run(opts: { json?: boolean; timeout: number; all?: boolean
   });
   const store = openLoopStore();
   settleDeadRunners(store);
-  const reachability = await reconcileRemoteRows(store, { timeoutMs: opts.timeout });
+  const reasons = new Map<string, string>();
+  const reachability = await reconcileRemoteRows(store, { timeoutMs: opts.timeout, reasons });
   const unreachableRemotes = [...reachability].filter(([, r]) => r === 'unreachable').map(([name]) => name);
   // The table shows the newest loops (and every open one); --json always lists every loop.
   const limit = opts.all ? null : opts.limit;
   const text = opts.json ? statusJson(store) : statusTable(store, { unreachableRemotes, ...(limit !== undefined ? { limit } : {}) });
   store.db.close();
   process.stdout.write(text || 'no loops yet (start one with: ralph run DIR)\n');
+  // Why a remote shows as unreachable, on stderr: the table (or the JSON) stays as it is.
+  for (const why of reasons.values()) process.stderr.write(`ralph: ${why}\n`);
 }

@@ -117,6 +117,7 @@ function writeState(tunneler: Tunneler, startedAt: string): void {
     service: args.service,
     identity: args.identity,
     startedAt,
+    idleMs: args.idleMs,
   };
   const tmp = `${paths.state}.${process.pid}`;
   writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o600 });

@@ -35,6 +35,8 @@ export interface ProxyState {
   service: string;
   identity: string;
   startedAt: string;
+  /** It ends after this long with no connection. */
+  idleMs: number;
 }
 
 export interface ProxyPaths {

@@ -130,8 +130,18 @@ export async function measureFlood(
   const sampler = rssOf ? setInterval(() => (maxRss = Math.max(maxRss, rssOf())), 50) : undefined;
   await watch.peer.request('write', { data: '\rq\r' }); // a line of its own: "q" ends the echo step
   await watch.peer.request('interactive', { on: false });
-  await watch.completed;
-  clearInterval(sampler);
+  // The runner lingers only ~2 s after the end for a client still behind; a client further behind
+  // (a big flood over a slow path) is cut off, and `ralph attach` would fetch the tail from the log.
+  // A benchmark must say so rather than wait forever.
+  const closed = watch.peer.whenClosed().then((why) => {
+    throw new Error(`the connection closed before all output arrived (${((watch.bytes - startBytes) / (1 << 20)).toFixed(1)} MB received): ${why}; use a smaller BENCH_FLOOD_MB`);
+  });
+  try {
+    await Promise.race([watch.completed, closed]);
+  } finally {
+    clearInterval(sampler);
+  }
+  closed.catch(() => {});
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const mb = (watch.bytes - startBytes) / (1024 * 1024);
   return { mb, seconds, mbPerS: mb / seconds, maxRssMb: maxRss / 1024, events: watch.events - startEvents };

@@ -295,7 +295,10 @@ test("the laptop's proxy: shared by commands, a stranger on its port gains nothi
   await cli(['remote', 'disconnect', 'box']);
   const idle = await ralph(['remote', 'test', 'box'], { env: { ...env, RALPH_ZITI_PROXY_IDLE_MS: '300' }, cwd: work, timeoutMs: 60_000 });
   assert.is(idle.code, 0, idle.stderr);
-  const [short] = proxyStates();
+  // Read from the command's own output: the state file may be gone already, the proxy with it.
+  const via = /ziti tunnel proxy \(pid (\d+), port (\d+) on all interfaces/.exec(idle.stdout);
+  assert.ok(via, idle.stdout);
+  const short = { pid: Number(via![1]), port: Number(via![2]) };
   await waitUntil(() => !alive(short!.pid) && proxyTunnelers().length === 0, { timeoutMs: 15_000, intervalMs: 100, what: 'the idle proxy gone' });
   const refused = await new Promise<string>((resolve) => {
     const sock = tcpConnect({ host: '127.0.0.1', port: short!.port });

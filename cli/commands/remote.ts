@@ -213,7 +213,7 @@ export async function test(name: string): Promise<void> {
   const proxy = via ? (await import('../../transport/ziti/proxy.js')).runningProxy(via.service, via.identity) : null;
   if (proxy) {
     const idle = proxy.idleMs >= 60_000 && proxy.idleMs % 60_000 === 0 ? `${proxy.idleMs / 60_000} min` : `${proxy.idleMs / 1000} s`;
-    lines.push(`  via         ziti tunnel proxy (pid ${proxy.pid}, up since ${proxy.startedAt}), shared by ralph commands; it ends after ${idle} unused`);
+    lines.push(`  via         ziti tunnel proxy (pid ${proxy.pid}, port ${proxy.port} on all interfaces, up since ${proxy.startedAt}), shared by ralph commands; it ends after ${idle} unused`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -138,7 +138,7 @@ test('git push over Ziti starts a loop that runs to completion; status reconcile
 
 test('attach over Ziti streams output and types into the agent; the daemon-side tunneler killed mid-attach: attach reconnects and resumes from seq, nothing lost or doubled', async () => {
   if (!net) return;
-  const COUNT = 250;
+  const COUNT = 400; // 16 s of output: room for two tunneler restarts and the reconnects after them
   await git(['switch', '--quiet', '-c', 'typing']);
   const agentCmd = `FIXTURE_SLOW_MS=40 FIXTURE_SLOW_COUNT=${COUNT} node ${AGENT} echo,slow,work,work`;
   const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=${agentCmd}`, '-o', 'ralph.iterations=2', 'ralph-remote', 'typing'], { env, cwd: work, timeoutMs: 90_000 });

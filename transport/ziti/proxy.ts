@@ -11,7 +11,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,18 +19,18 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { DialError } from '../index.js';
 
-
 export const PROXY_DIR_ENV = 'RALPH_ZITI_PROXY_DIR';
 export const PROXY_IDLE_ENV = 'RALPH_ZITI_PROXY_IDLE_MS';
 const DEFAULT_IDLE_MS = 60_000;
 const DEFAULT_START_TIMEOUT_MS = 15_000;
+const LOG_MAX_BYTES = 256 * 1024;
 
 /** What a running proxy process says of itself in KEY.json. */
 export interface ProxyState {
   pid: number;
   /** The supervised `ziti tunnel proxy` (its watchdog's process group). */
   tunnelerPid: number;
-  /** The proxy's port on 0.0.0.0; ralph itself only ever uses the unix socket. */
+  /** The proxy's port (it listens on 0.0.0.0; ralph dials it on 127.0.0.1, under a lease). */
   port: number;
   service: string;
   identity: string;
@@ -128,7 +128,14 @@ function idleMs(): number {
 function startProxy(service: string, identityFile: string, dir: string, key: string, timeoutMs: number): Promise<void> {
   const address = `ziti:${service}`;
   const paths = proxyPaths(dir, key);
-  const log = openSync(paths.log, 'a', 0o600);
+  // The log keeps the warnings of past proxies too, but not without end.
+  let size = 0;
+  try {
+    size = statSync(paths.log).size;
+  } catch {
+    /* no log yet */
+  }
+  const log = openSync(paths.log, size > LOG_MAX_BYTES ? 'w' : 'a', 0o600);
   const child = spawn(
     process.execPath,
     [PROXY_MAIN, '--service', service, '--identity', identityFile, '--dir', dir, '--key', key, '--idle-ms', String(idleMs()), '--timeout-ms', String(Math.max(timeoutMs, DEFAULT_START_TIMEOUT_MS))],

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { watchRemoteCompletions } from '../client/events.js';
 import { findRemote } from '../client/daemon.js';
@@ -258,7 +258,22 @@ test('ralph attach to a remote loop: replay, i for interactive, keystrokes reach
     a.keys('i');
     await a.stderr(/interactive — keys go[^]*interactive — keys go/);
     a.keys('two\r');
-    await a.stdout('second:two');
+    try {
+      await a.stdout('second:two');
+    } catch (err) {
+      // Seen once under load (CI, ziti-e2e alongside): say how far the box got, for the next person.
+      const remoteId = store.get(id)?.remoteLoopId ?? id;
+      const tail = (file: string) => {
+        try {
+          return JSON.stringify(readFileSync(join(box.home, 'logs', file), 'utf8').slice(-600));
+        } catch (e) {
+          return `(${(e as Error).message})`;
+        }
+      };
+      throw new Error(
+        `${(err as Error).message}\nbox output log tail: ${tail(`${remoteId}.log`)}\nrunner log tail: ${tail(`${remoteId}.runner.log`)}\ndaemon log tail: ${JSON.stringify(d.log().slice(-1500))}`,
+      );
+    }
     assert.not.match(a.output(), /second:x/);
     // back to watch mode, the iteration may end: one iteration and no promise, so the loop fails at
     // its limit; attach says so and exits 0

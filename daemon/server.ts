@@ -13,7 +13,7 @@ import type { Config } from '../store/config.js';
 import { openDb, type Db } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { ensurePrivateDir, homePaths, type HomePaths } from '../store/paths.js';
-import { isLoopbackHost, listen, parseAddress, type Listener, type ZitiOptions } from '../transport/index.js';
+import { endAndLinger, isLoopbackHost, listen, parseAddress, type Listener, type ZitiOptions } from '../transport/index.js';
 import type { DaemonContext, DaemonLogger } from './context.js';
 import { serveControl } from './control.js';
 import { loadDeps, type LoopDeps } from './deps.js';
@@ -84,8 +84,6 @@ export function checkListenAddresses(addresses: string[], allowPublic: boolean):
   }
 }
 
-const LINGER_AFTER_REFUSAL_MS = 2000;
-
 export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDaemon> {
   const log = opts.log ?? createLogger();
   const extra = opts.listen ?? [];
@@ -139,13 +137,7 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
   const refuse = (conn: Duplex, who: string, id: number | string | null, error: ResponseError) => {
     log.warn(`${who}: refused: ${error.message}`);
     if (conn.destroyed) return;
-    // Answer, then keep reading (and dropping) for a moment: closing a socket with unread input
-    // resets it, and the client could lose the answer.
-    conn.end(helloErrorReply(id, error));
-    conn.on('data', () => {});
-    conn.resume();
-    const t = setTimeout(() => conn.destroy(), LINGER_AFTER_REFUSAL_MS);
-    conn.once('close', () => clearTimeout(t));
+    endAndLinger(conn, helloErrorReply(id, error));
   };
 
   const handleConnection = async (conn: Duplex, via: string) => {

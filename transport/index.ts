@@ -43,10 +43,29 @@ export class DialError extends Error {
   constructor(
     message: string,
     readonly address: string,
+    /** The system error behind it, when there is one (ENOENT, ECONNREFUSED, ETIMEDOUT, …). */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'DialError';
   }
+}
+
+/**
+ * How long a connection that was answered and ended (a refusal) keeps being read: closing a socket
+ * with unread input resets it, and the peer could lose the answer.
+ */
+const LINGER_AFTER_END_MS = 2000;
+
+/** Ends `conn` after `lastWords` (if any), reading and dropping what still comes, for a moment. */
+export function endAndLinger(conn: Duplex, lastWords?: string): void {
+  if (conn.destroyed) return;
+  if (lastWords === undefined) conn.end();
+  else conn.end(lastWords);
+  conn.on('data', () => {});
+  conn.resume();
+  const t = setTimeout(() => conn.destroy(), LINGER_AFTER_END_MS);
+  conn.once('close', () => clearTimeout(t));
 }
 
 class NetListener extends EventEmitter implements Listener {
@@ -73,7 +92,7 @@ class NetListener extends EventEmitter implements Listener {
 }
 
 /** Is something answering on this unix socket? (A stale file from a dead process is not.) */
-function socketAnswers(path: string): Promise<boolean> {
+export function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(path);
     s.once('connect', () => {
@@ -148,12 +167,13 @@ export async function listen(address: string | Address, opts: ListenOptions = {}
   }
 }
 
-function dialNet(target: net.NetConnectOpts, label: string, timeoutMs: number): Promise<net.Socket> {
+/** Connects a unix or tcp socket: `dial` for those kinds, with every net option open to the caller. */
+export function dialNet(target: net.NetConnectOpts, label: string, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(target);
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(new DialError(`${label}: no connection within ${timeoutMs} ms`, label));
+      reject(new DialError(`${label}: no connection within ${timeoutMs} ms`, label, 'ETIMEDOUT'));
     }, timeoutMs);
     sock.once('connect', () => {
       clearTimeout(timer);
@@ -169,7 +189,7 @@ function dialNet(target: net.NetConnectOpts, label: string, timeoutMs: number): 
           : err.code === 'EACCES'
             ? 'permission denied'
             : err.message;
-      reject(new DialError(`cannot connect to ${label}: ${why}`, label));
+      reject(new DialError(`cannot connect to ${label}: ${why}`, label, err.code));
     };
     sock.once('error', onError);
   });

@@ -12,7 +12,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { DialError, type Listener, type ZitiOptions } from '../index.js';
+import { DialError, endAndLinger, type Listener, type ZitiOptions } from '../index.js';
 import { AuthError, checkProof, proofChecker, proveIdentity, type ProofChecker } from './auth.js';
 import { ZitiError } from './errors.js';
 import { identityFileFor, readIdentity, type ZitiIdentity } from './identity.js';
@@ -107,9 +107,6 @@ function warnOnStderr(address: string): (message: string) => void {
   return (m) => process.stderr.write(`${new Date().toISOString()} warn ${address}: ${m}\n`);
 }
 
-/** How long a refused connection is kept (reading and dropping) so the refusal is not lost to a reset. */
-const LINGER_AFTER_REFUSAL_MS = 2000;
-
 /** Hands out only connections whose dialer proved an enrolled identity of this network. */
 class ProvingListener extends EventEmitter implements Listener {
   readonly address: string;
@@ -129,12 +126,7 @@ class ProvingListener extends EventEmitter implements Listener {
         },
         (err: Error) => {
           warn(`refused a connection: ${err.message}`);
-          if (conn.destroyed) return;
-          conn.end();
-          conn.on('data', () => {});
-          conn.resume();
-          const t = setTimeout(() => conn.destroy(), LINGER_AFTER_REFUSAL_MS);
-          conn.once('close', () => clearTimeout(t));
+          endAndLinger(conn); // checkProof has told the dialer why
         },
       );
     });

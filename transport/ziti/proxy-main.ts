@@ -18,8 +18,9 @@
 import { chmodSync, closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { explainZitiError, Tunneler } from './tunnel.js';
-import { zitiBinary, type ZitiLogLine } from './tunnel-process.js';
-import { proxyPaths, socketAnswers, type ProxyState } from './proxy.js';
+import { pidAlive, zitiBinary, type ZitiLogLine } from './tunnel-process.js';
+import { socketAnswers } from '../index.js';
+import { proxyPaths, type ProxyState } from './proxy.js';
 
 interface Args {
   service: string;
@@ -68,15 +69,6 @@ function warn(message: string): void {
 }
 
 const LOCK_WAIT_STEP_MS = 50;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Takes DIR/KEY.lock (created exclusively, our pid inside) so that of two proxies started at once

@@ -12,12 +12,12 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { DialError } from '../index.js';
+import { DialError, dial, dialNet } from '../index.js';
+import { pidAlive } from './tunnel-process.js';
 
 export const PROXY_DIR_ENV = 'RALPH_ZITI_PROXY_DIR';
 export const PROXY_IDLE_ENV = 'RALPH_ZITI_PROXY_IDLE_MS';
@@ -73,18 +73,6 @@ export function proxyDir(env: NodeJS.ProcessEnv = process.env): string {
   return dir;
 }
 
-/** Is something answering on this unix socket? */
-export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 /** The state of the proxy for this service and identity, if one runs. */
 export function readProxyState(service: string, identityFile: string, env: NodeJS.ProcessEnv = process.env): ProxyState | null {
   try {
@@ -92,26 +80,6 @@ export function readProxyState(service: string, identityFile: string, env: NodeJ
   } catch {
     return null;
   }
-}
-
-function connectUnix(path: string, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ path });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(Object.assign(new Error(`no connection to ${path} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.off('error', onError);
-      resolve(s);
-    });
-    const onError = (err: Error) => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    s.once('error', onError);
-  });
 }
 
 const PROXY_MAIN = fileURLToPath(new URL('./proxy-main.js', import.meta.url));
@@ -173,7 +141,7 @@ function startProxy(service: string, identityFile: string, dir: string, key: str
 }
 
 /** Reads one line from a lease (the proxy process answers in short lines). */
-function leaseLine(lease: net.Socket, timeoutMs: number, what: string): Promise<string> {
+function leaseLine(lease: Duplex, timeoutMs: number, what: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     const done = (fn: () => void) => {
@@ -216,15 +184,16 @@ export async function dialProxy(service: string, identityFile: string, timeoutMs
   const key = proxyKey(service, identityFile);
   const { socket } = proxyPaths(dir, key);
   const remaining = () => Math.max(1, deadline - Date.now());
-  let lease: net.Socket;
+  const lessor = { kind: 'unix', path: socket } as const;
+  let lease: Duplex;
   try {
-    lease = await connectUnix(socket, remaining());
+    lease = await dial(lessor, { timeoutMs: remaining() });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = (err as DialError).code;
     if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw new DialError(`${address}: cannot reach the OpenZiti proxy at ${socket}: ${(err as Error).message}`, address);
     await startProxy(service, identityFile, dir, key, remaining());
     try {
-      lease = await connectUnix(socket, remaining());
+      lease = await dial(lessor, { timeoutMs: remaining() });
     } catch (err2) {
       throw new DialError(`${address}: the OpenZiti proxy started but ${socket} does not answer: ${(err2 as Error).message}`, address);
     }
@@ -242,10 +211,12 @@ export async function dialProxy(service: string, identityFile: string, timeoutMs
   }
   let conn: ProxiedConnection;
   try {
-    conn = await connectTcp(port, remaining());
+    // Half-open allowed: a connection the proxy ends at once must stay (and keep its lease) until
+    // explainEarlyEnd has asked why.
+    conn = await dialNet({ host: '127.0.0.1', port, allowHalfOpen: true }, `tcp://127.0.0.1:${port}`, remaining());
   } catch (err) {
     lease.destroy();
-    throw new DialError(`cannot connect to ${address}: the OpenZiti proxy on 127.0.0.1:${port}: ${(err as Error).message}`, address);
+    throw new DialError(`cannot connect to ${address}: the OpenZiti proxy: ${(err as Error).message}`, address);
   }
   conn.once('close', () => lease.destroy());
   conn.explainEarlyEnd = async () => {
@@ -258,36 +229,6 @@ export async function dialProxy(service: string, identityFile: string, timeoutMs
     }
   };
   return conn;
-}
-
-function connectTcp(port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no connection within ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.off('error', onError);
-      s.setNoDelay(true);
-      resolve(s);
-    });
-    const onError = (err: Error) => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    s.once('error', onError);
-  });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The running proxy for this service and identity, or null when none runs. */

@@ -33,6 +33,16 @@ function executable(path: string): boolean {
   }
 }
 
+/** Is a process with this pid alive (one we may not signal counts as alive)? */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 let found: string | undefined;
 
 /** The `ziti` CLI: $RALPH_ZITI_BIN, $RALPH_ZITI, `ziti` on PATH, or the build cache of install/get-ziti.sh. */

@@ -43,7 +43,7 @@ import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { DialError, type Listener, type ZitiOptions } from '../index.js';
 import { ZitiError } from './errors.js';
-import { WaitExited, WaitTimeout, ZitiProcess, zitiBinary, type ZitiLogLine } from './tunnel-process.js';
+import { pidAlive, WaitExited, WaitTimeout, ZitiProcess, zitiBinary, type ZitiLogLine } from './tunnel-process.js';
 
 /** Environment variable: how the laptop side dials, `proxy` (shared `ziti tunnel proxy`, default) or `zcat`. */
 export const CLIENT_ENV = 'RALPH_ZITI_CLIENT';
@@ -114,15 +114,6 @@ export function explainZitiError(service: string, identityFile: string, error: s
 
 // ---------------------------------------------------------------------------------------------
 // Daemon side
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Supervises one `ziti tunnel host` (the daemon's side) or `ziti tunnel proxy S:0` (the laptop's,
@@ -242,7 +233,7 @@ export class Tunneler {
   private async quieten(): Promise<void> {
     const dir = this.agentDir;
     if (!dir) return;
-    const sock = readdirSync(dir).map((n) => /^gops-agent\.(\d+)\.sock$/.exec(n)).find((m) => m && this.proc?.running && isAlive(Number(m[1])));
+    const sock = readdirSync(dir).map((n) => /^gops-agent\.(\d+)\.sock$/.exec(n)).find((m) => m && this.proc?.running && pidAlive(Number(m[1])));
     if (!sock) return;
     await new Promise<void>((resolve) => {
       const child = spawn(this.bin, ['agent', 'set-log-level', 'info', '--pid', sock[1]!, '--timeout', '3s'], {

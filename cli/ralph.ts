@@ -135,3 +135,8 @@ try {
 } catch (err) {
   fail(err);
 }
+// The command's work is done: exit now, whatever a library still holds open (the OpenZiti SDK keeps
+// the event loop alive for good once it has signed in), after what was printed has been written.
+const written = (s: NodeJS.WriteStream) => new Promise<void>((resolve) => (s.destroyed || s.writableEnded ? resolve() : s.write('', () => resolve())));
+await Promise.all([written(process.stdout), written(process.stderr)]);
+process.exit(process.exitCode ?? 0);

@@ -254,5 +254,9 @@ usable "$stage" || { rm -rf "$stage"; die "the built module does not load in $(n
 rm -rf "$OUT"
 mv "$stage" "$OUT"
 rm -rf "$WORK"
+# Builds for other (older) fixes are of no use to this ralph.
+for old in "$CACHE"/sdk/ziti-sdk-nodejs-*; do
+  [[ "$old" == "$OUT" ]] || rm -rf -- "$old"
+done
 log "built $OUT in $((SECONDS - start))s"
 printf '%s\n' "$OUT"

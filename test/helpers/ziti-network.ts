@@ -6,7 +6,8 @@
 //   ...
 //   await net.stop();                                  // also done at exit, and by a watchdog if we are killed
 //
-// Without a ziti CLI the suite skips with one line — unless RALPH_REQUIRE_ZITI=1 (CI), then it fails.
+// Without a ziti CLI the suite skips with one line — unless RALPH_REQUIRE_ZITI=1 (CI), then it fails;
+// likewise the SDK suites without ralph's SDK build (zitiSdkOrSkip, RALPH_REQUIRE_ZITI_SDK=1).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
@@ -29,6 +30,8 @@ export interface ZitiNetwork {
   hostPort: number;
   /** Environment that points ralph at this network's ziti CLI. */
   env: Record<string, string>;
+  /** Runs `ziti ARGS...` logged in as the network's admin (e.g. edge create service X); throws on failure. */
+  admin(args: string[]): Promise<string>;
   /** Live ziti processes that use this network's identities (tunnelers, zcat), and tunneler watchdogs. */
   zitiProcesses(): Array<{ pid: number; cmdline: string }>;
   /** Stops the controller and router (TERM, KILL after 10 s) and removes the directory. */
@@ -53,6 +56,20 @@ export function findZiti(): { bin: string } | { skip: string } {
     throw new Error(`RALPH_REQUIRE_ZITI=1 but there is no usable ziti CLI: ${why} (run install/get-ziti.sh)`);
   }
   return { skip: `skipping the OpenZiti suite: ${why} (install/get-ziti.sh gets one)` };
+}
+
+/**
+ * Is the OpenZiti Node SDK (ralph's build, install/build-ziti-sdk.sh) usable here? Prints why not and
+ * returns false (skip) — unless RALPH_REQUIRE_ZITI_SDK=1 (CI), then it throws.
+ */
+export async function zitiSdkOrSkip(): Promise<boolean> {
+  const { sdkChoice } = await import('../../transport/ziti/sdk.js');
+  const choice = sdkChoice();
+  if (choice.use) return true;
+  const why = choice.refused ?? 'the OpenZiti Node SDK is not built here (install/build-ziti-sdk.sh builds it)';
+  if (process.env.RALPH_REQUIRE_ZITI_SDK === '1') throw new Error(`RALPH_REQUIRE_ZITI_SDK=1 but ${why}`);
+  console.log(`skipping the OpenZiti SDK suite: ${why}`);
+  return false;
 }
 
 /** Starts a dev network (service `service`), or returns null after printing why it is skipped. */
@@ -106,6 +123,7 @@ export async function startZitiNetwork(ziti: string, service: string): Promise<Z
     identities: ZitiNetwork['identities'];
     service: string;
     hostPort: number;
+    cliConfigDir: string;
   };
   const ids = Object.values(info.identities);
   return {
@@ -116,6 +134,14 @@ export async function startZitiNetwork(ziti: string, service: string): Promise<Z
     service: info.service,
     hostPort: info.hostPort,
     env: { RALPH_ZITI_BIN: ziti },
+    admin: (args) =>
+      new Promise((resolve, reject) => {
+        const child = spawn(ziti, args, { env: { ...process.env, ZITI_CONFIG_DIR: info.cliConfigDir, ZITI_CHECK_VERSION: 'false' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (out += d));
+        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`ziti ${args.join(' ')} failed (${code}): ${out}`))));
+      }),
     zitiProcesses: () => zitiProcessesUsing(ziti, [dir, ...ids]),
     async stop() {
       await new Promise<void>((resolve) => {
@@ -147,6 +173,19 @@ function zitiProcessesUsing(ziti: string, needles: string[]): Array<{ pid: numbe
     } catch {
       /* gone, or not ours to read */
     }
+  }
+  return out;
+}
+
+/** `bytes` deterministic pseudo-random bytes (the same on both ends of a transfer test). */
+export function pattern(bytes: number): Buffer {
+  const out = Buffer.alloc(bytes);
+  let x = 0x9e3779b9;
+  for (let i = 0; i + 4 <= bytes; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
   }
   return out;
 }

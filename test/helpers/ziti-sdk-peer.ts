@@ -1,15 +1,19 @@
-// A process on the stand-in OpenZiti network, driven by the SDK-backend tests (two processes must
-// really talk; one identity per process). Identity from $RALPH_ZITI_IDENTITY, SDK from the env.
+// A process on a real OpenZiti network (test/helpers/ziti-network.ts) using the SDK backend, driven by
+// the SDK-backend tests: two processes must really talk, and the SDK holds one identity per process.
+// Identity from $RALPH_ZITI_IDENTITY; backend sdk unless $RALPH_ZITI_BACKEND says otherwise.
 //
 //   node ziti-sdk-peer.js host SERVICE          hosts SERVICE; prints "listening", then one line per
 //                                               closed connection: "closed <mode> <reason>"
-//   node ziti-sdk-peer.js dial SERVICE [MS]     prints {"ok":true} or {"ok":false,"error","ms"}
+//   node ziti-sdk-peer.js dial SERVICE [MS]     prints {"ok":true,"ms"} or {"ok":false,"error","name","ms"}
 //   node ziti-sdk-peer.js listen SERVICE        same, for hosting
+//   node ziti-sdk-peer.js choice                prints what `--ziti-backend auto` makes of the SDK here
 //
 // A hosted connection starts with one JSON line choosing its mode:
 //   {"mode":"rpc"}                 an RpcPeer: echo(params) → params; bye() → "bye", then ends the stream
 //   {"mode":"sink","bytes":N}      reads N bytes, answers {"bytes","sha256"} and ends
-//   {"mode":"source","bytes":N}    writes pattern(N) with backpressure, then waits
+//   {"mode":"source","bytes":N[,"end":true]}  writes pattern(N) with backpressure, then waits (or ends)
+//   {"mode":"drain"}               reads until the dialer ends its side, then answers {"bytes","sha256"} and ends
+//   {"mode":"echo"}                writes back everything it reads, and ends when the dialer does
 
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -17,7 +21,8 @@ import type { Duplex } from 'node:stream';
 import { RpcPeer } from '../../rpc/peer.js';
 import { readFirstLine } from '../../rpc/reader.js';
 import { dial, listen } from '../../transport/index.js';
-import { pattern } from './ziti-standin.js';
+import { sdkChoice } from '../../transport/ziti/sdk.js';
+import { pattern } from './ziti-network.js';
 
 const [mode, service, ms] = process.argv.slice(2);
 const address = `ziti:${service}`;
@@ -62,7 +67,22 @@ async function serve(conn: Duplex): Promise<void> {
         }
       }
       out(`source-done ${drains}`);
+      if (first.end) conn.end();
       conn.resume();
+    } else if (kind === 'drain') {
+      // The dialer half-closes after its bytes; the answer goes out after that.
+      (conn as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
+      const hash = createHash('sha256');
+      let got = 0;
+      conn.on('data', (d: Buffer) => {
+        hash.update(d);
+        got += d.length;
+      });
+      conn.resume(); // readFirstLine leaves it paused
+      await once(conn, 'end');
+      conn.end(JSON.stringify({ bytes: got, sha256: hash.digest('hex') }) + '\n');
+    } else if (kind === 'echo') {
+      conn.pipe(conn);
     }
     await once(conn, 'close');
     out(`closed ${kind} ok`);
@@ -79,6 +99,10 @@ async function main(): Promise<void> {
       l.onConnection((c) => void serve(c));
       out('listening');
       return; // runs until killed (the SDK keeps the process alive)
+    }
+    if (mode === 'choice') {
+      out(sdkChoice());
+      process.exit(0);
     }
     if (mode === 'dial') {
       const c = await dial(address, { ziti, timeoutMs: Number(ms ?? 3000) });

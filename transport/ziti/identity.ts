@@ -71,3 +71,18 @@ export function readIdentity(service: string, file: string): ZitiIdentity {
   }
   return { file, ztAPI: v.ztAPI as string };
 }
+
+/** The controller an identity file names, for messages ('its controller' when it cannot be read). */
+export function controllerOf(identityFile: string): string {
+  try {
+    const v = JSON.parse(readFileSync(identityFile, 'utf8')) as { ztAPI?: unknown };
+    return typeof v.ztAPI === 'string' ? controllerUrl(v.ztAPI) : 'its controller';
+  } catch {
+    return 'its controller';
+  }
+}
+
+/** The controller's address without the edge API path ziti records in ztAPI. */
+export function controllerUrl(ztAPI: string): string {
+  return ztAPI.replace(/\/edge\/client\/v1\/?$/, '');
+}

@@ -1,6 +1,7 @@
 // OpenZiti transport: `ziti:<service>` addresses with an enrolled identity file.
 // Two backends carry them: the Node SDK in-process ('sdk', ./sdk.ts) and the `ziti` CLI tunneler
-// ('tunnel', ./tunnel.ts). 'auto' (the default) takes the SDK when it loads here, else the tunneler.
+// ('tunnel', ./tunnel.ts). 'auto' (the default) takes the SDK when a build with ralph's fixes is
+// here (install/build-ziti-sdk.sh), else the tunneler; a stock SDK is passed over with one line.
 // Either way, every connection opens with a proof of identity (./auth.ts): the host hands out only
 // connections whose dialer proved an enrolled key of its network, and dial returns only once the
 // host has accepted ours.
@@ -32,13 +33,32 @@ function identityFor(service: string, opts: ZitiOptions): ZitiIdentity {
 
 async function backendFor(service: string, opts: ZitiOptions): Promise<Backend> {
   const asked = opts.backend ?? (process.env[BACKEND_ENV] || 'auto');
-  if (asked === 'sdk' || asked === 'tunnel') return asked;
+  if (asked === 'tunnel') return asked;
+  if (asked === 'sdk') {
+    // Asked for by name: a missing or refused SDK is the error, in one line.
+    const sdk = await import('./sdk.js');
+    try {
+      sdk.loadSdk();
+    } catch (err) {
+      throw new ZitiError(`ziti:${service}: ${(err as Error).message}; or use the ziti CLI tunneler (--ziti-backend tunnel, or RALPH_ZITI_BACKEND=tunnel)`, `ziti:${service}`);
+    }
+    return asked;
+  }
   if (asked !== 'auto') {
     throw new ZitiError(`ziti:${service}: unknown OpenZiti backend ${JSON.stringify(asked)}: use sdk, tunnel or auto`, `ziti:${service}`);
   }
   const sdk = await import('./sdk.js');
-  return sdk.sdkAvailable() ? 'sdk' : 'tunnel';
+  const choice = sdk.sdkChoice();
+  if (choice.use) return 'sdk';
+  if (choice.refused && !refusalSaid) {
+    refusalSaid = true;
+    (opts.warn ?? ((m: string) => process.stderr.write(`ralph: ${m}\n`)))(`${choice.refused}; using the ziti CLI tunneler instead`);
+  }
+  return 'tunnel';
 }
+
+/** Why `auto` passed over an SDK is said once per process. */
+let refusalSaid = false;
 
 function listenTimeoutMs(): number {
   const v = Number(process.env[TIMEOUT_ENV]);
@@ -137,15 +157,4 @@ class ProvingListener extends EventEmitter implements Listener {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-/**
- * Tells a connection that the other side is done. The SDK backend's dialed streams never learn
- * it by themselves (the Node SDK 0.13.3 does not report end-of-stream on dial): a protocol that
- * knows — a final reply, a goodbye message — calls this, and the stream ends ('end', then 'close').
- * For any other stream (unix, tcp, tunnel) it does nothing: those report their own end.
- */
-export function markRemoteEnded(conn: Duplex): void {
-  const c = conn as Duplex & { remoteEnded?: () => void };
-  if (typeof c.remoteEnded === 'function') c.remoteEnded();
 }

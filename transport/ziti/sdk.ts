@@ -1,40 +1,52 @@
-// Backend 1 for ziti addresses: the OpenZiti Node SDK (`@openziti/ziti-sdk-nodejs` 0.13.3) in-process,
-// its callbacks wrapped as Duplex streams.
+// Backend 1 for ziti addresses: the OpenZiti Node SDK in-process. ralph uses only a build of
+// `@openziti/ziti-sdk-nodejs` 0.13.3 that carries ralph's fixes (install/build-ziti-sdk.sh applies
+// install/ziti-sdk/): the stock 0.13.3 frees a dialed connection at its end without telling
+// JavaScript (a use-after-free on the next write or close), never reports a failed dial, and leaks
+// a thread-safe function per write. Its connections are wrapped here as Duplex streams that behave
+// like TCP sockets, half-close included.
 //
-// What the SDK 0.13.3 does, and how this file copes (package lib/*.js and src/*.c):
-// - `init(identityPath)` resolves only once the controller has sent the service list; an unreachable
-//   controller or a refused identity is never reported → every wait here has a deadline.
-// - One ziti context per process (a global `ztx` in src/ziti_init.c) → one identity per process;
-//   asking for a second one is a clear error, not a silent switch.
-// - `dial`'s data callback gets only bytes: end-of-stream and errors close the connection inside the
-//   SDK and JavaScript is never told (src/ziti_dial.c on_data). A write to such a connection is
-//   dropped without its callback (the C SDK returns INVALID_STATE, the binding ignores it). So a
-//   dialed stream ends when (a) the protocol layer says so — `markRemoteEnded(stream)` —, (b) a write
-//   fails, or (c) a write is not acknowledged within the stall limit (RALPH_ZITI_WRITE_STALL_MS).
-// - On the hosting side the client's end IS reported (data callback with `app_data` undefined), after
-//   which the SDK has already closed our writing half.
-// - Write callbacks are stored per connection (per listener, for hosted clients) and each write
-//   replaces the previous one, so a callback may arrive through another write's function: every
-//   write here passes one dispatcher that routes by the `conn` in the result, one write in flight
-//   per connection (Writable guarantees that; no _writev).
-// - Reads cannot be paused: the SDK pushes whatever arrives. Writes are paced by their callbacks.
-// - There is no unbind: closing a listener turns new clients away; the service stays bound until
-//   the process exits. After `init` the SDK keeps the event loop alive: processes must exit explicitly.
+// The contract of that build (install/ziti-sdk/addon.patch says what it changes, and why):
+// - init(file) resolves with 0 once the controller has accepted the identity, with a negative
+//   ziti status when the controller cannot be reached or refuses it (errorString(status) words it),
+//   and rejects (with a string) when the SDK cannot load the file.
+// - dial(service, false, onConnect, onData): onConnect(conn), or onConnect(undefined, status,
+//   message); then onData(bytes)…, and at the end onData(null) (the other side ended) or
+//   onData(null, status, message) (the connection failed).
+// - write(conn, bytes, cb): cb({conn, status}) exactly once; status < 0: not written.
+// - closeWrite(conn) ends our side and keeps reading; close(conn) ends the connection (callbacks
+//   already queued may still arrive, and are ignored).
+// - listen(service, arb, onListen(status), onListenClient, onClientConnect, onClientData):
+//   onClientData({client, app_data}) with bytes, or without app_data and with `status` (0: the
+//   client ended its side; < 0: the connection failed).
+// - One ziti context per process (a global in the addon) → one identity per process: asking for
+//   a second one is a clear error. There is no unbind: a closed listener turns new clients away.
+// - After init the SDK keeps the event loop alive: a process that used it exits explicitly (the
+//   CLI always does, see cli/ralph.ts).
+// Every wait still has a deadline: a controller that accepts a TCP connection and then says
+// nothing would otherwise hold a command forever.
 
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { DialError, type Listener } from '../index.js';
-import { ZitiError } from './errors.js';
-import type { ZitiIdentity } from './identity.js';
+import { controllerRefused, mayNotUse, noDaemonHosting, unreachableController, ZitiError } from './errors.js';
+import { controllerUrl, type ZitiIdentity } from './identity.js';
+import { zitiCacheDir } from './tunnel-process.js';
 
 export const SDK_PACKAGE = '@openziti/ziti-sdk-nodejs';
-/** Environment variable: load the SDK from this module path instead (tests point it at the stand-in). */
+export const SDK_VERSION = '0.13.3';
+/** Environment variable: load the SDK from this directory (a build-ziti-sdk.sh output) instead. */
 export const SDK_MODULE_ENV = 'RALPH_ZITI_SDK_MODULE';
-/** Environment variable: how long a write may wait for the SDK's acknowledgement (ms). */
-export const WRITE_STALL_ENV = 'RALPH_ZITI_WRITE_STALL_MS';
-const DEFAULT_WRITE_STALL_MS = 60_000;
+/** What install/build-ziti-sdk.sh writes beside a build (a stock package has none). */
+const BUILD_MANIFEST = 'ralph-build.json';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const FIXES_DIR = join(ROOT, 'install', 'ziti-sdk');
+const BUILD_SCRIPT = join(ROOT, 'install', 'build-ziti-sdk.sh');
 
 /** Permission bits of `serviceAvailable` (lib/ziti.js: 1 = may dial, 2 = may bind). */
 const CAN_DIAL = 1;
@@ -49,21 +61,31 @@ export interface ClientEvent {
 export interface ClientDataEvent {
   client: number;
   js_arb_data?: number;
-  /** undefined when the client closed (or the connection failed). */
+  /** undefined at the end: then `status` says how (0: the client ended its side; < 0: failed). */
   app_data?: Buffer;
+  status?: number;
 }
 export interface WriteResult {
   conn: number;
-  /** Bytes written, or a negative ziti error code. */
+  /** Bytes written, or a negative ziti status. */
   status: number;
 }
 
-/** The part of the SDK 0.13.3 module this backend uses (its lib/ziti.js exports). */
+/** The part of the SDK (ralph's build of 0.13.3, lib/ziti.js) this backend uses. */
 export interface ZitiSdk {
+  ralph_fixes: string;
   init(identityPath: string): Promise<number>;
+  setLogLevel(level: number): void;
+  errorString(status: number): string;
   serviceAvailable(service: string, cb: (r: { status: number; permissions: number }) => void): void;
-  dial(service: string, isWebSocket: boolean, onConnect: (conn?: number) => void, onData: (data: Buffer) => void): void;
+  dial(
+    service: string,
+    isWebSocket: boolean,
+    onConnect: (conn?: number, status?: number, message?: string) => void,
+    onData: (data: Buffer | null, status?: number, message?: string) => void,
+  ): void;
   write(conn: number, data: Buffer, cb: (r: WriteResult) => void): void;
+  closeWrite(conn: number): number;
   close(conn: number): void;
   listen(
     service: string,
@@ -75,51 +97,122 @@ export interface ZitiSdk {
   ): void;
 }
 
-/** The SDK is not installed here (or its native part cannot load). */
+/** The SDK cannot be used here: not built, a stock build, a build with other fixes, or it does not load. */
 export class SdkUnavailableError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** True when nothing was found at all (as opposed to something found and refused). */
+    readonly notFound = false,
+  ) {
     super(message);
     this.name = 'SdkUnavailableError';
   }
 }
 
+// --- which build --------------------------------------------------------------------------------
+
+let fixesId: string | undefined;
+
+/**
+ * The fixes this ralph expects a build to carry: sha256 of the files in install/ziti-sdk/ in name
+ * order, concatenated (install/build-ziti-sdk.sh computes it the same way and compiles it into the
+ * binary as `ralph_fixes`).
+ */
+export function expectedFixes(): string {
+  if (fixesId === undefined) {
+    const hash = createHash('sha256');
+    for (const name of readdirSync(FIXES_DIR).sort()) {
+      const file = join(FIXES_DIR, name);
+      if (statSync(file).isFile()) hash.update(readFileSync(file));
+    }
+    fixesId = `${SDK_VERSION}+ralph.${hash.digest('hex').slice(0, 12)}`;
+  }
+  return fixesId;
+}
+
+/** Where install/build-ziti-sdk.sh puts the build for these fixes. */
+export function cachedBuildDir(): string {
+  return join(zitiCacheDir(), 'sdk', `ziti-sdk-nodejs-${expectedFixes()}`);
+}
+
+const rebuild = `run ${BUILD_SCRIPT} (about a minute)`;
+
+/** The SDK directory to use: $RALPH_ZITI_SDK_MODULE, else this ralph's build in the cache, else a package next to ralph. */
+function locateSdk(): string {
+  const given = process.env[SDK_MODULE_ENV];
+  if (given) {
+    if (!existsSync(given)) throw new SdkUnavailableError(`${SDK_MODULE_ENV}=${given}: no such directory`);
+    return given;
+  }
+  const cached = cachedBuildDir();
+  if (existsSync(cached)) return cached;
+  try {
+    return dirname(createRequire(import.meta.url).resolve(`${SDK_PACKAGE}/package.json`));
+  } catch {
+    // not installed next to ralph
+  }
+  const others = existsSync(join(zitiCacheDir(), 'sdk')) ? readdirSync(join(zitiCacheDir(), 'sdk')).filter((n) => n.startsWith('ziti-sdk-nodejs-')) : [];
+  if (others.length > 0) {
+    throw new SdkUnavailableError(
+      `the OpenZiti Node SDK in ${join(zitiCacheDir(), 'sdk')} was built with other fixes than this ralph's (${expectedFixes()}): ${rebuild}`,
+    );
+  }
+  throw new SdkUnavailableError(`the OpenZiti Node SDK is not built here: ${rebuild}`, true);
+}
+
+/** Loads the SDK at `dir` only if it is a build with this ralph's fixes. */
+function loadChecked(dir: string): ZitiSdk {
+  if (!existsSync(join(dir, BUILD_MANIFEST))) {
+    throw new SdkUnavailableError(
+      `the OpenZiti Node SDK at ${dir} is a stock ${SDK_PACKAGE} build, which ralph does not use ` +
+        `(it crashes at the end of a connection and hides why a dial failed): ${rebuild} for one with ralph's fixes`,
+    );
+  }
+  let mod: Partial<ZitiSdk>;
+  try {
+    mod = createRequire(import.meta.url)(resolve(dir)) as Partial<ZitiSdk>;
+  } catch (err) {
+    const why = String((err as Error).message ?? err).split('\n')[0];
+    throw new SdkUnavailableError(`the OpenZiti Node SDK at ${dir} does not load (${why}): ${rebuild}`);
+  }
+  if (mod.ralph_fixes !== expectedFixes()) {
+    throw new SdkUnavailableError(
+      `the OpenZiti Node SDK at ${dir} carries fixes ${mod.ralph_fixes ?? '(none)'}, this ralph needs ${expectedFixes()}: ${rebuild}`,
+    );
+  }
+  const missing = ['init', 'setLogLevel', 'errorString', 'serviceAvailable', 'dial', 'write', 'closeWrite', 'close', 'listen'].filter(
+    (f) => typeof (mod as Record<string, unknown>)[f] !== 'function',
+  );
+  if (missing.length > 0) throw new SdkUnavailableError(`the OpenZiti Node SDK at ${dir} has no ${missing.join(', ')}: ${rebuild}`);
+  return mod as ZitiSdk;
+}
+
 let loaded: { sdk: ZitiSdk } | { error: SdkUnavailableError } | undefined;
 
-/** Loads the SDK once per process (by package name, or from $RALPH_ZITI_SDK_MODULE). */
+/** Loads the SDK once per process; throws SdkUnavailableError with one line saying why and what to run. */
 export function loadSdk(): ZitiSdk {
   if (!loaded) {
-    const spec = process.env[SDK_MODULE_ENV] || SDK_PACKAGE;
     try {
-      const mod = createRequire(import.meta.url)(spec) as Partial<ZitiSdk> & { default?: Partial<ZitiSdk> };
-      const sdk = (typeof mod.init === 'function' ? mod : mod.default) as Partial<ZitiSdk> | undefined;
-      const missing = ['init', 'serviceAvailable', 'dial', 'write', 'close', 'listen'].filter(
-        (f) => typeof (sdk as Record<string, unknown> | undefined)?.[f] !== 'function',
-      );
-      if (missing.length > 0) {
-        throw new Error(`it has no ${missing.join(', ')}: not the ${SDK_PACKAGE} 0.13 API`);
-      }
-      loaded = { sdk: sdk as ZitiSdk };
+      loaded = { sdk: loadChecked(locateSdk()) };
     } catch (err) {
-      const why = String((err as Error).message ?? err).split('\n')[0];
-      loaded = {
-        error: new SdkUnavailableError(
-          `the OpenZiti Node SDK (${spec}) cannot be loaded: ${why} — install it next to ralph ` +
-            `(npm install ${SDK_PACKAGE}) or use the tunnel backend`,
-        ),
-      };
+      loaded = { error: err instanceof SdkUnavailableError ? err : new SdkUnavailableError(String((err as Error).message ?? err)) };
     }
   }
   if ('error' in loaded) throw loaded.error;
   return loaded.sdk;
 }
 
-/** Does the SDK load in this process? */
-export function sdkAvailable(): boolean {
+/**
+ * For `--ziti-backend auto`: use the SDK? `refused` says why not when an SDK was found but is not
+ * one ralph may use (nothing said when there is none at all).
+ */
+export function sdkChoice(): { use: true } | { use: false; refused?: string } {
   try {
     loadSdk();
-    return true;
-  } catch {
-    return false;
+    return { use: true };
+  } catch (err) {
+    const e = err as SdkUnavailableError;
+    return e.notFound ? { use: false } : { use: false, refused: e.message };
   }
 }
 
@@ -155,6 +248,14 @@ function beforeDeadline<T>(p: Promise<T>, deadline: number, onTimeout: () => Err
 /** How a network failure is reported: DialError when dialing, ZitiError when hosting. */
 type Fail = (message: string) => Error;
 
+/** init()'s refusal in the user's terms: the controller unreachable, or refusing the identity. */
+function signInFailure(sdk: ZitiSdk, identity: ZitiIdentity, status: number): string {
+  const controller = controllerUrl(identity.ztAPI);
+  const why = sdk.errorString(status);
+  if (/not available|did not complete in time|terminated/i.test(why)) return unreachableController(controller, identity.file);
+  return controllerRefused(controller, identity.file, `${why}, ziti status ${status}`);
+}
+
 async function signIn(sdk: ZitiSdk, service: string, identity: ZitiIdentity, deadline: number, ms: number, fail: Fail): Promise<void> {
   const address = `ziti:${service}`;
   const key = identityKey(identity.file);
@@ -166,6 +267,9 @@ async function signIn(sdk: ZitiSdk, service: string, identity: ZitiIdentity, dea
     );
   }
   if (!session) {
+    // The C SDK logs to stderr at INFO by default; ralph says what went wrong itself. ZITI_LOG=N
+    // (the SDK's own variable) brings its log back.
+    if (!process.env.ZITI_LOG) sdk.setLogLevel(0);
     const started = new Promise<number>((resolve, reject) => {
       try {
         sdk.init(identity.file).then(resolve, reject);
@@ -175,13 +279,11 @@ async function signIn(sdk: ZitiSdk, service: string, identity: ZitiIdentity, dea
     });
     const ready = started.then(
       (status) => {
-        if (status !== 0) {
-          throw fail(`ziti identity ${identity.file}: the controller ${identity.ztAPI} did not accept it (ziti status ${status})`);
-        }
+        if (status !== 0) throw fail(`${address}: ${signInFailure(sdk, identity, status)}`);
       },
       (reason: unknown) => {
-        // The SDK rejects with a string ("ziti.init() failed with return code N") when it cannot even
-        // load the identity; nothing was started, so another identity may be tried.
+        // The SDK rejects (with a string) only when it cannot even load the identity; nothing was
+        // started, so another identity may be tried.
         session = undefined;
         const why = reason instanceof Error ? reason.message : String(reason);
         throw new ZitiError(`ziti identity ${identity.file}: the OpenZiti SDK cannot use it (${why})`, address);
@@ -195,50 +297,44 @@ async function signIn(sdk: ZitiSdk, service: string, identity: ZitiIdentity, dea
     deadline,
     () =>
       fail(
-        `${address}: no answer from the OpenZiti controller ${identity.ztAPI} for identity ${identity.file} ` +
-          `within ${ms} ms (controller unreachable, or the identity is not accepted)`,
+        `${address}: no answer from the OpenZiti controller ${controllerUrl(identity.ztAPI)} for identity ${identity.file} ` +
+          `within ${ms} ms`,
       ),
   );
 }
 
 /** The identity's permission bits on the service; an error when it may not see the service at all. */
-async function permissions(sdk: ZitiSdk, service: string, identity: ZitiIdentity, deadline: number, ms: number, fail: Fail): Promise<number> {
+async function permissions(
+  sdk: ZitiSdk,
+  service: string,
+  identity: ZitiIdentity,
+  verb: 'dial' | 'host',
+  deadline: number,
+  ms: number,
+  fail: Fail,
+): Promise<number> {
   const address = `ziti:${service}`;
   const r = await beforeDeadline(
     new Promise<{ status: number; permissions: number }>((resolve) => sdk.serviceAvailable(service, resolve)),
     deadline,
     () => fail(`${address}: the OpenZiti controller did not answer about service ${service} within ${ms} ms`),
   );
-  if (r.status < 0) {
-    throw fail(`${address}: identity ${identity.file} has no access to service ${service} (no such service, or no policy grants it)`);
-  }
+  if (r.status < 0) throw fail(`${address}: ${mayNotUse(verb, service, identity.file)}`);
   return r.permissions;
 }
 
 // --- streams --------------------------------------------------------------------------------------
 
-const streams = new Map<number, ZitiSdkStream>();
-
-/** The one write callback given to the SDK: routes the result to its connection (see header). */
-function onWriteDone(r: WriteResult | unknown): void {
-  if (typeof r !== 'object' || r === null || typeof (r as WriteResult).conn !== 'number') return;
-  streams.get((r as WriteResult).conn)?.writeDone((r as WriteResult).status);
-}
-
-function writeStallMs(): number {
-  const v = Number(process.env[WRITE_STALL_ENV]);
-  return Number.isFinite(v) && v > 0 ? v : DEFAULT_WRITE_STALL_MS;
-}
-
 /**
- * One OpenZiti connection as a Duplex. On the dialing side the SDK never reports the other side's
- * end: call `remoteEnded()` (or `markRemoteEnded(stream)` from transport/ziti) when the protocol knows.
+ * One OpenZiti connection as a Duplex, like a TCP socket: `end()` half-closes (the other side
+ * reads the end and may still answer), the other side's end ends the readable side, and with
+ * `allowHalfOpen` false (the default, as for net.connect) our side then ends too. Reads cannot be
+ * paused (the SDK pushes what arrives); writes are paced by their callbacks, one at a time.
  */
 export class ZitiSdkStream extends Duplex {
   private inflight: ((err?: Error | null) => void) | undefined;
-  private stallTimer: NodeJS.Timeout | undefined;
   private sdkClosed = false;
-  private writeShut = false;
+  private readEnded = false;
 
   constructor(
     private readonly sdk: ZitiSdk,
@@ -246,91 +342,82 @@ export class ZitiSdkStream extends Duplex {
     readonly label: string,
   ) {
     super({ allowHalfOpen: false });
-    streams.set(handle, this);
   }
 
   override _read(): void {
     // The SDK pushes; it cannot be paused.
   }
 
-  /** Bytes from the SDK's data callback. */
-  pushData(data: Buffer): void {
-    if (!this.destroyed && !this.readableEnded && data.length > 0) this.push(data);
-  }
-
-  /** The other side is done (the protocol layer knows it; the SDK's dial never says so). */
-  remoteEnded(): void {
-    if (!this.destroyed && !this.readableEnded) this.push(null);
-  }
-
-  /** Hosting side: the client closed; the SDK has already shut our writing half. */
-  clientClosed(): void {
-    this.writeShut = true;
-    this.failInflight(new Error(`${this.label}: the other side closed the connection`));
-    this.remoteEnded();
+  /** What the SDK says about this connection: bytes, or its end (status 0: ended; < 0: failed). */
+  fromSdk(data: Buffer | null | undefined, status = 0, message?: string): void {
+    if (this.destroyed || this.readEnded) return;
+    if (data) {
+      if (data.length > 0) this.push(data);
+    } else if (status === 0) {
+      this.readEnded = true;
+      this.push(null);
+    } else {
+      this.readEnded = true;
+      this.destroy(new Error(`${this.label}: the connection failed: ${message ?? this.sdk.errorString(status)} (ziti status ${status})`));
+    }
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.writeShut || this.sdkClosed) {
-      cb(new Error(`${this.label}: the other side closed the connection`));
+    if (this.sdkClosed) {
+      cb(new Error(`${this.label}: the connection is closed`));
       return;
     }
     this.inflight = cb;
-    const ms = writeStallMs();
-    this.stallTimer = setTimeout(() => {
-      this.destroy(new Error(`${this.label}: a write was not acknowledged within ${ms} ms: the connection is gone`));
-    }, ms);
     try {
-      this.sdk.write(this.handle, chunk, onWriteDone);
+      this.sdk.write(this.handle, chunk, (r) => this.writeDone(r.status));
     } catch (err) {
-      this.failInflight(new Error(`${this.label}: write failed: ${(err as Error).message}`));
+      this.inflight = undefined;
+      cb(new Error(`${this.label}: write failed: ${(err as Error).message}`));
     }
   }
 
-  /** The SDK's write result for this connection. */
-  writeDone(status: number): void {
+  private writeDone(status: number): void {
     const cb = this.inflight;
     if (!cb) return;
     this.inflight = undefined;
-    clearTimeout(this.stallTimer);
-    if (status < 0) cb(new Error(`${this.label}: write failed (ziti status ${status}): the connection is gone`));
+    if (status < 0) cb(new Error(`${this.label}: write failed: ${this.sdk.errorString(status)} (ziti status ${status})`));
     else cb();
   }
 
-  private failInflight(err: Error): void {
-    const cb = this.inflight;
-    this.inflight = undefined;
-    clearTimeout(this.stallTimer);
-    cb?.(err);
-  }
-
   override _final(cb: (err?: Error | null) => void): void {
-    // The SDK has no half-close: ending our side closes the connection (all writes are acknowledged).
-    this.closeSdk();
-    this.remoteEnded();
+    if (!this.sdkClosed) {
+      try {
+        this.sdk.closeWrite(this.handle);
+      } catch {
+        // already gone: the close below says the rest
+      }
+    }
     cb();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    clearTimeout(this.stallTimer);
     this.inflight = undefined;
-    this.closeSdk();
-    cb(err);
-  }
-
-  private closeSdk(): void {
-    if (this.sdkClosed) return;
-    this.sdkClosed = true;
-    if (streams.get(this.handle) === this) streams.delete(this.handle);
-    try {
-      this.sdk.close(this.handle);
-    } catch {
-      // already gone
+    if (!this.sdkClosed) {
+      this.sdkClosed = true;
+      try {
+        this.sdk.close(this.handle);
+      } catch {
+        // already gone
+      }
     }
+    cb(err);
   }
 }
 
 // --- dial and listen -----------------------------------------------------------------------------
+
+/** A failed dial in the user's terms. */
+function dialFailure(service: string, status: number | undefined, message: string | undefined): string {
+  const why = message ?? 'no reason given';
+  // The router closes a dial to a service that has no terminator ("connection is closed").
+  if (/connection is closed|service not available/i.test(why)) return noDaemonHosting(service);
+  return `the OpenZiti network refused the dial to service ${service}: ${why}${status !== undefined ? ` (ziti status ${status})` : ''}`;
+}
 
 export async function dialSdk(service: string, identity: ZitiIdentity, timeoutMs: number): Promise<Duplex> {
   const address = `ziti:${service}`;
@@ -338,19 +425,18 @@ export async function dialSdk(service: string, identity: ZitiIdentity, timeoutMs
   const sdk = loadSdk();
   const fail: Fail = (m) => new DialError(m, address);
   await signIn(sdk, service, identity, deadline, timeoutMs, fail);
-  const perms = await permissions(sdk, service, identity, deadline, timeoutMs, fail);
-  if ((perms & CAN_DIAL) === 0) {
-    throw new DialError(`${address}: identity ${identity.file} may not dial service ${service} (no Dial policy grants it)`, address);
-  }
+  const perms = await permissions(sdk, service, identity, 'dial', deadline, timeoutMs, fail);
+  if ((perms & CAN_DIAL) === 0) throw new DialError(`${address}: ${mayNotUse('dial', service, identity.file)}`, address);
   return new Promise<Duplex>((resolve, reject) => {
     let settled = false;
     let stream: ZitiSdkStream | undefined;
-    const early: Buffer[] = [];
+    // Connect and data come through two queues: keep anything that overtakes the connect.
+    const early: Array<[Buffer | null, number | undefined, string | undefined]> = [];
     const timer = setTimeout(() => {
       settled = true;
-      reject(new DialError(`${address}: no connection to service ${service} within ${timeoutMs} ms`, address));
+      reject(new DialError(`cannot connect to ${address}: no connection to service ${service} within ${timeoutMs} ms`, address));
     }, Math.max(0, deadline - Date.now()));
-    const onConnect = (conn?: number) => {
+    const onConnect = (conn?: number, status?: number, message?: string) => {
       if (settled) {
         // Connected after we gave up: nobody will use it.
         if (typeof conn === 'number') {
@@ -363,25 +449,23 @@ export async function dialSdk(service: string, identity: ZitiIdentity, timeoutMs
       settled = true;
       clearTimeout(timer);
       if (typeof conn !== 'number') {
-        reject(
-          new DialError(`${address}: cannot connect to service ${service}: no one is hosting it, or the network refused the dial`, address),
-        );
+        reject(new DialError(`cannot connect to ${address}: ${dialFailure(service, status, message)}`, address));
         return;
       }
       stream = new ZitiSdkStream(sdk, conn, address);
-      for (const b of early.splice(0)) stream.pushData(b);
+      for (const e of early.splice(0)) stream.fromSdk(...e);
       resolve(stream);
     };
-    const onData = (data: Buffer) => {
-      if (stream) stream.pushData(data);
-      else if (!settled) early.push(data);
+    const onData = (data: Buffer | null, status?: number, message?: string) => {
+      if (stream) stream.fromSdk(data, status, message);
+      else if (!settled) early.push([data, status, message]);
     };
     try {
       sdk.dial(service, false, onConnect, onData);
     } catch (err) {
       settled = true;
       clearTimeout(timer);
-      reject(new DialError(`${address}: the OpenZiti SDK refused the dial: ${(err as Error).message}`, address));
+      reject(new DialError(`cannot connect to ${address}: the OpenZiti SDK refused the dial: ${(err as Error).message}`, address));
     }
   });
 }
@@ -405,21 +489,9 @@ class ZitiSdkListener extends EventEmitter implements Listener {
     this.on('connection', handler);
   }
 
-  /** Turns new clients away. The SDK 0.13.3 cannot unbind: the service stays bound until exit. */
+  /** Turns new clients away. The SDK cannot unbind: the service stays bound until the process exits. */
   async close(): Promise<void> {
     this.closed = true;
-  }
-
-  private stream(client: number): ZitiSdkStream {
-    let s = this.clients.get(client);
-    if (!s) {
-      s = new ZitiSdkStream(this.sdk, client, this.address);
-      this.clients.set(client, s);
-      s.once('close', () => {
-        if (this.clients.get(client) === s) this.clients.delete(client);
-      });
-    }
-    return s;
   }
 
   onListenClient = (e: ClientEvent): void => {
@@ -430,21 +502,22 @@ class ZitiSdkListener extends EventEmitter implements Listener {
       } catch {}
       return;
     }
-    this.stream(e.client);
+    const s = new ZitiSdkStream(this.sdk, e.client, this.address);
+    this.clients.set(e.client, s);
+    s.once('close', () => {
+      if (this.clients.get(e.client) === s) this.clients.delete(e.client);
+    });
   };
 
   onClientConnect = (e: ClientEvent): void => {
-    if (this.closed && !this.clients.has(e.client)) return;
-    const s = this.stream(e.client);
+    const s = this.clients.get(e.client);
+    if (!s) return;
     if (e.status !== 0) s.destroy();
     else this.emit('connection', s);
   };
 
   onClientData = (e: ClientDataEvent): void => {
-    const s = this.clients.get(e.client);
-    if (!s) return;
-    if (e.app_data && e.app_data.length > 0) s.pushData(e.app_data);
-    else if (!e.app_data) s.clientClosed();
+    this.clients.get(e.client)?.fromSdk(e.app_data ?? null, e.app_data ? 0 : (e.status ?? 0));
   };
 }
 
@@ -454,10 +527,8 @@ export async function listenSdk(service: string, identity: ZitiIdentity, timeout
   const sdk = loadSdk();
   const fail: Fail = (m) => new ZitiError(m, address);
   await signIn(sdk, service, identity, deadline, timeoutMs, fail);
-  const perms = await permissions(sdk, service, identity, deadline, timeoutMs, fail);
-  if ((perms & CAN_BIND) === 0) {
-    throw new ZitiError(`${address}: identity ${identity.file} may not host service ${service} (no Bind policy grants it)`, address);
-  }
+  const perms = await permissions(sdk, service, identity, 'host', deadline, timeoutMs, fail);
+  if ((perms & CAN_BIND) === 0) throw new ZitiError(`${address}: ${mayNotUse('host', service, identity.file)}`, address);
   const listener = new ZitiSdkListener(sdk, service);
   const bound = new Promise<void>((resolve, reject) => {
     try {
@@ -466,7 +537,7 @@ export async function listenSdk(service: string, identity: ZitiIdentity, timeout
         nextListenerId++,
         (status) => {
           if (status === 0) resolve();
-          else reject(new ZitiError(`${address}: identity ${identity.file} cannot host service ${service} (ziti status ${status})`, address));
+          else reject(new ZitiError(`${address}: identity ${identity.file} cannot host service ${service}: ${sdk.errorString(status)} (ziti status ${status})`, address));
         },
         listener.onListenClient,
         listener.onClientConnect,

@@ -13,6 +13,11 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { ZitiError } from './errors.js';
 
+/** Where install/get-ziti.sh and install/build-ziti-sdk.sh keep what they build. */
+export function zitiCacheDir(): string {
+  return process.env.RALPH_ZITI_CACHE || join(homedir(), '.cache', 'ralph-ziti');
+}
+
 /** Environment variables naming the `ziti` CLI (v1.6.x); CI sets the first, install/get-ziti.sh reads the second. */
 export const ZITI_BIN_ENVS = ['RALPH_ZITI_BIN', 'RALPH_ZITI'] as const;
 
@@ -55,7 +60,7 @@ export function zitiBinary(address: string): string {
     return (found = v);
   }
   const candidates = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'ziti'));
-  candidates.push(join(process.env.RALPH_ZITI_CACHE || join(homedir(), '.cache', 'ralph-ziti'), 'bin', 'ziti'));
+  candidates.push(join(zitiCacheDir(), 'bin', 'ziti'));
   const hit = candidates.find(executable);
   if (!hit) {
     throw new ZitiError(

@@ -42,7 +42,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { DialError, type Listener, type ZitiOptions } from '../index.js';
-import { ZitiError } from './errors.js';
+import { controllerRefused, mayNotUse, noDaemonHosting, unreachableController, ZitiError } from './errors.js';
+import { controllerOf } from './identity.js';
 import { pidAlive, WaitExited, WaitTimeout, ZitiProcess, zitiBinary, type ZitiLogLine } from './tunnel-process.js';
 
 /** Environment variable: how the laptop side dials, `proxy` (shared `ziti tunnel proxy`, default) or `zcat`. */
@@ -84,29 +85,16 @@ function hostPortFor(service: string, opts: TunnelOptions): number {
   return port;
 }
 
-function controllerOf(identityFile: string): string {
-  try {
-    const v = JSON.parse(readFileSync(identityFile, 'utf8')) as { ztAPI?: unknown };
-    return typeof v.ztAPI === 'string' ? v.ztAPI.replace(/\/edge\/client\/v1\/?$/, '') : 'its controller';
-  } catch {
-    return 'its controller';
-  }
-}
-
 /** A ziti CLI error as one line that says what is wrong, naming the identity file or the service. */
 export function explainZitiError(service: string, identityFile: string, error: string): string {
-  if (/service '[^']*' not found|NOT_FOUND/.test(error)) {
-    return `identity ${identityFile} may not dial service ${service} (no Dial policy grants it, or there is no such service)`;
-  }
-  if (/has no terminators/.test(error)) {
-    return `no daemon is hosting ${service} (nothing has bound it: is \`ralph daemon --ziti-service ${service}\` running on the box?)`;
-  }
+  if (/service '[^']*' not found|NOT_FOUND/.test(error)) return mayNotUse('dial', service, identityFile);
+  if (/has no terminators/.test(error)) return noDaemonHosting(service);
   if (/no apiSession|authenticat/i.test(error)) {
     const controller = controllerOf(identityFile);
     if (/connection refused|no such host|i\/o timeout|network is unreachable|context deadline|EOF/i.test(error)) {
-      return `cannot reach the OpenZiti controller ${controller} named by identity ${identityFile}`;
+      return unreachableController(controller, identityFile);
     }
-    return `the OpenZiti controller ${controller} refused identity ${identityFile} (${error.replace(/\s+/g, ' ').slice(0, 200)})`;
+    return controllerRefused(controller, identityFile, error.replace(/\s+/g, ' ').slice(0, 200));
   }
   if (/unable to load ziti identity/.test(error)) return `ziti cannot use identity ${identityFile}: ${error}`;
   return error.replace(/\s+/g, ' ');
@@ -191,7 +179,7 @@ export class Tunneler {
           listed = true;
           notBound = setTimeout(() => {
             off();
-            if (!added) reject(new ZitiError(`${this.address}: identity ${this.identityFile} may not ${this.verb} service ${this.service} (no ${this.verb === 'host' ? 'Bind' : 'Dial'} policy grants it, or there is no such service)`, this.address));
+            if (!added) reject(new ZitiError(`${this.address}: ${mayNotUse(this.verb, this.service, this.identityFile)}`, this.address));
           }, NOT_BOUND_GRACE_MS);
         }
       });

@@ -10,15 +10,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
-import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
+import { FIXTURES, RALPH_BIN, exited, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
+import type { DaemonHandle } from './helpers/daemon.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
-import { zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
+import type { ZitiNetwork } from './helpers/ziti-network.js';
+import { startedIds, zitiE2eOrSkip, type ZitiE2e } from './helpers/ziti-e2e.js';
 
 const AGENT = join(FIXTURES, 'agent.mjs');
+let z: ZitiE2e | null = null;
 let net: ZitiNetwork | null = null;
 let laptop: TempHome;
 let box: TempHome;
@@ -26,20 +28,10 @@ let env: NodeJS.ProcessEnv;
 let work: string;
 let d: DaemonHandle;
 
-const git = async (args: string[]): Promise<string> => {
-  const r = await runCommand('git', args, { env, cwd: work, timeoutMs: 90_000 });
-  if (r.code !== 0) throw new Error(`git ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
-  return r.stdout.trim();
-};
-const cli = (args: string[]): Promise<RunResult> => ralph(args, { env, cwd: work, timeoutMs: 60_000 });
-const status = async (): Promise<StatusJsonEntry[]> => {
-  const r = await cli(['status', '--json']);
-  assert.is(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as StatusJsonEntry[];
-};
-/** Loop ids from `remote: ralph: started loop <id> (...)`. */
-const startedIds = (r: RunResult): string[] => [...r.stderr.matchAll(/^remote: ralph: started loop (\S+) /gm)].map((m) => m[1]!);
-/** Points the laptop's remote `box` at another identity file (what a stranger's laptop would hold). */
+const git = (args: string[]): Promise<string> => z!.git(args);
+const cli = (args: string[]): Promise<RunResult> => z!.cli(args);
+const status = (): Promise<StatusJsonEntry[]> => z!.status();
+const useIdentity = (file: string): void => z!.useIdentity(file);
 /** The box's `ziti tunnel host` processes (not their watchdogs). */
 const tunnelers = () => net!.zitiProcesses().filter((p) => p.cmdline.includes('tunnel host') && !p.cmdline.includes('ralph-ziti-watchdog'));
 /** The laptop's `ziti tunnel proxy` processes (not their watchdogs). */
@@ -58,46 +50,16 @@ const alive = (pid: number): boolean => {
     return false;
   }
 };
-const useIdentity = (file: string): void => {
-  const path = env.RALPH_CONFIG!;
-  const config = JSON.parse(readFileSync(path, 'utf8'));
-  config.remotes.box.zitiIdentity = file;
-  writeFileSync(path, JSON.stringify(config, null, 2));
-};
 
 test.before(async () => {
-  net = await zitiNetworkOrSkip('ralph-e2e');
-  if (!net) return;
-  laptop = makeTempHome('ralph-zl');
-  box = makeTempHome('ralph-zb');
-  const bin = join(laptop.home, 'bin');
-  mkdirSync(bin);
-  symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
-  env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}`, RALPH_ZITI_PROXY_DIR: join(laptop.home, 'zp') };
-  d = await startDaemon(box, {
-    args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'tunnel'],
-    env: { ...net.env, RALPH_ZITI_HOST_PORT: String(net.hostPort) },
-    readyTimeoutMs: 40_000,
-  });
-  work = join(laptop.home, 'app');
-  mkdirSync(work);
-  await git(['init', '--quiet', '-b', 'feature']);
-  const prd = { project: 'app', branchName: 'feature', userStories: [{ id: 'US-1', title: 'first', passes: false, priority: 1 }, { id: 'US-2', title: 'second', passes: false, priority: 2 }] };
-  writeFileSync(join(work, 'prd.json'), JSON.stringify(prd, null, 2) + '\n');
-  await git(['add', 'prd.json']);
-  await git(['commit', '--quiet', '-m', 'task: two stories']);
+  z = await zitiE2eOrSkip({ service: 'ralph-e2e', backend: 'tunnel' });
+  if (!z) return;
+  ({ net, laptop, box, env, work, daemon: d } = z);
 });
 
 test.after(async () => {
-  try {
-    for (const p of net ? proxyStates() : []) if (alive(p.pid)) process.kill(p.pid, 'SIGTERM');
-    await d?.stop();
-    if (box) killRunners(box.home);
-  } finally {
-    await net?.stop();
-    laptop?.cleanup();
-    box?.cleanup();
-  }
+  for (const p of net ? proxyStates() : []) if (alive(p.pid)) process.kill(p.pid, 'SIGTERM');
+  await z?.stop();
 });
 
 test('the daemon hosts its service over OpenZiti; remote add --ziti-service/--ziti-identity checks it across the overlay', async () => {

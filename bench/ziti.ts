@@ -1,14 +1,18 @@
 // `npm run bench:ziti`: what the OpenZiti overlay costs, on a real network on loopback
-// (install/ziti-dev-network.sh: controller + edge router; ralph's tunnel backend on both sides).
+// (install/ziti-dev-network.sh: controller + edge router), over both of ralph's backends: the `ziti`
+// CLI tunnelers, then the Node SDK in-process on both sides (ralph's build, install/build-ziti-sdk.sh;
+// that part is skipped with one line when it is not built).
 //  1. keystroke echo round trip (`write` → agent PTY → `output`), p50/p95/p99 over BENCH_KEYSTROKES
 //     (default 1000) keystrokes: the loop's unix socket, the daemon's loop channel over loopback tcp,
-//     the same channel over Ziti — through the laptop's shared `ziti tunnel proxy` (the default) and
-//     through a `ziti demo zcat` (RALPH_ZITI_CLIENT=zcat);
+//     the same channel over Ziti — through the laptop's shared `ziti tunnel proxy` (the default),
+//     through a `ziti demo zcat` (RALPH_ZITI_CLIENT=zcat), and through the SDK;
 //  2. output throughput from the agent's PTY (BENCH_FLOOD_MB, default 32 MB) over each;
 //  3. a fresh connection + `daemon.info` (what every `ralph status`/`attach` pays once): tcp, Ziti
-//     through a running proxy, Ziti with the proxy started first, Ziti through zcat;
-//  4. `git push` of a ~BENCH_PUSH_MB (50) MB repo of random files: through `ralph://` over Ziti vs a
-//     plain file:// remote (both with no loop started: -o ralph.no-start).
+//     through a running proxy, Ziti with the proxy started first, Ziti through zcat, Ziti through the
+//     SDK already signed in; and a whole `ralph remote test` command (Node's start-up included)
+//     through a running proxy, starting the proxy, and through the SDK (which signs in each time);
+//  4. `git push` of a ~BENCH_PUSH_MB (50) MB repo of random files: through `ralph://` over Ziti (each
+//     backend) vs a plain file:// remote (all with no loop started: -o ralph.no-start).
 // Targets on loopback: Ziti echo p50 <= 2 ms and p99 <= 5 ms; >= 20 MB/s; push ratio <= 2x.
 
 import { spawnSync } from 'node:child_process';
@@ -24,6 +28,7 @@ import { RpcPeer } from '../rpc/peer.js';
 import { homePaths } from '../store/paths.js';
 import { dial } from '../transport/index.js';
 import { dialProxy, stopProxy } from '../transport/ziti/proxy.js';
+import { sdkChoice } from '../transport/ziti/sdk.js';
 import { Tunneler } from '../transport/ziti/tunnel.js';
 import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
 import { ROOT, RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
@@ -196,7 +201,8 @@ async function main(): Promise<void> {
     const bin = join(laptop.home, 'bin');
     mkdirSync(bin);
     symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
-    const env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}` };
+    // The same proxy directory as this process's, so stopProxy here stops what the commands use.
+    const env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}`, RALPH_ZITI_PROXY_DIR: process.env.RALPH_ZITI_PROXY_DIR };
     const big = join(laptop.home, 'big');
     bigRepo(big, env);
     run(process.execPath, [RALPH_BIN, 'remote', 'add', 'box', '--ziti-service', net.service, '--ziti-identity', net.identities.client, '--repo', 'big'], { cwd: big, env });
@@ -210,6 +216,57 @@ async function main(): Promise<void> {
       pushes.push({ file, ziti });
       console.log(`  run ${i + 1}: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms, ratio ${(ziti / file).toFixed(2)}x   [load ${load()}]`);
     }
+    // A whole command, as a user runs it: `ralph remote test` (Node's start-up, sign-in, one request).
+    const remoteTest = (label: string, backend: 'tunnel' | 'sdk', before: () => Promise<unknown>) => async () => {
+      const samples: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        await before();
+        samples.push(timed(process.execPath, [RALPH_BIN, 'remote', 'test', 'box'], { cwd: big, env: { ...env, RALPH_ZITI_BACKEND: backend } }));
+      }
+      commands[label] = percentiles(samples);
+      console.log(`  ${label.padEnd(26)} p50 ${commands[label]!.p50.toFixed(0)} ms  max ${commands[label]!.max.toFixed(0)} ms   [load ${load()}]`);
+    };
+    const commands: Record<string, Percentiles> = {};
+    console.log('\n`ralph remote test` (whole command, 5 each):');
+    await remoteTest('tunnel, proxy running', 'tunnel', async () => {})();
+    await remoteTest('tunnel, proxy started', 'tunnel', () => stopProxy(net!.service, net!.identities.client))();
+
+    // The same over the Node SDK on both sides: the box's daemon binds the service in-process
+    // (the tunnel daemon goes first, so the service has one host), and so does every dial here.
+    const sdk = sdkChoice();
+    let sdkPushes: number[] = [];
+    if (!sdk.use) {
+      console.log(`\nthe Node SDK backend: skipped (${sdk.refused ?? 'not built here: install/build-ziti-sdk.sh builds it'})`);
+    } else {
+      await stopProxy(net.service, net.identities.client).catch(() => null);
+      await d.stop();
+      d = await startDaemon(box, {
+        listen: ['tcp://127.0.0.1:0'],
+        args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'sdk'],
+        env: net.env,
+        readyTimeoutMs: 40_000,
+      });
+      console.log(`\nthe Node SDK on both sides (${KEYSTROKES} keystrokes, ${FLOOD_MB} MB flood):`);
+      const sdkOpts = { ziti: { identityFile: net.identities.client, backend: 'sdk' as const }, timeoutMs: 20_000 };
+      rows.push(await measurePath('ziti via SDK', d, loopChannel(`ziti:${net.service}`, sdkOpts)));
+      const samples: number[] = [];
+      process.env.RALPH_ZITI_BACKEND = 'sdk';
+      for (let i = 0; i < 10; i++) {
+        const t0 = process.hrtime.bigint();
+        await daemonInfo(viaZiti, { timeoutMs: 20_000 });
+        samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      delete process.env.RALPH_ZITI_BACKEND;
+      connect['ziti via SDK'] = percentiles(samples);
+      console.log(`  new connection + daemon.info, SDK signed in: p50 ${connect['ziti via SDK']!.p50.toFixed(0)} ms  max ${connect['ziti via SDK']!.max.toFixed(0)} ms`);
+      await remoteTest('SDK (signs in each time)', 'sdk', async () => {})();
+      for (let i = 0; i < 3; i++) {
+        const ms = timed('git', ['push', '--quiet', '-o', 'ralph.no-start', `ralph://box/big-sdk-${i}`, `big:b${i}`], { cwd: big, env: { ...env, RALPH_ZITI_BACKEND: 'sdk' } });
+        sdkPushes.push(ms);
+        console.log(`  push run ${i + 1}: ralph:// over the SDK ${ms.toFixed(0)} ms, ratio ${(ms / pushes[i]!.file).toFixed(2)}x   [load ${load()}]`);
+      }
+    }
+
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const file = med(pushes.map((p) => p.file));
     const ziti = med(pushes.map((p) => p.ziti));
@@ -225,14 +282,22 @@ async function main(): Promise<void> {
     const p50 = (k: string) => `${connect[k]!.p50.toFixed(0)} ms`;
     console.log(
       `  new connection + daemon.info (p50): tcp ${p50('tcp loopback')}; Ziti through a running proxy ${p50('ziti, proxy running')}, ` +
-        `starting the proxy ${p50('ziti, proxy started')}, through zcat ${p50('ziti via zcat')}`,
+        `starting the proxy ${p50('ziti, proxy started')}, through zcat ${p50('ziti via zcat')}` +
+        (connect['ziti via SDK'] ? `, through the SDK (signed in) ${p50('ziti via SDK')}` : ''),
+    );
+    console.log(
+      `  \`ralph remote test\` (p50): proxy running ${commands['tunnel, proxy running']!.p50.toFixed(0)} ms, starting the proxy ` +
+        `${commands['tunnel, proxy started']!.p50.toFixed(0)} ms` +
+        (commands['SDK (signs in each time)'] ? `, SDK ${commands['SDK (signs in each time)']!.p50.toFixed(0)} ms` : ''),
     );
     for (const [label, b] of Object.entries(baselines)) {
       console.log(`  | overlay alone          | ${b.echo.p50.toFixed(2).padStart(5)} ms | ${b.echo.p95.toFixed(2).padStart(5)} ms | ${b.echo.p99.toFixed(2).padStart(5)} ms | ${b.mbPerS.toFixed(1).padStart(5)} MB/s |           |  (${label})`);
     }
     console.log(`  git push ${PUSH_MB} MB: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms → ${(ziti / file).toFixed(2)}x`);
+    if (sdkPushes.length > 0) console.log(`  git push ${PUSH_MB} MB over the SDK: ${med(sdkPushes).toFixed(0)} ms → ${(med(sdkPushes) / file).toFixed(2)}x`);
     const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
-    for (const [label, r] of [['proxy', z], ['zcat', zc]] as const) {
+    const viaSdk = rows.find((r) => r.path === 'ziti via SDK');
+    for (const [label, r] of [['proxy', z], ['zcat', zc], ...(viaSdk ? [['SDK', viaSdk] as const] : [])] as const) {
       console.log(
         `  targets via ${label}: Ziti echo p50 <= 2 ms ${verdict(r.echo.p50 <= 2)}, p99 <= 5 ms ${verdict(r.echo.p99 <= 5)}; ` +
           `throughput >= 20 MB/s ${verdict(r.mbPerS >= 20)}`,

@@ -122,8 +122,7 @@ if command -v flock >/dev/null 2>&1; then
   if ((!force)) && usable "$OUT"; then printf '%s\n' "$OUT"; exit 0; fi
 fi
 
-WORK="$CACHE/sdk-build"
-rm -rf "$WORK"
+WORK="$(mktemp -d "$CACHE/sdk-build.XXXXXX")"   # kept when the build fails, for its log
 mkdir -p "$WORK/src" "$WORK/fetch"
 build_log="$WORK/build.log"
 : >"$build_log"
@@ -254,9 +253,5 @@ usable "$stage" || { rm -rf "$stage"; die "the built module does not load in $(n
 rm -rf "$OUT"
 mv "$stage" "$OUT"
 rm -rf "$WORK"
-# Builds for other (older) fixes are of no use to this ralph.
-for old in "$CACHE"/sdk/ziti-sdk-nodejs-*; do
-  [[ "$old" == "$OUT" ]] || rm -rf -- "$old"
-done
 log "built $OUT in $((SECONDS - start))s"
 printf '%s\n' "$OUT"

@@ -178,7 +178,7 @@ test('an identity with no Dial policy is refused by OpenZiti: push, status, atta
     const table = await cli(['status']);
     assert.is(table.code, 0, table.stderr);
     assert.match(table.stdout, new RegExp(`^${id}\\s+box \\(unreachable\\)\\s+running`, 'm'));
-    assert.match(table.stderr, mayNot, 'status says why the remote is unreachable');
+    assert.match(table.stderr, mayNot, `status says why the remote is unreachable: ${table.stderr}`);
 
     const attach = await cli(['attach', id]);
     assert.is.not(attach.code, 0);

@@ -377,9 +377,10 @@ test('auto takes only a build with ralph\'s fixes: a stock SDK is refused in one
   assert.match(older.refused!, new RegExp(`^the OpenZiti Node SDK at ${other} carries fixes 0\\.13\\.3\\+ralph\\.000000000000, this ralph needs 0\\.13\\.3\\+ralph\\.[0-9a-f]{12}: run `));
 
   // Nothing built at all: auto quietly takes the tunneler; sdk says what to run.
-  const none = await attempt(['dial', SERVICE], net.identities.client, { RALPH_ZITI_CACHE: join(t.home, 'empty-cache') });
+  const nothing = { RALPH_ZITI_CACHE: join(t.home, 'empty-cache'), RALPH_ZITI_SDK_MODULE: '' };
+  const none = await attempt(['dial', SERVICE], net.identities.client, nothing);
   assert.match(none.error!, new RegExp(`^ziti:${SERVICE}: the OpenZiti Node SDK is not built here: run \\S+build-ziti-sdk\\.sh \\(about a minute\\); or use the ziti CLI tunneler`));
-  const quiet = await attempt(['choice'], net.identities.client, { RALPH_ZITI_CACHE: join(t.home, 'empty-cache') });
+  const quiet = await attempt(['choice'], net.identities.client, nothing);
   assert.equal([quiet.use, quiet.refused], [false, undefined]);
 });
 

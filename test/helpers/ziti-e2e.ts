@@ -60,7 +60,8 @@ export async function zitiE2eOrSkip(opts: { service: string; backend: 'sdk' | 't
   try {
     daemon = await startDaemon(box, {
       args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', opts.backend],
-      env: { ...net.env, RALPH_ZITI_HOST_PORT: String(net.hostPort) },
+      // The SDK binds in-process: no local port (and the service's host.v1 config goes unused).
+      env: opts.backend === 'tunnel' ? { ...net.env, RALPH_ZITI_HOST_PORT: String(net.hostPort) } : net.env,
       readyTimeoutMs: 40_000,
     });
   } catch (err) {

@@ -120,6 +120,8 @@ async function main(): Promise<void> {
     box = makeTempHome('ralph-bzb');
     laptop = makeTempHome('ralph-bzl');
     process.env.RALPH_ZITI_PROXY_DIR = join(laptop.home, 'zp');
+    // The tunnel backend first (`auto` would take the SDK when it is built here); the SDK's turn comes last.
+    process.env.RALPH_ZITI_BACKEND = 'tunnel';
 
     // Baseline: the overlay alone (plain tcp echo/source behind the tunnelers, no ralph protocol).
     console.log(`\nbaseline, the overlay alone (${KEYSTROKES} one-byte echoes, ${FLOOD_MB} MB one way):`);
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
     mkdirSync(bin);
     symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
     // The same proxy directory as this process's, so stopProxy here stops what the commands use.
-    const env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}`, RALPH_ZITI_PROXY_DIR: process.env.RALPH_ZITI_PROXY_DIR };
+    const env = { ...laptop.env, ...net.env, PATH: `${bin}:${process.env.PATH}`, RALPH_ZITI_PROXY_DIR: process.env.RALPH_ZITI_PROXY_DIR, RALPH_ZITI_BACKEND: 'tunnel' };
     const big = join(laptop.home, 'big');
     bigRepo(big, env);
     run(process.execPath, [RALPH_BIN, 'remote', 'add', 'box', '--ziti-service', net.service, '--ziti-identity', net.identities.client, '--repo', 'big'], { cwd: big, env });
@@ -256,7 +258,6 @@ async function main(): Promise<void> {
         await daemonInfo(viaZiti, { timeoutMs: 20_000 });
         samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
-      delete process.env.RALPH_ZITI_BACKEND;
       connect['ziti via SDK'] = percentiles(samples);
       console.log(`  new connection + daemon.info, SDK signed in: p50 ${connect['ziti via SDK']!.p50.toFixed(0)} ms  max ${connect['ziti via SDK']!.max.toFixed(0)} ms`);
       await remoteTest('SDK (signs in each time)', 'sdk', async () => {})();

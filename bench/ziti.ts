@@ -156,8 +156,9 @@ async function main(): Promise<void> {
     run('git', ['push', '--quiet', `file://${bare}`, 'bench'], { cwd: task, env: laptop.env });
 
     const zitiOpts = { ziti: { identityFile: net.identities.client, backend: 'tunnel' as const }, timeoutMs: 20_000 };
+    // tcp carries the daemon's token; over Ziti the identities decide.
     const loopChannel = (address: string, opts = {}) => async (loop: string) =>
-      (await openChannel(address, { channel: 'loop', loop, client: 'bench' }, opts)).stream;
+      (await openChannel(address, { channel: 'loop', loop, client: 'bench', ...(address.startsWith('tcp://') ? { token: d!.token } : {}) }, opts)).stream;
     console.log(`\nkeystroke echo (${KEYSTROKES} keystrokes) and output throughput (${FLOOD_MB} MB flood):`);
     const rows: Row[] = [];
     rows.push(await measurePath('unix socket (runner)', d, (loop) => dial(`unix:${homePaths(box!.home).socketFor(loop)}`)));
@@ -172,8 +173,8 @@ async function main(): Promise<void> {
     console.log('\nnew connection + daemon.info (10 each):');
     const connect: Record<string, Percentiles> = {};
     const viaZiti = { name: 'box', address: `ziti:${net.service}`, zitiIdentity: net.identities.client };
-    const cases: Array<[string, { name: string; address: string; zitiIdentity?: string }, () => Promise<unknown>]> = [
-      ['tcp loopback', { name: 'box', address: d.tcp! }, async () => {}],
+    const cases: Array<[string, { name: string; address: string; zitiIdentity?: string; token?: string }, () => Promise<unknown>]> = [
+      ['tcp loopback', { name: 'box', address: d.tcp!, token: d.token }, async () => {}],
       ['ziti, proxy running', viaZiti, async () => client('proxy')],
       ['ziti, proxy started', viaZiti, async () => (client('proxy'), stopProxy(net!.service, net!.identities.client))],
       ['ziti via zcat', viaZiti, async () => client('zcat')],

@@ -73,7 +73,7 @@ test.after(async () => {
 });
 
 test('remote add checks the live daemon; start --remote runs a loop there; status reconciles the completion the laptop missed', async () => {
-  const add = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--repo', 'app'], { env: laptop.env, cwd: work });
+  const add = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--token-file', d.tokenFile, '--repo', 'app'], { env: laptop.env, cwd: work });
   assert.is(add.code, 0, add.stderr);
   assert.match(add.stdout, /^added remote box \(tcp:\/\/127\.0\.0\.1:\d+\): daemon on \S+, ralph \d+\.\d+\.\d+$/m);
   assert.match(git(['remote', 'get-url', 'ralph-remote'], work), /^ralph:\/\/box\/app$/m);

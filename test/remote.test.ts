@@ -188,7 +188,8 @@ test('remote add refuses bad input and a git remote that points elsewhere, savin
 test('start --remote asks the daemon to start a loop, records it locally, prints the id and the attach hint', async () => {
   forgetRemotes();
   const repo = await newRepo('webapp');
-  assert.is((await ralph(['remote', 'add', 'box', '--address', stub.address], { env: t.env, cwd: repo })).code, 0);
+  const added = await ralph(['remote', 'add', 'box', '--address', stub.address], { env: t.env, cwd: repo });
+  assert.is(added.code, 0, added.stderr);
   const r = await ralph(['start', '--remote', 'box', '--branch', 'feature', '--agent', 'opencode', '--max-iterations', '7', '--task', 'tasks/a'], {
     env: t.env,
     cwd: repo,

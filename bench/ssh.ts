@@ -23,7 +23,8 @@ import { closeSharedConnection, sshConnectArgv } from '../transport/ssh/index.js
 import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
 import { RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
 import { findSshd, startSshd, type Sshd } from '../test/helpers/sshd.js';
-import { loadAverageText as load, measureLoopPath, percentiles, type PathRow, type Percentiles } from './measure.js';
+import { loadAverageText as load, measureLoopPath, type PathRow } from './loop-path.js';
+import { percentiles, type Percentiles } from './measure.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 1000);
 const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 32);

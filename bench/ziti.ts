@@ -26,7 +26,8 @@ import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/dae
 import { ROOT, RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
 import { findZiti, startZitiNetwork, type ZitiNetwork } from '../test/helpers/ziti-network.js';
 import { rawOverlay } from './baselines.js';
-import { loadAverageText, measureLoopPath, percentiles, type PathRow, type Percentiles } from './measure.js';
+import { loadAverageText, measureLoopPath, type PathRow } from './loop-path.js';
+import { percentiles, type Percentiles } from './measure.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 1000);
 const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 32);

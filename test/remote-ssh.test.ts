@@ -9,14 +9,15 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
+import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
-import type { StatusJsonEntry } from './helpers/cli.js';
 import { sshdOrSkip, type Sshd } from './helpers/sshd.js';
+import { Laptop, startedIds } from './helpers/laptop.js';
+import { attachProcess } from './helpers/attach.js';
 
 const AGENT = join(FIXTURES, 'agent.mjs');
 let sshd: Sshd | null = null;
@@ -28,19 +29,10 @@ let d: DaemonHandle;
 /** A directory on the box that is not on its PATH, with a space in its name. */
 let boxTools: string;
 
-const git = async (args: string[]): Promise<string> => {
-  const r = await runCommand('git', args, { env, cwd: work, timeoutMs: 90_000 });
-  if (r.code !== 0) throw new Error(`git ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
-  return r.stdout.trim();
-};
-const cli = (args: string[], extraEnv: Record<string, string> = {}): Promise<RunResult> =>
-  ralph(args, { env: { ...env, ...extraEnv }, cwd: work, timeoutMs: 60_000 });
-const status = async (): Promise<StatusJsonEntry[]> => {
-  const r = await cli(['status', '--json']);
-  assert.is(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as StatusJsonEntry[];
-};
-const startedIds = (r: RunResult): string[] => [...r.stderr.matchAll(/^remote: ralph: started loop (\S+) /gm)].map((m) => m[1]!);
+let laptopShell: Laptop;
+const git = (args: string[]) => laptopShell.git(args);
+const cli = (args: string[], extraEnv: Record<string, string> = {}) => laptopShell.cli(args, extraEnv);
+const status = () => laptopShell.status();
 const config = () => JSON.parse(readFileSync(env.RALPH_CONFIG!, 'utf8')) as { remotes: Record<string, Record<string, unknown>> };
 /** An executable script on the box. */
 const script = (path: string, body: string) => {
@@ -75,12 +67,7 @@ test.before(async () => {
   env = { ...laptop.env, ...sshd.clientEnv, PATH: `${bin}:${process.env.PATH}` };
   d = await startDaemon(box);
   work = join(laptop.home, 'app');
-  mkdirSync(work);
-  await git(['init', '--quiet', '-b', 'feature']);
-  const prd = { project: 'app', branchName: 'feature', userStories: [{ id: 'US-1', title: 'first', passes: false, priority: 1 }, { id: 'US-2', title: 'second', passes: false, priority: 2 }] };
-  writeFileSync(join(work, 'prd.json'), JSON.stringify(prd, null, 2) + '\n');
-  await git(['add', 'prd.json']);
-  await git(['commit', '--quiet', '-m', 'task: two stories']);
+  laptopShell = await Laptop.withTwoStoryTask(env, work);
 });
 
 test.after(async () => {
@@ -127,7 +114,7 @@ test('git push over ssh starts a loop that completes; status, logs and git fetch
   if (!sshd) return;
   const loginsBefore = sshd.logins();
   const pushed = await git(['rev-parse', 'HEAD']);
-  const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=node ${AGENT} work`, '-o', 'ralph.iterations=3', 'ralph-remote', 'feature'], { env, cwd: work, timeoutMs: 90_000 });
+  const r = await laptopShell.gitResult(['push', '-o', `ralph.agent-cmd=node ${AGENT} work`, '-o', 'ralph.iterations=3', 'ralph-remote', 'feature']);
   assert.is(r.code, 0, r.stderr);
   const ids = startedIds(r);
   assert.is(ids.length, 1, r.stderr);
@@ -160,49 +147,45 @@ test('attach over ssh types into the agent; the shared ssh connection killed mid
   const COUNT = 300;
   await git(['switch', '--quiet', '-c', 'typing']);
   const agentCmd = `FIXTURE_SLOW_MS=40 FIXTURE_SLOW_COUNT=${COUNT} node ${AGENT} echo,slow,work,work`;
-  const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=${agentCmd}`, '-o', 'ralph.iterations=2', 'ralph-remote', 'typing'], { env, cwd: work, timeoutMs: 90_000 });
+  const r = await laptopShell.gitResult(['push', '-o', `ralph.agent-cmd=${agentCmd}`, '-o', 'ralph.iterations=2', 'ralph-remote', 'typing']);
   assert.is(r.code, 0, r.stderr);
   const id = startedIds(r)[0]!;
   assert.ok(id, r.stderr);
 
-  const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env, cwd: work, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (x) => (stdout += x));
-  child.stderr.on('data', (x) => (stderr += x));
+  const a = attachProcess(id, env, { cwd: work });
   try {
-    await waitUntil(() => stdout.includes('ECHO READY'), { timeoutMs: 30_000, what: `the echo agent's first words through attach; stderr: ${stderr}` });
-    child.stdin.write('i');
-    await waitUntil(() => stderr.includes('interactive —'), { timeoutMs: 15_000, what: 'interactive mode' });
-    child.stdin.write('typed through ssh\rq\r\x1d');
-    await waitUntil(() => stdout.includes('typed through ssh'), { timeoutMs: 15_000, what: 'the agent echoing what was typed' });
+    await a.stdout('ECHO READY', 30_000);
+    a.keys('i');
+    await a.stderr('interactive —');
+    a.keys('typed through ssh\rq\r\x1d');
+    await a.stdout('typed through ssh');
 
     // Mid-stream, the shared connection's master dies: every channel on it ends at once; attach
     // dials again (a new master) and asks for output from the last seq it had.
-    await waitUntil(() => /slow line 30\b/.test(stdout), { timeoutMs: 30_000, what: 'slow output under way' });
+    await a.stdout(/slow line 30\b/, 30_000);
     const master = masterPid();
     assert.ok(master, 'a shared connection runs');
     const logins = sshd.logins();
     process.kill(master!, 'SIGKILL');
-    await waitUntil(() => /reconnected/.test(stderr), { timeoutMs: 30_000, what: `attach reconnected after the ssh master died; stderr: ${stderr}` });
-    const end = await exited(child);
-    assert.is(end.code, 0, stderr);
-    assert.match(stderr, /connection lost .*reconnecting/);
+    await a.stderr('reconnected', 30_000);
+    const end = await exited(a.child);
+    assert.is(end.code, 0, a.errors());
+    assert.match(a.errors(), /connection lost .*reconnecting/);
     assert.ok(sshd.logins() > logins, 'a new ssh connection was made');
     assert.is.not(masterPid(), master);
 
-    const seen = [...stdout.matchAll(/slow line (\d+)\b/g)].map((m) => Number(m[1]));
+    const seen = [...a.output().matchAll(/slow line (\d+)\b/g)].map((m) => Number(m[1]));
     assert.equal(seen, Array.from({ length: COUNT }, (_, i) => i + 1), 'every slow line exactly once, in order');
-    assert.match(stdout, /<promise>COMPLETE<\/promise>/);
-    assert.match(stderr, new RegExp(`ralph: loop ${id} completed`));
+    assert.match(a.output(), /<promise>COMPLETE<\/promise>/);
+    assert.match(a.errors(), new RegExp(`ralph: loop ${id} completed`));
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (a.child.exitCode === null) a.child.kill('SIGKILL');
   }
 });
 
 test('ralph stop over ssh stops the loop on the box and records it; status agrees', async () => {
   if (!sshd) return;
-  const r = await runCommand('git', ['push', '-o', 'ralph.agent-cmd=echo working; sleep 120', '-o', 'ralph.iterations=1', 'ralph-remote', 'feature:stopme'], { env, cwd: work, timeoutMs: 90_000 });
+  const r = await laptopShell.gitResult(['push', '-o', 'ralph.agent-cmd=echo working; sleep 120', '-o', 'ralph.iterations=1', 'ralph-remote', 'feature:stopme']);
   assert.is(r.code, 0, r.stderr);
   const id = startedIds(r)[0]!;
   const stop = await cli(['stop', id]);

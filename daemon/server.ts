@@ -240,6 +240,7 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
       const via = l.address.startsWith('unix:') ? 'unix' : l.address;
       const needsToken = parseAddress(address).kind === 'tcp';
       l.onConnection((conn) => void handleConnection(conn, via, needsToken));
+      if (needsToken) log.info(`${l.address} asks every connection for the token in ${paths.daemonToken} (on the laptop: ralph remote add NAME --address ${l.address} --token-file COPY)`);
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()));

@@ -63,7 +63,12 @@ export function loadOrCreateToken(file: string): string {
   } finally {
     gone(tmp);
   }
-  const st = lstatSync(file);
+  let st;
+  try {
+    st = lstatSync(file);
+  } catch (err) {
+    throw new TokenError(`cannot read ${file}: ${(err as Error).message}`);
+  }
   if (!st.isFile()) throw new TokenError(`${file} is not a plain file: remove it, and the daemon makes a new token`);
   if ((st.mode & 0o077) !== 0) {
     throw new TokenError(

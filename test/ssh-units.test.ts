@@ -114,6 +114,7 @@ test("ssh's failures that a loopback sshd cannot produce, in the user's terms", 
     [why('Received disconnect from 10.0.0.7 port 2222:2: Too many authentication failures\r\n'), 'SSH_AUTH', /: box refused the login of me: put your public key/],
     [why('zsh:1: permission denied: /opt/ralph\n', 126), 'SSH_NO_COMMAND', /: box cannot run ralph \(zsh:1: permission denied: \/opt\/ralph\)$/],
     [why("error: unknown command 'bridge'\n(run with --help for usage)\n", 1), 'SSH_REMOTE', /: on box: unknown command 'bridge' \(run with --help for usage\)$/],
+    [why("ControlPath too long ('/tmp/xxxx/7ac092d2e0299bea49c791dd4e09a855e8fe8f39' >= 108 bytes)\r\n"), 'SSH', /: the directory for ssh's shared connections makes too long a socket path for ssh: set RALPH_SSH_CONTROL_DIR to a shorter one/],
     [why('', 3), 'SSH_REMOTE', /: ralph on box failed \(exit 3\) and said nothing$/],
     [why('Warning: Permanently added box\r\n** WARNING: connection is not using a post-quantum key exchange algorithm.\r\nssh: something new\r\n'), 'SSH', /: something new$/],
   ];

@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * `$<envVar>`, else `$XDG_RUNTIME_DIR/<name>`, else `$TMPDIR/<name>-<uid>`; made private.
+ * `$<envVar>`, else `$XDG_RUNTIME_DIR/<name>`, else `<tmp>/<name>-<uid>` (tmp: `$TMPDIR`, or the
+ * given directory — ssh's socket paths must stay short, and macOS's `$TMPDIR` is long); made private.
  * `what` says in an error what the directory is for.
  */
-export function privateRuntimeDir(name: string, envVar: string, what: string, env: NodeJS.ProcessEnv = process.env): string {
+export function privateRuntimeDir(name: string, envVar: string, what: string, env: NodeJS.ProcessEnv = process.env, tmp = tmpdir()): string {
   const uid = process.getuid?.() ?? 0;
-  const dir = env[envVar] || (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, name) : join(tmpdir(), `${name}-${uid}`));
+  const dir = env[envVar] || (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, name) : join(tmp, `${name}-${uid}`));
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== uid) {

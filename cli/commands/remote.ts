@@ -216,7 +216,8 @@ export async function disconnect(name: string): Promise<void> {
 
 export async function remove(name: string): Promise<void> {
   const config = readConfig();
-  await closeShared(knownRemote(name));
+  // Best effort: a shared connection that cannot be closed now ends by itself when unused.
+  await closeShared(knownRemote(name)).catch(() => null);
   const { [name]: _gone, ...rest } = config.remotes;
   writeConfig({ ...config, remotes: rest });
   process.stdout.write(`removed remote ${name}\n`);

@@ -64,7 +64,7 @@ export function explainSshExit(a: SshAddress, label: string, remoteProgram: stri
     if (denied) {
       const methods = /Permission denied \(([^)]*)\)/.exec(denied)?.[1];
       return fail(
-        `${a.host} refused the login of ${a.user ?? 'your user'}${methods ? ` (${methods})` : ''}: put your public key in that user's ~/.ssh/authorized_keys there, or choose the key with RALPH_SSH_COMMAND='ssh -i KEY'`,
+        `${a.host} refused the login of ${a.user ?? 'your user'}${methods ? ` (${methods})` : ''}: put your public key in that user's ~/.ssh/authorized_keys there, or choose the key with RALPH_SSH_COMMAND='ssh -i KEY' (a key with a passphrase must be in ssh-agent)`,
         'SSH_AUTH',
       );
     }
@@ -73,6 +73,9 @@ export function explainSshExit(a: SshAddress, label: string, remoteProgram: stri
     if (unresolved) return fail(`cannot resolve the host name ${a.host} (${unresolved.replace(/^ssh: Could not resolve hostname [^:]*: /, '')})`, 'ENOTFOUND');
     if (find(/Connection timed out|Operation timed out|timed out during banner exchange/)) return fail(`no answer from ${where} (connection timed out)`, 'ETIMEDOUT');
     if (find(/No route to host|Network is unreachable/)) return fail(`no route to ${where}`, 'EHOSTUNREACH');
+    if (find(/ControlPath too long/)) {
+      return fail(`the directory for ssh's shared connections makes too long a socket path for ssh: set RALPH_SSH_CONTROL_DIR to a shorter one (at most ~45 characters)`, 'SSH');
+    }
     const silent = find(/Timeout, server .* not responding/);
     if (silent) return fail(`${a.host} stopped answering (${silent})`, 'ETIMEDOUT');
     const closed = find(/Connection closed by|Connection reset by|kex_exchange_identification|Broken pipe/);

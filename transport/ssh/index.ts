@@ -9,7 +9,7 @@
 //   -T -x -a, BatchMode=yes (no prompt ever waits on a terminal ralph is drawing on), ConnectTimeout,
 //   ServerAliveInterval, ClearAllForwardings, and connection sharing: ControlMaster=auto with
 //   ControlPath in a private directory ($RALPH_SSH_CONTROL_DIR, else $XDG_RUNTIME_DIR/ralph-ssh, else
-//   $TMPDIR/ralph-ssh-<uid>; 0700) and ControlPersist, so only the first connection pays for the
+//   /tmp/ralph-ssh-<uid>; 0700) and ControlPersist, so only the first connection pays for the
 //   handshake and later ones open a channel on it.
 
 import { spawn } from 'node:child_process';
@@ -39,7 +39,8 @@ export function sshProgram(env: NodeJS.ProcessEnv = process.env): string[] {
 }
 
 export function controlDir(env: NodeJS.ProcessEnv = process.env): string {
-  return privateRuntimeDir('ralph-ssh', SSH_CONTROL_DIR_ENV, "ssh's shared connections", env);
+  // /tmp, not $TMPDIR: a socket path holds at most ~104 bytes, and ssh adds 40 (%C) and 17 more while it binds.
+  return privateRuntimeDir('ralph-ssh', SSH_CONTROL_DIR_ENV, "ssh's shared connections", env, '/tmp');
 }
 
 /** Options every ssh of ralph's gets, the control socket's included, then the destination. */

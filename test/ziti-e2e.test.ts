@@ -17,7 +17,8 @@ import { FIXTURES, RALPH_BIN, exited, ralph, runCommand, waitUntil, type RunResu
 import type { DaemonHandle } from './helpers/daemon.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
 import type { ZitiNetwork } from './helpers/ziti-network.js';
-import { startedIds, zitiE2eOrSkip, type ZitiE2e } from './helpers/ziti-e2e.js';
+import { startedIds } from './helpers/laptop.js';
+import { zitiE2eOrSkip, type ZitiE2e } from './helpers/ziti-e2e.js';
 
 const AGENT = join(FIXTURES, 'agent.mjs');
 let z: ZitiE2e | null = null;
@@ -28,9 +29,9 @@ let env: NodeJS.ProcessEnv;
 let work: string;
 let d: DaemonHandle;
 
-const git = (args: string[]): Promise<string> => z!.git(args);
-const cli = (args: string[]): Promise<RunResult> => z!.cli(args);
-const status = (): Promise<StatusJsonEntry[]> => z!.status();
+const git = (args: string[]): Promise<string> => z!.laptop.git(args);
+const cli = (args: string[]): Promise<RunResult> => z!.laptop.cli(args);
+const status = (): Promise<StatusJsonEntry[]> => z!.laptop.status();
 const useIdentity = (file: string): void => z!.useIdentity(file);
 /** The box's `ziti tunnel host` processes (not their watchdogs). */
 const tunnelers = () => net!.zitiProcesses().filter((p) => p.cmdline.includes('tunnel host') && !p.cmdline.includes('ralph-ziti-watchdog'));
@@ -54,7 +55,8 @@ const alive = (pid: number): boolean => {
 test.before(async () => {
   z = await zitiE2eOrSkip({ service: 'ralph-e2e', backend: 'tunnel' });
   if (!z) return;
-  ({ net, laptop, box, env, work, daemon: d } = z);
+  ({ net, laptopHome: laptop, box, daemon: d } = z);
+  ({ env, work } = z.laptop);
 });
 
 test.after(async () => {
@@ -175,7 +177,8 @@ test('an identity with no Dial policy is refused by OpenZiti: push, status, atta
     assert.is.not(push.code, 0);
     assert.match(push.stderr, mayNot);
 
-    const table = await cli(['status']);
+    // A generous timeout: the reason must come back, and a loaded machine is slow to start a proxy.
+    const table = await cli(['status', '--timeout', '20000']);
     assert.is(table.code, 0, table.stderr);
     assert.match(table.stdout, new RegExp(`^${id}\\s+box \\(unreachable\\)\\s+running`, 'm'));
     assert.match(table.stderr, mayNot, `status says why the remote is unreachable: ${table.stderr}`);

@@ -7,10 +7,11 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { FIXTURES, RALPH_BIN, exited, waitUntil } from './helpers/env.js';
-import { startedIds, zitiE2eOrSkip, type ZitiE2e } from './helpers/ziti-e2e.js';
+import { attachProcess } from './helpers/attach.js';
+import { FIXTURES, exited, waitUntil } from './helpers/env.js';
+import { startedIds } from './helpers/laptop.js';
+import { zitiE2eOrSkip, type ZitiE2e } from './helpers/ziti-e2e.js';
 
 const AGENT = join(FIXTURES, 'agent.mjs');
 let z: ZitiE2e | null = null;
@@ -30,11 +31,11 @@ test('the daemon binds its service in-process; remote add checks it across the o
   if (!z) return;
   assert.equal(z.daemon.addresses.slice(1), [`ziti:${z.net.service}`]);
   const started = Date.now();
-  const add = await z.cli(['remote', 'add', 'box', '--ziti-service', z.net.service, '--ziti-identity', z.net.identities.client, '--repo', 'app']);
+  const add = await z.laptop.cli(['remote', 'add', 'box', '--ziti-service', z.net.service, '--ziti-identity', z.net.identities.client, '--repo', 'app']);
   assert.is(add.code, 0, add.stderr);
   assert.match(add.stdout, new RegExp(`^added remote box \\(ziti:${z.net.service}\\): daemon on \\S+, ralph \\d+\\.\\d+\\.\\d+$`, 'm'));
   assert.is(add.stderr, '');
-  const tested = await z.cli(['remote', 'test', 'box']);
+  const tested = await z.laptop.cli(['remote', 'test', 'box']);
   assert.is(tested.code, 0, tested.stderr);
   assert.match(tested.stdout, /^remote box \(ziti:\S+\) answers\n(.|\n)*round trip\s+\d+\.\d ms$/m);
   assert.ok(Date.now() - started < 30_000, `two commands took ${Date.now() - started} ms`);
@@ -45,89 +46,85 @@ let firstLoop = '';
 
 test('git push over the SDK starts a loop that completes; status reconciles it; logs shows it; fetch brings ralph/<id>', async () => {
   if (!z) return;
-  const pushed = await z.git(['rev-parse', 'HEAD']);
-  const r = await z.gitRun(['push', '-o', `ralph.agent-cmd=node ${AGENT} work`, '-o', 'ralph.iterations=3', 'ralph-remote', 'feature']);
+  const pushed = await z.laptop.git(['rev-parse', 'HEAD']);
+  const r = await z.laptop.gitResult(['push', '-o', `ralph.agent-cmd=node ${AGENT} work`, '-o', 'ralph.iterations=3', 'ralph-remote', 'feature']);
   assert.is(r.code, 0, r.stderr);
   const ids = startedIds(r);
   assert.is(ids.length, 1, r.stderr);
   firstLoop = ids[0]!;
-  const row = (await z.status()).find((e) => e.id === firstLoop)!;
+  const row = (await z.laptop.status()).find((e) => e.id === firstLoop)!;
   assert.ok(row, 'the laptop has a row for the loop');
   assert.equal([row.location, row.remote, row.zitiService], ['remote', 'box', z.net.service]);
 
   const done = await waitUntil(async () => {
-    const e = (await z!.status()).find((x) => x.id === firstLoop)!;
+    const e = (await z!.laptop.status()).find((x) => x.id === firstLoop)!;
     return e.status === 'completed' ? e : null;
   }, { timeoutMs: 90_000, intervalMs: 300, what: `loop ${firstLoop} completed, seen through ralph status over the SDK` });
   assert.is(done.iteration, 2);
 
-  const logs = await z.cli(['logs', firstLoop]);
+  const logs = await z.laptop.cli(['logs', firstLoop]);
   assert.is(logs.code, 0, logs.stderr);
   assert.match(logs.stdout, /<promise>COMPLETE<\/promise>/);
 
-  await z.git(['fetch', '--quiet', 'ralph-remote']);
-  assert.is(await z.git(['rev-parse', `ralph-remote/ralph/${firstLoop}~2`]), pushed, 'two agent commits on top of the pushed commit');
+  await z.laptop.git(['fetch', '--quiet', 'ralph-remote']);
+  assert.is(await z.laptop.git(['rev-parse', `ralph-remote/ralph/${firstLoop}~2`]), pushed, 'two agent commits on top of the pushed commit');
 });
 
 test('attach over the SDK: live output, keystrokes into the agent, the final status, exit 0', async () => {
   if (!z) return;
-  await z.git(['switch', '--quiet', '-c', 'typing']);
+  await z.laptop.git(['switch', '--quiet', '-c', 'typing']);
   const agentCmd = `FIXTURE_SLOW_MS=20 FIXTURE_SLOW_COUNT=100 node ${AGENT} echo,slow,work,work`;
-  const r = await z.gitRun(['push', '-o', `ralph.agent-cmd=${agentCmd}`, '-o', 'ralph.iterations=2', 'ralph-remote', 'typing']);
+  const r = await z.laptop.gitResult(['push', '-o', `ralph.agent-cmd=${agentCmd}`, '-o', 'ralph.iterations=2', 'ralph-remote', 'typing']);
   assert.is(r.code, 0, r.stderr);
   const id = startedIds(r)[0]!;
   assert.ok(id, r.stderr);
 
-  const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env: z.env, cwd: z.work, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (x) => (stdout += x));
-  child.stderr.on('data', (x) => (stderr += x));
+  const a = attachProcess(id, z.laptop.env, { cwd: z.laptop.work });
   try {
-    await waitUntil(() => stdout.includes('ECHO READY'), { timeoutMs: 30_000, what: `the echo agent's first words through attach; stderr: ${stderr}` });
-    child.stdin.write('i');
-    await waitUntil(() => stderr.includes('interactive —'), { timeoutMs: 15_000, what: 'interactive mode' });
-    child.stdin.write('typed through the SDK\rq\r\x1d');
-    await waitUntil(() => stdout.includes('typed through the SDK'), { timeoutMs: 15_000, what: 'the agent echoing what was typed' });
-    const end = await exited(child);
-    assert.is(end.code, 0, stderr);
-    const seen = [...stdout.matchAll(/slow line (\d+)\b/g)].map((m) => Number(m[1]));
+    await a.stdout('ECHO READY', 30_000);
+    a.keys('i');
+    await a.stderr('interactive —', 15_000);
+    a.keys('typed through the SDK\rq\r\x1d');
+    await a.stdout('typed through the SDK', 15_000);
+    const end = await exited(a.child);
+    assert.is(end.code, 0, a.errors());
+    const seen = [...a.output().matchAll(/slow line (\d+)\b/g)].map((m) => Number(m[1]));
     assert.equal(seen, Array.from({ length: 100 }, (_, i) => i + 1), 'every slow line exactly once, in order');
-    assert.match(stderr, new RegExp(`ralph: loop ${id} completed`));
+    assert.match(a.errors(), new RegExp(`ralph: loop ${id} completed`));
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (a.child.exitCode === null) a.child.kill('SIGKILL');
   }
 });
 
 test('stop over the SDK; an identity with no Dial policy is refused in one line by every command', async () => {
   if (!z) return;
-  await z.git(['switch', '--quiet', 'feature']);
-  const r = await z.gitRun(['push', '-o', `ralph.agent-cmd=FIXTURE_SLOW_MS=200 FIXTURE_SLOW_COUNT=100000 node ${AGENT} slow`, 'ralph-remote', 'feature:long']);
+  await z.laptop.git(['switch', '--quiet', 'feature']);
+  const r = await z.laptop.gitResult(['push', '-o', `ralph.agent-cmd=FIXTURE_SLOW_MS=200 FIXTURE_SLOW_COUNT=100000 node ${AGENT} slow`, 'ralph-remote', 'feature:long']);
   assert.is(r.code, 0, r.stderr);
   const id = startedIds(r)[0]!;
-  await waitUntil(async () => (await z!.status()).find((e) => e.id === id)?.status === 'running', { timeoutMs: 30_000, intervalMs: 300, what: `loop ${id} running` });
+  await waitUntil(async () => (await z!.laptop.status()).find((e) => e.id === id)?.status === 'running', { timeoutMs: 30_000, intervalMs: 300, what: `loop ${id} running` });
 
   z.useIdentity(z.net.identities.intruder);
   try {
     const mayNot = new RegExp(`^ralph: .*identity ${z.net.identities.intruder} may not dial service ${z.net.service} `, 'm');
-    const tested = await z.cli(['remote', 'test', 'box']);
+    const tested = await z.laptop.cli(['remote', 'test', 'box']);
     assert.is.not(tested.code, 0);
     assert.match(tested.stderr, mayNot);
     assert.is(tested.stderr.trim().split('\n').length, 1, tested.stderr);
-    const push = await z.gitRun(['push', 'ralph-remote', 'feature:intruded'], 60_000);
+    const push = await z.laptop.gitResult(['push', 'ralph-remote', 'feature:intruded']);
     assert.is.not(push.code, 0);
     assert.match(push.stderr, new RegExp(`identity ${z.net.identities.intruder} may not dial service ${z.net.service}`));
-    const attach = await z.cli(['attach', id]);
+    const attach = await z.laptop.cli(['attach', id]);
     assert.is.not(attach.code, 0);
     assert.match(attach.stderr, mayNot);
   } finally {
     z.useIdentity(z.net.identities.client);
   }
 
-  const stop = await z.cli(['stop', id]);
+  const stop = await z.laptop.cli(['stop', id]);
   assert.is(stop.code, 0, stop.stderr);
   assert.match(stop.stdout, new RegExp(`${id}.*stopped`));
-  const table = await z.cli(['status']);
+  const table = await z.laptop.cli(['status']);
   assert.match(table.stdout, new RegExp(`^${id}\\s+box\\s+stopped`, 'm'), table.stdout + table.stderr);
 });
 
@@ -135,7 +132,7 @@ test('the daemon killed: its service is unbound with it, and the laptop hears "n
   if (!z) return;
   await z.daemon.kill();
   const tested = await waitUntil(async () => {
-    const r = await z!.cli(['remote', 'test', 'box']);
+    const r = await z!.laptop.cli(['remote', 'test', 'box']);
     return r.code !== 0 && /no daemon is hosting/.test(r.stderr) ? r : null;
   }, { timeoutMs: 30_000, intervalMs: 500, what: 'remote test saying nobody hosts the service' });
   assert.match(tested.stderr, new RegExp(`^ralph: remote box \\(ziti:${z.net.service}\\): unreachable: no daemon is hosting ${z.net.service} \\(`), tested.stderr);

@@ -4,41 +4,29 @@
 // `app` (branch `feature`, a prd.json with two stories) and reaches the box with the same backend.
 //
 //   const z = await zitiE2eOrSkip({ service: 'ralph-e2e', backend: 'tunnel' });   // null: skipped
-//   await z.cli(['remote', 'add', 'box', ...]);  await z.git(['push', ...]);  await z.status();
+//   await z.laptop.cli(['remote', 'add', 'box', ...]);  await z.laptop.gitResult(['push', ...]);
 //   await z.stop();
 
-import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { killRunners, startDaemon, type DaemonHandle } from './daemon.js';
-import type { StatusJsonEntry } from './cli.js';
-import { ROOT, makeTempHome, ralph, runCommand, type RunResult, type TempHome } from './env.js';
+import { ROOT, makeTempHome, type TempHome } from './env.js';
+import { Laptop } from './laptop.js';
 import { zitiNetworkOrSkip, zitiSdkOrSkip, type ZitiNetwork } from './ziti-network.js';
 
 export interface ZitiE2e {
   net: ZitiNetwork;
-  laptop: TempHome;
+  /** The laptop's RALPH_HOME. */
+  laptopHome: TempHome;
   box: TempHome;
-  /** The laptop's environment (its RALPH_HOME, the ziti CLI, the backend, git-remote-ralph on PATH). */
-  env: NodeJS.ProcessEnv;
-  /** The laptop's checkout. */
-  work: string;
+  /** The laptop's commands in its checkout (git, ralph, status), with its environment: its
+   * RALPH_HOME, the ziti CLI, the backend, its own proxy directory, git-remote-ralph on PATH. */
+  laptop: Laptop;
   daemon: DaemonHandle;
-  /** git in the checkout; throws on failure, returns stdout. */
-  git(args: string[]): Promise<string>;
-  /** git in the checkout, whatever its exit. */
-  gitRun(args: string[], timeoutMs?: number): Promise<RunResult>;
-  /** The ralph CLI on the laptop, in the checkout. */
-  cli(args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult>;
-  /** `ralph status --json` on the laptop. */
-  status(): Promise<StatusJsonEntry[]>;
   /** Points the laptop's remote `box` at another identity file (what a stranger's laptop would hold). */
   useIdentity(file: string): void;
   stop(): Promise<void>;
 }
-
-/** Loop ids from `remote: ralph: started loop <id> (...)`. */
-export const startedIds = (r: RunResult): string[] => [...r.stderr.matchAll(/^remote: ralph: started loop (\S+) /gm)].map((m) => m[1]!);
 
 export async function zitiE2eOrSkip(opts: { service: string; backend: 'sdk' | 'tunnel' }): Promise<ZitiE2e | null> {
   if (opts.backend === 'sdk' && !(await zitiSdkOrSkip())) return null;
@@ -71,34 +59,13 @@ export async function zitiE2eOrSkip(opts: { service: string; backend: 'sdk' | 't
     throw err;
   }
   const work = join(laptop.home, 'app');
-  mkdirSync(work);
-  const gitRun = (args: string[], timeoutMs = 90_000) => runCommand('git', args, { env, cwd: work, timeoutMs });
-  const git = async (args: string[]): Promise<string> => {
-    const r = await gitRun(args);
-    if (r.code !== 0) throw new Error(`git ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
-    return r.stdout.trim();
-  };
-  const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => ralph(args, { env: { ...env, ...extraEnv }, cwd: work, timeoutMs: 60_000 });
-  await git(['init', '--quiet', '-b', 'feature']);
-  const prd = { project: 'app', branchName: 'feature', userStories: [{ id: 'US-1', title: 'first', passes: false, priority: 1 }, { id: 'US-2', title: 'second', passes: false, priority: 2 }] };
-  writeFileSync(join(work, 'prd.json'), JSON.stringify(prd, null, 2) + '\n');
-  await git(['add', 'prd.json']);
-  await git(['commit', '--quiet', '-m', 'task: two stories']);
+  const checkout = await Laptop.withTwoStoryTask(env, work);
   return {
     net,
-    laptop,
+    laptopHome: laptop,
     box,
-    env,
-    work,
+    laptop: checkout,
     daemon,
-    git,
-    gitRun,
-    cli,
-    async status() {
-      const r = await cli(['status', '--json']);
-      assert.is(r.code, 0, r.stderr);
-      return JSON.parse(r.stdout) as StatusJsonEntry[];
-    },
     useIdentity(file) {
       const path = env.RALPH_CONFIG!;
       const config = JSON.parse(readFileSync(path, 'utf8'));

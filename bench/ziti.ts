@@ -179,22 +179,22 @@ async function main(): Promise<void> {
       console.log(`  run ${i + 1}: file:// ${file.toFixed(0)} ms, ralph:// over Ziti ${ziti.toFixed(0)} ms, ratio ${(ziti / file).toFixed(2)}x   [load ${load()}]`);
     }
     // A whole command, as a user runs it: `ralph remote test` (Node's start-up, sign-in, one request).
-    const remoteTest = (label: string, backend: 'tunnel' | 'sdk', before: () => Promise<unknown>) => async () => {
+    const remoteTest = (label: string, remote: string, backend: 'tunnel' | 'sdk', before: () => Promise<unknown>) => async () => {
       const samples: number[] = [];
       for (let i = 0; i < 5; i++) {
         await before();
-        samples.push(timed(process.execPath, [RALPH_BIN, 'remote', 'test', 'box'], { cwd: big, env: { ...env, RALPH_ZITI_BACKEND: backend } }));
+        samples.push(timed(process.execPath, [RALPH_BIN, 'remote', 'test', remote], { cwd: big, env: { ...env, RALPH_ZITI_BACKEND: backend } }));
       }
       commands[label] = percentiles(samples);
       console.log(`  ${label.padEnd(26)} p50 ${commands[label]!.p50.toFixed(0)} ms  max ${commands[label]!.max.toFixed(0)} ms   [load ${load()}]`);
     };
     const commands: Record<string, Percentiles> = {};
     console.log('\n`ralph remote test` (whole command, 5 each):');
-    await remoteTest('tunnel, proxy running', 'tunnel', async () => {})();
-    await remoteTest('tunnel, proxy started', 'tunnel', () => stopProxy(net!.service, net!.identities.client))();
+    await remoteTest('tunnel, proxy running', 'box', 'tunnel', async () => {})();
+    await remoteTest('tunnel, proxy started', 'box', 'tunnel', () => stopProxy(net!.service, net!.identities.client))();
 
-    // The same over the Node SDK on both sides: the box's daemon binds the service in-process
-    // (the tunnel daemon goes first, so the service has one host), and so does every dial here.
+    // The same over the Node SDK on both sides: the box's daemon (the same home, the tunnel daemon
+    // stopped first) binds a service of its own in-process, and so does every dial here.
     const sdk = sdkChoice();
     let sdkPushes: number[] = [];
     if (!sdk.use) {
@@ -202,27 +202,32 @@ async function main(): Promise<void> {
     } else {
       await stopProxy(net.service, net.identities.client).catch(() => null);
       await d.stop();
+      const service = `${net.service}-sdk`;
+      await net.admin(['edge', 'create', 'service', service]);
+      await net.admin(['edge', 'create', 'service-policy', `${service}-bind`, 'Bind', '--service-roles', `@${service}`, '--identity-roles', '@daemon']);
+      await net.admin(['edge', 'create', 'service-policy', `${service}-dial`, 'Dial', '--service-roles', `@${service}`, '--identity-roles', '@client']);
       d = await startDaemon(box, {
         listen: ['tcp://127.0.0.1:0'],
-        args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'sdk'],
+        args: ['--ziti-service', service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'sdk'],
         env: net.env,
         readyTimeoutMs: 40_000,
       });
+      run(process.execPath, [RALPH_BIN, 'remote', 'add', 'boxsdk', '--ziti-service', service, '--ziti-identity', net.identities.client, '--repo', 'big', '--git-remote', 'ralph-sdk', '--no-check'], { cwd: big, env });
       console.log(`\nthe Node SDK on both sides (${KEYSTROKES} keystrokes, ${FLOOD_MB} MB flood):`);
       const sdkOpts = { ziti: { identityFile: net.identities.client, backend: 'sdk' as const }, timeoutMs: 20_000 };
-      rows.push(await measurePath('ziti via SDK', d, loopChannel(`ziti:${net.service}`, sdkOpts)));
+      rows.push(await measurePath('ziti via SDK', d, loopChannel(`ziti:${service}`, sdkOpts)));
       const samples: number[] = [];
       process.env.RALPH_ZITI_BACKEND = 'sdk';
       for (let i = 0; i < 10; i++) {
         const t0 = process.hrtime.bigint();
-        await daemonInfo(viaZiti, { timeoutMs: 20_000 });
+        await daemonInfo({ ...viaZiti, address: `ziti:${service}` }, { timeoutMs: 20_000 });
         samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
       connect['ziti via SDK'] = percentiles(samples);
       console.log(`  new connection + daemon.info, SDK signed in: p50 ${connect['ziti via SDK']!.p50.toFixed(0)} ms  max ${connect['ziti via SDK']!.max.toFixed(0)} ms`);
-      await remoteTest('SDK (signs in each time)', 'sdk', async () => {})();
+      await remoteTest('SDK (signs in each time)', 'boxsdk', 'sdk', async () => {})();
       for (let i = 0; i < 3; i++) {
-        const ms = timed('git', ['push', '--quiet', '-o', 'ralph.no-start', `ralph://box/big-sdk-${i}`, `big:b${i}`], { cwd: big, env: { ...env, RALPH_ZITI_BACKEND: 'sdk' } });
+        const ms = timed('git', ['push', '--quiet', '-o', 'ralph.no-start', `ralph://boxsdk/big-sdk-${i}`, `big:b${i}`], { cwd: big, env: { ...env, RALPH_ZITI_BACKEND: 'sdk' } });
         sdkPushes.push(ms);
         console.log(`  push run ${i + 1}: ralph:// over the SDK ${ms.toFixed(0)} ms, ratio ${(ms / pushes[i]!.file).toFixed(2)}x   [load ${load()}]`);
       }

@@ -14,12 +14,13 @@
 # uv-mbed-zlib.patch, each explained at its top), our Linux binding.gyp, and the pinned sources.
 #
 # What it does:
-#   1. the npm package 0.13.3 (`npm pack`, checked against its pinned sha256);
-#   2. the C SDK and what its CMake would fetch (uv-mbed, http-parser, uv_link_t) at the commits in
+#   1. the C SDK and what its CMake would fetch (uv-mbed, http-parser, uv_link_t) at the commits in
 #      install/ziti-sdk/sources: from --sources DIR (`git archive` tarballs, e.g.
 #      ../shared/vendor/ziti-sdk-nodejs-0.13.3/, checked against the pinned sha256 of each), else
 #      fetched from the upstream repositories at exactly those commits (checked against the pinned
 #      sha256 of the same archive, uncompressed);
+#   2. the npm package 0.13.3 (DIR/openziti-ziti-sdk-nodejs-0.13.3.tgz if --sources has it, else
+#      `npm pack`), checked against its pinned sha256;
 #   3. the patches; the C SDK's static library with CMake + Ninja (OpenSSL and libuv headers from
 #      the system, libsodium linked); the addon with node-gyp against this Node's headers;
 #   4. the result goes to ${RALPH_ZITI_CACHE:-$HOME/.cache/ralph-ziti}/sdk/<version>, with
@@ -146,19 +147,8 @@ git_() {
     -c core.hooksPath=/dev/null -c init.defaultBranch=main -c advice.detachedHead=false "$@"
 }
 
-# ---- the npm package -----------------------------------------------------------------------------
-
 start=$SECONDS
 log "building $NPM_SPEC with ralph's fixes ($FIXES) into $OUT"
-tgz="$WORK/fetch/$NPM_TGZ"
-if [[ -n "$sources_dir" && -f "$sources_dir/$NPM_TGZ" ]]; then
-  cp "$sources_dir/$NPM_TGZ" "$tgz"
-else
-  run "fetching $NPM_SPEC from the npm registry" npm pack "$NPM_SPEC" --pack-destination "$WORK/fetch" --silent
-fi
-[[ "$(sha256_of <"$tgz")" == "$NPM_TGZ_SHA256" ]] || die "$NPM_TGZ does not have the pinned sha256 $NPM_TGZ_SHA256"
-mkdir -p "$WORK/addon"
-tar -xzf "$tgz" -C "$WORK/addon" --strip-components=1
 
 # ---- the C SDK and its dependencies --------------------------------------------------------------
 
@@ -188,7 +178,11 @@ while read -r archive repo commit describe sum_tgz sum_tar; do
   else
     mirror="$WORK/fetch/$name.git"
     git_ init -q --bare "$mirror"
-    run "fetching $repo at $commit" git_ -C "$mirror" fetch -q --depth 1 "$repo" "$commit"
+    log "fetching $repo at $commit"
+    git_ -C "$mirror" fetch -q --depth 1 "$repo" "$commit" >>"$build_log" 2>&1 || {
+      tail -n 5 "$build_log" >&2
+      die "cannot fetch $repo at $commit; on a machine that cannot reach it, build from the pinned archives: --sources DIR (see install/ziti-sdk/sources)"
+    }
     tar_file="$WORK/fetch/$name.tar"
     git_ -C "$mirror" archive --format=tar -o "$tar_file" "$commit"
     [[ "$(sha256_of <"$tar_file")" == "$sum_tar" ]] || die "$repo at $commit does not give the pinned archive (sha256 $sum_tar)"
@@ -207,6 +201,18 @@ for k in sdk uv_mbed http_parser uv_link; do
 done
 # The C SDK's CMake also wants openziti/subcommands.c, for its sample programs only (not built).
 mkdir -p "$WORK/src/subcommand-unused"
+
+# ---- the npm package -----------------------------------------------------------------------------
+
+tgz="$WORK/fetch/$NPM_TGZ"
+if [[ -n "$sources_dir" && -f "$sources_dir/$NPM_TGZ" ]]; then
+  cp "$sources_dir/$NPM_TGZ" "$tgz"
+else
+  run "fetching $NPM_SPEC from the npm registry" npm pack "$NPM_SPEC" --pack-destination "$WORK/fetch" --silent
+fi
+[[ "$(sha256_of <"$tgz")" == "$NPM_TGZ_SHA256" ]] || die "$NPM_TGZ does not have the pinned sha256 $NPM_TGZ_SHA256"
+mkdir -p "$WORK/addon"
+tar -xzf "$tgz" -C "$WORK/addon" --strip-components=1
 
 run "applying uv-mbed-zlib.patch" patch -d "${srcdir[uv_mbed]}" -p1 --forward --batch -i "$FIXES_DIR/uv-mbed-zlib.patch"
 run "applying addon.patch" patch -d "$WORK/addon" -p1 --forward --batch -i "$FIXES_DIR/addon.patch"

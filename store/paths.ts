@@ -24,6 +24,8 @@ export interface HomePaths {
   repos: string;
   worktrees: string;
   agents: string;
+  /** Commands of the agent CLIs ralph installed itself (npm prefix `agents`). */
+  agentsBin: string;
   locks: string;
   daemonSocket: string;
   socketFor(loopId: string): string;
@@ -39,6 +41,7 @@ export function homePaths(home = ralphHome()): HomePaths {
     repos: join(home, 'repos'),
     worktrees: join(home, 'worktrees'),
     agents: join(home, 'agents'),
+    agentsBin: join(home, 'agents', 'node_modules', '.bin'),
     locks: join(home, 'locks'),
     daemonSocket: join(home, 'daemon.sock'),
     socketFor: (id) => join(home, 'sockets', `${id}.sock`),

@@ -20,7 +20,7 @@ export interface HostOptions {
   size?: { cols: number; rows: number };
   /** SIGTERM / SIGINT / SIGHUP stop the loop now (rather than killing this process). Default true. */
   handleSignals?: boolean;
-  /** How long to keep serving after the end so clients see it. */
+  /** At most this long serving clients still reading after the end (default: LoopService's, 60 s). */
   lingerMs?: number;
   log?: (line: string) => void;
 }
@@ -54,7 +54,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     if (opts.handleSignals ?? true) for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     opts.onReady?.();
     const done = await runner.run();
-    await service.drainAndClose(opts.lingerMs ?? 2000);
+    await service.drainAndClose(opts.lingerMs);
     return done;
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);

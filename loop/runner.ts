@@ -14,6 +14,7 @@ import { LoopRefusedError } from './errors.js';
 import { OutputHistory } from './history.js';
 import { allPass, nextStory, openStories, readPrd, type Prd } from './prd.js';
 import { writePromptFile } from './prompt.js';
+import { holdTerminalSide } from './pty-tail.js';
 import type { CompletedEvent, IterationEvent, LoopStatusResult, StateEvent } from './protocol.js';
 import { ScreenMirror } from './screen.js';
 import { taskFiles, type TaskFiles } from './task.js';
@@ -308,6 +309,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       return Promise.resolve({ exitCode: 127, signal: 0, promised: false });
     }
     this.agent = agent;
+    const releaseTerminal = holdTerminalSide(agent);
     // (node-pty's types say string; with encoding null its data events are Buffers.)
     (agent.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
       const chunk = this.history.appendBytes(data);
@@ -318,6 +320,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     });
     return new Promise((resolve) => {
       agent.onExit(({ exitCode, signal }) => {
+        releaseTerminal();
         this.history.endBytes();
         clearTimeout(this.killTimer);
         this.killTimer = undefined;

@@ -2,7 +2,7 @@
 // runner process (main.ts) and `ralph run --foreground` (foreground.ts).
 
 import { openDb } from '../store/db.js';
-import { LoopStore } from '../store/loops.js';
+import { PatientLoopStore } from '../store/patient-store.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { LoopSetupError } from './errors.js';
 import type { CompletedEvent } from './protocol.js';
@@ -26,10 +26,16 @@ export interface HostOptions {
 }
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+const RUNNER_BUSY_TIMEOUT_MS = 1000;
+/** After the end, how long the runner waits for a locked or full DB to take its final row. */
+const SETTLE_ROW_MS = 5 * 60_000;
 
 export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptions = {}): Promise<CompletedEvent> {
-  const db = openDb(paths.db);
-  const store = new LoopStore(db);
+  // A short busy timeout: a locked DB must not freeze the agent's output and the clients; the
+  // patient store keeps such writes and retries them.
+  const db = openDb(paths.db, { busyTimeoutMs: RUNNER_BUSY_TIMEOUT_MS });
+  const log = opts.log ?? ((line: string) => process.stderr.write(`[ralph runner ${loopId}] ${line}\n`));
+  const store = new PatientLoopStore(db, paths.db, log);
   let runner: LoopRunner | undefined;
   let service: LoopService | undefined;
   const onSignal = (sig: NodeJS.Signals) => runner?.stop('now', `the runner got ${sig}`);
@@ -55,11 +61,13 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     opts.onReady?.();
     const done = await runner.run();
     await service.drainAndClose(opts.lingerMs);
+    if (!(await store.settled(SETTLE_ROW_MS))) log(`could not record the loop's end in the session DB: ${store.faultReason}`);
     return done;
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     await service?.close();
     runner?.dispose();
+    store.close();
     db.close();
   }
 }

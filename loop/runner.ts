@@ -37,6 +37,8 @@ const LOG_BATCH_BYTES = 64 * 1024;
 
 export interface LoopRunnerOptions {
   store: LoopStore;
+  /** Where the `iterations` rows go. Default: an IterationStore on store.db. */
+  iterations?: IterationStore;
   paths: HomePaths;
   /** The loop's row as prepared (status `starting`). */
   row: LoopRow;
@@ -104,7 +106,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.id = row.id;
     this.row = row;
     this.store = opts.store;
-    this.iterations = new IterationStore(opts.store.db);
+    this.iterations = opts.iterations ?? new IterationStore(opts.store.db);
     this.files = taskFiles(row.taskDir);
     this.env = opts.env ?? process.env;
     this.agentSearchDirs = opts.agentSearchDirs ?? [join(paths.agents, 'node_modules', '.bin')];

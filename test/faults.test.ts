@@ -117,7 +117,14 @@ test('a truncated session DB: one clear line from every command; ralph doctor re
     await runnersGone(t, ids);
     const dbPath = join(t.home, 'ralph.db');
     assert.not.ok(existsSync(dbPath + '-wal') && statSync(dbPath + '-wal').size > 0, 'the WAL was checkpointed');
-    truncateSync(dbPath, statSync(dbPath).size / 2);
+    // Cut the file short right after the loops table's page: the pages after it (indexes, the
+    // iterations table) are gone, as after a write that never reached the disk.
+    const probe = new Database(dbPath, { readonly: true });
+    const root = (probe.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'loops'").get() as { rootpage: number }).rootpage;
+    const pageSize = probe.pragma('page_size', { simple: true }) as number;
+    probe.close();
+    assert.ok(root * pageSize < statSync(dbPath).size, 'something is cut off');
+    truncateSync(dbPath, root * pageSize);
 
     for (const args of [['status'], ['logs', ids[0]!], ['run', makeTaskRepo({ stories: 1 }).dir, '--agent-cmd', 'true']]) {
       const r = await ralph(args, { env: t.env });

@@ -29,6 +29,18 @@ const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 const RUNNER_BUSY_TIMEOUT_MS = 1000;
 /** After the end, how long the runner waits for a locked or full DB to take its final row. */
 const SETTLE_ROW_MS = 5 * 60_000;
+/** How often a log that could not be written is tried again. */
+const LOG_RETRY_MS = 500;
+
+/** Waits until the log holds all output (after a failed write, once the disk takes it again). */
+async function logWritten(runner: LoopRunner, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!runner.history.retryLog()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, LOG_RETRY_MS));
+  }
+  return true;
+}
 
 export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptions = {}): Promise<CompletedEvent> {
   // A short busy timeout: a locked DB must not freeze the agent's output and the clients; the
@@ -55,6 +67,14 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
       store.finish(loopId, 'failed', `the runner could not start: ${(err as Error).message}`);
       throw err;
     }
+    // A log that cannot be written (disk full) ends the loop with the reason: output the log does
+    // not hold would be lost to every later reader. What is pending is written once space returns.
+    runner.history.on('logFailed', (err) => {
+      const r = runner!;
+      const why = `cannot write ${r.history.logPath} (${err.code ?? err.message}${err.code === 'ENOSPC' ? ': the disk is full' : ''})`;
+      log(why);
+      r.fail(`${why}; free some space and start the loop again`);
+    });
     const output = opts.output;
     if (output) runner.history.on('append', (chunk) => output.write(chunk.data));
     if (opts.handleSignals ?? true) for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
@@ -62,6 +82,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     const done = await runner.run();
     await service.drainAndClose(opts.lingerMs);
     if (!(await store.settled(SETTLE_ROW_MS))) log(`could not record the loop's end in the session DB: ${store.faultReason}`);
+    if (!(await logWritten(runner, SETTLE_ROW_MS))) log(`the log still lacks the last output: ${runner.history.logFailure?.message}`);
     return done;
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);

@@ -16,7 +16,7 @@ import { readConfig } from '../store/config.js';
 import { isFinal, LoopStore } from '../store/loops.js';
 import { processAlive } from '../store/process.js';
 import type { HomePaths } from '../store/paths.js';
-import { dial } from '../transport/index.js';
+import { socketAnswers } from '../transport/index.js';
 import { zitiBinary, zitiWorks } from '../transport/ziti/tunnel-process.js';
 
 export type Verdict = 'ok' | 'fixed' | 'problem' | 'info';
@@ -34,7 +34,6 @@ export interface DoctorOptions {
 
 /** Below this much free space under the home, loops are close to pausing for a full disk. */
 const LOW_SPACE_BYTES = 64 * 1024 * 1024;
-const SOCKET_PROBE_MS = 2000;
 
 export async function runDoctor(paths: HomePaths, opts: DoctorOptions = {}): Promise<Finding[]> {
   const repair = opts.repair ?? true;
@@ -101,17 +100,7 @@ async function probeSockets(paths: HomePaths): Promise<SocketProbe[]> {
       if (name.endsWith('.sock')) files.push({ path: join(paths.sockets, name), loopId: basename(name, '.sock') });
     }
   }
-  return Promise.all(
-    files.map(async (f) => {
-      try {
-        const s = await dial({ kind: 'unix', path: f.path }, { timeoutMs: SOCKET_PROBE_MS });
-        s.destroy();
-        return { ...f, answers: true };
-      } catch {
-        return { ...f, answers: false };
-      }
-    }),
-  );
+  return Promise.all(files.map(async (f) => ({ ...f, answers: await socketAnswers(f.path) })));
 }
 
 /** Checks the DB; salvages a damaged one when nothing uses it. True when the DB is usable now. */

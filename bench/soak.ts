@@ -167,7 +167,9 @@ class Soak {
         hash.update(b);
       },
       onDisconnected: () => void (out.reconnects += 1),
-      firstConnectTimeoutMs: 30_000,
+      // A first dial over Ziti on a loaded machine (dozens of clients starting the shared proxy at
+      // once) can take longer than one hello timeout: try again rather than count it as lost.
+      firstConnectTimeoutMs: 120_000,
     });
     let timer: NodeJS.Timeout | undefined;
     try {

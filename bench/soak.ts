@@ -237,7 +237,7 @@ async function main(): Promise<number> {
       new RpcPeer((await dialDaemon(remote, { version: PROTOCOL_VERSION, channel: 'loop', loop: loopId }, { timeoutMs: 30_000 })).stream);
     const ways: Array<{ way: Way; open: (loopId: string) => Promise<RpcPeer> }> = [
       { way: 'unix', open: async (loopId) => connectToLoop(soak!.store.get(loopId)!) },
-      { way: 'tcp', open: viaDaemon({ name: 'soak-tcp', address: d.tcp! }) },
+      { way: 'tcp', open: viaDaemon({ name: 'soak-tcp', address: d.tcp!, token: d.token }) },
     ];
     if (net) ways.push({ way: 'ziti', open: viaDaemon({ name: 'soak-ziti', address: `ziti:${net.service}`, zitiIdentity: net.identities.client }) });
     console.log(`  ways in: ${ways.map((w) => w.way).join(', ')}; daemon ${d.tcp}`);

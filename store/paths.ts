@@ -28,6 +28,8 @@ export interface HomePaths {
   agentsBin: string;
   locks: string;
   daemonSocket: string;
+  /** The secret a tcp connection to the daemon must present (daemon/token.ts). */
+  daemonToken: string;
   socketFor(loopId: string): string;
   logFor(loopId: string): string;
 }
@@ -44,6 +46,7 @@ export function homePaths(home = ralphHome()): HomePaths {
     agentsBin: join(home, 'agents', 'node_modules', '.bin'),
     locks: join(home, 'locks'),
     daemonSocket: join(home, 'daemon.sock'),
+    daemonToken: join(home, 'daemon.token'),
     socketFor: (id) => join(home, 'sockets', `${id}.sock`),
     logFor: (id) => join(home, 'logs', `${id}.log`),
   };

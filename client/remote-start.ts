@@ -42,7 +42,7 @@ export async function startOnRemote(
     try {
       started = await controlRequest<LoopStartResult>(conn, method, params, { timeoutMs: START_TIMEOUT_MS });
     } catch (err) {
-      throw new RemoteStartError(`cannot ${opts.describe} on ${remote.name}: ${(err as Error).message.replace(/^remote \S+ \([^)]*\): /, '')}`);
+      throw new RemoteStartError(`cannot ${opts.describe}: ${(err as Error).message.replace(/^remote \S+ \([^)]*\): /, '')}`);
     }
     // The daemon's own record of the loop (status, commit, worktree); a minimal one if it is not listed yet.
     let loop: DaemonLoop | undefined;

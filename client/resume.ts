@@ -27,7 +27,7 @@ export async function resumeLoop(store: LoopStore, loop: LoopRow, opts: ResumeOp
     const remote = remoteForRow(row, readConfig());
     const params = { loopId: row.remoteLoopId ?? row.id, ...(opts.maxIterations !== undefined ? { maxIterations: opts.maxIterations } : {}) };
     const { row: started } = await startOnRemote(store, remote, ControlMethods.loopResume, params, {
-      describe: `resume loop ${row.id}`,
+      describe: `resume loop ${row.id} on ${remote.name}`,
       ...(row.repo ? { repo: row.repo } : {}),
       ...(row.branch ? { branch: row.branch } : {}),
       ...(opts.progress ? { progress: opts.progress } : {}),

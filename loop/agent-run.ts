@@ -78,8 +78,9 @@ export class PtyRun implements AgentRun {
   lastActivity = Date.now();
   private readonly proc: pty.IPty;
   private readonly detector = new CompletionDetector();
-  private readonly stripper = new EscapeStripper();
-  private tail = '';
+  /** The last chunks of output (at least TAIL_CHARS bytes of them), read only if the agent fails. */
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
   private interactive: boolean;
 
   constructor(o: RunOptions) {
@@ -95,14 +96,17 @@ export class PtyRun implements AgentRun {
       if (chunk === null) return;
       // Output produced while a human types is theirs, not the agent's verdict.
       if (!this.interactive) this.detector.push(chunk.buf);
-      this.tail = (this.tail + this.stripper.strip(chunk.buf).toString('utf8')).slice(-TAIL_CHARS);
+      // Kept as it came (a reference per chunk, no copy): the hot path of a flood pays nothing for it.
+      this.tail.push(chunk.buf);
+      this.tailBytes += chunk.buf.length;
+      while (this.tail.length > 1 && this.tailBytes - this.tail[0]!.length >= TAIL_CHARS) this.tailBytes -= this.tail.shift()!.length;
     });
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
         releaseTerminal();
-        o.writer.bytes(Buffer.alloc(0));
+        o.writer.endBytes();
         const failed = exitCode !== 0 || (signal ?? 0) !== 0;
-        const line = failed ? lastTellingLine(this.tail) : null;
+        const line = failed ? lastTellingLine(new EscapeStripper().strip(Buffer.concat(this.tail)).toString('utf8')) : null;
         resolve({
           exitCode,
           signal: signal ?? 0,

@@ -11,7 +11,7 @@ import { allText, answersTool, MARK_STORY, ralphWorker } from './fixtures/anthro
 import { ClaudeWorld } from './helpers/claude.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import { makeTempHome, waitUntil, type TempHome } from './helpers/env.js';
-import { Laptop, startedIds } from './helpers/laptop.js';
+import { Laptop, startedIds, withGitRemoteHelper } from './helpers/laptop.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
 
 let box: ClaudeWorld | null;
@@ -24,7 +24,7 @@ test.before(async () => {
   if (!box) return;
   d = await startDaemon(box.home, { listen: ['tcp://127.0.0.1:0'], env: box.claudeEnv() });
   laptopHome = makeTempHome('ralph-claude-laptop');
-  laptop = await Laptop.withTwoStoryTask(laptopHome.env, join(laptopHome.home, 'app'));
+  laptop = await Laptop.withTwoStoryTask(withGitRemoteHelper(laptopHome.home, laptopHome.env), join(laptopHome.home, 'app'));
   const added = await laptop.cli(['remote', 'add', 'box', '--address', d.tcp!, '--token-file', d.tokenFile]);
   assert.is(added.code, 0, added.stderr);
 });

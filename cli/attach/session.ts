@@ -48,7 +48,10 @@ class AttachSession {
   private readonly keys: KeyRouter;
   /** Whether this client wants interactive mode on: re-asserted after a reconnect. */
   private wantInteractive: boolean;
-  /** The runner has interactive mode on for this client: typed keys may be sent. */
+  /**
+   * Interactive mode has been asked for on the current connection: typed keys may be sent (the
+   * runner takes requests in order, so they arrive after it).
+   */
   private interactiveReady = false;
   /** Keys typed before interactive mode was on (e.g. piped in before attach connected), in order. */
   private outbox: string[] = [];
@@ -144,20 +147,22 @@ class AttachSession {
   private async subscribed(runnerInteractive: boolean, peer: RpcPeer, isReconnect: boolean): Promise<void> {
     this.warnedOffline = false;
     if (isReconnect) this.term.note('reconnected');
-    if (this.wantInteractive && !runnerInteractive) {
-      try {
-        await peer.request(LoopMethods.interactive, { on: true });
-        if (!isReconnect) this.term.note(`attached to loop ${this.row.id}: ${INTERACTIVE_HELP}`);
-        this.interactiveOn();
-      } catch (err) {
-        this.interactiveRefused(`cannot enter interactive mode: ${(err as Error).message}`);
-      }
-    } else if (this.wantInteractive) {
+    if (!this.wantInteractive) return;
+    if (runnerInteractive) {
       this.interactiveOn();
+      return;
+    }
+    const asked = peer.request(LoopMethods.interactive, { on: true });
+    this.interactiveOn();
+    try {
+      await asked;
+      if (!isReconnect) this.term.note(`attached to loop ${this.row.id}: ${INTERACTIVE_HELP}`);
+    } catch (err) {
+      this.interactiveRefused(`cannot enter interactive mode: ${(err as Error).message}`);
     }
   }
 
-  /** The runner took interactive mode: keys typed meanwhile go out now, in order. */
+  /** Interactive mode is (being) turned on: keys typed meanwhile go out now, in order, after that request. */
   private interactiveOn(): void {
     if (!this.wantInteractive) return;
     this.keys.mode = 'interactive';
@@ -223,13 +228,11 @@ class AttachSession {
         this.term.note(action.on ? INTERACTIVE_HELP : WATCH_HELP);
         const peer = this.feed.connection;
         if (!peer) return; // asked again as soon as the connection is back (subscribed)
-        peer.request(LoopMethods.interactive, { on: action.on }).then(
-          () => {
-            if (action.on) this.interactiveOn();
-          },
+        peer
+          .request(LoopMethods.interactive, { on: action.on })
           // Refused (the loop is ending, say): back to watching.
-          (err: Error) => this.interactiveRefused(`interactive failed: ${err.message}`),
-        );
+          .catch((err: Error) => this.interactiveRefused(`interactive failed: ${err.message}`));
+        if (action.on) this.interactiveOn();
         return;
       }
       case 'ask-stop':

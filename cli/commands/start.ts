@@ -61,7 +61,7 @@ export async function run(opts: StartOptions): Promise<void> {
   const store = new LoopStore(openDb(homePaths().db));
   try {
     const { row, started } = await startOnRemote(store, remote, ControlMethods.loopStart, params, {
-      describe: `start a loop (${repo} ${opts.branch})`,
+      describe: `start a loop on ${remote.name} (${repo} ${opts.branch})`,
       repo,
       branch: opts.branch,
       // What the daemon does meanwhile (installing the agent CLI, ...), as it happens.

@@ -232,7 +232,8 @@ async function main(): Promise<number> {
           }
         : {}),
     });
-    if (net) Object.assign(process.env, net.env);
+    // The laptop side on the tunnel backend too (`auto` would take the Node SDK where it is built).
+    if (net) Object.assign(process.env, net.env, { RALPH_ZITI_BACKEND: 'tunnel' });
     const viaDaemon = (remote: RemoteConfig) => async (loopId: string) =>
       new RpcPeer((await dialDaemon(remote, { version: PROTOCOL_VERSION, channel: 'loop', loop: loopId }, { timeoutMs: 30_000 })).stream);
     const ways: Array<{ way: Way; open: (loopId: string) => Promise<RpcPeer> }> = [

@@ -10,8 +10,8 @@
 # Why a build of our own: the npm package's install downloads a prebuilt binary from a host outside
 # the npm registry, its source build needs the OpenZiti C SDK, which the package does not contain,
 # and the stock 0.13.3 addon crashes (use-after-free at the end of a dialed stream), never reports a
-# failed dial and leaks per write. install/ziti-sdk/ holds our fixes (addon.patch,
-# uv-mbed-zlib.patch, each explained at its top), our Linux binding.gyp, and the pinned sources.
+# failed dial and leaks per write. install/ziti-sdk/ holds our fixes (addon.patch, uv-mbed-zlib.patch,
+# ziti-sdk-c-rebind.patch, each explained at its top), our Linux binding.gyp, and the pinned sources.
 #
 # What it does:
 #   1. the C SDK and what its CMake would fetch (uv-mbed, http-parser, uv_link_t) at the commits in
@@ -214,6 +214,7 @@ fi
 mkdir -p "$WORK/addon"
 tar -xzf "$tgz" -C "$WORK/addon" --strip-components=1
 
+run "applying ziti-sdk-c-rebind.patch" patch -d "${srcdir[sdk]}" -p1 --forward --batch -i "$FIXES_DIR/ziti-sdk-c-rebind.patch"
 run "applying uv-mbed-zlib.patch" patch -d "${srcdir[uv_mbed]}" -p1 --forward --batch -i "$FIXES_DIR/uv-mbed-zlib.patch"
 run "applying addon.patch" patch -d "$WORK/addon" -p1 --forward --batch -i "$FIXES_DIR/addon.patch"
 cp "$FIXES_DIR/binding.gyp" "$WORK/addon/binding.gyp"

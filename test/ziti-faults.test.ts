@@ -1,7 +1,9 @@
 // The OpenZiti controller and edge router both killed (SIGKILL) and started again in the middle of an
 // attach over Ziti: the attach's connection drops, it keeps reconnecting (client/loop-feed.ts, as
 // `ralph attach` does) and resumes from the last byte it had once the overlay is back: nothing lost
-// or doubled. Needs the ziti CLI (install/get-ziti.sh); skipped with a line without it.
+// or doubled. Over both backends: the `ziti` CLI tunnelers, and the Node SDK in the daemon and in this
+// process (whose bind must come back by itself: install/ziti-sdk/ziti-sdk-c-rebind.patch). Needs the
+// ziti CLI (install/get-ziti.sh), and ralph's SDK build for the second; skipped with a line without.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,10 +19,11 @@ import { startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import { makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
 import { fixtureAgentCmd } from './helpers/loop.js';
 import { makeTaskRepo } from './helpers/task.js';
-import { zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
+import { zitiNetworkOrSkip, zitiSdkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
 
-test('controller and edge router SIGKILLed and restarted mid-attach: the attach resumes from seq, nothing lost or doubled', async () => {
-  const net: ZitiNetwork | null = await zitiNetworkOrSkip('ralph-zf');
+const overlayRestart = (backend: 'tunnel' | 'sdk') => async () => {
+  if (backend === 'sdk' && !(await zitiSdkOrSkip())) return;
+  const net: ZitiNetwork | null = await zitiNetworkOrSkip(`ralph-zf-${backend}`);
   if (!net) return;
   let box: TempHome | undefined;
   let d: DaemonHandle | undefined;
@@ -28,9 +31,10 @@ test('controller and edge router SIGKILLed and restarted mid-attach: the attach 
   try {
     box = makeTempHome('ralph-zfb');
     process.env.RALPH_ZITI_PROXY_DIR = join(box.home, 'zp');
-    Object.assign(process.env, net.env);
+    // The same backend on both sides (`auto` would take the Node SDK where it is built).
+    Object.assign(process.env, net.env, { RALPH_ZITI_BACKEND: backend });
     d = await startDaemon(box, {
-      args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', 'tunnel'],
+      args: ['--ziti-service', net.service, '--ziti-identity', net.identities.daemon, '--ziti-backend', backend],
       env: { ...net.env, RALPH_ZITI_HOST_PORT: String(net.hostPort) },
       readyTimeoutMs: 60_000,
     });
@@ -81,6 +85,10 @@ test('controller and edge router SIGKILLed and restarted mid-attach: the attach 
     await net.stop();
     box?.cleanup();
   }
-});
+};
+
+test('controller and edge router SIGKILLed and restarted mid-attach (tunnel backend): the attach resumes from seq, nothing lost or doubled', overlayRestart('tunnel'));
+// Last: this process keeps the SDK's identity from here on (one per process).
+test('the same over the Node SDK on both sides: the daemon hosts again by itself, the attach resumes, nothing lost or doubled', overlayRestart('sdk'));
 
 test.run();

@@ -88,7 +88,9 @@ const overlayRestart = (backend: 'tunnel' | 'sdk') => async () => {
 };
 
 test('controller and edge router SIGKILLed and restarted mid-attach (tunnel backend): the attach resumes from seq, nothing lost or doubled', overlayRestart('tunnel'));
-// Last: this process keeps the SDK's identity from here on (one per process).
+// Last: this process keeps the SDK's identity from here on (one per process), and the SDK keeps
+// its event loop alive: leave once uvu has reported.
+test.after(() => void setTimeout(() => process.exit(), 200).unref());
 test('the same over the Node SDK on both sides: the daemon hosts again by itself, the attach resumes, nothing lost or doubled', overlayRestart('sdk'));
 
 test.run();

@@ -1,7 +1,7 @@
 // Agent CLI auto-install: before a loop starts, make sure the agent's command exists — on PATH or in
 // $RALPH_HOME/agents — and if not, install its npm package there, once, under a cross-process lock.
 
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import type { Config } from '../store/config.js';
@@ -156,31 +156,21 @@ async function npmInstall(paths: HomePaths, agent: string, spec: string): Promis
   // The marker goes first: from here until success the agent counts as not installed.
   rmSync(markerPath(paths, agent), { force: true });
   const args = ['install', '--prefix', paths.agents, '--no-audit', '--no-fund', '--no-update-notifier', spec];
-  const { code, stderr, error } = await run(npmCommand(), args, paths.agents);
-  if (error) throw new AgentInstallError(`installing ${agent} (${spec}) failed: cannot run npm: ${error}`);
-  if (code !== 0) throw new AgentInstallError(`installing ${agent} (${spec}) with npm failed: ${summarizeNpmError(stderr, code)}`);
-}
-
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; stderr: string; error?: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, npm_config_progress: 'false' } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < 256 * 1024) stderr += d.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      stderr += `\nnpm error took longer than ${NPM_TIMEOUT_MS / 60_000} minutes`;
-    }, NPM_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: null, stderr, error: err.message });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
+  const r = await execa(npmCommand(), args, {
+    cwd: paths.agents,
+    env: { npm_config_progress: 'false' },
+    stdin: 'ignore',
+    stdout: 'ignore',
+    reject: false,
+    timeout: NPM_TIMEOUT_MS,
   });
+  if (r.failed && r.exitCode === undefined && r.signal === undefined) {
+    throw new AgentInstallError(`installing ${agent} (${spec}) failed: cannot run npm: ${r.originalMessage ?? r.shortMessage}`);
+  }
+  if (r.failed) {
+    const stderr = r.timedOut ? `${r.stderr}\nnpm error took longer than ${NPM_TIMEOUT_MS / 60_000} minutes` : r.stderr;
+    throw new AgentInstallError(`installing ${agent} (${spec}) with npm failed: ${summarizeNpmError(stderr, r.exitCode ?? null)}`);
+  }
 }
 
 /**

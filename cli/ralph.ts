@@ -118,6 +118,12 @@ remote
   .argument('<name>', 'the remote')
   .action(async (name: string) => (await import('./commands/remote.js')).disconnect(name));
 
+program
+  .command('demo')
+  .description('see ralph work: a throwaway project, a daemon, a push that starts a loop, its output, the commits fetched back (a minute, nothing leaves this machine)')
+  .addOption(new Option('--transport <how>', 'how the laptop reaches the daemon: OpenZiti when a ziti CLI is found, else tcp').choices(['auto', 'ziti', 'tcp']).default('auto'))
+  .action(async (opts) => (await import('./commands/demo.js')).run(opts));
+
 const ziti = program.command('ziti').description('OpenZiti administration for ralph');
 ziti
   .command('setup')

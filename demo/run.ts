@@ -104,9 +104,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const cleanUp = () => (cleaning ??= cleanUpDemo(dir).finally(() => watchdog.kill('SIGKILL')));
   // Listeners that stay until the end: a second Ctrl-C does not cut the cleanup short, and execa's own
   // exit hook (which re-raises a signal nobody else listens to) leaves the ending to us.
+  // Aborting also ends whatever child the story is waiting for, and no new one starts (cancelSignal).
+  const abort = new AbortController();
   let stop!: (signal: NodeJS.Signals) => void;
   const interrupted = new Promise<never>((_, reject) => {
-    stop = (signal) => reject(Object.assign(new DemoError(`interrupted (${signal})`), { signal }));
+    stop = (signal) => {
+      abort.abort();
+      reject(Object.assign(new DemoError(`interrupted (${signal})`), { signal }));
+    };
   });
   interrupted.catch(() => {});
   process.on('SIGINT', stop);
@@ -116,7 +121,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   say.line(`Working in ${dir}; all of it is removed at the end (Ctrl-C stops the demo and cleans up too).`);
   let code = 0;
   try {
-    await Promise.race([story(dir, state, ziti, opts.transport, say), interrupted]);
+    await Promise.race([story(dir, state, ziti, opts.transport, say, abort.signal), interrupted]);
     say.line();
     say.line(`Demo done in ${((Date.now() - started) / 1000).toFixed(0)} s. Cleaning up:`);
   } catch (err) {
@@ -132,7 +137,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 }
 
 /** The demo proper. Each step is the command a user would type. */
-async function story(dir: string, state: DemoState, zitiBin: string | null, transport: DemoOptions['transport'], say: Narrator): Promise<void> {
+async function story(
+  dir: string,
+  state: DemoState,
+  zitiBin: string | null,
+  transport: DemoOptions['transport'],
+  say: Narrator,
+  cancelSignal: AbortSignal,
+): Promise<void> {
   const app = join(dir, 'app');
   const laptopHome = join(dir, 'laptop');
   const bin = join(dir, 'bin');
@@ -156,7 +168,7 @@ async function story(dir: string, state: DemoState, zitiBin: string | null, tran
   /** Runs a laptop-side command in the project and shows it and its output. */
   const laptop = async (words: string[], display?: string): Promise<string> => {
     say.command(words, display);
-    const r = await execa(words[0]!, words.slice(1), { cwd: app, env: laptopEnv, all: true, reject: false, timeout: 60_000 });
+    const r = await execa(words[0]!, words.slice(1), { cwd: app, env: laptopEnv, all: true, reject: false, timeout: 60_000, cancelSignal });
     if (r.all) say.output(r.all);
     if (r.failed) throw new DemoError(`\`${words.join(' ')}\` ${r.timedOut ? 'took longer than 60 s' : `exited ${r.exitCode ?? r.signal}`}`);
     return r.all ?? '';
@@ -183,7 +195,7 @@ async function story(dir: string, state: DemoState, zitiBin: string | null, tran
     const zitiDir = join(dir, 'ziti');
     state.zitiDir = zitiDir;
     writeDemoState(dir, state);
-    const r = await execa('bash', [join(ROOT, 'install', 'ziti-dev-network.sh'), 'start', zitiDir, '--service', SERVICE, '--ziti', zitiBin, '--timeout', '120'], { reject: false, timeout: 180_000 });
+    const r = await execa('bash', [join(ROOT, 'install', 'ziti-dev-network.sh'), 'start', zitiDir, '--service', SERVICE, '--ziti', zitiBin, '--timeout', '120'], { reject: false, timeout: 180_000, cancelSignal });
     if (r.failed) throw new DemoError(`the OpenZiti dev network did not start: ${r.stderr.trim().split('\n').pop()}`);
     const net = JSON.parse(r.stdout.trim().split('\n').pop()!) as { controller: string; identities: { daemon: string; client: string }; hostPort: number };
     say.say(`controller ${net.controller}, service ${SERVICE}, identities ${net.identities.daemon} and ${net.identities.client}`);
@@ -211,6 +223,7 @@ async function story(dir: string, state: DemoState, zitiBin: string | null, tran
     stderr: { file: join(state.boxHome, 'daemon.log') },
     reject: false,
     buffer: false,
+    cancelSignal,
   });
   state.daemonPid = daemon.pid;
   writeDemoState(dir, state);
@@ -239,7 +252,7 @@ async function story(dir: string, state: DemoState, zitiBin: string | null, tran
   say.step(`Watch it: \`ralph status\`, then its live output until it completes`);
   await laptop(['ralph', 'status']);
   say.command(['ralph', 'logs', '-f', id]);
-  const follow = execa(process.execPath, [RALPH, 'logs', '-f', id], { cwd: app, env: laptopEnv, reject: false, all: true, buffer: false, timeout: 120_000 });
+  const follow = execa(process.execPath, [RALPH, 'logs', '-f', id], { cwd: app, env: laptopEnv, reject: false, all: true, buffer: false, timeout: 120_000, cancelSignal });
   for await (const line of follow.iterable({ from: 'all' })) say.output(line);
   const end = await follow;
   if (end.failed) throw new DemoError(`\`ralph logs -f ${id}\` exited ${end.exitCode ?? end.signal}`);

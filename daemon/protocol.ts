@@ -13,18 +13,19 @@ export const PROTOCOL_VERSION = 1;
  *  - control: a JSON-RPC connection with the ControlMethods below;
  *  - loop:    a byte pipe to that loop runner's socket (speak loop/protocol.ts over it);
  *  - git:     raw git protocol bytes of `service` run on `repo`, both directions.
+ * `token`: the daemon's token ($RALPH_HOME/daemon.token on the box). Required on its tcp listeners,
+ * checked before anything else; ignored on the unix socket, over ssh and over OpenZiti.
  */
+type HelloCommon = { version: number; client?: string; token?: string };
 export type HelloParams =
-  | { version: number; channel: 'control'; client?: string }
-  | { version: number; channel: 'loop'; loop: string; client?: string }
-  | {
-      version: number;
+  | (HelloCommon & { channel: 'control' })
+  | (HelloCommon & { channel: 'loop'; loop: string })
+  | (HelloCommon & {
       channel: 'git';
       service: 'git-receive-pack' | 'git-upload-pack';
       repo: string;
       pushId?: string;
-      client?: string;
-    };
+    });
 
 export interface HelloResult {
   version: number;

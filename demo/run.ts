@@ -8,7 +8,7 @@
 // failure, and by a watchdog if the demo itself is killed.
 
 import { execa, type ResultPromise } from 'execa';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -232,14 +232,13 @@ async function story(
   if (!zitiBin) {
     const address = ready.split(/\s+/).find((a) => a.startsWith('tcp://'));
     if (!address) throw new DemoError(`the daemon listens on no tcp address: ${ready}`);
-    remoteArgs = ['--address', address];
-    // A daemon that keeps a token for its tcp listener: the laptop is given the file.
-    const token = join(state.boxHome, 'daemon.token');
-    if (existsSync(token)) remoteArgs.push('--token-file', token);
+    // The tcp listener wants the daemon's token (made on its first start); from a real box you would copy it.
+    remoteArgs = ['--address', address, '--token-file', join(state.boxHome, 'daemon.token')];
   }
 
   // 3. The laptop.
   say.step('The laptop: add the box as a remote of the project');
+  if (!zitiBin) say.say("(a daemon's tcp port takes only clients with its token, $RALPH_HOME/daemon.token on the box: here it is next door)");
   await laptop(['ralph', 'remote', 'add', 'box', ...remoteArgs]);
 
   say.step('Push: `git push ralph-remote feature` starts a loop on the box');
@@ -277,11 +276,11 @@ async function story(
   say.line('What to type next');
   say.say(
     [
-      'npm link                          # `ralph` and `git-remote-ralph` on your PATH (or: npm install -g .)',
-      'ralph run . --agent claude        # a loop here, in your own checkout with a prd.json',
-      'ralph daemon --listen tcp://127.0.0.1:7420   # on your box; then `ralph remote add` here (see README)',
-      'ralph ziti setup                  # on an OpenZiti controller you are logged in to: all a box needs',
-      'ralph attach <id>                 # watch a loop live and type into its agent',
+      'npm link                                # `ralph` and `git-remote-ralph` on your PATH (or: npm install -g .)',
+      'ralph run . --agent claude              # a loop here, in your own checkout with a prd.json',
+      'ralph remote add box --ssh you@your-box # a box you reach by SSH, ralph installed there; then git push',
+      'ralph ziti setup                        # or: all a box needs, on an OpenZiti controller you are logged in to',
+      'ralph attach <id>                       # watch a loop live and type into its agent',
     ].join('\n'),
   );
 }

@@ -57,6 +57,7 @@ function assertStory(r: RunResult, transport: 'tcp' | 'OpenZiti'): void {
     /^\[1\/7\] A project to work on/m,
     transport === 'tcp' ? /^ {2}\$ ralph daemon --listen tcp:\/\/127\.0\.0\.1:0$/m : /^ {2}\$ ralph daemon --ziti-service ralph-demo --ziti-identity \S+\/daemon\.json --ziti-host-port \d+$/m,
     /^ {4}ralph daemon: listening on unix:\S+\/box\/daemon\.sock (tcp|ziti):/m,
+    transport === 'tcp' ? /^ {2}\$ ralph remote add box --address tcp:\/\/127\.0\.0\.1:\d+ --token-file \/\S+\/box\/daemon\.token$/m : /^ {2}\$ ralph remote add box --ziti-service ralph-demo --ziti-identity \/\S+\/client\.json$/m,
     transport === 'tcp' ? /^ {4}added remote box \(tcp:\/\/127\.0\.0\.1:\d+\): daemon on /m : /^ {4}added remote box \(ziti:ralph-demo\): daemon on /m,
     /^ {2}\$ git push -o 'ralph\.agent-cmd=demo-agent think,work' ralph-remote feature$/m,
     new RegExp(`^ {4}remote: ralph: started loop ${id} `, 'm'),

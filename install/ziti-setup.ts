@@ -15,7 +15,7 @@
 // identity names, are what the policies match: adding a laptop later is one more run with --laptop.
 
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZitiAdmin, ZitiAdminError, type ZitiEntity, type ZitiEntityType } from './ziti-admin.js';
 
@@ -180,7 +180,13 @@ function fileFingerprint(file: string): string | null {
  * linked into place (never over an existing file).
  */
 async function enrollTo(admin: ZitiAdmin, outDir: string, name: string, file: string, getJwt: (jwtPath: string) => Promise<void>): Promise<void> {
-  const tmp = mkdtempSync(join(outDir, `.ralph-ziti-${name}-`)); // 0700
+  let tmp: string;
+  try {
+    mkdirSync(outDir, { recursive: true, mode: 0o700 });
+    tmp = mkdtempSync(join(outDir, `.ralph-ziti-${name}-`)); // 0700
+  } catch (err) {
+    throw new ZitiAdminError(`cannot write identity files in ${outDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; choose another --out directory`);
+  }
   try {
     const jwt = join(tmp, `${name}.jwt`);
     await getJwt(jwt);

@@ -97,8 +97,8 @@ export function gitAt(dir: string, opts: GitOptions = {}): SimpleGit {
   for (const k of Object.keys(env)) if (UNSAFE_FLAG[k]) unsafe[UNSAFE_FLAG[k]!] = true;
   return simpleGit({
     baseDir: dir,
-    // What cleanGitEnv kept is meant to be there; anything else GIT_* makes simple-git refuse.
-    allowEnvironment: Object.keys(env).filter((k) => k.startsWith('GIT_')),
+    // Only what cleanGitEnv means to keep: any other GIT_* that got through makes simple-git refuse.
+    allowEnvironment: [...KEEP, ...Object.keys(env).filter((k) => k.startsWith('GIT_TRACE'))],
     unsafe,
     timeout: { block: opts.timeoutMs ?? 120_000 },
     // simple-git takes a non-zero exit with nothing on stderr for success (`rev-parse --verify

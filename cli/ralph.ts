@@ -163,6 +163,12 @@ program
   .option('--older-than <duration>', 'only loops that ended this long ago (e.g. 7d, 12h, 30m)')
   .action(async (opts) => (await import('./commands/prune.js')).run(opts));
 
+program
+  .command('doctor')
+  .description("check ralph's home, session DB, sockets, config, ziti CLI and agents; repair what is safe")
+  .option('--no-repair', 'only report; change nothing')
+  .action(async (opts) => (await import('./commands/doctor.js')).run(opts));
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -15,11 +15,12 @@
 //   slow           print "slow line N" every FIXTURE_SLOW_MS (100) ms, FIXTURE_SLOW_COUNT (600) times
 //   flood          write FIXTURE_FLOOD_MB (16) MB of colored, multi-byte lines as fast as the PTY takes them
 //   noop           nothing
+//   wait           wait until the file FIXTURE_GATE exists (a harness lets the agent go once its clients are there)
 //
 // FIXTURE_PID_FILE: write this process's pid there first. FIXTURE_IGNORE_TERM=1: ignore SIGTERM.
 
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const GREEN = '\x1b[32m';
@@ -147,6 +148,18 @@ function flood() {
   });
 }
 
+function wait() {
+  const gate = process.env.FIXTURE_GATE;
+  if (!gate) {
+    out('fixture: the wait step needs FIXTURE_GATE\n');
+    process.exit(2);
+  }
+  return new Promise((resolve) => {
+    const look = () => (existsSync(gate) ? resolve() : setTimeout(look, 20));
+    look();
+  });
+}
+
 for (const spec of steps) {
   // "step@N": only in iteration N (e.g. "echo@1,work": type into the first iteration only).
   const [step, only] = spec.split('@');
@@ -175,6 +188,9 @@ for (const spec of steps) {
       await think();
       break;
     case 'noop':
+      break;
+    case 'wait':
+      await wait();
       break;
     default:
       out(`fixture: unknown step ${step}\n`);

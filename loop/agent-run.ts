@@ -16,6 +16,7 @@ import { CompletionDetector } from './completion.js';
 import { EscapeStripper } from './escapes.js';
 import { LineEditor } from './line-editor.js';
 import type { OutputWriter } from './output-writer.js';
+import { holdTerminalSide } from './pty-tail.js';
 
 export interface AgentError {
   text: string;
@@ -86,6 +87,7 @@ export class PtyRun implements AgentRun {
     // encoding null: the PTY's bytes as they are (history keeps characters whole), never decoded
     // into strings and encoded back on their way to the log and the clients.
     this.proc = pty.spawn(o.file, o.args, { name: 'xterm-256color', cols: o.cols, rows: o.rows, cwd: o.cwd, env: o.env, encoding: null });
+    const releaseTerminal = holdTerminalSide(this.proc);
     // (node-pty's types say string; with encoding null its data events are Buffers.)
     (this.proc.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
       this.lastActivity = Date.now();
@@ -97,6 +99,7 @@ export class PtyRun implements AgentRun {
     });
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
+        releaseTerminal();
         o.writer.bytes(Buffer.alloc(0));
         const failed = exitCode !== 0 || (signal ?? 0) !== 0;
         const line = failed ? lastTellingLine(this.tail) : null;

@@ -3,6 +3,7 @@
 // so `ralph status` never pays for node-pty or the daemon.
 
 import { Command, Option } from 'commander';
+import { parseDuration } from '../store/duration.js';
 import { fail } from './output.js';
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for cat.
@@ -21,6 +22,11 @@ program
   .configureOutput({ outputError: (str, write) => write(str) });
 
 const agentNames = ['claude', 'opencode', 'codex', 'amp'];
+const duration = (flag: string) => (v: string) => {
+  const ms = parseDuration(v);
+  if (ms === null || ms < 1000) fail(`${flag} must be a duration such as 90s, 45m, 2h or 1d, got ${JSON.stringify(v)}`);
+  return ms;
+};
 const positiveInt = (flag: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1) {
     fail(`${flag} must be a positive whole number, got ${JSON.stringify(v)}`);
@@ -38,8 +44,26 @@ program
   .option('--max-iterations <n>', 'stop (failed) after this many iterations', positiveInt('--max-iterations'), 10)
   .option('--task <path>', 'directory holding prd.json (default: DIR, else the one tasks/*/)')
   .option('--name <name>', 'a name to refer to the loop by (default: its id)')
+  .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this, as failed (default 60m)', duration('--iteration-timeout'))
+  .option('--stall-timeout <duration>', 'end an iteration whose agent prints nothing for this long, as failed (default 20m)', duration('--stall-timeout'))
+  .option('--fallback-agent <name>', `run this agent while the main one is rate-limited: ${agentNames.join(', ')}`)
+  .option('--install-agent', 'install the agent CLI into $RALPH_HOME/agents with npm if it is missing')
   .option('--foreground', 'run attached to this terminal and exit with the loop\'s result')
   .action(async (dir: string, opts) => (await import('./commands/run.js')).run(dir, opts));
+
+program
+  .command('extend')
+  .description('give a running loop N more iterations (local or remote)')
+  .argument('<loop>', 'loop id or name')
+  .argument('<n>', 'how many more iterations', positiveInt('<n>'))
+  .action(async (loop: string, n: number) => (await import('./commands/extend.js')).run(loop, n));
+
+program
+  .command('resume')
+  .description('go on with a loop that failed or was stopped, as a new loop on the same task; prints its id')
+  .argument('<loop>', 'loop id or name')
+  .option('--max-iterations <n>', 'iteration limit of the new loop (default: the old one\'s)', positiveInt('--max-iterations'))
+  .action(async (loop: string, opts) => (await import('./commands/resume.js')).run(loop, opts));
 
 program
   .command('status')
@@ -70,6 +94,7 @@ program
   .description("print a loop's output")
   .argument('<loop>', 'loop id or name')
   .option('-f, --follow', 'keep printing new output until the loop ends')
+  .option('--raw', 'keep terminal escape sequences even when the output is not a terminal')
   .action(async (loop: string, opts) => (await import('./commands/logs.js')).run(loop, opts));
 
 program
@@ -155,6 +180,9 @@ program
   .option('--agent-cmd <cmd>', 'shell command to run as the agent')
   .option('--max-iterations <n>', 'iteration limit', positiveInt('--max-iterations'))
   .option('--task <path>', 'task directory inside the repo')
+  .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this (default 60m)', duration('--iteration-timeout'))
+  .option('--stall-timeout <duration>', 'end an iteration whose agent prints nothing for this long (default 20m)', duration('--stall-timeout'))
+  .addOption(new Option('--fallback-agent <name>', 'agent to run while the main one is rate-limited').choices(agentNames))
   .action(async (opts) => (await import('./commands/start.js')).run(opts));
 
 program

@@ -4,6 +4,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { claudeProfile } from './claude.js';
+import { codexProfile } from './codex.js';
 import type { AgentLaunch, AgentProfile } from './types.js';
 
 /** A loop's agent cannot be set up: the message is the one line the user sees. */
@@ -27,14 +28,7 @@ export const AGENT_PROFILES: Readonly<Record<AgentName, AgentProfile>> = {
     npmPackage: 'opencode-ai',
     launch: (prompt) => ({ mode: 'pty', args: ['run', prompt] }),
   },
-  codex: {
-    name: 'codex',
-    command: 'codex',
-    npmPackage: '@openai/codex',
-    // Without it `codex exec` runs read-only in its sandbox and cannot commit; this is the codex
-    // equivalent of claude's --dangerously-skip-permissions (a Ralph loop runs unattended).
-    launch: (prompt) => ({ mode: 'pty', args: ['exec', '--dangerously-bypass-approvals-and-sandbox', prompt] }),
-  },
+  codex: codexProfile,
   amp: {
     name: 'amp',
     command: 'amp',

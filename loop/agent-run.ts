@@ -291,7 +291,7 @@ export class StreamRun implements AgentRun {
     if (this.interactive && this.session !== null) {
       // The user is at the keyboard: the session stays open for their next line.
       writer.hideInput();
-      writer.say(`${this.agent} finished its turn: type a message to go on, or Ctrl-] to let the loop go on`);
+      writer.say(`${this.agent} has stopped: type a message to go on with its session, or Ctrl-] to let the loop go on`);
       this.drawInput();
       return;
     }

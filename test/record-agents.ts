@@ -84,6 +84,11 @@ const codexScenarios: Record<string, { script?: Script; key?: string; stories?: 
     script: (req) => (answersTool(req) ? { items: [{ text: 'done' }] } : runCommand(req, 'Waiting.', 'sleep 20')),
     go: (w, r) => run(w, r, ['exec', ...COMMON, '-'], 'Wait.', { interruptAfterMs: 6000 }),
   },
+  // A command that outlives codex's wait for it: polled through write_stdin.
+  slow: {
+    script: (req) => (answersTool(req) ? { items: [{ text: 'done' }] } : runCommand(req, 'Waiting.', 'sleep 14; echo slept')),
+    go: (w, r) => run(w, r, ['exec', ...COMMON, '-'], 'Wait.'),
+  },
   // Esc, then the user's line: the interrupted thread goes on.
   'interrupt-resume': {
     script: (req) => (userTexts(req).at(-1)?.includes('Stop waiting') ? { items: [{ text: 'Stopped waiting.' }] } : answersTool(req) ? { items: [{ text: 'done' }] } : runCommand(req, 'Waiting.', 'sleep 20')),
@@ -106,6 +111,7 @@ async function recordCodex(names: string[]): Promise<void> {
     const repo = makeTaskRepo({ stories: sc.stories ?? 1 });
     try {
       const out = await sc.go(world, repo);
+      if (process.env.SHOW_LAST_INPUT) for (const r of api.requests) console.log(JSON.stringify(r.input.at(-1)).slice(0, 600));
       writeFileSync(join(OUT, `codex-${name}.jsonl`), out);
       if (trap.attempts.length > 0) console.log(`  tried to leave: ${trap.attempts.join(', ')}`);
     } finally {

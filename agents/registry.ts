@@ -3,8 +3,10 @@
 
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { ampProfile } from './amp.js';
 import { claudeProfile } from './claude.js';
 import { codexProfile } from './codex.js';
+import { opencodeProfile } from './opencode.js';
 import type { AgentLaunch, AgentProfile } from './types.js';
 
 /** A loop's agent cannot be set up: the message is the one line the user sees. */
@@ -22,19 +24,9 @@ export const CUSTOM_AGENT = 'custom';
 
 export const AGENT_PROFILES: Readonly<Record<AgentName, AgentProfile>> = {
   claude: claudeProfile,
-  opencode: {
-    name: 'opencode',
-    command: 'opencode',
-    npmPackage: 'opencode-ai',
-    launch: (prompt) => ({ mode: 'pty', args: ['run', prompt] }),
-  },
+  opencode: opencodeProfile,
   codex: codexProfile,
-  amp: {
-    name: 'amp',
-    command: 'amp',
-    npmPackage: '@ampcode/cli',
-    launch: (prompt) => ({ mode: 'pty', args: ['--execute', prompt] }),
-  },
+  amp: ampProfile,
 };
 
 export function isAgentName(name: string): name is AgentName {

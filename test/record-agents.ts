@@ -1,21 +1,21 @@
 // Records what the real agent CLIs print (their JSON event streams) against the local fakes of their
 // model APIs, into test/fixtures/recorded/, for the adapters' parser tests. Not a test: rerun it when
 // a pinned CLI version changes (test/fixtures/agent-clis.json).
-//   node dist/test/record-agents.js codex [scenario ...]
+//   node dist/test/record-agents.js codex|opencode [scenario ...]
 
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES } from './helpers/env.js';
-import { codexWorld, FAKE_OPENAI_KEY, OutboundTrap, type AgentWorld } from './helpers/agent-clis.js';
+import { codexWorld, FAKE_OPENAI_KEY, opencodeWorld, OutboundTrap, type AgentWorld } from './helpers/agent-clis.js';
 import { makeTaskRepo, type TaskRepo } from './helpers/task.js';
 import { answersTool, FakeResponsesApi, lastInputText, ralphWorker, runCommand, userTexts, type Script } from './fixtures/openai-responses-api.js';
 
 const OUT = join(FIXTURES, 'recorded');
 
-function run(world: AgentWorld, repo: TaskRepo, args: string[], input: string | null, opts: { interruptAfterMs?: number } = {}): Promise<string> {
+function run(world: AgentWorld, repo: TaskRepo, args: string[], input: string | null, opts: { interruptAfterMs?: number; cmd?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('codex', args, { cwd: repo.dir, env: { ...process.env, ...world.env, PWD: repo.dir, RALPH_TASK_DIR: repo.taskDir }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(opts.cmd ?? 'codex', args, { cwd: repo.dir, env: { ...process.env, ...world.env, PWD: repo.dir, RALPH_TASK_DIR: repo.taskDir }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => process.stderr.write(`  stderr: ${d}`));
@@ -99,20 +99,54 @@ const codexScenarios: Record<string, { script?: Script; key?: string; stories?: 
   },
 };
 
-async function recordCodex(names: string[]): Promise<void> {
-  for (const name of names.length ? names : Object.keys(codexScenarios)) {
-    const sc = codexScenarios[name];
-    if (!sc) throw new Error(`no codex scenario ${name}`);
-    console.log(`codex ${name}`);
+const OC = ['run', '--format', 'json', '--auto'];
+const sessionOf = (out: string) => /"sessionID":"([^"]+)"/.exec(out)?.[1] ?? '';
+const oc = (w: AgentWorld, r: TaskRepo, args: string[], input: string | null, opts: { interruptAfterMs?: number } = {}) => run(w, r, args, input, { ...opts, cmd: 'opencode' });
+
+const opencodeScenarios: typeof codexScenarios = {
+  work: { stories: 2, go: (w, r) => oc(w, r, OC, 'Do the next story.') },
+  promise: { stories: 1, go: (w, r) => oc(w, r, [...OC, 'Do the next story.'], null) },
+  resume: {
+    stories: 2,
+    script: (req, n) => (userTexts(req).at(-1)?.includes('Also say hello') ? { items: [{ text: 'Hello, as you asked.' }] } : ralphWorker(req, n)),
+    go: async (w, r) => {
+      const first = await oc(w, r, OC, 'Do the next story.');
+      return first + (await oc(w, r, [...OC, '--session', sessionOf(first)], 'Also say hello'));
+    },
+  },
+  tools: codexScenarios.tools!,
+  auth: { key: 'sk-wrong', go: (w, r) => oc(w, r, OC, 'Do the next story.') },
+  ratelimit: codexScenarios.ratelimit!,
+  noconn: { baseUrl: 'http://127.0.0.1:9/v1', go: (w, r) => oc(w, r, OC, 'Do the next story.') },
+  'interrupt-resume': {
+    script: codexScenarios['interrupt-resume']!.script!,
+    go: async (w, r) => {
+      const first = await oc(w, r, OC, 'Wait.', { interruptAfterMs: 25_000 });
+      return first + (await oc(w, r, [...OC, '--session', sessionOf(first)], 'Stop waiting'));
+    },
+  },
+};
+for (const name of ['tools', 'ratelimit']) {
+  const sc = opencodeScenarios[name]!;
+  opencodeScenarios[name] = { ...sc, go: (w, r) => oc(w, r, OC, name === 'tools' ? 'Fix the tests.' : 'Do the next story.') };
+}
+
+async function record(agent: 'codex' | 'opencode', names: string[]): Promise<void> {
+  const scenarios = agent === 'codex' ? codexScenarios : opencodeScenarios;
+  for (const name of names.length ? names : Object.keys(scenarios)) {
+    const sc = scenarios[name];
+    if (!sc) throw new Error(`no ${agent} scenario ${name}`);
+    console.log(`${agent} ${name}`);
     const trap = await new OutboundTrap().start();
     const api = new FakeResponsesApi(sc.script ?? ralphWorker, FAKE_OPENAI_KEY);
     const baseUrl = sc.baseUrl ?? (await api.start());
-    const world = codexWorld({ baseUrl, trap, key: sc.key ?? FAKE_OPENAI_KEY, model: 'ralph-fake-model' });
+    const key = sc.key ?? FAKE_OPENAI_KEY;
+    const world = agent === 'codex' ? codexWorld({ baseUrl, trap, key, model: 'ralph-fake-model' }) : opencodeWorld({ baseUrl, trap, key });
     const repo = makeTaskRepo({ stories: sc.stories ?? 1 });
     try {
       const out = await sc.go(world, repo);
       if (process.env.SHOW_LAST_INPUT) for (const r of api.requests) console.log(JSON.stringify(r.input.at(-1)).slice(0, 600));
-      writeFileSync(join(OUT, `codex-${name}.jsonl`), out);
+      writeFileSync(join(OUT, `${agent}-${name}.jsonl`), out);
       if (trap.attempts.length > 0) console.log(`  tried to leave: ${trap.attempts.join(', ')}`);
     } finally {
       await api.close().catch(() => {});
@@ -124,5 +158,5 @@ async function recordCodex(names: string[]): Promise<void> {
 }
 
 const [agent, ...names] = process.argv.slice(2);
-if (agent === 'codex') await recordCodex(names);
-else console.error('usage: node dist/test/record-agents.js codex [scenario ...]');
+if (agent === 'codex' || agent === 'opencode') await record(agent, names);
+else console.error('usage: node dist/test/record-agents.js codex|opencode [scenario ...]');

@@ -121,3 +121,61 @@ export function codexWorld(opts: { baseUrl: string; trap: OutboundTrap; key?: st
     cleanup: () => rmSync(home, { recursive: true, force: true }),
   };
 }
+
+/**
+ * OpenCode against a fake Responses API: a provider of its own (`@ai-sdk/openai`, bundled in the
+ * CLI) whose baseURL is the fake, its key from RALPH_FAKE_OPENAI_KEY, and every download and phone
+ * home it has a switch for switched off. What it still tries: installing its plugin types package
+ * into its config dir from the npm registry in the background (no switch; the trap refuses it).
+ */
+export function opencodeWorld(opts: { baseUrl: string; trap: OutboundTrap; key?: string }): AgentWorld {
+  const home = realpathSync(mkdtempSync(join(tmpdir(), 'ralph-opencode-home-')));
+  const configDir = join(home, '.config', 'opencode');
+  mkdirSync(configDir, { recursive: true });
+  writeFileSync(
+    join(configDir, 'opencode.json'),
+    JSON.stringify(
+      {
+        $schema: 'https://opencode.ai/config.json',
+        autoupdate: false,
+        share: 'disabled',
+        model: 'ralph-fake/ralph-fake-model',
+        provider: {
+          'ralph-fake': {
+            npm: '@ai-sdk/openai',
+            name: 'ralph fake',
+            options: { baseURL: opts.baseUrl, apiKey: '{env:RALPH_FAKE_OPENAI_KEY}' },
+            models: { 'ralph-fake-model': { name: 'ralph fake model' } },
+          },
+        },
+      },
+      null,
+      2,
+    ),
+  );
+  const bin = agentBinDir('opencode');
+  return {
+    home,
+    env: {
+      PATH: [bin, process.env.PATH ?? ''].join(delimiter),
+      HOME: home,
+      XDG_CONFIG_HOME: join(home, '.config'),
+      XDG_DATA_HOME: join(home, '.local', 'share'),
+      XDG_CACHE_HOME: join(home, '.cache'),
+      XDG_STATE_HOME: join(home, '.local', 'state'),
+      OPENCODE_DISABLE_AUTOUPDATE: '1',
+      OPENCODE_DISABLE_MODELS_FETCH: '1',
+      OPENCODE_DISABLE_DEFAULT_PLUGINS: '1',
+      OPENCODE_DISABLE_LSP_DOWNLOAD: '1',
+      OPENCODE_DISABLE_SHARE: '1',
+      OPENCODE_DISABLE_CLAUDE_CODE: '1',
+      OPENCODE_DISABLE_EXTERNAL_SKILLS: '1',
+      RALPH_FAKE_OPENAI_KEY: opts.key ?? FAKE_OPENAI_KEY,
+      ...opts.trap.env,
+    },
+    cleanup: () => rmSync(home, { recursive: true, force: true }),
+  };
+}
+
+/** What OpenCode tries to fetch with no switch to stop it (see opencodeWorld). */
+export const OPENCODE_BACKGROUND_FETCHES = ['CONNECT registry.npmjs.org:443'];

@@ -42,6 +42,8 @@ test('a wrong key and a rate limit, in the API’s words as opencode passes them
   const limit = ofKind(parseRecording(opencodeParser, 'opencode-ratelimit.jsonl'), 'turn-end').at(-1)!.error!;
   assert.equal([limit.errorKind, limit.text], ['rate-limit', 'Rate limit reached for requests. Please try again in 1s.']);
   assert.ok(limit.resetsAt !== null && Math.abs(limit.resetsAt - Date.now() - 1000) < 5000, 'its "try again in 1s" is the reset time');
+  const conn = ofKind(parseRecording(opencodeParser, 'opencode-noconn.jsonl'), 'turn-end').at(-1)!.error!;
+  assert.equal([conn.errorKind, conn.text], ['connection', 'Cannot connect to API: Unable to connect. Is the computer able to access the url?']);
 });
 
 test('launch: JSON over pipes, the prompt on stdin, continued by --session, Esc is SIGINT', () => {

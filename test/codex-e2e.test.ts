@@ -18,65 +18,17 @@ import {
   type ResponsesRequest,
   type Script,
 } from './fixtures/openai-responses-api.js';
-import { agentBinDir, codexWorld, FAKE_OPENAI_KEY, OutboundTrap, type AgentWorld } from './helpers/agent-clis.js';
-import { CliWorld } from './helpers/cli.js';
+import { agentBinDir } from './helpers/agent-clis.js';
+import { agentLoopSetup, type AgentLoopSetup } from './helpers/agent-loops.js';
 import { waitUntil } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
-import type { TaskRepo } from './helpers/task.js';
 
 // Installed once, before any test's clock starts.
 agentBinDir('codex');
 
-interface Setup {
-  w: CliWorld;
-  api: FakeResponsesApi;
-  trap: OutboundTrap;
-  codex: AgentWorld;
-  repo: TaskRepo;
-  /** A file whose existence lets a waiting shell command go on. */
-  go: string;
-  cleanup(): Promise<void>;
-}
-
-async function setup(opts: { script?: Script; key?: string; stories?: number } = {}): Promise<Setup> {
-  const w = new CliWorld('ralph-codex');
-  const api = new FakeResponsesApi(opts.script ?? ralphWorker, FAKE_OPENAI_KEY);
-  const trap = await new OutboundTrap().start();
-  const codex = codexWorld({ baseUrl: await api.start(), trap, key: opts.key ?? FAKE_OPENAI_KEY, model: 'ralph-fake-model' });
-  const repo = w.repo({ stories: opts.stories ?? 2 });
-  return {
-    w,
-    api,
-    trap,
-    codex,
-    repo,
-    go: join(codex.home, 'go'),
-    cleanup: async () => {
-      await w.cleanup();
-      await api.close();
-      await trap.close();
-      codex.cleanup();
-    },
-  };
-}
-
-async function runLoop(s: Setup, args: string[] = []): Promise<string> {
-  const r = await s.w.ralph(['run', s.repo.dir, '--agent', 'codex', '--max-iterations', '4', ...args], { env: s.codex.env });
-  assert.is(r.code, 0, r.stderr);
-  return r.stdout.trim();
-}
-
-/** `ralph logs <id>` as a user runs it (escape sequences stripped: it is not a terminal). */
-async function logs(s: Setup, id: string): Promise<string> {
-  const r = await s.w.ralph(['logs', id], { env: s.codex.env });
-  // eslint-disable-next-line no-control-regex
-  const text = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r\n/g, '\n');
-  // A carriage return starts the line over (the input line being redrawn): keep what a terminal shows.
-  return text
-    .split('\n')
-    .map((l) => l.slice(l.lastIndexOf('\r') + 1))
-    .join('\n');
-}
+const setup = (opts: { script?: Script; key?: string; stories?: number } = {}) => agentLoopSetup('codex', opts);
+const runLoop = (s: AgentLoopSetup) => s.runLoop();
+const logs = (s: AgentLoopSetup, id: string) => s.logs(id);
 
 /** A shell command that waits for the test's go file, then runs `then`. */
 const waitFor = (go: string, then: string) => `while [ ! -e ${go} ]; do sleep 0.05; done; ${then}`;

@@ -118,13 +118,6 @@ const opencodeScenarios: typeof codexScenarios = {
   auth: { key: 'sk-wrong', go: (w, r) => oc(w, r, OC, 'Do the next story.') },
   ratelimit: codexScenarios.ratelimit!,
   noconn: { baseUrl: 'http://127.0.0.1:9/v1', go: (w, r) => oc(w, r, OC, 'Do the next story.') },
-  'interrupt-resume': {
-    script: codexScenarios['interrupt-resume']!.script!,
-    go: async (w, r) => {
-      const first = await oc(w, r, OC, 'Wait.', { interruptAfterMs: 25_000 });
-      return first + (await oc(w, r, [...OC, '--session', sessionOf(first)], 'Stop waiting'));
-    },
-  },
 };
 for (const name of ['tools', 'ratelimit']) {
   const sc = opencodeScenarios[name]!;

@@ -9,11 +9,9 @@
 
 import { claudeParser } from './claude.js';
 import { classifyAgentError, resetTimeIn } from './errors.js';
+import { isObject } from './json.js';
 import type { AgentEvent, AgentProfile, StreamDialect } from './types.js';
 
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function ampParser(): (line: string) => AgentEvent[] {
   const claude = claudeParser();

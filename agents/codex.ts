@@ -7,13 +7,9 @@
 // the model nor a cost.
 
 import { classifyAgentError, resetTimeIn } from './errors.js';
+import { isObject, jsonLine, num, str, type Json } from './json.js';
 import type { AgentErrorKind, AgentEvent, AgentProfile, RunUsage, StreamDialect } from './types.js';
 
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 /**
  * The arguments every codex process of a loop gets: JSON events, no approvals and no sandbox (a
@@ -145,13 +141,8 @@ export function codexParser(): (line: string) => AgentEvent[] {
   };
 
   return (line: string): AgentEvent[] => {
-    let ev: unknown;
-    try {
-      ev = JSON.parse(line);
-    } catch {
-      return line.trim() === '' ? [] : [{ kind: 'notice', text: line }];
-    }
-    if (!isObject(ev)) return [];
+    const ev = jsonLine(line);
+    if (Array.isArray(ev)) return ev;
     switch (ev.type) {
       case 'thread.started': {
         const session = str(ev.thread_id);

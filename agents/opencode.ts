@@ -8,13 +8,9 @@
 
 import { toolDetail } from './claude.js';
 import { classifyAgentError, resetTimeIn } from './errors.js';
+import { isObject, jsonLine, num, str, type Json } from './json.js';
 import type { AgentErrorKind, AgentEvent, AgentProfile, RunUsage, StreamDialect } from './types.js';
 
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 /**
  * Every opencode process of a loop: JSON events, and permissions granted without asking (`--auto`:
@@ -60,13 +56,8 @@ export function opencodeParser(): (line: string) => AgentEvent[] {
   };
 
   return (line: string): AgentEvent[] => {
-    let ev: unknown;
-    try {
-      ev = JSON.parse(line);
-    } catch {
-      return line.trim() === '' ? [] : [{ kind: 'notice', text: line }];
-    }
-    if (!isObject(ev)) return [];
+    const ev = jsonLine(line);
+    if (Array.isArray(ev)) return ev;
     const out: AgentEvent[] = [];
     const id = str(ev.sessionID);
     if (id && session === null) {

@@ -18,13 +18,13 @@ import {
   type ResponsesRequest,
   type Script,
 } from './fixtures/openai-responses-api.js';
-import { agentBinDir } from './helpers/agent-clis.js';
+import { agentAvailable } from './helpers/agent-clis.js';
 import { agentLoopSetup, type AgentLoopSetup } from './helpers/agent-loops.js';
 import { waitUntil } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
 
 // Installed once, before any test's clock starts.
-agentBinDir('codex');
+const available = agentAvailable('codex');
 
 const setup = (opts: { script?: Script; key?: string; stories?: number } = {}) => agentLoopSetup('codex', opts);
 const runLoop = (s: AgentLoopSetup) => s.runLoop();
@@ -34,6 +34,7 @@ const logs = (s: AgentLoopSetup, id: string) => s.logs(id);
 const waitFor = (go: string, then: string) => `while [ ! -e ${go} ]; do sleep 0.05; done; ${then}`;
 
 test('a loop completes: live progress while a command runs, usage per iteration and in status', async () => {
+  if (!available) return;
   const s = await setup();
   s.api.script = (req, n) => (answersTool(req) ? ralphWorker(req, n) : runCommand(req, 'I will mark the next story done.', waitFor(s.go, `node ${MARK_STORY}`)));
   try {
@@ -70,6 +71,7 @@ test('a loop completes: live progress while a command runs, usage per iteration 
 });
 
 test('a wrong key fails the loop fast, in codex’s own words', async () => {
+  if (!available) return;
   const s = await setup({ key: 'sk-wrong' });
   try {
     const started = Date.now();
@@ -87,6 +89,7 @@ test('a wrong key fails the loop fast, in codex’s own words', async () => {
 });
 
 test('steering: a line typed mid-turn waits for it, Esc interrupts, the session goes on with the line', async () => {
+  if (!available) return;
   const s = await setup({ stories: 1 });
   const said = (req: ResponsesRequest, words: string) => userTexts(req).at(-1)?.includes(words) === true && !answersTool(req);
   s.api.script = (req, n) => {

@@ -24,6 +24,21 @@ export function agentBinDir(name: string): string {
   }
 }
 
+/**
+ * Whether a pinned agent CLI can be had (installing it if needed). Without it (no npm registry) its
+ * suites skip with one line, unless RALPH_REQUIRE_AGENTS=1 (CI): then they fail.
+ */
+export function agentAvailable(name: string): boolean {
+  try {
+    agentBinDir(name);
+    return true;
+  } catch (err) {
+    if (process.env.RALPH_REQUIRE_AGENTS === '1') throw new Error(`RALPH_REQUIRE_AGENTS=1 but ${(err as Error).message}`);
+    console.log(`skipping the ${name} suite: ${(err as Error).message}`);
+    return false;
+  }
+}
+
 /** A proxy on 127.0.0.1 that refuses every request and records where it was going. */
 export class OutboundTrap {
   /** `CONNECT host:port` or `GET http://…`, in arrival order. */

@@ -144,3 +144,32 @@ export function statusTable(
   }
   return text;
 }
+
+/**
+ * One object of `ralph status --json`, parsed: what `ralph tui` and `ralph watch` show. `status` is a
+ * string, not LoopStatus: a newer runner may report statuses this build does not know (shown as they are).
+ */
+export interface StatusEntry {
+  id: string;
+  name: string;
+  location: 'local' | 'remote';
+  remote: string | null;
+  zitiService: string | null;
+  status: string;
+  iteration: number;
+  maxIterations: number;
+  agent: string;
+  branch: string | null;
+  dir: string;
+  pid: number | null;
+  startedAt: string;
+  endedAt: string | null;
+  reason: string | null;
+  /** Token and cost totals, where the status JSON carries them (numbers, or null when unknown). */
+  usage?: { inputTokens: number | null; outputTokens: number | null; costUsd: number | null } | null;
+}
+
+/** Every loop, newest first, as `ralph status --json` objects (the same SQL builds both). */
+export function statusEntries(store: LoopStore): StatusEntry[] {
+  return JSON.parse(statusJson(store)) as StatusEntry[];
+}

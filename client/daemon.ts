@@ -7,7 +7,7 @@ import { ErrorCodes, RpcError, type ResponseError } from '../rpc/messages.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readFirstLine } from '../rpc/reader.js';
 import type { Config, RemoteConfig } from '../store/config.js';
-import { LOOP_STATUSES, type LoopStatus } from '../store/loops.js';
+import { LOOP_STATUSES, NO_USAGE, type LoopStatus, type UsageTotals } from '../store/loops.js';
 import { DialError, dial, parseAddress } from '../transport/index.js';
 import {
   ControlMethods,
@@ -216,6 +216,24 @@ export function checkDaemonLoop(value: unknown, remote: RemoteConfig | string): 
     endedAt: strOrNull(v.endedAt) ? v.endedAt : null,
     reason: strOrNull(v.reason) ? v.reason : null,
     pushId: strOrNull(v.pushId) ? v.pushId : null,
+    pausedUntil: strOrNull(v.pausedUntil) ? v.pausedUntil : null,
+    resumedFrom: strOrNull(v.resumedFrom) ? v.resumedFrom : null,
+    usage: checkUsage(v.usage),
+  };
+}
+
+const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
+
+/** Usage totals from a daemon; anything missing or malformed counts as unknown (an older daemon sends none). */
+function checkUsage(value: unknown): UsageTotals {
+  if (typeof value !== 'object' || value === null) return NO_USAGE;
+  const u = value as Record<string, unknown>;
+  return {
+    inputTokens: numOrNull(u.inputTokens),
+    outputTokens: numOrNull(u.outputTokens),
+    cacheReadTokens: numOrNull(u.cacheReadTokens),
+    cacheWriteTokens: numOrNull(u.cacheWriteTokens),
+    costUsd: numOrNull(u.costUsd),
   };
 }
 

@@ -1,7 +1,7 @@
 // The daemon's wire contract: the `hello` that opens every network connection, and the control
 // channel's methods and events. The git-remote-ralph helper, hooks and the laptop-side client share it.
 
-import type { LoopStatus } from '../store/loops.js';
+import type { LoopStatus, UsageTotals } from '../store/loops.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -54,6 +54,12 @@ export interface DaemonLoop {
   endedAt: string | null;
   reason: string | null;
   pushId: string | null;
+  /** While `paused`: when the loop goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** The loop this one continues (ralph resume). */
+  resumedFrom: string | null;
+  /** Token and cost totals over the loop's iterations. */
+  usage: UsageTotals;
 }
 
 export interface LoopStartParams {

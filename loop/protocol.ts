@@ -1,7 +1,7 @@
 // The per-loop RPC contract: what a loop runner answers on its socket and the events it sends.
 // Clients (attach, logs, the daemon's loop channel) and the runner share these types.
 
-import type { LoopStatus } from '../store/loops.js';
+import type { LoopStatus, UsageTotals } from '../store/loops.js';
 
 /** `status` → */
 export interface LoopStatusResult {
@@ -22,6 +22,10 @@ export interface LoopStatusResult {
   endedAt: string | null;
   reason: string | null;
   pid: number;
+  /** While `paused`: when the loop goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** Token and cost totals of the loop so far. */
+  usage: UsageTotals;
 }
 
 /**
@@ -52,7 +56,7 @@ export interface OutputEvent {
   data: string;
 }
 
-/** `state` notification, sent on any change of status, iteration, story or interactive mode. */
+/** `state` notification, sent on any change of status, iteration, story, interactive mode or usage. */
 export interface StateEvent {
   status: LoopStatus;
   iteration: number;
@@ -60,6 +64,10 @@ export interface StateEvent {
   currentStory: string | null;
   interactive: boolean;
   reason: string | null;
+  /** While `paused`: when the loop goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** Token and cost totals of the loop so far. */
+  usage: UsageTotals;
 }
 
 /** `iteration` notification, at the start of each iteration. */
@@ -67,6 +75,8 @@ export interface IterationEvent {
   iteration: number;
   maxIterations: number;
   story: string | null;
+  /** The agent running it (the fallback agent while the loop's own is rate-limited). */
+  agent: string;
 }
 
 /** `completed` notification, once, when the loop reaches a final status. */

@@ -16,7 +16,7 @@ import { PROTOCOL_VERSION, type DaemonLoop } from '../daemon/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readConfig, writeConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
-import { LoopStore } from '../store/loops.js';
+import { LoopStore, NO_USAGE } from '../store/loops.js';
 import { makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
 import { deadAddress, startSilentServer, startStubDaemon, type StubDaemon } from './remote-stub-daemon.js';
 
@@ -245,6 +245,9 @@ function daemonLoop(loopId: string, over: Partial<DaemonLoop> = {}): DaemonLoop 
     endedAt: null,
     reason: null,
     pushId: 'push-1',
+    pausedUntil: null,
+    resumedFrom: null,
+    usage: NO_USAGE,
     ...over,
   };
 }

@@ -15,6 +15,8 @@ export interface NotifiedLoop {
   maxIterations: number;
   location: string;
   remote: string | null;
+  /** While paused: when it goes on by itself. */
+  pausedUntil?: string | null;
 }
 
 /** A notify command that runs longer than this is left to run on its own (it is not waited for). */
@@ -31,6 +33,7 @@ export function notifyEnv(loop: NotifiedLoop, base: NodeJS.ProcessEnv = process.
     RALPH_LOOP_ITERATION: String(loop.iteration),
     RALPH_LOOP_MAX_ITERATIONS: String(loop.maxIterations),
     RALPH_LOOP_LOCATION: loop.location === 'remote' ? (loop.remote ?? 'remote') : 'local',
+    RALPH_LOOP_PAUSED_UNTIL: loop.pausedUntil ?? '',
   };
 }
 

@@ -177,8 +177,18 @@ export interface StatusEntry {
   startedAt: string;
   endedAt: string | null;
   reason: string | null;
-  /** Token and cost totals, where the status JSON carries them (numbers, or null when unknown). */
-  usage?: { inputTokens: number | null; outputTokens: number | null; costUsd: number | null } | null;
+  /** While `paused`: when it goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** The loop this one continues (`ralph resume`). */
+  resumedFrom: string | null;
+  /** The loop's totals: numbers, or null while unknown (a custom agent reports none). */
+  usage: {
+    inputTokens: number | null;
+    outputTokens: number | null;
+    cacheReadTokens: number | null;
+    cacheWriteTokens: number | null;
+    costUsd: number | null;
+  };
 }
 
 /** Every loop, newest first, as `ralph status --json` objects (the same SQL builds both). */

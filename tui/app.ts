@@ -490,6 +490,7 @@ function headerOf(e: StatusEntry): LiveHeader {
     maxIterations: e.maxIterations,
     story: null,
     reason: e.reason,
+    pausedUntil: e.pausedUntil,
     interactive: false,
     connection: 'connecting',
     note: null,

@@ -140,7 +140,15 @@ export class LiveView {
       },
       onOutput: (data) => this.pane.write(data),
       onState: (e) =>
-        this.cb.header({ status: e.status, iteration: e.iteration, maxIterations: e.maxIterations, story: e.currentStory, reason: e.reason, interactive: e.interactive }),
+        this.cb.header({
+          status: e.status,
+          iteration: e.iteration,
+          maxIterations: e.maxIterations,
+          story: e.currentStory,
+          reason: e.reason,
+          pausedUntil: e.pausedUntil ?? null,
+          interactive: e.interactive,
+        }),
       onSubscribed: (result, peer, isReconnect) => this.subscribed(result.status, result.interactive, peer, isReconnect),
       onDisconnected: (reason) => this.cb.header({ connection: 'reconnecting', note: `connection lost (${reason}); reconnecting…` }),
     });

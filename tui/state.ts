@@ -21,6 +21,8 @@ export interface LiveHeader {
   maxIterations: number;
   story: string | null;
   reason: string | null;
+  /** While paused: when the loop goes on by itself. */
+  pausedUntil: string | null;
   interactive: boolean;
   connection: Connection;
   /** A short note about the connection ("connection lost (…); reconnecting"). */

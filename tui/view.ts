@@ -151,6 +151,14 @@ export function age(startedAt: string, now: number): string {
   return `${Math.floor(secs / 86400)}d`;
 }
 
+/** An ISO time as the local HH:MM (with the date when it is not today). */
+function clock(iso: string, now: number): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const hm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  return d.toDateString() === new Date(now).toDateString() ? hm : `${d.toISOString().slice(0, 10)} ${hm}`;
+}
+
 function usd(v: number | null | undefined): string {
   if (typeof v !== 'number') return '';
   return v < 10 ? `$${v.toFixed(2)}` : `$${v.toFixed(0)}`;
@@ -173,6 +181,8 @@ function paneHeader(s: TuiState): string {
   const used = [tokens(e.usage?.inputTokens), tokens(e.usage?.outputTokens)];
   if (used[0] !== null || used[1] !== null) parts.push(`${used[0] ?? '?'} in / ${used[1] ?? '?'} out tokens`);
   if (typeof e.usage?.costUsd === 'number') parts.push(usd(e.usage.costUsd));
+  const pausedUntil = status === 'paused' ? (live?.pausedUntil ?? e.pausedUntil) : null;
+  if (pausedUntil) parts.push(`goes on at ${clock(pausedUntil, s.now)}`);
   const reason = live?.reason ?? e.reason;
   if (reason) parts.push(reason);
   const remote = e.location === 'remote' ? s.remotes.get(e.remote ?? '') : undefined;

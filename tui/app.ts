@@ -75,6 +75,8 @@ export class TuiApp {
   private tick: NodeJS.Timeout | undefined;
   private suspended = false;
   private attaching = false;
+  /** Loops stopped from here: their end is no news to the user (no bell, no notify.command). */
+  private readonly stoppedHere = new Set<string>();
   private finished = false;
   private finish!: (exit: TuiExit) => void;
   private readonly exited = new Promise<TuiExit>((resolve) => (this.finish = resolve));
@@ -355,6 +357,7 @@ export class TuiApp {
     const row = this.opts.store.get(id);
     if (!row) return;
     this.message(`stopping loop ${id}…`);
+    this.stoppedHere.add(id);
     try {
       const outcome = await stopLoop(this.opts.store, row, { when: 'now' });
       this.watcher.refresh();
@@ -387,6 +390,7 @@ export class TuiApp {
   }
 
   private ended(entry: StatusEntry): void {
+    if (entry.status === 'stopped' && this.stoppedHere.delete(entry.id)) return;
     this.set({
       ...withFlag(this.state, entry),
       message: { text: `loop ${entry.id} ${entry.status}${entry.reason ? `: ${entry.reason}` : ''}`, tone: entry.status === 'completed' ? 'notice' : 'error' },

@@ -191,6 +191,12 @@ export class TuiApp {
       else this.live?.send(seq);
       return;
     }
+    if (seq.length === 2 && seq[0] === '\x1b' && seq[1]! >= ' ' && seq[1] !== '[' && seq[1] !== 'O') {
+      // Esc and the next key in one read (typed fast, or a script): nothing here is bound to Alt, so two keys.
+      this.key('\x1b');
+      this.key(seq[1]!);
+      return;
+    }
     const { state, effects } = handleKey(this.state, { id: keyName(seq), text: seq });
     this.set(state);
     for (const effect of effects) this.carryOut(effect);

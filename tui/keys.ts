@@ -143,6 +143,8 @@ function filterKey(s: TuiState, key: KeyPress): KeyResult {
       return done(settleSelection({ ...s, mode: 'list', input: '', filter: '' }));
     case 'backspace':
       return done(live([...s.input].slice(0, -1).join('')));
+    case 'ctrl+u':
+      return done(live(''));
   }
   return printable(key.text) ? done(live(s.input + key.text)) : done(s);
 }

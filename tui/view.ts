@@ -186,7 +186,7 @@ function paneHeader(s: TuiState): string {
   const reason = live?.reason ?? e.reason;
   if (reason) parts.push(reason);
   const remote = e.location === 'remote' ? s.remotes.get(e.remote ?? '') : undefined;
-  if (remote && !remote.reachable) parts.push(`unreachable: ${remote.why ?? 'no answer'}`);
+  if (remote && !remote.reachable) parts.push(`${e.remote} unreachable`);
   if (s.history) {
     parts.push(s.history.loading ? 'loading its log…' : `log: ${s.history.offset} of ${s.history.above} lines up · End: live`);
   } else if (live?.note) {
@@ -206,7 +206,32 @@ function paneLines(s: TuiState, height: number): string[] {
   // The pane's rows are exactly its width; only a stale view (from before a resize) is cut to fit.
   const out = lines.map((line) => clip(line, s.cols));
   if (!e && out.length === 0) out.push(fit('  select a loop to see its terminal here', s.cols));
+  const remote = e?.location === 'remote' ? s.remotes.get(e.remote ?? '') : undefined;
+  if (remote && !remote.reachable && out.every((l) => l.trim() === '')) {
+    // Nothing to show from a box that does not answer: say why instead, in full.
+    const why = [`remote ${e!.remote} does not answer:`, remote.why ?? 'no answer', 'its loops keep their last known state here; ralph tui asks again every few seconds'];
+    out.splice(0, out.length, ...why.flatMap((t) => wrap(t, s.cols - 2)).map((t) => paint(`  ${t}`, { fg: Colors.red }, s.color)));
+  }
   while (out.length < height) out.push('');
+  return out.slice(0, height);
+}
+
+/** Plain text cut into lines of at most `width` columns, at spaces where it can. */
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && visibleWidth(line) + 1 + visibleWidth(word) > width) {
+      out.push(line);
+      line = '';
+    }
+    line = line === '' ? word : `${line} ${word}`;
+    while (visibleWidth(line) > width) {
+      out.push(clip(line, width));
+      line = line.slice(width);
+    }
+  }
+  if (line !== '') out.push(line);
   return out;
 }
 

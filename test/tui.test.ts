@@ -144,4 +144,62 @@ test('tui in tmux: every loop listed, live output, i types into the agent, PgUp 
   }
 });
 
+/** The pids of a process's children (to find the TUI under its shell). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+test('tui at 80x24 with NO_COLOR (no colour, inverse kept) and with colours; a malformed config is said and local loops still show; SIGTERM exits 143 with the terminal given back; no terminal: one line', async () => {
+  const w = new CliWorld('ralph-tui');
+  const tmux = new Tmux({ ...w.env, PS1: '$ ' });
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    writeFileSync(w.env.RALPH_CONFIG!, '{ not json');
+    await tmux.shell('small', { cols: 80, rows: 24 }, { NO_COLOR: '1' });
+    await startTuiInShell(tmux, 'small', w.home.home);
+    const screen = await tmux.waitForScreen('small', 'the frame at 80x24', (s) => s.includes('ECHO READY') && /^ ↑↓\/jk select/m.test(s));
+    const lines = screen.replace(/\n$/, '').split('\n');
+    assert.is(lines.length, 24);
+    assert.ok(lines.every((l) => [...l].length <= 80), 'no line wraps');
+    assert.match(rowOf(screen, id), /local\s+running\s+1\/10\s+custom/);
+    assert.match(screen, /config\.json is not valid JSON.*remotes and notify\.command are off|config\.json is not valid JSON/);
+    const mono = await tmux.screen('small', { escapes: true });
+    assert.not.match(mono, /\x1b\[[0-9;]*(3[0-7]|9[0-7])m/, 'NO_COLOR: no colour');
+    assert.match(mono, /\x1b\[[0-9;]*7m/, 'the selected row is drawn inverse');
+
+    // SIGTERM to the TUI (a child of the shell): exit 143, the terminal as it was.
+    const shellPid = Number(await tmux.format('small', '#{pane_pid}'));
+    const tuiPid = await waitUntil(() => childrenOf(shellPid)[0], { what: 'the tui process' });
+    process.kill(tuiPid, 'SIGTERM');
+    await tmux.waitForScreen('small', 'the shell again', (s) => s.includes('TUI-EXIT=143'));
+    await waitUntil(() => {
+      try {
+        return readFileSync(join(w.home.home, 'stty.after'), 'utf8').length > 0;
+      } catch {
+        return false;
+      }
+    }, { what: 'stty -g after' });
+    assert.is(readFileSync(join(w.home.home, 'stty.after'), 'utf8'), readFileSync(join(w.home.home, 'stty.before'), 'utf8'));
+    assert.is(await tmux.format('small', '#{alternate_on}'), '0');
+
+    // With colours allowed, statuses are coloured.
+    writeFileSync(w.env.RALPH_CONFIG!, JSON.stringify({ remotes: {} }));
+    await tmux.run(['new-session', '-d', '-s', 'color', '-x', '100', '-y', '30', '-e', 'NO_COLOR=', process.execPath, RALPH_BIN, 'tui']);
+    await tmux.waitForScreen('color', 'the coloured frame', (s) => rowOf(s, id) !== '');
+    await waitUntil(async () => /\x1b\[[0-9;]*32m/.test(await tmux.screen('color', { escapes: true })), { what: 'a green status' });
+    await tmux.keys('color', 'q');
+
+    const noTty = await w.ralph(['tui']);
+    assert.is(noTty.code, 1);
+    assert.is(noTty.stderr, 'ralph: tui needs a terminal (stdin and stdout a TTY); in scripts use ralph status --json or ralph watch --json\n');
+  } finally {
+    await tmux.kill();
+    await w.cleanup();
+  }
+});
+
 test.run();

@@ -8,7 +8,7 @@ import { colorsAllowed } from './style.js';
 
 export class NotATerminalError extends Error {
   constructor() {
-    super('ralph tui needs a terminal (stdin and stdout a TTY); in scripts use ralph status --json or ralph watch --json');
+    super('tui needs a terminal (stdin and stdout a TTY); in scripts use ralph status --json or ralph watch --json');
     this.name = 'NotATerminalError';
   }
 }

@@ -10,13 +10,14 @@
 import type { StatusEntry } from '../client/status-view.js';
 import { promptOf } from './keys.js';
 import { Colors, clip, fit, paint, visibleWidth, type Style } from './style.js';
-import { isEndStatus, layout, selectedEntry, visibleLoops, type TuiState } from './state.js';
+import { MIN_COLS, MIN_ROWS, isEndStatus, layout, selectedEntry, visibleLoops, type TuiState } from './state.js';
 
 export function renderFrame(s: TuiState): string[] {
   const { cols, rows } = s;
   const l = layout(cols, rows);
   if (l.tooSmall) {
-    return Array.from({ length: Math.max(1, rows) }, (_, i) => (i === 0 ? clip(`ralph tui needs at least 40×10 (this is ${cols}×${rows})`, cols) : ''));
+    const say = wrap(`ralph tui needs a terminal of at least ${MIN_COLS}×${MIN_ROWS}; this one is ${cols}×${rows}`, Math.max(1, cols));
+    return Array.from({ length: Math.max(1, rows) }, (_, i) => clip(say[i] ?? '', cols));
   }
   const lines: string[] = [titleLine(s)];
   if (s.mode === 'help') {
@@ -111,10 +112,18 @@ function listColumns(s: TuiState, rows: StatusEntry[]): Column[] {
     { title: 'AGE', width: 4, cell: (e) => age(e.startedAt, s.now) },
   ];
   if (showCost) columns.push({ title: 'COST', width: 7, cell: (e) => usd(e.usage?.costUsd) });
-  const others = columns.slice(1).reduce((sum, c) => sum + c.width + 1, 0);
-  columns[0]!.width = Math.max(8, Math.min(widest(loopLabel, 4, 32), s.cols - 2 - others));
+  // On a narrow terminal the loop's id keeps room: columns go, least wanted first.
+  const others = () => columns.slice(1).reduce((sum, c) => sum + c.width + 1, 0);
+  for (const title of ['COST', 'AGENT', 'AGE', 'ITER']) {
+    if (s.cols - 2 - others() >= MIN_LOOP_WIDTH) break;
+    const at = columns.findIndex((c) => c.title === title);
+    if (at !== -1) columns.splice(at, 1);
+  }
+  columns[0]!.width = Math.max(MIN_LOOP_WIDTH, Math.min(widest(loopLabel, 4, 32), s.cols - 2 - others()));
   return columns;
 }
+
+const MIN_LOOP_WIDTH = 12;
 
 function loopLabel(e: StatusEntry): string {
   return e.name && e.name !== e.id ? `${e.id} (${e.name})` : e.id;

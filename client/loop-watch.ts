@@ -57,8 +57,11 @@ export class LoopsWatcher {
     private readonly opts: LoopsWatcherOptions = {},
   ) {}
 
-  /** Reads every row now (settling dead local runners first) and starts watching. */
-  start(): StatusEntry[] {
+  /**
+   * Reads every row now (settling dead local runners first) and starts watching; remotes are asked at
+   * once unless `askRemotesNow` is false (a caller with something to show first calls reconcileNow() itself).
+   */
+  start(opts: { askRemotesNow?: boolean } = {}): StatusEntry[] {
     settleDeadRunners(this.store);
     this.load(false);
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
@@ -67,7 +70,7 @@ export class LoopsWatcher {
       if (settleDeadRunners(this.store).length > 0) this.load(true);
     });
     every(this.opts.reconcileMs ?? 5000, () => void this.reconcileNow());
-    void this.reconcileNow();
+    if (opts.askRemotesNow ?? true) void this.reconcileNow();
     return this.entries;
   }
 

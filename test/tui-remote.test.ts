@@ -100,7 +100,7 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
     // The daemon dies: its loop runs on, the TUI says it lost the connection and that the box does not answer.
     await d.kill();
     await tmux.waitForScreen('t', 'the lost connection noticed', (s) => /^─ .*(reconnecting|unreachable)/m.test(s), 30_000);
-    await tmux.waitForScreen('t', 'box marked unreachable', (s) => /box ✗/.test(rowOf(s, remoteId)), 30_000);
+    await tmux.waitForScreen('t', 'box marked unreachable', (s) => /box ×/.test(rowOf(s, remoteId)), 30_000);
     // Keys still work at once meanwhile (nothing waits on the dead box).
     await tmux.keys('t', '?');
     await tmux.waitForScreen('t', 'the help, while the box is away', (s) => s.includes('any key closes this help'), 3000);
@@ -108,7 +108,7 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
 
     // The daemon comes back on the same address: the pane reconnects, typing reaches the agent again.
     d = await startDaemon(box, { listen: [d.tcp!] });
-    await tmux.waitForScreen('t', 'box reachable again', (s) => /box\s+running/.test(rowOf(s, remoteId)) && !/box ✗/.test(rowOf(s, remoteId)), 30_000);
+    await tmux.waitForScreen('t', 'box reachable again', (s) => /box\s+running/.test(rowOf(s, remoteId)) && !/box ×/.test(rowOf(s, remoteId)), 30_000);
     await tmux.waitForScreen('t', 'the pane live again', (s) => !/^─ .*(reconnecting|unreachable)/m.test(s) && s.includes('over the daemon'), 30_000);
     await tmux.keys('t', 'i');
     await tmux.waitForScreen('t', 'interactive mode again', (s) => s.includes('INTERACTIVE'));
@@ -118,7 +118,7 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
 
     // The vanished remote: marked, and why, in the header of its loop.
     await select(tmux, 't', 'lost-0001');
-    const lost = await tmux.waitForScreen('t', 'why the remote is unreachable', (s) => /gone ✗/.test(rowOf(s, 'lost-0001')) && s.includes('remote gone does not answer:'), 30_000);
+    const lost = await tmux.waitForScreen('t', 'why the remote is unreachable', (s) => /gone ×/.test(rowOf(s, 'lost-0001')) && s.includes('remote gone does not answer:'), 30_000);
     assert.match(lost, /remote gone \(tcp:\/\/127\.0\.0\.1:9\): unreachable: nothing is listening there/);
     assert.match(lost, /^─ lost-0001 · running · .*gone unreachable/m);
 

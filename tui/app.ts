@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
-import { StdinBuffer, TUI, parseKey } from '@mariozechner/pi-tui';
+import { StdinBuffer, TUI, parseKey } from './renderer.js';
 import { describeEnd } from '../client/describe.js';
 import { extendLoop } from '../client/extend.js';
 import { logPathOf, readStoredOutput } from '../client/loop-access.js';
@@ -18,7 +18,7 @@ import { attachToLoop } from '../cli/attach/session.js';
 import type { Config } from '../store/config.js';
 import type { LoopStore } from '../store/loops.js';
 import { handleKey, type Effect } from './keys.js';
-import { LiveView } from './live.js';
+import type { LiveView } from './live.js';
 import type { PaneTerminal } from './pane.js';
 import {
   initialState,
@@ -51,8 +51,10 @@ export interface TuiExit {
   line?: string;
 }
 
-/** Pane frames while a loop floods: at most one per this many ms (keys are drawn at once). */
+/** Pane frames: at most one per this many ms (keys are drawn at once)… */
 const PANE_FRAME_MS = 33;
+/** …and while the pane skips output to keep up with a flood (nobody reads a flood; keys get the time). */
+const FLOOD_FRAME_MS = 100;
 /** A selection held this long connects to its loop (j j j does not dial every loop passed). */
 const SELECT_SETTLE_MS = 60;
 const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
@@ -72,7 +74,10 @@ export class TuiApp {
   private switchTimer: NodeJS.Timeout | undefined;
   private paneTimer: NodeJS.Timeout | undefined;
   private lastPaneAt = 0;
+  private skippedAtLastFrame = 0;
   private tick: NodeJS.Timeout | undefined;
+  /** The live pane's code (it brings the terminal emulator): loaded after the first frame is out. */
+  private liveModule: Promise<typeof import('./live.js')> | undefined;
   private suspended = false;
   private attaching = false;
   /** Loops stopped from here: their end is no news to the user (no bell, no notify.command). */
@@ -115,8 +120,7 @@ export class TuiApp {
     try {
       this.term.enter();
       this.tui.addChild({ render: (width) => this.frame(width), invalidate: () => {} });
-      this.set(withLoops(this.state, this.watcher.start()));
-      this.switchLive();
+      this.set(withLoops(this.state, this.watcher.start({ askRemotesNow: false })));
       this.tui.start();
       stdout.on('resize', this.onResize);
       stdin.on('data', this.onData);
@@ -157,7 +161,16 @@ export class TuiApp {
     this.set({ ...this.state, message: { text, tone } });
   }
 
+  /** What waits for the first frame: the emulator for the pane, and asking the remotes. */
+  private afterFirstFrame(): void {
+    this.liveModule = import('./live.js');
+    this.liveModule.catch(() => {}); // its failure surfaces where it is awaited
+    this.switchLive();
+    void this.watcher.reconcileNow();
+  }
+
   private frame(width: number): string[] {
+    if (!this.liveModule && !this.finished) setImmediate(() => !this.liveModule && this.afterFirstFrame());
     const rows = this.term.rows;
     // A resize not yet seen by resized(): draw at the terminal's size, never past it.
     const s = width === this.state.cols && rows === this.state.rows ? this.state : { ...this.state, cols: width, rows };
@@ -236,24 +249,33 @@ export class TuiApp {
   private switchLive(): void {
     clearTimeout(this.switchTimer);
     const id = this.state.selectedId;
-    if (this.live?.loopId === id || this.suspended) return;
+    if (this.live?.loopId === id || this.suspended || !this.liveModule) return;
     const old = this.live;
     this.live = undefined;
     void old?.close();
     this.dropHistory();
     const entry = selectedEntry(this.state);
-    const row = id === null ? undefined : this.opts.store.get(id);
-    if (!entry || !row) {
+    if (!entry || !this.opts.store.get(entry.id)) {
       this.set({ ...this.state, live: null, pane: EMPTY_PANE, history: null });
       return;
     }
+    this.set({ ...this.state, live: headerOf(entry), pane: EMPTY_PANE, history: null, mode: this.state.mode === 'interactive' ? 'list' : this.state.mode });
+    this.liveModule.then(
+      ({ LiveView }) => this.openLive(LiveView, entry.id),
+      (err: Error) => this.message(`cannot show loops live: ${err.message}`, 'error'),
+    );
+  }
+
+  private openLive(View: typeof LiveView, id: string): void {
+    const row = this.opts.store.get(id);
+    // The selection may have moved on while the code loaded.
+    if (!row || this.state.selectedId !== id || this.live !== undefined || this.suspended || this.finished) return;
     const { paneRows } = layout(this.state.cols, this.state.rows);
-    const live: LiveView = new LiveView(this.opts.store, row, this.state.cols, Math.max(1, paneRows), {
+    const live: LiveView = new View(this.opts.store, row, this.state.cols, Math.max(1, paneRows), {
       header: (patch) => this.live === live && this.header(patch),
       changed: () => this.live === live && !this.history && this.paneChanged(),
     });
     this.live = live;
-    this.set({ ...this.state, live: headerOf(entry), pane: EMPTY_PANE, history: null, mode: this.state.mode === 'interactive' ? 'list' : this.state.mode });
     live.start();
   }
 
@@ -267,7 +289,10 @@ export class TuiApp {
   /** Frames for pane output come at a bounded rate; everything else is drawn at once. */
   private paneChanged(): void {
     if (this.paneTimer) return;
-    const wait = Math.max(0, PANE_FRAME_MS - (performance.now() - this.lastPaneAt));
+    const skipped = this.live?.pane.skipped ?? 0;
+    const flooding = skipped !== this.skippedAtLastFrame;
+    this.skippedAtLastFrame = skipped;
+    const wait = Math.max(0, (flooding ? FLOOD_FRAME_MS : PANE_FRAME_MS) - (performance.now() - this.lastPaneAt));
     this.paneTimer = setTimeout(() => {
       this.paneTimer = undefined;
       this.snapshotPane();

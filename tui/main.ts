@@ -1,5 +1,7 @@
 // Entry of `ralph tui` (loaded only when that command runs, with the renderer and the emulator).
 
+import { writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openLoopStore } from '../client/lookup.js';
 import { readConfig, type Config } from '../store/config.js';
 import { TuiApp, type TuiExit } from './app.js';
@@ -35,9 +37,18 @@ export async function runTui(opts: { timeout: number }): Promise<TuiExit> {
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
+  // RALPH_TUI_STATS=FILE: the event loop's delays while the TUI ran, as JSON at exit (for benchmarks:
+  // tells a TUI that blocked from a machine that did not give it the CPU).
+  const delays = process.env.RALPH_TUI_STATS ? monitorEventLoopDelay({ resolution: 5 }) : undefined;
+  delays?.enable();
   try {
     return await app.run();
   } finally {
+    if (delays) {
+      delays.disable();
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      writeFileSync(process.env.RALPH_TUI_STATS!, JSON.stringify({ p50: ms(delays.percentile(50)), p99: ms(delays.percentile(99)), max: ms(delays.max) }));
+    }
     process.off('uncaughtException', fatal);
     process.off('unhandledRejection', fatal);
     store.db.close();

@@ -8,7 +8,7 @@
 // beyond MAX_LAG_BYTES, skips to the newest RESTART_BYTES (from a line start): the pane shows the
 // newest output at a bounded cost instead of falling behind. loop/screen.ts does the same for replay.
 
-import { CURSOR_MARKER, truncateToWidth, visibleWidth } from '@mariozechner/pi-tui';
+import { CURSOR_MARKER, visibleWidth } from './renderer.js';
 import xtermHeadless, { type IBufferCell, type IBufferLine } from '@xterm/headless';
 import type { PaneView } from './state.js';
 
@@ -16,7 +16,7 @@ const { Terminal } = xtermHeadless;
 type XTerm = InstanceType<typeof Terminal>;
 
 const WINDOW_MS = 100;
-const PARSE_BUDGET_BYTES = 512 * 1024;
+const PARSE_BUDGET_BYTES = 256 * 1024;
 const MAX_LAG_BYTES = 256 * 1024;
 const RESTART_BYTES = 64 * 1024;
 /** Handed to the emulator in slices of this size, so that no single parse holds up a keystroke. */
@@ -181,7 +181,6 @@ export class PaneTerminal {
     const cell = this.cell;
     let out = '';
     let style = '';
-    let ascii = true;
     for (let x = 0; x < cols; x++) {
       const c = line.getCell(x, cell);
       if (!c) {
@@ -196,16 +195,29 @@ export class PaneTerminal {
         style = next;
       }
       if (x === cursorCol) out += CURSOR_MARKER;
-      const chars = c.isInvisible() ? ' '.repeat(width) : c.getChars() || ' ';
-      if (ascii && /[^\x20-\x7e]/.test(chars)) ascii = false;
+      let chars = c.isInvisible() ? ' '.repeat(width) : c.getChars() || ' ';
+      // The emulator and the renderer measure a few characters (emoji, ambiguous widths) differently;
+      // one the renderer finds wider than its cells is drawn as '?', so that no row outgrows the pane.
+      if (chars.length > 1 || chars.charCodeAt(0) > 0x7e) {
+        if (rendererWidth(chars) > width) chars = '?'.repeat(width);
+      }
       out += chars;
     }
     if (style !== '') out += '\x1b[0m';
-    // The emulator and the renderer measure a few characters (emoji, ambiguous widths) differently:
-    // a row the renderer finds too wide is cut rather than allowed to break the frame.
-    if (!ascii && visibleWidth(out) > cols) out = truncateToWidth(out, cols, '');
     return out;
   }
+}
+
+const widths = new Map<string, number>();
+/** The renderer's width of one cell's characters, remembered (a few hundred distinct ones at most in practice). */
+function rendererWidth(chars: string): number {
+  let w = widths.get(chars);
+  if (w === undefined) {
+    if (widths.size > 4096) widths.clear();
+    w = visibleWidth(chars);
+    widths.set(chars, w);
+  }
+  return w;
 }
 
 /** The SGR parameters of a cell's style ('' for the default style). */

@@ -2,7 +2,7 @@
 // are), colours only when the user allows them (NO_COLOR), and widths measured and cut by the
 // renderer's own functions so that no line is ever wider than the terminal.
 
-import { truncateToWidth, visibleWidth } from '@mariozechner/pi-tui';
+import { truncateToWidth, visibleWidth } from './renderer.js';
 
 export interface Style {
   /** An ANSI palette colour (0–15). */
@@ -31,14 +31,21 @@ export function paint(text: string, style: Style, color: boolean): string {
   return codes.length === 0 || text === '' ? text : `\x1b[${codes.join(';')}m${text}\x1b[0m`;
 }
 
+// Text made only of printable ASCII and the few one-column symbols the TUI draws with is as wide as
+// it is long: measured and cut here, without the renderer's grapheme segmentation (which costs about
+// a tenth of a millisecond per call, and a frame has hundreds of cells).
+const ONE_COLUMN = /^[\x20-\x7e·─▶●×…↑↓]*$/;
+
 /** Exactly `width` columns: cut (with an ellipsis) or padded with spaces. */
 export function fit(text: string, width: number): string {
   if (width <= 0) return '';
+  if (ONE_COLUMN.test(text)) return text.length <= width ? text.padEnd(width) : text.slice(0, width - 1) + '…';
   return truncateToWidth(text, width, '…', true);
 }
 
 /** At most `width` columns, not padded. */
 export function clip(text: string, width: number): string {
+  if (ONE_COLUMN.test(text)) return text.length <= width ? text : text.slice(0, Math.max(0, width - 1)) + '…';
   return visibleWidth(text) <= width ? text : truncateToWidth(text, width, '…');
 }
 

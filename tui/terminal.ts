@@ -3,7 +3,7 @@
 // anywhere). Also the renderer's view of it (pi-tui's Terminal interface): a plain writer with a size.
 // Keys are not read through the renderer: app.ts routes them (interactive mode needs the raw bytes).
 
-import type { Terminal } from '@mariozechner/pi-tui';
+import type { Terminal } from './renderer.js';
 
 export interface TuiIo {
   stdin: NodeJS.ReadStream;

@@ -80,7 +80,9 @@ function listLines(s: TuiState, height: number): string[] {
       const text = fit(c.cell(e), c.width);
       row += (i > 0 ? ' ' : '') + (selected ? text : paint(text, c.style?.(e) ?? {}, s.color));
     });
-    out.push(selected ? paint(fit(stripStyle(row), s.cols), { inverse: true }, s.color) : clip(row, s.cols));
+    // Cells are cut to their columns, which fit the width by construction (unless the terminal is very narrow).
+    const width = 2 + columns.reduce((sum, c, i) => sum + c.width + (i > 0 ? 1 : 0), 0);
+    out.push(selected ? paint(fit(stripStyle(row), s.cols), { inverse: true }, s.color) : width <= s.cols ? row : clip(row, s.cols));
   }
   while (out.length < height) out.push('');
   const more = shown.length - s.listTop - rowsForLoops;
@@ -94,7 +96,7 @@ function listColumns(s: TuiState, rows: StatusEntry[]): Column[] {
   const where = (e: StatusEntry) => {
     if (e.location !== 'remote') return 'local';
     const name = e.remote ?? 'remote';
-    return s.remotes.get(name)?.reachable === false ? `${name} ✗` : name;
+    return s.remotes.get(name)?.reachable === false ? `${name} ×` : name;
   };
   const iter = (e: StatusEntry) => `${e.iteration}/${e.maxIterations}`;
   const showCost = rows.some((e) => typeof e.usage?.costUsd === 'number');
@@ -254,7 +256,7 @@ function messageLine(s: TuiState): string {
   return paint(clip(s.message.text, s.cols), style, s.color);
 }
 
-const LIST_KEYS = '↑↓/jk select · ⏎ attach · i type · s stop · + extend · r resume · l log · PgUp/PgDn scroll · / filter · Tab open/all · ? help · q quit';
+const LIST_KEYS = '↑↓/jk select · Enter attach · i type · s stop · + extend · r resume · l log · / filter · Tab open · ? help · q quit';
 
 function keyBar(s: TuiState): string {
   let text: string;
@@ -294,7 +296,7 @@ const HELP: Array<[string, string]> = [
   ['q  Ctrl-C', 'quit (loops run on)'],
   ['', ''],
   ['●', 'the loop ended or paused since you last looked (the terminal bell rang)'],
-  ['✗', 'its remote did not answer (why: in the pane header)'],
+  ['×', 'its remote did not answer (why: in the pane, when one of its loops is selected)'],
   ['', 'notify.command in the config runs on each end, with RALPH_LOOP_ID, _STATUS, _REASON set'],
 ];
 

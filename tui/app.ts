@@ -255,11 +255,12 @@ export class TuiApp {
     void old?.close();
     this.dropHistory();
     const entry = selectedEntry(this.state);
-    if (!entry || !this.opts.store.get(entry.id)) {
+    const row = entry && this.opts.store.get(entry.id);
+    if (!entry || !row) {
       this.set({ ...this.state, live: null, pane: EMPTY_PANE, history: null });
       return;
     }
-    this.set({ ...this.state, live: headerOf(entry), pane: EMPTY_PANE, history: null, mode: this.state.mode === 'interactive' ? 'list' : this.state.mode });
+    this.set({ ...this.state, live: { ...headerOf(entry), story: row.currentStory }, pane: EMPTY_PANE, history: null, mode: this.state.mode === 'interactive' ? 'list' : this.state.mode });
     this.liveModule.then(
       ({ LiveView }) => this.openLive(LiveView, entry.id),
       (err: Error) => this.message(`cannot show loops live: ${err.message}`, 'error'),

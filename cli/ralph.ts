@@ -3,6 +3,7 @@
 // so `ralph status` never pays for node-pty or the daemon.
 
 import { Command, Option } from 'commander';
+import { parseDuration } from '../store/duration.js';
 import { fail } from './output.js';
 
 const program = new Command();
@@ -15,6 +16,11 @@ program
   .configureOutput({ outputError: (str, write) => write(str) });
 
 const agentNames = ['claude', 'opencode', 'codex', 'amp'];
+const duration = (flag: string) => (v: string) => {
+  const ms = parseDuration(v);
+  if (ms === null || ms < 1000) fail(`${flag} must be a duration such as 90s, 45m, 2h or 1d, got ${JSON.stringify(v)}`);
+  return ms;
+};
 const positiveInt = (flag: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1) {
     fail(`${flag} must be a positive whole number, got ${JSON.stringify(v)}`);
@@ -32,8 +38,26 @@ program
   .option('--max-iterations <n>', 'stop (failed) after this many iterations', positiveInt('--max-iterations'), 10)
   .option('--task <path>', 'directory holding prd.json (default: DIR, else the one tasks/*/)')
   .option('--name <name>', 'a name to refer to the loop by (default: its id)')
+  .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this, as failed (default 60m)', duration('--iteration-timeout'))
+  .option('--stall-timeout <duration>', 'end an iteration whose agent prints nothing for this long, as failed (default 20m)', duration('--stall-timeout'))
+  .option('--fallback-agent <name>', `run this agent while the main one is rate-limited: ${agentNames.join(', ')}`)
+  .option('--install-agent', 'install the agent CLI into $RALPH_HOME/agents with npm if it is missing')
   .option('--foreground', 'run attached to this terminal and exit with the loop\'s result')
   .action(async (dir: string, opts) => (await import('./commands/run.js')).run(dir, opts));
+
+program
+  .command('extend')
+  .description('give a running loop N more iterations (local or remote)')
+  .argument('<loop>', 'loop id or name')
+  .argument('<n>', 'how many more iterations', positiveInt('<n>'))
+  .action(async (loop: string, n: number) => (await import('./commands/extend.js')).run(loop, n));
+
+program
+  .command('resume')
+  .description('go on with a loop that failed or was stopped, as a new loop on the same task; prints its id')
+  .argument('<loop>', 'loop id or name')
+  .option('--max-iterations <n>', 'iteration limit of the new loop (default: the old one\'s)', positiveInt('--max-iterations'))
+  .action(async (loop: string, opts) => (await import('./commands/resume.js')).run(loop, opts));
 
 program
   .command('status')
@@ -77,6 +101,7 @@ program
   .description("print a loop's output")
   .argument('<loop>', 'loop id or name')
   .option('-f, --follow', 'keep printing new output until the loop ends')
+  .option('--raw', 'keep terminal escape sequences even when the output is not a terminal')
   .action(async (loop: string, opts) => (await import('./commands/logs.js')).run(loop, opts));
 
 program
@@ -92,12 +117,20 @@ program
   .addOption(new Option('--ziti-backend <backend>', 'how to reach OpenZiti').choices(['auto', 'sdk', 'tunnel']).default('auto'))
   .action(async (opts) => (await import('./commands/daemon.js')).run(opts));
 
+program
+  .command('bridge')
+  .description("join stdin/stdout to this box's daemon socket (what an ssh remote runs here; see ralph remote add --ssh)")
+  .action(async () => (await import('./commands/bridge.js')).run());
+
 const remote = program.command('remote').description('manage remote daemons this machine can reach');
 remote
   .command('add')
   .description('add a remote daemon and a git remote that pushes to it')
   .argument('<name>', 'a short name for the remote')
-  .option('--address <address>', 'tcp://HOST:PORT of the daemon')
+  .option('--address <address>', 'tcp://HOST:PORT of the daemon (with --token-file), or ssh://[USER@]HOST[:PORT]')
+  .option('--token-file <file>', "a copy of the daemon's $RALPH_HOME/daemon.token, for a tcp address")
+  .option('--ssh <target>', 'reach the daemon over ssh: [USER@]HOST[:PORT] (RALPH_SSH_COMMAND names the ssh program)')
+  .option('--remote-ralph <path>', "the ralph program on the box, for --ssh (default: ralph on its PATH)")
   .option('--ziti-service <name>', 'the OpenZiti service the daemon binds')
   .option('--ziti-identity <file>', 'OpenZiti identity file to dial with (or RALPH_ZITI_IDENTITY)')
   .option('--git-remote <name>', 'name of the git remote to add', 'ralph-remote')
@@ -121,7 +154,7 @@ remote
   .action(async (name: string) => (await import('./commands/remote.js')).test(name));
 remote
   .command('disconnect')
-  .description("stop the remote's shared OpenZiti proxy now (it also ends by itself after a minute unused)")
+  .description("close the remote's shared connection now: its OpenZiti proxy or ssh master (each ends by itself after a minute unused)")
   .argument('<name>', 'the remote')
   .action(async (name: string) => (await import('./commands/remote.js')).disconnect(name));
 
@@ -135,6 +168,9 @@ program
   .option('--agent-cmd <cmd>', 'shell command to run as the agent')
   .option('--max-iterations <n>', 'iteration limit', positiveInt('--max-iterations'))
   .option('--task <path>', 'task directory inside the repo')
+  .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this (default 60m)', duration('--iteration-timeout'))
+  .option('--stall-timeout <duration>', 'end an iteration whose agent prints nothing for this long (default 20m)', duration('--stall-timeout'))
+  .addOption(new Option('--fallback-agent <name>', 'agent to run while the main one is rate-limited').choices(agentNames))
   .action(async (opts) => (await import('./commands/start.js')).run(opts));
 
 program
@@ -142,6 +178,12 @@ program
   .description('remove worktrees of finished loops (never of running ones)')
   .option('--older-than <duration>', 'only loops that ended this long ago (e.g. 7d, 12h, 30m)')
   .action(async (opts) => (await import('./commands/prune.js')).run(opts));
+
+program
+  .command('doctor')
+  .description("check ralph's home, session DB, sockets, config, ziti CLI and agents; repair what is safe")
+  .option('--no-repair', 'only report; change nothing')
+  .action(async (opts) => (await import('./commands/doctor.js')).run(opts));
 
 try {
   await program.parseAsync(process.argv);

@@ -13,18 +13,19 @@ export const PROTOCOL_VERSION = 1;
  *  - control: a JSON-RPC connection with the ControlMethods below;
  *  - loop:    a byte pipe to that loop runner's socket (speak loop/protocol.ts over it);
  *  - git:     raw git protocol bytes of `service` run on `repo`, both directions.
+ * `token`: the daemon's token ($RALPH_HOME/daemon.token on the box). Required on its tcp listeners,
+ * checked before anything else; ignored on the unix socket, over ssh and over OpenZiti.
  */
+type HelloCommon = { version: number; client?: string; token?: string };
 export type HelloParams =
-  | { version: number; channel: 'control'; client?: string }
-  | { version: number; channel: 'loop'; loop: string; client?: string }
-  | {
-      version: number;
+  | (HelloCommon & { channel: 'control' })
+  | (HelloCommon & { channel: 'loop'; loop: string })
+  | (HelloCommon & {
       channel: 'git';
       service: 'git-receive-pack' | 'git-upload-pack';
       repo: string;
       pushId?: string;
-      client?: string;
-    };
+    });
 
 export interface HelloResult {
   version: number;
@@ -73,12 +74,25 @@ export interface LoopStartParams {
   agentCmd?: string;
   maxIterations?: number;
   pushId?: string;
+  iterationTimeoutMs?: number;
+  stallTimeoutMs?: number;
+  fallbackAgent?: 'claude' | 'opencode' | 'codex' | 'amp';
 }
 export interface LoopStartResult {
   loopId: string;
   worktree: string;
   agent: string;
   maxIterations: number;
+}
+
+/**
+ * `loop.resume`: a loop that ended failed or stopped goes on as a new loop — same task, agent and
+ * settings, its worktree starting from the old loop's branch `ralph/<old id>` (the agent's commits so far).
+ */
+export interface LoopResumeParams {
+  loopId: string;
+  /** Iterations for the new loop (default: the old loop's limit). */
+  maxIterations?: number;
 }
 
 export interface LoopStopParams {
@@ -115,6 +129,7 @@ export const ControlMethods = {
   loopList: 'loop.list',
   loopStop: 'loop.stop',
   loopLogs: 'loop.logs',
+  loopResume: 'loop.resume',
   pushResult: 'push.result',
   daemonInfo: 'daemon.info',
   subscribe: 'subscribe',

@@ -37,6 +37,8 @@ const LOG_BATCH_BYTES = 64 * 1024;
 
 export interface LoopRunnerOptions {
   store: LoopStore;
+  /** Where the `iterations` rows go. Default: an IterationStore on store.db. */
+  iterations?: IterationStore;
   paths: HomePaths;
   /** The loop's row as prepared (status `starting`). */
   row: LoopRow;
@@ -90,7 +92,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   private endedAt: string | null = null;
   private pausedUntil: string | null = null;
   private usage: UsageTotals;
-  private stopRequest: { when: 'now' | 'after-iteration'; reason: string } | null = null;
+  private stopRequest: { when: 'now' | 'after-iteration'; reason: string; status?: 'failed' } | null = null;
   private current: Iteration | null = null;
   /** While the loop's own agent is rate-limited (epoch ms): the fallback agent runs instead. */
   private primaryLimitedUntil = 0;
@@ -104,10 +106,10 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.id = row.id;
     this.row = row;
     this.store = opts.store;
-    this.iterations = new IterationStore(opts.store.db);
+    this.iterations = opts.iterations ?? new IterationStore(opts.store.db);
     this.files = taskFiles(row.taskDir);
     this.env = opts.env ?? process.env;
-    this.agentSearchDirs = opts.agentSearchDirs ?? [join(paths.agents, 'node_modules', '.bin')];
+    this.agentSearchDirs = opts.agentSearchDirs ?? [paths.agentsBin];
     this.promptPath = join(paths.logs, `${row.id}.prompt.md`);
     this.stopGraceMs = opts.stopGraceMs ?? envMs('RALPH_STOP_GRACE_MS', 3000);
     this.iteration = row.iteration;
@@ -224,6 +226,14 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.wake();
   }
 
+  /** Ends the loop now as failed (the runner cannot go on: its log cannot be written). */
+  fail(reason: string): void {
+    if (this.ended) return;
+    this.stopRequest = { when: 'now', reason, status: 'failed' };
+    this.current?.end('stopped', reason);
+    this.wake();
+  }
+
   addIterations(n: number): number {
     if (this.ended) throw new LoopRefusedError('the loop has ended');
     this.maxIterations += n;
@@ -246,9 +256,11 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   private async iterate(): Promise<Outcome> {
     let failuresInARow = 0;
     let limitsInARow = 0;
+    /** Why the last iteration failed, while the one after has not gone well. */
+    let lastFailure: string | null = null;
     for (;;) {
       if (this.stopRequest) {
-        return { status: 'stopped', reason: this.stopRequest.when === 'now' ? this.stopRequest.reason : `stopped after iteration ${this.iteration} as requested` };
+        return { status: this.stopRequest.status ?? 'stopped', reason: this.stopRequest.when === 'now' ? this.stopRequest.reason : `stopped after iteration ${this.iteration} as requested` };
       }
       // A human is typing: the next iteration waits until they leave interactive mode.
       if (this.interactiveOn) {
@@ -257,7 +269,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
         continue;
       }
       if (this.iteration >= this.maxIterations) {
-        return { status: 'failed', reason: `reached the iteration limit (${this.maxIterations}) ${this.openStoriesText()}` };
+        const last = lastFailure ? `; last iteration: ${lastFailure}` : '';
+        return { status: 'failed', reason: `reached the iteration limit (${this.maxIterations}) ${this.openStoriesText()}${last}` };
       }
       this.iteration++;
       const prd = this.readPrdOrSay();
@@ -273,7 +286,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       const report = await this.runIteration(agent);
       // (Read through a method: TypeScript would keep the narrowing from the top of the loop.)
       const stop = this.pendingStop();
-      if (stop?.when === 'now') return { status: 'stopped', reason: stop.reason };
+      if (stop?.when === 'now') return { status: stop.status ?? 'stopped', reason: stop.reason };
 
       if (report.outcome === 'rate-limited') {
         // Not the agent's fault, and not the task's: the iteration is not used up.
@@ -305,8 +318,10 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       }
       if (report.outcome === 'ok') {
         failuresInARow = 0;
+        lastFailure = null;
         continue;
       }
+      lastFailure = report.reason;
       // Retrying cannot fix credentials: say so now rather than after three more failures.
       if (report.error?.errorKind === 'auth') {
         return { status: 'failed', reason: `${report.agent} cannot authenticate: ${report.error.text}` };
@@ -423,7 +438,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
 
   // ---- helpers ---------------------------------------------------------------------------
 
-  private pendingStop(): { when: 'now' | 'after-iteration'; reason: string } | null {
+  private pendingStop(): { when: 'now' | 'after-iteration'; reason: string; status?: 'failed' } | null {
     return this.stopRequest;
   }
 

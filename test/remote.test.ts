@@ -130,7 +130,7 @@ test('remote add checks the daemon; remote test shows host, version, agents, loo
 
   const unknown = await ralph(['remote', 'test', 'nope'], { env: t.env });
   assert.is(unknown.code, 1);
-  assert.match(unknown.stderr, /^ralph: no remote named "nope" \(known: live\); add it with: ralph remote add nope --address tcp:\/\/HOST:PORT\n$/);
+  assert.match(unknown.stderr, /^ralph: no remote named "nope" \(known: live\); add it with: ralph remote add nope --ssh \[USER@\]HOST \(or --address, --ziti-service\)\n$/);
 });
 
 test('remote add to a dead address, or to a daemon that never answers: one clear line, nothing saved', async () => {
@@ -170,7 +170,7 @@ test('remote add refuses bad input and a git remote that points elsewhere, savin
     [['remote', 'add', 'a/b', '--address', stub.address], /bad remote name "a\/b"/],
     [['remote', 'add', 'x', '--address', 'http://host:1'], /unsupported address "http:\/\/host:1"/],
     [['remote', 'add', 'x', '--address', 'tcp://host'], /bad tcp address "tcp:\/\/host": expected tcp:\/\/HOST:PORT/],
-    [['remote', 'add', 'x'], /how is remote x reached\? give --address tcp:\/\/HOST:PORT or --ziti-service NAME --ziti-identity FILE/],
+    [['remote', 'add', 'x'], /how is remote x reached\? give --ssh \[USER@\]HOST\[:PORT\], --address tcp:\/\/HOST:PORT --token-file FILE, or --ziti-service NAME --ziti-identity FILE/],
     [['remote', 'add', 'x', '--ziti-service', 'ralph-box', '--ziti-identity', '/nonexistent/id.json'], /no identity file at \/nonexistent\/id\.json/],
     [['remote', 'add', 'x', '--address', stub.address, '--repo', '../etc'], /bad repo name "\.\.\/etc": '\.\.' is not allowed/],
     // the daemon's own rule and words (store/names.ts), not a look-alike
@@ -188,7 +188,8 @@ test('remote add refuses bad input and a git remote that points elsewhere, savin
 test('start --remote asks the daemon to start a loop, records it locally, prints the id and the attach hint', async () => {
   forgetRemotes();
   const repo = await newRepo('webapp');
-  assert.is((await ralph(['remote', 'add', 'box', '--address', stub.address], { env: t.env, cwd: repo })).code, 0);
+  const added = await ralph(['remote', 'add', 'box', '--address', stub.address], { env: t.env, cwd: repo });
+  assert.is(added.code, 0, added.stderr);
   const r = await ralph(['start', '--remote', 'box', '--branch', 'feature', '--agent', 'opencode', '--max-iterations', '7', '--task', 'tasks/a'], {
     env: t.env,
     cwd: repo,

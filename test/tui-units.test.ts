@@ -102,7 +102,7 @@ function entry(i: number, status = 'running', extra: Partial<StatusEntry> = {}):
 }
 
 function stateWith(loops: StatusEntry[], cols = 80, rows = 24, color = true): TuiState {
-  return withLoops(initialState({ cols, rows, color, now: Date.UTC(2026, 0, 1, 1, 0, 0), canResume: false }), loops);
+  return withLoops(initialState({ cols, rows, color, now: Date.UTC(2026, 0, 1, 1, 0, 0) }), loops);
 }
 
 const key = (text: string, id: string | undefined = text): KeyPress => ({ id, text });
@@ -132,7 +132,7 @@ test('keys: open loops first; j/k/G/g move; Tab shows only open loops; / filters
   assert.equal(handleKey(s, key('q')).effects, [{ kind: 'quit' }]);
 });
 
-test('keys: s asks and only y stops; + takes a number (Enter alone: 5); ended loops refuse i, s and +; r needs a build that resumes', () => {
+test('keys: s asks and only y stops; + takes a number (Enter alone: 5); ended loops refuse i, s and +; r asks, then resumes', () => {
   let s = stateWith([entry(1), entry(2, 'failed')]);
   s = handleKey(s, key('s')).state;
   assert.is(s.mode, 'confirm-stop');
@@ -156,12 +156,10 @@ test('keys: s asks and only y stops; + takes a number (Enter alone: 5); ended lo
   assert.match(ended.message!.text, /has ended already/);
   ended = handleKey(ended, key('i')).state;
   assert.match(ended.message!.text, /no agent to type to/);
-  ended = handleKey(ended, key('r')).state;
-  assert.is(ended.message!.tone, 'error');
-  const resumable = { ...stateWith([entry(2, 'failed')]), canResume: true };
-  const r = handleKey(resumable, key('r'));
+  const r = handleKey(ended, key('r'));
   assert.is(r.state.mode, 'confirm-resume');
   assert.equal(handleKey(r.state, key('y')).effects, [{ kind: 'resume', id: 'loop-0002' }]);
+  assert.match(handleKey(stateWith([entry(1, 'completed')]), key('r')).state.message!.text, /resumes a loop that failed or was stopped/);
   // i on a running loop whose pane is not connected yet: said, nothing sent.
   assert.match(handleKey(stateWith([entry(1)]), key('i')).state.message!.text, /not connected/);
 });

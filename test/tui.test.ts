@@ -33,7 +33,7 @@ async function clearFilter(tmux: Tmux, session: string): Promise<void> {
 
 const rowOf = (screen: string, id: string) => screen.split('\n').find((l) => l.slice(2).startsWith(id + ' ')) ?? '';
 
-test('tui in tmux: every loop listed, live output, i types into the agent, PgUp scrolls its log, + extends, s stops, an ending loop is flagged with a bell and notify.command, resize follows, q gives the terminal back', async () => {
+test('tui in tmux: every loop listed, live output, i types into the agent, PgUp scrolls its log, + extends, s stops, r resumes, an ending loop is flagged with a bell and notify.command, resize follows, q gives the terminal back', async () => {
   const w = new CliWorld('ralph-tui');
   const tmux = new Tmux({ ...w.env, PS1: '$ ' });
   const notified = join(w.home.home, 'notified.txt');
@@ -94,6 +94,18 @@ test('tui in tmux: every loop listed, live output, i types into the agent, PgUp 
     await tmux.keys('t', 'y');
     await tmux.waitForScreen('t', 'the loop stopped', (s) => s.includes(`loop ${slowId} stopped`) && /stopped/.test(rowOf(s, slowId)));
     assert.is((await w.entry(slowId)).status, 'stopped');
+
+    // r y: the stopped loop goes on as a new loop (ralph resume's own code), and that one is selected.
+    await tmux.keys('t', 'r');
+    await tmux.waitForScreen('t', 'the resume question', (s) => s.includes(`resume loop ${slowId} as a new loop? [y/N]`));
+    await tmux.keys('t', 'y');
+    const goesOn = new RegExp(`loop ${slowId} goes on as loop (\\S+)`);
+    const resumed = await tmux.waitForScreen('t', 'the resumed loop', (s) => goesOn.test(s));
+    const newId = goesOn.exec(resumed)![1]!;
+    await tmux.waitForScreen('t', 'the new loop selected and live', (s) => new RegExp(`^─ ${newId} · `, 'm').test(s) && /slow line \d+/.test(s));
+    const next = await w.entry(newId);
+    assert.ok(['starting', 'running'].includes(next.status), next.status);
+    assert.is((next as unknown as { resumedFrom: string }).resumedFrom, slowId);
     await clearFilter(tmux, 't');
 
     // A loop that ends while the TUI runs: flagged (●), the bell, and notify.command with its id/status/reason.

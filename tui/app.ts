@@ -12,6 +12,7 @@ import { extendLoop } from '../client/extend.js';
 import { logPathOf, readStoredOutput } from '../client/loop-access.js';
 import { LoopsWatcher } from '../client/loop-watch.js';
 import { runNotifyCommand } from '../client/notify.js';
+import { resumeLoop } from '../client/resume.js';
 import type { StatusEntry } from '../client/status-view.js';
 import { stopLoop } from '../client/stop.js';
 import { attachToLoop } from '../cli/attach/session.js';
@@ -101,7 +102,6 @@ export class TuiApp {
       rows: this.term.rows,
       color: opts.color,
       now: Date.now(),
-      canResume: false,
     });
     if (opts.startMessage) this.state = { ...this.state, message: opts.startMessage };
     this.watcher = new LoopsWatcher(opts.store, {
@@ -233,7 +233,7 @@ export class TuiApp {
         void this.extend(effect.id, effect.n);
         return;
       case 'resume':
-        this.message('resuming loops is not in this build of ralph yet', 'error');
+        void this.resume(effect.id);
         return;
       case 'attach':
         void this.attach(effect.id);
@@ -413,11 +413,25 @@ export class TuiApp {
     const row = this.opts.store.get(id);
     if (!row) return;
     try {
-      const { maxIterations } = await extendLoop(this.opts.store, row, n);
+      const maxIterations = await extendLoop(this.opts.store, row, n);
       this.watcher.refresh();
       this.message(`loop ${id}: ${n} more iteration${n === 1 ? '' : 's'}, ${maxIterations} in all`);
     } catch (err) {
       this.message(`cannot extend loop ${id}: ${(err as Error).message}`, 'error');
+    }
+  }
+
+  /** r: the loop goes on as a new loop on the same task (its daemon's, for a remote one); selected when it starts. */
+  private async resume(id: string): Promise<void> {
+    const row = this.opts.store.get(id);
+    if (!row) return;
+    this.message(`resuming loop ${id}…`);
+    try {
+      const next = await resumeLoop(this.opts.store, row, { progress: (line) => this.message(line.replace(/^ralph: /, '')) });
+      this.watcher.refresh();
+      this.set(withLoops({ ...this.state, selectedId: next.id, filter: '', message: { text: `loop ${id} goes on as loop ${next.id}${next.location === 'remote' ? ` on ${next.remote}` : ''}`, tone: 'notice' } }, this.state.loops));
+    } catch (err) {
+      this.message(`cannot resume loop ${id}: ${(err as Error).message}`, 'error');
     }
   }
 

@@ -125,7 +125,6 @@ function listKey(s: TuiState, key: KeyPress): KeyResult {
       if (!ended || entry.status === 'completed') {
         return done({ ...s, message: info(`r resumes a loop that failed or was stopped; ${entry.id} is ${entry.status}`) });
       }
-      if (!s.canResume) return done({ ...s, message: { text: 'resuming loops is not in this build of ralph yet', tone: 'error' } });
       return done({ ...s, mode: 'confirm-resume', message: { text: `resume loop ${entry.id} as a new loop? [y/N]`, tone: 'notice' } });
     case 'l':
       return done(s, { kind: 'pager', id: entry.id });

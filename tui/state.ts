@@ -69,11 +69,9 @@ export interface TuiState {
   live: LiveHeader | null;
   pane: PaneView;
   history: HistoryScroll | null;
-  /** Whether `r` can resume a loop in this build. */
-  canResume: boolean;
 }
 
-export function initialState(opts: { cols: number; rows: number; color: boolean; now: number; canResume: boolean }): TuiState {
+export function initialState(opts: { cols: number; rows: number; color: boolean; now: number }): TuiState {
   return {
     ...opts,
     loops: [],

@@ -112,8 +112,12 @@ async function firstFrame(): Promise<void> {
   const daemons: DaemonHandle[] = [];
   try {
     for (const b of boxes) daemons.push(await startDaemon(b, { listen: ['tcp://127.0.0.1:0'] }));
-    const remotes = { box1: daemons[0]!.tcp!, box2: daemons[1]!.tcp!, gone: 'tcp://127.0.0.1:9' };
-    writeFileSync(t.env.RALPH_CONFIG!, JSON.stringify({ remotes: Object.fromEntries(Object.entries(remotes).map(([name, address]) => [name, { address, repo: 'app' }])) }));
+    const remotes = {
+      box1: { address: daemons[0]!.tcp!, token: daemons[0]!.token, repo: 'app' },
+      box2: { address: daemons[1]!.tcp!, token: daemons[1]!.token, repo: 'app' },
+      gone: { address: 'tcp://127.0.0.1:9', token: 'none', repo: 'app' },
+    };
+    writeFileSync(t.env.RALPH_CONFIG!, JSON.stringify({ remotes }));
     const template = join(t.home, 'template.db');
     const store = new LoopStore(openDb(template));
     const names = Object.keys(remotes);

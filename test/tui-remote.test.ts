@@ -40,7 +40,7 @@ test.before(async () => {
   git(['add', '.'], work, laptop.env);
   git(['commit', '-qm', 'task'], work, laptop.env);
   git(['push', '-q', `file://${join(box.home, 'repos', 'app.git')}`, 'HEAD:refs/heads/feature'], work, laptop.env);
-  const add = await laptop.ralph(['remote', 'add', 'box', '--address', d.tcp!, '--repo', 'app'], { cwd: work });
+  const add = await laptop.ralph(['remote', 'add', 'box', '--address', d.tcp!, '--token-file', d.tokenFile, '--repo', 'app'], { cwd: work });
   assert.is(add.code, 0, add.stderr);
 });
 
@@ -69,7 +69,7 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
   const localId = await laptop.startLoop({ steps: 'echo' });
   // A loop recorded for a remote whose box has gone away since (nothing listens at its address).
   const config = JSON.parse(readFileSync(laptop.env.RALPH_CONFIG!, 'utf8'));
-  config.remotes.gone = { address: 'tcp://127.0.0.1:9', repo: 'app' };
+  config.remotes.gone = { address: 'tcp://127.0.0.1:9', token: 'of-a-box-long-gone', repo: 'app' };
   writeFileSync(laptop.env.RALPH_CONFIG!, JSON.stringify(config, null, 2));
   const store = new LoopStore(openDb(join(laptop.home.home, 'ralph.db')));
   store.insert({ id: 'lost-0001', name: 'lost-0001', location: 'remote', remote: 'gone', remoteLoopId: 'lost-0001', workDir: '/srv/app', agent: 'claude', maxIterations: 5, status: 'running' });
@@ -123,8 +123,9 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
     assert.match(lost, /^─ lost-0001 · running · .*gone unreachable/m);
 
     await tmux.keys('t', 'q');
-    await waitUntil(() => tmux.paneDead('t'), { what: 'the tui to exit' });
-    assert.is(await tmux.format('t', '#{pane_dead_status}'), '0');
+    // pane_dead turns 1 when the pane's terminal closes; its exit status once tmux has reaped the process.
+    const status = await waitUntil(async () => (await tmux.format('t', '#{pane_dead_status}')) || undefined, { what: 'the tui to exit' });
+    assert.is(status, '0', await tmux.screen('t'));
   } finally {
     await tmux.kill();
   }

@@ -99,8 +99,9 @@ test('a remote loop over OpenZiti in the tui: listed with its location, live out
     await tmux.keys('t', 'C-]');
     await tmux.waitForScreen('t', 'watch mode again', (s) => !s.includes('INTERACTIVE'));
     await tmux.keys('t', 'q');
-    await waitUntil(() => tmux.paneDead('t'), { what: 'the tui to exit' });
-    assert.is(await tmux.format('t', '#{pane_dead_status}'), '0');
+    // pane_dead turns 1 when the pane's terminal closes; its exit status once tmux has reaped the process.
+    const status = await waitUntil(async () => (await tmux.format('t', '#{pane_dead_status}')) || undefined, { what: 'the tui to exit' });
+    assert.is(status, '0', await tmux.screen('t'));
   } finally {
     await tmux.kill();
   }

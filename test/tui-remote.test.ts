@@ -123,8 +123,7 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
     assert.match(lost, /^─ lost-0001 · running · .*gone unreachable/m);
 
     await tmux.keys('t', 'q');
-    // pane_dead turns 1 when the pane's terminal closes; its exit status once tmux has reaped the process.
-    const status = await waitUntil(async () => (await tmux.format('t', '#{pane_dead_status}')) || undefined, { what: 'the tui to exit' });
+    const status = await tmux.exitStatus('t');
     assert.is(status, '0', await tmux.screen('t'));
   } finally {
     await tmux.kill();

@@ -7,12 +7,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import { FIXTURES, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
 import { Tmux } from './helpers/tmux.js';
-import { zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
+import { endProxyOwners, zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
 
 let net: ZitiNetwork | null = null;
 let laptop: TempHome;
@@ -53,17 +53,7 @@ test.before(async () => {
 
 test.after(async () => {
   try {
-    // The laptop's shared proxy owners end with their idle timer; end them now.
-    const dir = env?.RALPH_ZITI_PROXY_DIR;
-    if (dir && existsSync(dir)) {
-      for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
-        try {
-          process.kill((JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid: number }).pid, 'SIGTERM');
-        } catch {
-          /* gone already */
-        }
-      }
-    }
+    endProxyOwners(env?.RALPH_ZITI_PROXY_DIR);
     await d?.stop();
     if (box) killRunners(box.home);
   } finally {
@@ -99,8 +89,7 @@ test('a remote loop over OpenZiti in the tui: listed with its location, live out
     await tmux.keys('t', 'C-]');
     await tmux.waitForScreen('t', 'watch mode again', (s) => !s.includes('INTERACTIVE'));
     await tmux.keys('t', 'q');
-    // pane_dead turns 1 when the pane's terminal closes; its exit status once tmux has reaped the process.
-    const status = await waitUntil(async () => (await tmux.format('t', '#{pane_dead_status}')) || undefined, { what: 'the tui to exit' });
+    const status = await tmux.exitStatus('t');
     assert.is(status, '0', await tmux.screen('t'));
   } finally {
     await tmux.kill();

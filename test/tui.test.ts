@@ -31,6 +31,19 @@ async function clearFilter(tmux: Tmux, session: string): Promise<void> {
   await tmux.keys(session, 'Escape');
 }
 
+/** The shell's `stty -g` after the TUI equals the one before it (written by startTuiInShell). */
+async function sameTerminalModes(dir: string): Promise<void> {
+  const read = (name: string) => {
+    try {
+      return readFileSync(join(dir, name), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  await waitUntil(() => read('stty.after').length > 0, { what: 'stty -g after the tui' });
+  assert.is(read('stty.after'), read('stty.before'));
+}
+
 const rowOf = (screen: string, id: string) => screen.split('\n').find((l) => l.slice(2).startsWith(id + ' ')) ?? '';
 
 test('tui in tmux: every loop listed, live output, i types into the agent, PgUp scrolls its log, + extends, s stops, r resumes, an ending loop is flagged with a bell and notify.command, resize follows, q gives the terminal back', async () => {
@@ -138,14 +151,7 @@ test('tui in tmux: every loop listed, live output, i types into the agent, PgUp 
     // q: exit 0, the alternate screen left, the terminal's modes exactly as before.
     await tmux.keys('t', 'q');
     await tmux.waitForScreen('t', 'the shell again', (s) => s.includes('TUI-EXIT=0'));
-    await waitUntil(() => {
-      try {
-        return readFileSync(join(w.home.home, 'stty.after'), 'utf8').length > 0;
-      } catch {
-        return false;
-      }
-    }, { what: 'stty -g after' });
-    assert.is(readFileSync(join(w.home.home, 'stty.after'), 'utf8'), readFileSync(join(w.home.home, 'stty.before'), 'utf8'));
+    await sameTerminalModes(w.home.home);
     assert.is(await tmux.format('t', '#{alternate_on}'), '0');
     assert.is(await tmux.format('t', '#{cursor_flag}'), '1');
     assert.is((await w.entry(echoId)).status, 'running', 'loops run on after the TUI quits');
@@ -188,14 +194,7 @@ test('tui at 80x24 with NO_COLOR (no colour, inverse kept) and with colours; a m
     const tuiPid = await waitUntil(() => childrenOf(shellPid)[0], { what: 'the tui process' });
     process.kill(tuiPid, 'SIGTERM');
     await tmux.waitForScreen('small', 'the shell again', (s) => s.includes('TUI-EXIT=143'));
-    await waitUntil(() => {
-      try {
-        return readFileSync(join(w.home.home, 'stty.after'), 'utf8').length > 0;
-      } catch {
-        return false;
-      }
-    }, { what: 'stty -g after' });
-    assert.is(readFileSync(join(w.home.home, 'stty.after'), 'utf8'), readFileSync(join(w.home.home, 'stty.before'), 'utf8'));
+    await sameTerminalModes(w.home.home);
     assert.is(await tmux.format('small', '#{alternate_on}'), '0');
 
     // With colours allowed, statuses are coloured.

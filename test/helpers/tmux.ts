@@ -58,6 +58,11 @@ export class Tmux {
     }
   }
 
+  /** The exit status of the session's command, once it has exited and tmux has reaped it (pane_dead comes first). */
+  exitStatus(session: string, timeoutMs = 20_000): Promise<string> {
+    return waitUntil(async () => (await this.format(session, '#{pane_dead_status}')) || undefined, { what: `the command in ${session} to exit`, timeoutMs });
+  }
+
   async paneDead(session: string): Promise<boolean> {
     return (await this.format(session, '#{pane_dead}')) === '1';
   }

@@ -3,6 +3,7 @@
 // screen polls capture-pane under a deadline (the screen has no event to await).
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { RALPH_BIN, runCommand, waitUntil } from './env.js';
 
 export class Tmux {
@@ -59,8 +60,20 @@ export class Tmux {
   }
 
   /** The exit status of the session's command, once it has exited and tmux has reaped it (pane_dead comes first). */
-  exitStatus(session: string, timeoutMs = 20_000): Promise<string> {
-    return waitUntil(async () => (await this.format(session, '#{pane_dead_status}')) || undefined, { what: `the command in ${session} to exit`, timeoutMs });
+  async exitStatus(session: string, timeoutMs = 20_000): Promise<string> {
+    try {
+      return await waitUntil(async () => (await this.format(session, '#{pane_dead_status}')) || undefined, { what: `the command in ${session} to exit`, timeoutMs });
+    } catch (err) {
+      const state = await this.format(session, 'dead=#{pane_dead} signal=#{pane_dead_signal} pid=#{pane_pid}').catch(() => '?');
+      const pid = /pid=(\d+)/.exec(state)?.[1];
+      let proc = '';
+      try {
+        proc = pid ? readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').slice(0, 3).join(' ') : '';
+      } catch {
+        proc = 'no such process';
+      }
+      throw new Error(`${(err as Error).message} (${state}; ${proc}); the screen:\n${await this.screen(session).catch(() => '?')}`);
+    }
   }
 
   async paneDead(session: string): Promise<boolean> {

@@ -32,6 +32,7 @@ import {
   type Message,
   type TuiState,
 } from './state.js';
+import { warmUpWidths } from './style.js';
 import { TuiTerminal, type TuiIo } from './terminal.js';
 import { renderFrame } from './view.js';
 
@@ -59,7 +60,7 @@ const FLOOD_FRAME_MS = 100;
 /** A selection held this long connects to its loop (j j j does not dial every loop passed). */
 const SELECT_SETTLE_MS = 60;
 const SIGNAL_EXIT: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
-const EMPTY_PANE = { lines: [], cursor: null };
+const EMPTY_PANE = { cols: 0, lines: [], cursor: null };
 
 export class TuiApp {
   private state: TuiState;
@@ -163,6 +164,7 @@ export class TuiApp {
 
   /** What waits for the first frame: the emulator for the pane, and asking the remotes. */
   private afterFirstFrame(): void {
+    warmUpWidths();
     this.liveModule = import('./live.js');
     this.liveModule.catch(() => {}); // its failure surfaces where it is awaited
     this.switchLive();

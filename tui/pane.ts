@@ -20,7 +20,7 @@ const PARSE_BUDGET_BYTES = 256 * 1024;
 const MAX_LAG_BYTES = 256 * 1024;
 const RESTART_BYTES = 64 * 1024;
 /** Handed to the emulator in slices of this size, so that no single parse holds up a keystroke. */
-const SLICE_CHARS = 32 * 1024;
+const SLICE_CHARS = 16 * 1024;
 
 export interface PaneTerminalOptions {
   scrollback: number;
@@ -103,7 +103,7 @@ export class PaneTerminal {
       const line = buf.getLine(top + y);
       lines.push(line ? this.drawRow(line, color, y === cursorRow ? buf.cursorX : -1) : ' '.repeat(this.term.cols));
     }
-    return { lines, cursor: cursorRow === -1 ? null : { row: cursorRow, col: buf.cursorX } };
+    return { cols: this.term.cols, lines, cursor: cursorRow === -1 ? null : { row: cursorRow, col: buf.cursorX } };
   }
 
   dispose(): void {

@@ -31,6 +31,8 @@ export interface LiveHeader {
 
 /** The pane's rows as drawn (SGR-styled, each exactly the pane's width), and where its cursor is. */
 export interface PaneView {
+  /** The width the rows were drawn at (a resize makes them stale until the next snapshot). */
+  cols: number;
   lines: string[];
   cursor: { row: number; col: number } | null;
 }
@@ -85,7 +87,7 @@ export function initialState(opts: { cols: number; rows: number; color: boolean;
     flagged: new Set(),
     message: null,
     live: null,
-    pane: { lines: [], cursor: null },
+    pane: { cols: 0, lines: [], cursor: null },
     history: null,
   };
 }

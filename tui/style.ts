@@ -50,3 +50,12 @@ export function clip(text: string, width: number): string {
 }
 
 export { visibleWidth };
+
+/**
+ * The renderer measures a character in the emoji ranges with an `RGI_Emoji` regex that V8 compiles on
+ * first use (~60 ms on an idle 2-core box, several times that under load). Agents print such
+ * characters (✓, ⏺); paid here, right after the first frame, that compile stays off the keystroke path.
+ */
+export function warmUpWidths(): void {
+  visibleWidth('✓');
+}

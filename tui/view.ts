@@ -215,7 +215,7 @@ function paneLines(s: TuiState, height: number): string[] {
   const e = selectedEntry(s);
   const lines = e && s.live?.loopId === e.id ? s.pane.lines.slice(0, height) : [];
   // The pane's rows are exactly its width; only a stale view (from before a resize) is cut to fit.
-  const out = lines.map((line) => clip(line, s.cols));
+  const out = s.pane.cols === s.cols ? [...lines] : lines.map((line) => clip(line, s.cols));
   if (!e && out.length === 0) out.push(fit('  select a loop to see its terminal here', s.cols));
   const remote = e?.location === 'remote' ? s.remotes.get(e.remote ?? '') : undefined;
   if (remote && !remote.reachable && out.every((l) => l.trim() === '')) {

@@ -65,7 +65,7 @@ test('tui in tmux: every loop listed, live output, i types into the agent, PgUp 
     const echoId = await w.startLoop({ steps: 'echo' });
     const slowId = await w.startLoop({ steps: 'slow', env: { FIXTURE_SLOW_MS: '20', FIXTURE_SLOW_COUNT: '100000' } });
     await tmux.shell('t');
-    await startTuiInShell(tmux, 't', w.home.home);
+    await startTuiInShell(tmux, 't', w.home.home, "PAGER= ");
     const first = await tmux.waitForScreen('t', 'both loops listed', (s) => rowOf(s, echoId).includes('local') && rowOf(s, slowId).includes('local'));
     assert.match(rowOf(first, echoId), /local\s+running\s+1\/10\s+custom/);
     assert.equal(await tmux.format('t', '#{alternate_on}'), '1', 'the TUI draws on the alternate screen');
@@ -82,6 +82,12 @@ test('tui in tmux: every loop listed, live output, i types into the agent, PgUp 
     await waitUntil(() => w.log(echoId).includes('typed in the tui'), { what: "the typed text in the agent's log" });
     await tmux.keys('t', 'C-]');
     await tmux.waitForScreen('t', 'back from interactive mode', (s) => !s.includes('INTERACTIVE') && s.includes('↑↓/jk select'));
+
+    // l: the whole log in the pager (less, as with no PAGER set); q there comes back.
+    await tmux.keys('t', 'l');
+    await tmux.waitForScreen('t', 'the log in less', (s) => s.includes('typed in the tui') && /\(END\)/.test(s) && !s.includes('↑↓/jk select'));
+    await tmux.keys('t', 'q');
+    await tmux.waitForScreen('t', 'back from the pager', (s) => s.includes('↑↓/jk select') && s.includes('ECHO READY'));
 
     // + 2 Enter: two more iterations.
     await tmux.keys('t', '+', '2', 'Enter');

@@ -89,6 +89,8 @@ export class TuiApp {
   private readonly exited = new Promise<TuiExit>((resolve) => (this.finish = resolve));
   private readonly onData = (chunk: Buffer) => this.input(chunk);
   private readonly onEnd = () => this.finish({ code: 0 });
+  /** The terminal went away under us (EIO after a hang-up): leave quietly, as on SIGHUP. */
+  private readonly onInputError = () => this.finish({ code: SIGNAL_EXIT.SIGHUP! });
   private readonly onResize = () => this.resized();
   private readonly onSignal = (signal: NodeJS.Signals) => {
     // During attach, attach answers the signal itself and returns; then we leave with its code.
@@ -126,6 +128,7 @@ export class TuiApp {
       stdout.on('resize', this.onResize);
       stdin.on('data', this.onData);
       stdin.on('end', this.onEnd);
+      stdin.on('error', this.onInputError);
       stdin.resume();
       this.tick = setInterval(() => this.set({ ...this.state, now: Date.now() }), 1000);
       return await this.exited;
@@ -518,6 +521,7 @@ export class TuiApp {
     this.keys.destroy();
     stdin.off('data', this.onData);
     stdin.off('end', this.onEnd);
+    stdin.off('error', this.onInputError);
     stdout.off('resize', this.onResize);
     this.dropHistory();
     await this.live?.close();

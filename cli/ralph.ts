@@ -83,6 +83,19 @@ program
   .action(async (loop: string, opts) => (await import('./commands/attach.js')).run(loop, opts));
 
 program
+  .command('tui')
+  .description('every loop, local and remote, live in one screen: watch, type into, stop and extend them')
+  .option('--timeout <ms>', 'how long to wait for remote daemons (in the background)', positiveInt('--timeout'), 3000)
+  .action(async (opts) => (await import('./commands/tui.js')).run(opts));
+
+program
+  .command('watch')
+  .description('wait for the running loops to end, printing each as it ends (and running notify.command)')
+  .option('--json', 'print each as a JSON object on one line (the keys of ralph status --json)')
+  .option('--timeout <ms>', 'how long to wait for remote daemons each time they are asked', positiveInt('--timeout'), 3000)
+  .action(async (opts) => (await import('./commands/watch.js')).run(opts));
+
+program
   .command('stop')
   .description('stop a loop now, or when its current iteration ends')
   .argument('<loop>', 'loop id or name')

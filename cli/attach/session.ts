@@ -20,7 +20,7 @@ export interface AttachOptions {
 }
 
 export type AttachOutcome =
-  | { kind: 'ended'; end: LoopEnd; line: string }
+  | { kind: 'ended'; end: LoopEnd; line: string; /** It ended while attached (not before). */ seenEnd: boolean }
   | { kind: 'detached'; line: string }
   | { kind: 'signal'; signal: NodeJS.Signals; line: string };
 
@@ -39,7 +39,7 @@ export async function attachToLoop(
   const row = await freshRow(store, loop);
   const endedAlready = endOf(row);
   if (endedAlready) {
-    return { kind: 'ended', end: endedAlready, line: `${describeEnd(row.id, endedAlready)} (its output: ralph logs ${row.id})` };
+    return { kind: 'ended', end: endedAlready, line: `${describeEnd(row.id, endedAlready)} (its output: ralph logs ${row.id})`, seenEnd: false };
   }
   return new AttachSession(store, row, opts, new AttachTerminal(io)).run();
 }
@@ -110,7 +110,7 @@ class AttachSession {
       this.term.restore();
       if (outcome.kind === 'ended') {
         if (this.row.location === 'remote') await freshRow(this.store, this.row); // record the end locally
-        return { ...outcome, line: describeEnd(this.row.id, outcome.end) };
+        return { ...outcome, line: describeEnd(this.row.id, outcome.end), seenEnd: true };
       }
       if (outcome.kind === 'detached') {
         return { ...outcome, line: `detached from loop ${this.row.id}; it runs on (ralph attach ${this.row.id} to come back)` };

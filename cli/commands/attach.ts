@@ -1,6 +1,8 @@
 // `ralph attach <loop> [--interactive] [--no-replay]`: watch a loop live and type into it.
 
 import { openLoopStore, requireLoop } from '../../client/lookup.js';
+import { runNotifyCommand } from '../../client/notify.js';
+import { readConfig } from '../../store/config.js';
 import { attachToLoop } from '../attach/session.js';
 
 const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
@@ -11,8 +13,14 @@ export async function run(loop: string, opts: { interactive?: boolean; replay?: 
   const store = openLoopStore();
   const row = requireLoop(store, loop);
   const outcome = await attachToLoop(store, row, { interactive: opts.interactive ?? false, replay: opts.replay ?? true });
-  store.db.close();
   process.stderr.write(`ralph: ${outcome.line}\n`);
+  // Seen to its end here (not a loop that had ended before attach): notify.command, if configured.
+  if (outcome.kind === 'ended' && outcome.seenEnd) {
+    const now = store.get(row.id) ?? row;
+    const problem = await runNotifyCommand(readConfig(), { ...now, ...outcome.end, location: now.location, remote: now.remote });
+    if (problem) process.stderr.write(`ralph: ${problem}\n`);
+  }
+  store.db.close();
   // The loop's end and a detach are both a success; nothing of this process needs to outlive them.
   process.exit(outcome.kind === 'signal' ? (SIGNAL_EXIT[outcome.signal] ?? 1) : 0);
 }

@@ -262,7 +262,7 @@ function identityStep(
       work.push(() => enrollTo(admin, req.outDir, name, file, async (jwt) => writeFileSync(jwt, ott!.jwt as string, { mode: 0o600 })));
     } else {
       const renew = ['edge', 'create', 'enrollment', 'ott', name, '--jwt-output-file', jwtShown];
-      const drop = typeof ott?.id === 'string' ? [['edge', 'delete', 'enrollment', ott.id]] : [];
+      const drop = typeof ott?.id === 'string' ? [['edge', 'delete', 'enrollment', '--', ott.id]] : [];
       steps.push(...drop, renew, enrollShown);
       work.push(() =>
         enrollTo(admin, req.outDir, name, file, async (jwt) => {

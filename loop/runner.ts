@@ -14,6 +14,7 @@ import { LoopRefusedError } from './errors.js';
 import { OutputHistory } from './history.js';
 import { allPass, nextStory, openStories, readPrd, type Prd } from './prd.js';
 import { writePromptFile } from './prompt.js';
+import { PtyInput } from './pty-input.js';
 import type { CompletedEvent, IterationEvent, LoopStatusResult, StateEvent } from './protocol.js';
 import { ScreenMirror } from './screen.js';
 import { taskFiles, type TaskFiles } from './task.js';
@@ -75,6 +76,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   private endedAt: string | null = null;
   private stopRequest: { when: 'now' | 'after-iteration'; reason: string } | null = null;
   private agent: pty.IPty | null = null;
+  /** Where write() sends keys: the running agent's PTY. */
+  private input: PtyInput | null = null;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly detector = new CompletionDetector();
   private atLineStart = true;
@@ -167,8 +170,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
 
   write(data: string): void {
     if (!this.interactiveOn) throw new LoopRefusedError('not in interactive mode: send interactive {on: true} first');
-    if (this.agent === null) throw new LoopRefusedError('no agent is running right now (between iterations)');
-    this.agent.write(data);
+    if (this.input === null) throw new LoopRefusedError('no agent is running right now (between iterations)');
+    this.input.write(data);
   }
 
   resize(cols: number, rows: number): void {
@@ -308,6 +311,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       return Promise.resolve({ exitCode: 127, signal: 0, promised: false });
     }
     this.agent = agent;
+    this.input = new PtyInput(agent);
     // (node-pty's types say string; with encoding null its data events are Buffers.)
     (agent.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
       const chunk = this.history.appendBytes(data);
@@ -322,6 +326,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
         clearTimeout(this.killTimer);
         this.killTimer = undefined;
         this.agent = null;
+        this.input?.close();
+        this.input = null;
         resolve({ exitCode, signal: signal ?? 0, promised: this.detector.detected });
       });
     });

@@ -69,6 +69,7 @@ class AttachSession {
       size: () => term.size(),
       onScreen: (screen) => term.write(screen),
       onOutput: (data) => this.showOutput(data),
+      onWriteRefused: (message) => term.note(`write failed: ${message}`),
       onSubscribed: (result, peer, isReconnect) => this.subscribed(result.interactive, peer, isReconnect),
       onDisconnected: (reason) => term.note(`connection lost (${reason}); reconnecting…`),
     });
@@ -121,7 +122,7 @@ class AttachSession {
     );
   }
 
-  private showOutput(data: string): void {
+  private showOutput(data: Buffer): void {
     if (!this.term.write(data)) this.feed.holdUntilDrained(this.term.io.stdout);
   }
 
@@ -149,7 +150,7 @@ class AttachSession {
   private act(action: KeyAction): void {
     switch (action.kind) {
       case 'send':
-        this.request(LoopMethods.write, { data: action.data });
+        if (!this.feed.write(action.data)) this.notConnected();
         return;
       case 'interactive':
         this.wantInteractive = action.on;
@@ -180,8 +181,7 @@ class AttachSession {
   private request(method: string, params: unknown, onError?: () => void): void {
     const peer = this.feed.connection;
     if (!peer) {
-      if (!this.warnedOffline) this.term.note('not connected right now: that key was not delivered');
-      this.warnedOffline = true;
+      this.notConnected();
       onError?.();
       return;
     }
@@ -189,6 +189,11 @@ class AttachSession {
       if (!peer.closed) this.term.note(`${method} failed: ${err.message}`);
       onError?.();
     });
+  }
+
+  private notConnected(): void {
+    if (!this.warnedOffline) this.term.note('not connected right now: that key was not delivered');
+    this.warnedOffline = true;
   }
 
   private sendSize(): void {

@@ -134,8 +134,16 @@ async function echoAndMemory(): Promise<void> {
   }
 }
 
+interface FloodResult {
+  mbPerS: number;
+  /** CPU time per MB of output: the runner's and the client's. */
+  runnerMsPerMb: number;
+  clientMsPerMb: number;
+  line: string;
+}
+
 /** One flood to the bench's RPC client; the runner's CPU and peak RSS beside it. */
-async function floodToClient(): Promise<{ mbPerS: number; line: string }> {
+async function floodToClient(): Promise<FloodResult> {
   const loop = await startLoop('ralph-bench-flood', fixtureAgentCmd('echo,flood'), { FIXTURE_FLOOD_MB: String(FLOOD_MB) });
   try {
     await loop.watch.seen('ECHO READY');
@@ -144,17 +152,22 @@ async function floodToClient(): Promise<{ mbPerS: number; line: string }> {
     const clientCpu0 = process.cpuUsage();
     const flood = await measureFlood(loop.watch, () => rssKiB(loop.pid));
     const runnerCpu = cpuSeconds(loop.pid) - runnerCpu0;
-    const clientCpu = process.cpuUsage(clientCpu0);
+    const clientUsage = process.cpuUsage(clientCpu0);
+    const clientCpu = (clientUsage.user + clientUsage.system) / 1e6;
     // BENCH_RUNNER_LOG=path: keep the runner's own log (e.g. with RALPH_RUNNER_NODE_ARGS=--trace-gc).
     if (process.env.BENCH_RUNNER_LOG) {
       await sleep(2500); // the runner lingers, then exits
       copyFileSync(runnerLogPath(loop.paths, loop.id), process.env.BENCH_RUNNER_LOG);
     }
+    const runnerMsPerMb = (runnerCpu * 1000) / flood.mb;
+    const clientMsPerMb = (clientCpu * 1000) / flood.mb;
     return {
       mbPerS: flood.mbPerS,
+      runnerMsPerMb,
+      clientMsPerMb,
       line:
         `${flood.mbPerS.toFixed(1)} MB/s (${flood.mb.toFixed(1)} MB in ${flood.seconds.toFixed(2)} s, ${flood.events} events of ${((flood.mb * 1024) / flood.events).toFixed(1)} KiB; ` +
-        `runner peak RSS ${flood.maxRssMb.toFixed(0)} MB; CPU: runner ${runnerCpu.toFixed(2)} s, client ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s)`,
+        `runner peak RSS ${flood.maxRssMb.toFixed(0)} MB; CPU per MB: runner ${runnerMsPerMb.toFixed(1)} ms, client ${clientMsPerMb.toFixed(1)} ms)`,
     };
   } finally {
     loop.cleanup();
@@ -195,20 +208,29 @@ async function floodThroughAttach(): Promise<number> {
 }
 
 async function throughput(): Promise<void> {
-  const ours: number[] = [];
-  const base: number[] = [];
+  const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   for (let r = 0; r < FLOOD_ROUNDS; r++) {
+    const cpu0 = process.cpuUsage();
     const b = await rawPtyFlood(FLOOD_MB);
-    base.push(b.mbPerS);
-    console.log(`  round ${r + 1}: baseline, node-pty alone reading the flood: ${b.mbPerS.toFixed(1)} MB/s (${b.chunks} reads of ${((b.mb * 1024) / b.chunks).toFixed(1)} KiB)   [load ${loadAverage()}]`);
+    const cpu = process.cpuUsage(cpu0);
+    const baseMsPerMb = (cpu.user + cpu.system) / 1000 / b.mb;
+    console.log(
+      `  round ${r + 1}: baseline, node-pty alone reading the flood: ${b.mbPerS.toFixed(1)} MB/s (${b.chunks} reads of ${((b.mb * 1024) / b.chunks).toFixed(1)} KiB; CPU per MB ${baseMsPerMb.toFixed(1)} ms)   [load ${loadAverage()}]`,
+    );
     const o = await floodToClient();
-    ours.push(o.mbPerS);
     console.log(`  round ${r + 1}: ralph, PTY -> runner -> bench RPC client: ${o.line}`);
+    ratios.push(o.mbPerS / b.mbPerS);
+    cpuRatios.push(o.runnerMsPerMb / baseMsPerMb);
   }
   const attach = await floodThroughAttach();
-  const med = (xs: number[]) => percentiles(xs).p50;
-  console.log(`throughput (${FLOOD_MB} MB flood, median of ${FLOOD_ROUNDS}): ralph ${med(ours).toFixed(1)} MB/s, node-pty alone ${med(base).toFixed(1)} MB/s: ${ratio(med(ours), med(base))}   target: >= 0.80x`);
-  console.log(`  through \`ralph attach --no-replay\` (stdout a pipe): ${attach.toFixed(1)} MB/s: ${ratio(attach, med(base))} of node-pty alone`);
+  const base = await rawPtyFlood(FLOOD_MB);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+  console.log(
+    `throughput (${FLOOD_MB} MB flood), ralph / node-pty alone in the same round: ${ratios.map((x) => x.toFixed(2)).join(', ')}; median ${med(ratios).toFixed(2)}x   target: >= 0.80x`,
+  );
+  console.log(`  runner CPU per MB / node-pty alone's: ${cpuRatios.map((x) => x.toFixed(2)).join(', ')} (what the runner adds to reading the PTY)`);
+  console.log(`  through \`ralph attach --no-replay\` (stdout a pipe): ${attach.toFixed(1)} MB/s, node-pty alone right after: ${base.mbPerS.toFixed(1)} MB/s: ${ratio(attach, base.mbPerS)}`);
 }
 
 function statusWallTime(): void {

@@ -30,7 +30,9 @@ export class CompletionDetector {
   private state = Escape.None;
   /** The last byte was 0xC2, which with a following 0x9B is the C1 CSI (U+009B). */
   private pendingC2 = false;
-  private tail: Buffer = Buffer.alloc(0);
+  /** The last visible bytes seen (up to TAIL_BYTES), kept in place: no allocation per chunk. */
+  private readonly tail = Buffer.alloc(TAIL_BYTES);
+  private tailLength = 0;
   private visible: Buffer = Buffer.alloc(4096);
   private found = false;
 
@@ -42,7 +44,7 @@ export class CompletionDetector {
   reset(): void {
     this.state = Escape.None;
     this.pendingC2 = false;
-    this.tail = Buffer.alloc(0);
+    this.tailLength = 0;
     this.found = false;
   }
 
@@ -52,19 +54,33 @@ export class CompletionDetector {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     const n = this.stripEscapes(bytes);
     if (n === 0) return false;
-    const text = Buffer.concat([this.tail, this.visible.subarray(0, n)]);
-    if (this.visible.subarray(0, n).includes(GT)) {
+    const visible = this.visible.subarray(0, n);
+    if (visible.includes(GT)) {
+      const text = Buffer.concat([this.tail.subarray(0, this.tailLength), visible]);
       // Decoding may start inside a character the tail cut: skip its continuation bytes.
       let start = 0;
       while (start < text.length && start < 3 && isContinuation(text[start]!)) start++;
       if (PROMISE.test(text.toString('utf8', start))) {
         this.found = true;
-        this.tail = Buffer.alloc(0);
+        this.tailLength = 0;
         return true;
       }
     }
-    this.tail = text.length > TAIL_BYTES ? Buffer.from(text.subarray(text.length - TAIL_BYTES)) : text;
+    this.keepTail(visible);
     return false;
+  }
+
+  /** The tail becomes the last TAIL_BYTES of tail + visible. */
+  private keepTail(visible: Buffer): void {
+    if (visible.length >= TAIL_BYTES) {
+      visible.copy(this.tail, 0, visible.length - TAIL_BYTES);
+      this.tailLength = TAIL_BYTES;
+      return;
+    }
+    const kept = Math.min(this.tailLength, TAIL_BYTES - visible.length);
+    this.tail.copyWithin(0, this.tailLength - kept, this.tailLength);
+    visible.copy(this.tail, kept);
+    this.tailLength = kept + visible.length;
   }
 
   /** Copies the visible bytes of `chunk` into this.visible; returns how many. */

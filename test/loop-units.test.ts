@@ -137,6 +137,10 @@ test('completion promise: case, whitespace, ANSI escapes and chunk splits; not a
   assert.ok(detect(['\x1b[1m<prom', 'ise>\x1b[0m\x1b[3', '2mCOMP', 'LETE\x1b]0;title\x07</promise', '>']));
   const whole = 'x <promise>COMPLETE</promise> y';
   for (let i = 1; i < whole.length; i++) assert.ok(detect([whole.slice(0, i), whole.slice(i)]), `split at ${i}`);
+  // The text kept between chunks (the last 2 KiB seen): after a long chunk, and after many short ones.
+  assert.ok(detect(['z'.repeat(5000) + '<promise>COMP', 'LETE</', 'promise>']));
+  assert.ok(detect([...Array.from({ length: 20 }, (_, i) => `line ${i} ${'w'.repeat(290)}\n`), '<prom', 'ise>COMPLETE</promise>']));
+  assert.not.ok(detect(['<promise>COMPLETE', ' '.repeat(3000), '</promise>']), 'more than the 2 KiB kept between chunks apart');
   assert.not.ok(detect(['<promise>INCOMPLETE</promise>']));
   assert.not.ok(detect(['<promise>COMPLETE</promis>']));
   assert.not.ok(detect(['promise COMPLETE']));

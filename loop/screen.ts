@@ -134,8 +134,12 @@ export class ScreenMirror {
   private readonly catchUpWhenQuiet = (): void => {
     this.catchUpTimer = undefined;
     const now = performance.now();
+    const exact = this.exact(this.history.endSeq - this.fedSeq, now);
+    // After a flood the screen is rebuilt from its last lines, which the first snapshot does as
+    // well: a terminal not loaded yet is left unloaded until someone asks.
+    if (!exact && this.xterm === null) return;
     const sinceOutput = now - this.lastAppendAt;
-    if (sinceOutput < QUIET_MS && !this.exact(this.history.endSeq - this.fedSeq, now)) {
+    if (sinceOutput < QUIET_MS && !exact) {
       this.catchUpTimer = setTimeout(this.catchUpWhenQuiet, QUIET_MS - sinceOutput);
       this.catchUpTimer.unref();
       return;

@@ -13,30 +13,27 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { daemonInfo } from '../client/daemon.js';
 import { openChannel } from '../daemon/hello.js';
-import type { LoopStartResult } from '../daemon/protocol.js';
-import { RpcPeer } from '../rpc/peer.js';
 import { homePaths } from '../store/paths.js';
 import { dial } from '../transport/index.js';
 import { dialProxy, stopProxy } from '../transport/ziti/proxy.js';
 import { Tunneler } from '../transport/ziti/tunnel.js';
 import { killRunners, startDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
 import { ROOT, RALPH_BIN, makeTempHome, type TempHome } from '../test/helpers/env.js';
-import { fixtureAgentCmd } from '../test/helpers/loop.js';
 import { findZiti, startZitiNetwork, type ZitiNetwork } from '../test/helpers/ziti-network.js';
 import { rawOverlay } from './baselines.js';
-import { measureEcho, measureFlood, OutputWatch, percentiles, type Percentiles } from './measure.js';
+import { loadAverageText, measureLoopPath, type PathRow } from './loop-path.js';
+import { percentiles, type Percentiles } from './measure.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 1000);
 const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 32);
 const PUSH_MB = Number(process.env.BENCH_PUSH_MB || 50);
 
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = loadAverageText;
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -47,46 +44,6 @@ function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.P
   const t0 = process.hrtime.bigint();
   run(cmd, args, opts);
   return Number(process.hrtime.bigint() - t0) / 1e6;
-}
-
-interface Row {
-  path: string;
-  echo: Percentiles;
-  mbPerS: number;
-  /** How busy the machine's CPUs were during the flood, 0–1 (all cores together). */
-  cpuBusy: number;
-}
-
-/** Jiffies spent busy and in total by all CPUs so far (/proc/stat's first line). */
-function cpuTimes(): { busy: number; total: number } {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  return { busy: total - idle, total };
-}
-
-async function measurePath(path: string, d: DaemonHandle, open: (loopId: string) => Promise<Duplex>): Promise<Row> {
-  const control = await d.control();
-  const started = await control.request<LoopStartResult>(
-    'loop.start',
-    { repo: 'app', branch: 'bench', agentCmd: `FIXTURE_FLOOD_MB=${FLOOD_MB} ${fixtureAgentCmd('echo,flood')}`, maxIterations: 1 },
-    { timeoutMs: 60_000 },
-  );
-  control.close();
-  const peer = new RpcPeer(await open(started.loopId));
-  const watch = new OutputWatch(peer);
-  await watch.subscribe({ fromSeq: 0 });
-  const echo = await measureEcho(watch, KEYSTROKES);
-  const before = cpuTimes();
-  const flood = await measureFlood(watch);
-  const after = cpuTimes();
-  peer.close();
-  const row = { path, echo, mbPerS: flood.mbPerS, cpuBusy: (after.busy - before.busy) / Math.max(1, after.total - before.total) };
-  console.log(
-    `  ${path.padEnd(22)} echo p50 ${echo.p50.toFixed(2)} p95 ${echo.p95.toFixed(2)} p99 ${echo.p99.toFixed(2)} ms (n=${echo.n}); ` +
-      `${flood.mbPerS.toFixed(1)} MB/s (${flood.mb.toFixed(0)} MB, CPUs ${(row.cpuBusy * 100).toFixed(0)}% busy)   [load ${load()}]`,
-  );
-  return row;
 }
 
 /** A repo of PUSH_MB MB of random (incompressible) 1 MB files, one commit. */
@@ -156,10 +113,13 @@ async function main(): Promise<void> {
     run('git', ['push', '--quiet', `file://${bare}`, 'bench'], { cwd: task, env: laptop.env });
 
     const zitiOpts = { ziti: { identityFile: net.identities.client, backend: 'tunnel' as const }, timeoutMs: 20_000 };
+    // tcp carries the daemon's token; over Ziti the identities decide.
     const loopChannel = (address: string, opts = {}) => async (loop: string) =>
-      (await openChannel(address, { channel: 'loop', loop, client: 'bench' }, opts)).stream;
+      (await openChannel(address, { channel: 'loop', loop, client: 'bench', ...(address.startsWith('tcp://') ? { token: d!.token } : {}) }, opts)).stream;
     console.log(`\nkeystroke echo (${KEYSTROKES} keystrokes) and output throughput (${FLOOD_MB} MB flood):`);
-    const rows: Row[] = [];
+    const rows: PathRow[] = [];
+    const measurePath = (path: string, daemon: DaemonHandle, open: (loopId: string) => Promise<Duplex>) =>
+      measureLoopPath(path, daemon, open, { keystrokes: KEYSTROKES, floodMb: FLOOD_MB });
     rows.push(await measurePath('unix socket (runner)', d, (loop) => dial(`unix:${homePaths(box!.home).socketFor(loop)}`)));
     rows.push(await measurePath('tcp loopback (daemon)', d, loopChannel(d.tcp!)));
     const client = (mode: 'proxy' | 'zcat') => (process.env.RALPH_ZITI_CLIENT = mode);
@@ -172,8 +132,8 @@ async function main(): Promise<void> {
     console.log('\nnew connection + daemon.info (10 each):');
     const connect: Record<string, Percentiles> = {};
     const viaZiti = { name: 'box', address: `ziti:${net.service}`, zitiIdentity: net.identities.client };
-    const cases: Array<[string, { name: string; address: string; zitiIdentity?: string }, () => Promise<unknown>]> = [
-      ['tcp loopback', { name: 'box', address: d.tcp! }, async () => {}],
+    const cases: Array<[string, { name: string; address: string; zitiIdentity?: string; token?: string }, () => Promise<unknown>]> = [
+      ['tcp loopback', { name: 'box', address: d.tcp!, token: d.token }, async () => {}],
       ['ziti, proxy running', viaZiti, async () => client('proxy')],
       ['ziti, proxy started', viaZiti, async () => (client('proxy'), stopProxy(net!.service, net!.identities.client))],
       ['ziti via zcat', viaZiti, async () => client('zcat')],

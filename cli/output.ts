@@ -1,5 +1,8 @@
 // How the CLI reports errors: one line on stderr, no stack trace, non-zero exit.
 
+import { DbFaultError, dbFaultMessage, isDbFault } from '../store/db-fault.js';
+import { homePaths } from '../store/paths.js';
+
 export class UserError extends Error {
   constructor(
     message: string,
@@ -11,6 +14,8 @@ export class UserError extends Error {
 }
 
 export function errorMessage(err: unknown): string {
+  // SQLite's own words ("database disk image is malformed") name no file and no remedy.
+  if (isDbFault(err) && !(err instanceof DbFaultError)) return dbFaultMessage(homePaths().db, err);
   if (err instanceof Error) return err.message;
   return String(err);
 }

@@ -79,12 +79,20 @@ program
   .addOption(new Option('--ziti-backend <backend>', 'how to reach OpenZiti').choices(['auto', 'sdk', 'tunnel']).default('auto'))
   .action(async (opts) => (await import('./commands/daemon.js')).run(opts));
 
+program
+  .command('bridge')
+  .description("join stdin/stdout to this box's daemon socket (what an ssh remote runs here; see ralph remote add --ssh)")
+  .action(async () => (await import('./commands/bridge.js')).run());
+
 const remote = program.command('remote').description('manage remote daemons this machine can reach');
 remote
   .command('add')
   .description('add a remote daemon and a git remote that pushes to it')
   .argument('<name>', 'a short name for the remote')
-  .option('--address <address>', 'tcp://HOST:PORT of the daemon')
+  .option('--address <address>', 'tcp://HOST:PORT of the daemon (with --token-file), or ssh://[USER@]HOST[:PORT]')
+  .option('--token-file <file>', "a copy of the daemon's $RALPH_HOME/daemon.token, for a tcp address")
+  .option('--ssh <target>', 'reach the daemon over ssh: [USER@]HOST[:PORT] (RALPH_SSH_COMMAND names the ssh program)')
+  .option('--remote-ralph <path>', "the ralph program on the box, for --ssh (default: ralph on its PATH)")
   .option('--ziti-service <name>', 'the OpenZiti service the daemon binds')
   .option('--ziti-identity <file>', 'OpenZiti identity file to dial with (or RALPH_ZITI_IDENTITY)')
   .option('--git-remote <name>', 'name of the git remote to add', 'ralph-remote')
@@ -108,7 +116,7 @@ remote
   .action(async (name: string) => (await import('./commands/remote.js')).test(name));
 remote
   .command('disconnect')
-  .description("stop the remote's shared OpenZiti proxy now (it also ends by itself after a minute unused)")
+  .description("close the remote's shared connection now: its OpenZiti proxy or ssh master (each ends by itself after a minute unused)")
   .argument('<name>', 'the remote')
   .action(async (name: string) => (await import('./commands/remote.js')).disconnect(name));
 
@@ -129,6 +137,12 @@ program
   .description('remove worktrees of finished loops (never of running ones)')
   .option('--older-than <duration>', 'only loops that ended this long ago (e.g. 7d, 12h, 30m)')
   .action(async (opts) => (await import('./commands/prune.js')).run(opts));
+
+program
+  .command('doctor')
+  .description("check ralph's home, session DB, sockets, config, ziti CLI and agents; repair what is safe")
+  .option('--no-repair', 'only report; change nothing')
+  .action(async (opts) => (await import('./commands/doctor.js')).run(opts));
 
 try {
   await program.parseAsync(process.argv);

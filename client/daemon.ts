@@ -7,7 +7,7 @@ import { ErrorCodes, RpcError, type ResponseError } from '../rpc/messages.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readFirstLine } from '../rpc/reader.js';
 import type { Config, RemoteConfig } from '../store/config.js';
-import { LOOP_STATUSES, type LoopStatus } from '../store/loops.js';
+import { LOOP_STATUSES, NO_USAGE, type LoopStatus, type UsageTotals } from '../store/loops.js';
 import { DialError, dial, parseAddress } from '../transport/index.js';
 import {
   ControlMethods,
@@ -40,7 +40,7 @@ export function findRemote(config: Config, name: string): RemoteConfig {
   if (r) return { ...r, name };
   const known = Object.keys(config.remotes);
   throw new RemoteError(
-    `no remote named ${JSON.stringify(name)}${known.length ? ` (known: ${known.join(', ')})` : ''}; add it with: ralph remote add ${name} --address tcp://HOST:PORT`,
+    `no remote named ${JSON.stringify(name)}${known.length ? ` (known: ${known.join(', ')})` : ''}; add it with: ralph remote add ${name} --ssh [USER@]HOST (or --address, --ziti-service)`,
     name,
     'unknown-remote',
   );
@@ -65,6 +65,15 @@ function label(remote: RemoteConfig): string {
   return `remote ${remote.name} (${remote.address})`;
 }
 
+/** What an ssh remote's connections run on the box: its ralph, joined to the daemon's unix socket. */
+export function bridgeCommand(remote: RemoteConfig): string[] {
+  return [remote.remoteRalph ?? 'ralph', 'bridge'];
+}
+
+function isSsh(remote: RemoteConfig): boolean {
+  return remote.address.startsWith('ssh://');
+}
+
 /**
  * Dials the remote's daemon and opens a channel. The whole exchange (connect + hello reply) is
  * bounded by timeoutMs. Bytes the daemon sent after its reply stay in the stream for the channel.
@@ -79,17 +88,22 @@ export async function dialDaemon(
   let stream: Duplex;
   try {
     const identityFile = identityFor(remote);
-    stream = await dial(remote.address, { timeoutMs, ...(identityFile ? { ziti: { identityFile } } : {}) });
+    stream = await dial(remote.address, {
+      timeoutMs,
+      ...(identityFile ? { ziti: { identityFile } } : {}),
+      ssh: { remoteCommand: bridgeCommand(remote) },
+    });
   } catch (err) {
     throw dialFailure(remote, err as Error);
   }
   try {
-    stream.write(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'hello', params: { client: CLIENT_LABEL, ...hello } }) + '\n');
+    const token = remote.token === undefined ? {} : { token: remote.token };
+    stream.write(JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'hello', params: { client: CLIENT_LABEL, ...token, ...hello } }) + '\n');
     let line: Buffer;
     try {
       line = await readFirstLine(stream, { maxBytes: MAX_HELLO_BYTES, timeoutMs: Math.max(1, deadline - Date.now()) });
     } catch (err) {
-      // A transport that connects lazily (the ziti tunnel backend's zcat) reports a failed dial here.
+      // A transport that connects lazily (ssh, the ziti tunnel backend's zcat) reports a failed dial here.
       if (err instanceof DialError) throw dialFailure(remote, err);
       const msg = (err as Error).message;
       if (/no message within/.test(msg)) {
@@ -111,13 +125,26 @@ export async function dialDaemon(
 /** A failed dial as one line naming the remote (the transport names the address already). */
 function dialFailure(remote: RemoteConfig, err: Error): RemoteError {
   const msg = err.message;
-  const timedOut = /no connection within/.test(msg);
-  const why = msg.replace(/^cannot connect to \S+: /, '').replace(/^\S+: (?=no connection within)/, '');
+  const code = err instanceof DialError ? err.code : undefined;
+  const timedOut = code === 'ETIMEDOUT' || /no connection within/.test(msg);
+  const why = msg.replace(/^(cannot connect to|connection to) \S+( lost)?: /, '').replace(/^\S+: (?=no connection within)/, '');
+  if (isSsh(remote)) return new RemoteError(`${label(remote)}: ${why}${sshHint(remote, code, why)}`, remote.name, timedOut ? 'timeout' : 'unreachable');
   return new RemoteError(
     `${label(remote)}: ${timedOut ? `timed out connecting (${why})` : `unreachable: ${why}`}; is its daemon running? (ralph remote test ${remote.name})`,
     remote.name,
     timedOut ? 'timeout' : 'unreachable',
   );
+}
+
+/** What to do about an ssh failure that only ralph knows how to fix. */
+function sshHint(remote: RemoteConfig, code: string | undefined, why: string): string {
+  if (code === 'SSH_NO_COMMAND') {
+    return remote.remoteRalph
+      ? `; install ralph there, or fix the path (ralph remote add … --remote-ralph PATH)`
+      : `; install ralph on the box (on the PATH a non-interactive ssh session gets), or give its path: ralph remote add … --remote-ralph PATH`;
+  }
+  if (code === 'SSH_REMOTE' && /unknown command 'bridge'/.test(why)) return ' — the ralph there is too old to be reached over ssh: update it';
+  return '';
 }
 
 function parseHelloReply(line: Buffer, remote: RemoteConfig): HelloResult {
@@ -216,6 +243,24 @@ export function checkDaemonLoop(value: unknown, remote: RemoteConfig | string): 
     endedAt: strOrNull(v.endedAt) ? v.endedAt : null,
     reason: strOrNull(v.reason) ? v.reason : null,
     pushId: strOrNull(v.pushId) ? v.pushId : null,
+    pausedUntil: strOrNull(v.pausedUntil) ? v.pausedUntil : null,
+    resumedFrom: strOrNull(v.resumedFrom) ? v.resumedFrom : null,
+    usage: checkUsage(v.usage),
+  };
+}
+
+const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
+
+/** Usage totals from a daemon; anything missing or malformed counts as unknown (an older daemon sends none). */
+function checkUsage(value: unknown): UsageTotals {
+  if (typeof value !== 'object' || value === null) return NO_USAGE;
+  const u = value as Record<string, unknown>;
+  return {
+    inputTokens: numOrNull(u.inputTokens),
+    outputTokens: numOrNull(u.outputTokens),
+    cacheReadTokens: numOrNull(u.cacheReadTokens),
+    cacheWriteTokens: numOrNull(u.cacheWriteTokens),
+    costUsd: numOrNull(u.costUsd),
   };
 }
 
@@ -273,7 +318,7 @@ export function remoteForRow(row: { id: string; remote: string | null; zitiServi
     return { name, address: `ziti:${row.zitiService}`, ...(row.identityPath ? { zitiIdentity: row.identityPath } : {}) };
   }
   throw new RemoteError(
-    `loop ${row.id} runs on remote ${JSON.stringify(name)}, which is not in the config any more; add it again with: ralph remote add ${name || 'NAME'} --address tcp://HOST:PORT`,
+    `loop ${row.id} runs on remote ${JSON.stringify(name)}, which is not in the config any more; add it again with: ralph remote add ${name || 'NAME'} --ssh [USER@]HOST (or --address, --ziti-service)`,
     name,
     'unknown-remote',
   );

@@ -23,7 +23,9 @@ function patchFrom(loop: DaemonLoop, seenAt: string) {
     currentStory: loop.currentStory,
     endedAt: loop.endedAt,
     reason: loop.reason,
+    pausedUntil: loop.pausedUntil,
     lastSeenAt: seenAt,
+    ...loop.usage,
   } satisfies LoopPatch;
 }
 
@@ -80,6 +82,7 @@ export function recordPushedLoops(
       agent: loop.agent,
       startedAt: loop.startedAt,
       pushId: loop.pushId,
+      resumedFrom: loop.resumedFrom,
       ...patchFrom(loop, seenAt),
     });
   });

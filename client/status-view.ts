@@ -7,7 +7,7 @@
 // schema.sql.
 
 import { homedir } from 'node:os';
-import type { LoopStore } from '../store/loops.js';
+import { OPEN_STATUSES_SQL, type LoopStore } from '../store/loops.js';
 
 /** The keys of `ralph status --json`, a public interface: keep them stable. */
 export const STATUS_JSON_KEYS = [
@@ -26,6 +26,9 @@ export const STATUS_JSON_KEYS = [
   'startedAt',
   'endedAt',
   'reason',
+  'pausedUntil',
+  'resumedFrom',
+  'usage',
 ] as const;
 
 const JSON_COLUMN_OF: Record<(typeof STATUS_JSON_KEYS)[number], string> = {
@@ -44,12 +47,17 @@ const JSON_COLUMN_OF: Record<(typeof STATUS_JSON_KEYS)[number], string> = {
   startedAt: 'started_at',
   endedAt: 'ended_at',
   reason: 'reason',
+  pausedUntil: 'paused_until',
+  resumedFrom: 'resumed_from',
+  // Loop totals (numbers, or null while unknown); json() keeps the object from being quoted as text.
+  usage: `json_object('inputTokens', input_tokens, 'outputTokens', output_tokens, 'cacheReadTokens', cache_read_tokens,
+    'cacheWriteTokens', cache_write_tokens, 'costUsd', cost_usd)`,
 };
 
 // One JSON object per row: json_quote() escapes text and turns NULL into null; integers print bare.
 const JSON_OBJECT_SQL =
   `'{' || ` +
-  STATUS_JSON_KEYS.map((k) => `'${k === 'id' ? '' : ','}"${k}":' || json_quote(${JSON_COLUMN_OF[k]})`).join(' || ') +
+  STATUS_JSON_KEYS.map((k) => `'${k === 'id' ? '' : ','}"${k}":' || ${k === 'usage' ? JSON_COLUMN_OF[k] : `json_quote(${JSON_COLUMN_OF[k]})`}`).join(' || ') +
   ` || '}'`;
 
 /** Both listings read every row: map the DB file instead of copying it in page by page (~15 ms of 50 at 10,000 rows). */
@@ -67,7 +75,7 @@ export function statusJson(store: LoopStore): string {
   return objects.length === 0 ? '[]\n' : `[\n${objects.join(',\n')}\n]\n`;
 }
 
-const HEADER = ['ID', 'LOCATION', 'STATUS', 'ITER', 'AGENT', 'BRANCH/DIR', 'AGE', 'REASON'] as const;
+const HEADER = ['ID', 'LOCATION', 'STATUS', 'ITER', 'AGENT', 'COST', 'BRANCH/DIR', 'AGE', 'REASON'] as const;
 
 // The cells, as SQL expressions over one `loops` row.
 const PLACE_SQL = `CASE WHEN location = 'remote'
@@ -75,6 +83,10 @@ const PLACE_SQL = `CASE WHEN location = 'remote'
          CASE WHEN remote IN (SELECT value FROM json_each(@unreachable)) THEN ' (unreachable)' ELSE '' END
     ELSE 'local' END`;
 const ITER_SQL = `iteration || '/' || max_iterations`;
+// Empty while unknown (a custom agent, a loop from before costs were recorded).
+const COST_SQL = `CASE WHEN cost_usd IS NULL THEN ''
+    WHEN cost_usd > 0 AND cost_usd < 0.01 THEN '<$0.01'
+    ELSE printf('$%.2f', cost_usd) END`;
 const TARGET_SQL = `coalesce(branch,
     CASE WHEN work_dir = @home THEN '~'
          WHEN substr(work_dir, 1, length(@home) + 1) = @home || '/' THEN '~' || substr(work_dir, length(@home) + 1)
@@ -93,11 +105,11 @@ const AGE_WIDTH = 5;
 // all (-1: no limit). Both passes read only these.
 const SHOWN_SQL = `WITH shown AS (
   SELECT * FROM loops
-  WHERE status IN ('starting', 'running')
+  WHERE status IN (${OPEN_STATUSES_SQL})
      OR rowid IN (SELECT rowid FROM loops ORDER BY started_at DESC LIMIT @limit))`;
 
 // Pass one: the widest cell of each padded column (no date arithmetic, no sort).
-const WIDTHS_SQL = `${SHOWN_SQL} SELECT ${['id', PLACE_SQL, 'status', ITER_SQL, 'agent', TARGET_SQL]
+const WIDTHS_SQL = `${SHOWN_SQL} SELECT ${['id', PLACE_SQL, 'status', ITER_SQL, 'agent', COST_SQL, TARGET_SQL]
   .map((cell) => `coalesce(max(length(${cell})), 0)`)
   .join(', ')}, count(*) FROM shown`;
 
@@ -105,8 +117,8 @@ const WIDTHS_SQL = `${SHOWN_SQL} SELECT ${['id', PLACE_SQL, 'status', ITER_SQL, 
 // (reason) is not padded so that one long reason does not widen every line, and is kept on its
 // line. `%!-*s` pads by characters, not bytes.
 const LINES_SQL = `${SHOWN_SQL}
-  SELECT rtrim(printf('${'%!-*s  '.repeat(7)}%s',
-    @w0, id, @w1, ${PLACE_SQL}, @w2, status, @w3, ${ITER_SQL}, @w4, agent, @w5, ${TARGET_SQL}, @w6, ${AGE_SQL},
+  SELECT rtrim(printf('${'%!-*s  '.repeat(8)}%s',
+    @w0, id, @w1, ${PLACE_SQL}, @w2, status, @w3, ${ITER_SQL}, @w4, agent, @w5, ${COST_SQL}, @w6, ${TARGET_SQL}, @w7, ${AGE_SQL},
     replace(replace(coalesce(reason, ''), char(13), ' '), char(10), ' ')))
   FROM (SELECT *, ${SECS_SQL} AS secs FROM shown ORDER BY started_at DESC)`;
 

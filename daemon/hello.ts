@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { ErrorCodes, RpcError, type ResponseError } from '../rpc/messages.js';
 import { readFirstLine } from '../rpc/reader.js';
 import { dial, type DialOptions } from '../transport/index.js';
+import { tokenMatches } from './token.js';
 import {
   HELLO_TIMEOUT_MS,
   MAX_HELLO_BYTES,
@@ -31,8 +32,30 @@ function refuse(code: number, message: string, id: number | string | null = null
   return new HelloError({ code, message }, id);
 }
 
-/** Checks one decoded first line; returns the request id and the hello params, or throws HelloError. */
-export function parseHello(value: unknown): { id: number | string; params: HelloParams } {
+/** The token a listener's connections must present, and the file it is kept in (named to whoever lacks it). */
+export interface HelloToken {
+  token: string;
+  file: string;
+}
+
+function checkToken(given: unknown, want: HelloToken, id: number | string): void {
+  if (given === undefined) {
+    throw refuse(
+      ErrorCodes.Refused,
+      `this daemon's tcp port needs its token: copy ${want.file} from the box and add the remote with --token-file FILE (or reach it over ssh or OpenZiti)`,
+      id,
+    );
+  }
+  if (typeof given !== 'string' || !tokenMatches(want.token, given)) {
+    throw refuse(ErrorCodes.Refused, `the token does not match this daemon's (${want.file}): copy that file from the box again and add the remote with --token-file FILE`, id);
+  }
+}
+
+/**
+ * Checks one decoded first line; returns the request id and the hello params, or throws HelloError.
+ * With `token`, the hello must carry it, and that is checked before anything else is looked at.
+ */
+export function parseHello(value: unknown, token?: HelloToken): { id: number | string; params: HelloParams } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw refuse(ErrorCodes.InvalidRequest, 'the first message must be a hello request (a JSON object)');
   }
@@ -46,6 +69,7 @@ export function parseHello(value: unknown): { id: number | string; params: Hello
   const p = v.params;
   if (typeof p !== 'object' || p === null || Array.isArray(p)) throw refuse(ErrorCodes.InvalidParams, 'hello params must be an object', id);
   const params = p as Record<string, unknown>;
+  if (token) checkToken(params.token, token, id);
   if (typeof params.version !== 'number' || !Number.isInteger(params.version)) {
     throw refuse(ErrorCodes.InvalidParams, 'hello version must be an integer', id);
   }
@@ -101,7 +125,7 @@ export function parseHello(value: unknown): { id: number | string; params: Hello
  */
 export async function readHello(
   conn: Duplex,
-  opts: { timeoutMs?: number; maxBytes?: number } = {},
+  opts: { timeoutMs?: number; maxBytes?: number; token?: HelloToken } = {},
 ): Promise<{ id: number | string; params: HelloParams }> {
   const maxBytes = opts.maxBytes ?? MAX_HELLO_BYTES;
   let line: Buffer;
@@ -121,7 +145,7 @@ export async function readHello(
   } catch (err) {
     throw refuse(ErrorCodes.ParseError, `hello is not valid JSON: ${(err as Error).message}`);
   }
-  return parseHello(value);
+  return parseHello(value, opts.token);
 }
 
 /** The daemon's good answer to a hello. */

@@ -1,6 +1,6 @@
 // How the daemon describes one of its loops on the wire (DaemonLoop), from its session-DB row.
 
-import type { LoopRow } from '../store/loops.js';
+import { usageOf, type LoopRow } from '../store/loops.js';
 import type { DaemonLoop } from './protocol.js';
 
 export function toDaemonLoop(row: LoopRow): DaemonLoop {
@@ -21,5 +21,8 @@ export function toDaemonLoop(row: LoopRow): DaemonLoop {
     endedAt: row.endedAt,
     reason: row.reason,
     pushId: row.pushId,
+    pausedUntil: row.pausedUntil,
+    resumedFrom: row.resumedFrom,
+    usage: usageOf(row),
   };
 }

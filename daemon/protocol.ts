@@ -1,7 +1,7 @@
 // The daemon's wire contract: the `hello` that opens every network connection, and the control
 // channel's methods and events. The git-remote-ralph helper, hooks and the laptop-side client share it.
 
-import type { LoopStatus } from '../store/loops.js';
+import type { LoopStatus, UsageTotals } from '../store/loops.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -13,18 +13,19 @@ export const PROTOCOL_VERSION = 1;
  *  - control: a JSON-RPC connection with the ControlMethods below;
  *  - loop:    a byte pipe to that loop runner's socket (speak loop/protocol.ts over it);
  *  - git:     raw git protocol bytes of `service` run on `repo`, both directions.
+ * `token`: the daemon's token ($RALPH_HOME/daemon.token on the box). Required on its tcp listeners,
+ * checked before anything else; ignored on the unix socket, over ssh and over OpenZiti.
  */
+type HelloCommon = { version: number; client?: string; token?: string };
 export type HelloParams =
-  | { version: number; channel: 'control'; client?: string }
-  | { version: number; channel: 'loop'; loop: string; client?: string }
-  | {
-      version: number;
+  | (HelloCommon & { channel: 'control' })
+  | (HelloCommon & { channel: 'loop'; loop: string })
+  | (HelloCommon & {
       channel: 'git';
       service: 'git-receive-pack' | 'git-upload-pack';
       repo: string;
       pushId?: string;
-      client?: string;
-    };
+    });
 
 export interface HelloResult {
   version: number;
@@ -54,6 +55,12 @@ export interface DaemonLoop {
   endedAt: string | null;
   reason: string | null;
   pushId: string | null;
+  /** While `paused`: when the loop goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** The loop this one continues (ralph resume). */
+  resumedFrom: string | null;
+  /** Token and cost totals over the loop's iterations. */
+  usage: UsageTotals;
 }
 
 export interface LoopStartParams {

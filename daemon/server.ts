@@ -17,13 +17,14 @@ import { endAndLinger, isLoopbackHost, listen, parseAddress, type Listener, type
 import type { DaemonContext, DaemonLogger } from './context.js';
 import { serveControl } from './control.js';
 import { loadDeps, type LoopDeps } from './deps.js';
-import { HelloError, helloErrorReply, helloReply, readHello } from './hello.js';
+import { HelloError, helloErrorReply, helloReply, readHello, type HelloToken } from './hello.js';
 import { createLogger } from './log.js';
 import { gitHelloProblem, handleGitChannel } from './git-service.js';
 import { dialRunner, splice } from './loop-channel.js';
 import { ControlNotifications, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type DaemonInfo, type HelloParams, type LoopStartParams } from './protocol.js';
 import { DEFAULT_MAX_LOOPS, LoopStarter } from './start-loop.js';
 import { Supervisor } from './supervisor.js';
+import { loadOrCreateToken, TokenError } from './token.js';
 
 export interface DaemonOptions {
   /** RALPH_HOME of the daemon. */
@@ -75,10 +76,15 @@ export function checkListenAddresses(addresses: string[], allowPublic: boolean):
     } catch (err) {
       throw new DaemonSetupError((err as Error).message);
     }
+    if (a.kind === 'ssh') {
+      throw new DaemonSetupError(
+        `${text} is not for the daemon: over ssh, sshd runs \`ralph bridge\` on this box, which joins the daemon's unix socket; add the remote on the laptop with: ralph remote add NAME --ssh [USER@]HOST[:PORT]`,
+      );
+    }
     if (a.kind === 'tcp' && !isLoopbackHost(a.host) && !allowPublic) {
       throw new DaemonSetupError(
-        `refusing to listen on ${text}: the daemon has no authentication of its own, so anyone who can reach that port could run commands on this machine. ` +
-          `Listen on 127.0.0.1 and put the daemon behind OpenZiti or an SSH tunnel, or pass --allow-public if this network is already private.`,
+        `refusing to listen on ${text}: tcp is not encrypted, so anyone on the way could read the daemon's token and every byte of your loops. ` +
+          `Listen on 127.0.0.1 and reach the daemon over ssh (ralph remote add NAME --ssh HOST) or OpenZiti, or pass --allow-public if this network is already private.`,
       );
     }
   }
@@ -91,6 +97,13 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
 
   const paths: HomePaths = homePaths(opts.home);
   ensurePrivateDir(paths.home);
+  let token: HelloToken;
+  try {
+    token = { token: loadOrCreateToken(paths.daemonToken), file: paths.daemonToken };
+  } catch (err) {
+    if (err instanceof TokenError) throw new DaemonSetupError(err.message);
+    throw err;
+  }
   const db: Db = openDb(paths.db);
   const store = new LoopStore(db);
   const host = hostname();
@@ -140,7 +153,8 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
     endAndLinger(conn, helloErrorReply(id, error));
   };
 
-  const handleConnection = async (conn: Duplex, via: string) => {
+  /** `needsToken`: the connection came in on a tcp listener, where nothing else says who it is. */
+  const handleConnection = async (conn: Duplex, via: string, needsToken: boolean) => {
     connections.add(conn);
     conn.once('close', () => connections.delete(conn));
     conn.on('error', () => conn.destroy());
@@ -148,7 +162,7 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
     const who = sock.remoteAddress ? `${via} from ${sock.remoteAddress}:${sock.remotePort}` : via;
     let hello: { id: number | string; params: HelloParams };
     try {
-      hello = await readHello(conn, { timeoutMs: helloTimeoutMs });
+      hello = await readHello(conn, { timeoutMs: helloTimeoutMs, ...(needsToken ? { token } : {}) });
     } catch (err) {
       if (err instanceof HelloError) refuse(conn, who, err.id, err.error);
       else conn.destroy();
@@ -224,7 +238,9 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
       }
       listeners.push(l);
       const via = l.address.startsWith('unix:') ? 'unix' : l.address;
-      l.onConnection((conn) => void handleConnection(conn, via));
+      const needsToken = parseAddress(address).kind === 'tcp';
+      l.onConnection((conn) => void handleConnection(conn, via, needsToken));
+      if (needsToken) log.info(`${l.address} asks every connection for the token in ${paths.daemonToken} (on the laptop: ralph remote add NAME --address ${l.address} --token-file COPY)`);
     }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()));

@@ -17,7 +17,7 @@ import {
 import { isFinal, type LoopStore } from '../store/loops.js';
 import type { Config } from '../store/config.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
-import { AGENT_NAMES, type AgentName } from '../loop/agents.js';
+import { AGENT_NAMES, type AgentName } from '../agents/registry.js';
 import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, newLoopId } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
 import type { LoopDeps } from './deps.js';

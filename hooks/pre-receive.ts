@@ -4,6 +4,7 @@
 // refuse the push too, so nothing changes and the user can push again with them fixed.
 
 import type { DaemonLoop } from '../daemon/protocol.js';
+import { isFinal } from '../store/loops.js';
 import { callDaemon, hookEnv } from './daemon.js';
 import { parsePushOptions, readPushOptions } from './push-options.js';
 import { isLoopBranch, parseRefLines, readStdin } from './refs.js';
@@ -24,7 +25,7 @@ async function main(): Promise<number> {
 
   const loops = await callDaemon<DaemonLoop[]>(env.socket, 'loop.list', {}, { timeoutMs: 30_000 });
   const running = loops.filter(
-    (l) => l.repo === env.repo && l.branch !== null && branches.includes(l.branch) && (l.status === 'starting' || l.status === 'running'),
+    (l) => l.repo === env.repo && l.branch !== null && branches.includes(l.branch) && !isFinal(l.status),
   );
   if (running.length === 0) return 0;
   if (!options.restart) {

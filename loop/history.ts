@@ -82,18 +82,22 @@ class ByteRing {
     return Buffer.concat([this.buf.subarray(pos), this.buf.subarray(0, n - (this.capacity - pos))], n);
   }
 
-  /** Writes stream bytes [from, to) to `fd` (at most two write calls). */
-  writeTo(fd: number, from: number, to: number): void {
+  /** Writes stream bytes [from, to) to `fd`; `wrote` hears each write's byte count (a failing one throws). */
+  writeTo(fd: number, from: number, to: number, wrote: (n: number) => void): void {
     while (from < to) {
       const pos = from % this.capacity;
       const n = Math.min(to - from, this.capacity - pos);
-      from += writeSync(fd, this.buf, pos, n);
+      const done = writeSync(fd, this.buf, pos, n);
+      wrote(done);
+      from += done;
     }
   }
 }
 
 export interface OutputHistoryEvents {
   append: [chunk: AppendedChunk];
+  /** The log file cannot be written (disk full, over quota, failing): once, with the error. */
+  logFailed: [err: NodeJS.ErrnoException];
 }
 
 export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
@@ -111,6 +115,9 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
   /** The start of a character appendBytes got only part of. */
   private carry: Buffer | null = null;
   private closed = false;
+  /** Why the log cannot be written now; bytes not written yet stay in the ring meanwhile. */
+  private logError: NodeJS.ErrnoException | null = null;
+  private reportedFailure = false;
 
   constructor(
     readonly logPath: string,
@@ -170,12 +177,18 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
 
   /** `bytes`: whole characters, owned by the history from now on. */
   private appendWhole(bytes: Buffer, text?: string): AppendedChunk {
-    if (this.logBatchBytes === 0 || bytes.length > this.logBatchBytes) {
+    if ((this.logBatchBytes === 0 || bytes.length > this.logBatchBytes) && this.logError === null) {
       // Written at once (after what is pending): once append returns, the bytes are in the log.
       this.flush();
-      let done = 0;
-      while (done < bytes.length) done += writeSync(this.writeFd, bytes, done);
-      this.written += bytes.length;
+      if (this.logError === null && this.written === this.end) {
+        let done = 0;
+        try {
+          while (done < bytes.length) done += writeSync(this.writeFd, bytes, done);
+        } catch (err) {
+          this.failed(err as NodeJS.ErrnoException);
+        }
+        this.written += done;
+      }
     }
     this.ring.write(this.end, bytes);
     const chunk = new AppendedChunk(this.end, bytes, text);
@@ -195,11 +208,43 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     return chunk;
   }
 
-  /** Writes the pending bytes (if any) to the log: afterwards the log holds everything appended. */
+  /**
+   * Writes the pending bytes (if any) to the log: afterwards the log holds everything appended —
+   * unless the log cannot be written (see logFailed), when they stay pending.
+   */
   flush(): void {
-    if (this.closed || this.written === this.end) return;
-    this.ring.writeTo(this.writeFd, this.written, this.end);
-    this.written = this.end;
+    if (this.closed || this.written === this.end || this.logError !== null) return;
+    try {
+      this.ring.writeTo(this.writeFd, this.written, this.end, (n) => (this.written += n));
+    } catch (err) {
+      this.failed(err as NodeJS.ErrnoException);
+    }
+  }
+
+  /** Why the log cannot be written right now, or null. */
+  get logFailure(): NodeJS.ErrnoException | null {
+    return this.logError;
+  }
+
+  /**
+   * After a failed log write: tries again to write what is pending (space may have come back).
+   * True once the log holds everything appended. The bytes must still be in the ring: a runner stops
+   * its agent when the log fails, so little more comes.
+   */
+  retryLog(): boolean {
+    if (this.closed) return this.written === this.end;
+    this.logError = null;
+    this.flush();
+    return this.logError === null && this.written === this.end;
+  }
+
+  private failed(err: NodeJS.ErrnoException): void {
+    const first = this.logError === null;
+    this.logError = err;
+    if (first && !this.reportedFailure) {
+      this.reportedFailure = true;
+      this.emit('logFailed', err);
+    }
   }
 
   /** Up to `maxBytes` from `seq` when that is still in memory (else null): whole characters only. */
@@ -262,7 +307,7 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
 
   close(): void {
     if (this.closed) return;
-    this.flush();
+    this.retryLog();
     clearTimeout(this.flushTimer);
     this.closed = true;
     closeSync(this.writeFd);

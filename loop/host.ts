@@ -2,7 +2,7 @@
 // runner process (main.ts) and `ralph run --foreground` (foreground.ts).
 
 import { openDb } from '../store/db.js';
-import { LoopStore } from '../store/loops.js';
+import { PatientLoopStore } from '../store/patient-store.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { LoopSetupError } from './errors.js';
 import type { CompletedEvent } from './protocol.js';
@@ -20,16 +20,34 @@ export interface HostOptions {
   size?: { cols: number; rows: number };
   /** SIGTERM / SIGINT / SIGHUP stop the loop now (rather than killing this process). Default true. */
   handleSignals?: boolean;
-  /** How long to keep serving after the end so clients see it. */
+  /** At most this long serving clients still reading after the end (default: LoopService's, 60 s). */
   lingerMs?: number;
   log?: (line: string) => void;
 }
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+const RUNNER_BUSY_TIMEOUT_MS = 1000;
+/** After the end, how long the runner waits for a locked or full DB to take its final row. */
+const SETTLE_ROW_MS = 5 * 60_000;
+/** How often a log that could not be written is tried again. */
+const LOG_RETRY_MS = 500;
+
+/** Waits until the log holds all output (after a failed write, once the disk takes it again). */
+async function logWritten(runner: LoopRunner, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!runner.history.retryLog()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, LOG_RETRY_MS));
+  }
+  return true;
+}
 
 export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptions = {}): Promise<CompletedEvent> {
-  const db = openDb(paths.db);
-  const store = new LoopStore(db);
+  // A short busy timeout: a locked DB must not freeze the agent's output and the clients; the
+  // patient store keeps such writes and retries them.
+  const db = openDb(paths.db, { busyTimeoutMs: RUNNER_BUSY_TIMEOUT_MS });
+  const log = opts.log ?? ((line: string) => process.stderr.write(`[ralph runner ${loopId}] ${line}\n`));
+  const store = new PatientLoopStore(db, paths.db, log);
   let runner: LoopRunner | undefined;
   let service: LoopService | undefined;
   const onSignal = (sig: NodeJS.Signals) => runner?.stop('now', `the runner got ${sig}`);
@@ -40,7 +58,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     try {
       ensurePrivateDir(paths.logs);
       ensurePrivateDir(paths.sockets);
-      runner = new LoopRunner({ store, paths, row, ...(opts.env ? { env: opts.env } : {}) });
+      runner = new LoopRunner({ store, iterations: store.iterations, paths, row, ...(opts.env ? { env: opts.env } : {}) });
       if (opts.size) runner.resize(opts.size.cols, opts.size.rows);
       const socketPath = row.socketPath ?? paths.socketFor(loopId);
       service = await LoopService.start(runner, { socketPath, ...(opts.log ? { log: opts.log } : {}) });
@@ -49,17 +67,28 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
       store.finish(loopId, 'failed', `the runner could not start: ${(err as Error).message}`);
       throw err;
     }
+    // A log that cannot be written (disk full) ends the loop with the reason: output the log does
+    // not hold would be lost to every later reader. What is pending is written once space returns.
+    runner.history.on('logFailed', (err) => {
+      const r = runner!;
+      const why = `cannot write ${r.history.logPath} (${err.code ?? err.message}${err.code === 'ENOSPC' ? ': the disk is full' : ''})`;
+      log(why);
+      r.fail(`${why}; free some space and start the loop again`);
+    });
     const output = opts.output;
     if (output) runner.history.on('append', (chunk) => output.write(chunk.data));
     if (opts.handleSignals ?? true) for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     opts.onReady?.();
     const done = await runner.run();
-    await service.drainAndClose(opts.lingerMs ?? 2000);
+    await service.drainAndClose(opts.lingerMs);
+    if (!(await store.settled(SETTLE_ROW_MS))) log(`could not record the loop's end in the session DB: ${store.faultReason}`);
+    if (!(await logWritten(runner, SETTLE_ROW_MS))) log(`the log still lacks the last output: ${runner.history.logFailure?.message}`);
     return done;
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     await service?.close();
     runner?.dispose();
+    store.close();
     db.close();
   }
 }

@@ -34,6 +34,10 @@ if (!loopId) {
   process.exit(2);
 }
 
+// stderr is the runner log, on the same disk as everything else: a full disk must not end the
+// runner because its diagnostics cannot be written (the loop's own reason reaches its clients).
+process.stderr.on('error', () => {});
+
 // A bug that escapes everything else still ends the loop on record, with what went wrong.
 process.on('uncaughtException', (err) => {
   const message = err?.message ?? String(err);

@@ -9,7 +9,7 @@ import { basename, join, resolve } from 'node:path';
 import type { LoopRow, LoopStore, NewLoop } from '../store/loops.js';
 import { checkLoopId } from '../store/names.js';
 import type { HomePaths } from '../store/paths.js';
-import { AGENT_NAMES, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from './agents.js';
+import { AGENT_NAMES, agentPreflight, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from '../agents/registry.js';
 import { LoopSetupError } from './errors.js';
 import { readPrd } from './prd.js';
 import { findTaskDir } from './task.js';
@@ -34,8 +34,14 @@ export interface PrepareRequest {
   agentCmd?: string;
   maxIterations?: number;
   name?: string;
-  /** Where else to look for agent CLIs (the daemon passes $RALPH_HOME/agents/node_modules/.bin). */
+  /** Where else to look for agent CLIs (ralph's own install dir, $RALPH_HOME/agents/node_modules/.bin). */
   agentSearchDirs?: string[];
+  /** An iteration running longer than this fails (default: DEFAULT_ITERATION_TIMEOUT_MS). */
+  iterationTimeoutMs?: number;
+  /** An iteration printing nothing for this long fails (default: DEFAULT_STALL_TIMEOUT_MS). */
+  stallTimeoutMs?: number;
+  /** The agent to run while the main one is rate-limited. */
+  fallbackAgent?: AgentName;
   /**
    * Fields the daemon sets: location, remote, repo, branch, baseCommit, pushId, host, … With `id`,
    * the loop gets that id (it must be a valid loop id and free) instead of a generated one: the daemon
@@ -74,6 +80,28 @@ function givenLoopId(store: LoopStore, id: string): string {
   return id;
 }
 
+/** The agent can run here: known to be willing (e.g. not claude as root) and installed. */
+function checkAgentRuns(name: AgentName, searchDirs: string[]): void {
+  const refusal = agentPreflight(name);
+  if (refusal) throw new LoopSetupError(refusal);
+  try {
+    requireAgent(name, searchDirs);
+  } catch (err) {
+    throw new LoopSetupError((err as Error).message);
+  }
+}
+
+/** Longest timeout accepted: a week (setTimeout's own limit is ~24 days). */
+const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
+
+function checkDuration(flag: string, ms: number | undefined): number | undefined {
+  if (ms === undefined) return undefined;
+  if (!Number.isInteger(ms) || ms < 1000 || ms > MAX_TIMEOUT_MS) {
+    throw new LoopSetupError(`${flag} must be from 1s to 7d, got ${ms} ms`);
+  }
+  return ms;
+}
+
 /** Validates a loop request and inserts its row (status `starting`). Throws LoopSetupError. */
 export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequest): LoopRow {
   const workDir = resolve(req.dir);
@@ -100,9 +128,18 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
   } else {
     const name = req.agent ?? DEFAULT_AGENT;
     if (!isAgentName(name)) throw new LoopSetupError(`unknown agent ${JSON.stringify(name)}; use one of ${AGENT_NAMES.join(', ')} or --agent-cmd`);
-    requireAgent(name, req.agentSearchDirs ?? []);
+    checkAgentRuns(name, req.agentSearchDirs ?? []);
     agent = name;
   }
+  if (req.fallbackAgent !== undefined) {
+    if (!isAgentName(req.fallbackAgent)) {
+      throw new LoopSetupError(`unknown fallback agent ${JSON.stringify(req.fallbackAgent)}; use one of ${AGENT_NAMES.join(', ')}`);
+    }
+    if (req.fallbackAgent === agent) throw new LoopSetupError(`--fallback-agent ${agent} is the loop's own agent; name another one`);
+    checkAgentRuns(req.fallbackAgent, req.agentSearchDirs ?? []);
+  }
+  const iterationTimeoutMs = checkDuration('--iteration-timeout', req.iterationTimeoutMs);
+  const stallTimeoutMs = checkDuration('--stall-timeout', req.stallTimeoutMs);
 
   const maxIterations = req.maxIterations ?? DEFAULT_MAX_ITERATIONS;
   if (!Number.isInteger(maxIterations) || maxIterations < 1 || maxIterations > MAX_ITERATIONS_LIMIT) {
@@ -136,6 +173,9 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
     agent,
     agentCmd,
     maxIterations,
+    iterationTimeoutMs: iterationTimeoutMs ?? null,
+    stallTimeoutMs: stallTimeoutMs ?? null,
+    fallbackAgent: req.fallbackAgent ?? null,
     status: 'starting',
     iteration: 0,
     socketPath,

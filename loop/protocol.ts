@@ -7,7 +7,7 @@
 // it speaks in `subscribe`; a runner refuses a client older than itself with a clear error. A client
 // still reads protocol 1 from a runner that an older ralph started (it may outlive an upgrade).
 
-import type { LoopStatus } from '../store/loops.js';
+import type { LoopStatus, UsageTotals } from '../store/loops.js';
 
 /** `status` → */
 export interface LoopStatusResult {
@@ -28,6 +28,10 @@ export interface LoopStatusResult {
   endedAt: string | null;
   reason: string | null;
   pid: number;
+  /** While `paused`: when the loop goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** Token and cost totals of the loop so far. */
+  usage: UsageTotals;
 }
 
 /**
@@ -69,7 +73,7 @@ export interface OutputEventV1 {
   data: string;
 }
 
-/** `state` notification, sent on any change of status, iteration, story or interactive mode. */
+/** `state` notification, sent on any change of status, iteration, story, interactive mode or usage. */
 export interface StateEvent {
   status: LoopStatus;
   iteration: number;
@@ -77,6 +81,10 @@ export interface StateEvent {
   currentStory: string | null;
   interactive: boolean;
   reason: string | null;
+  /** While `paused`: when the loop goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** Token and cost totals of the loop so far. */
+  usage: UsageTotals;
 }
 
 /** `iteration` notification, at the start of each iteration. */
@@ -84,6 +92,8 @@ export interface IterationEvent {
   iteration: number;
   maxIterations: number;
   story: string | null;
+  /** The agent running it (the fallback agent while the loop's own is rate-limited). */
+  agent: string;
 }
 
 /** `completed` notification, once, when the loop reaches a final status. */

@@ -1,33 +1,44 @@
-// The iteration driver. Each iteration runs the agent once in a real PTY over the task; the loop ends
-// `completed` when the agent promised completion and prd.json agrees, `failed` at the iteration limit
-// or after repeated agent failures, `stopped` on request. It keeps the loop's DB row current and
-// tells its listeners (the RPC service) about every change.
+// The iteration driver. Each iteration runs the agent once over the task (loop/iteration.ts); the
+// loop ends `completed` when the agent promised completion and prd.json agrees, `failed` at the
+// iteration limit, after repeated agent failures or when the agent cannot authenticate, `stopped` on
+// request. A rate or usage limit pauses it (`paused`) until the limit lifts, without using up an
+// iteration. It keeps the loop's DB rows current and tells its listeners (the RPC service) about
+// every change.
 
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import pty from 'node-pty';
+import { IterationStore } from '../store/iterations.js';
 import type { HomePaths } from '../store/paths.js';
-import type { LoopRow, LoopStatus, LoopStore } from '../store/loops.js';
-import { agentCommand, type AgentCommand } from './agents.js';
-import { CompletionDetector } from './completion.js';
+import { usageOf, type LoopRow, type LoopStatus, type LoopStore, type UsageTotals } from '../store/loops.js';
+import { formatDuration } from '../store/duration.js';
 import { LoopRefusedError } from './errors.js';
 import { OutputHistory } from './history.js';
+import { Iteration, type IterationReport } from './iteration.js';
+import { OutputWriter } from './output-writer.js';
 import { allPass, nextStory, openStories, readPrd, type Prd } from './prd.js';
-import { writePromptFile } from './prompt.js';
-import { PtyInput } from './pty-input.js';
 import type { CompletedEvent, IterationEvent, LoopStatusResult, StateEvent } from './protocol.js';
 import { ScreenMirror } from './screen.js';
 import { taskFiles, type TaskFiles } from './task.js';
+import { usageLine } from './usage-line.js';
 
 export const DEFAULT_COLS = 120;
 export const DEFAULT_ROWS = 40;
 /** Failed iterations in a row that fail the loop. */
 export const MAX_FAILURES_IN_A_ROW = 3;
+export const DEFAULT_ITERATION_TIMEOUT_MS = 60 * 60_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 20 * 60_000;
+/** First wait after a rate limit that says nothing of when it lifts; doubled each time in a row. */
+const RATE_LIMIT_BACKOFF_MS = 60_000;
+const RATE_LIMIT_BACKOFF_MAX_MS = 30 * 60_000;
+/** Slack after a reported reset time, so the limit has really lifted. */
+const RESET_SLACK_MS = 5_000;
 /** Output written to the log per write() under heavy output (see OutputHistory). */
 const LOG_BATCH_BYTES = 64 * 1024;
 
 export interface LoopRunnerOptions {
   store: LoopStore;
+  /** Where the `iterations` rows go. Default: an IterationStore on store.db. */
+  iterations?: IterationStore;
   paths: HomePaths;
   /** The loop's row as prepared (status `starting`). */
   row: LoopRow;
@@ -46,19 +57,24 @@ export interface LoopRunnerEvents {
   completed: [CompletedEvent];
 }
 
-interface AgentExit {
-  exitCode: number;
-  signal: number;
-  promised: boolean;
+type Outcome = { status: LoopStatus; reason: string };
+
+function envMs(name: string, fallback: number): number {
+  const v = process.env[name];
+  return v && /^\d+$/.test(v) ? Number(v) : fallback;
 }
 
-type Outcome = { status: LoopStatus; reason: string };
+function clock(epochMs: number): string {
+  return new Date(epochMs).toTimeString().slice(0, 8);
+}
 
 export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   readonly id: string;
   readonly history: OutputHistory;
   readonly screen: ScreenMirror;
+  private readonly writer: OutputWriter;
   private readonly store: LoopStore;
+  private readonly iterations: IterationStore;
   private readonly row: LoopRow;
   private readonly files: TaskFiles;
   private readonly env: NodeJS.ProcessEnv;
@@ -74,13 +90,12 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   private rows = DEFAULT_ROWS;
   private reason: string | null = null;
   private endedAt: string | null = null;
-  private stopRequest: { when: 'now' | 'after-iteration'; reason: string } | null = null;
-  private agent: pty.IPty | null = null;
-  /** Where write() sends keys: the running agent's PTY. */
-  private input: PtyInput | null = null;
-  private killTimer: NodeJS.Timeout | undefined;
-  private readonly detector = new CompletionDetector();
-  private atLineStart = true;
+  private pausedUntil: string | null = null;
+  private usage: UsageTotals;
+  private stopRequest: { when: 'now' | 'after-iteration'; reason: string; status?: 'failed' } | null = null;
+  private current: Iteration | null = null;
+  /** While the loop's own agent is rate-limited (epoch ms): the fallback agent runs instead. */
+  private primaryLimitedUntil = 0;
   private changeWaiters: Array<() => void> = [];
   private completion: CompletedEvent | null = null;
 
@@ -91,20 +106,23 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.id = row.id;
     this.row = row;
     this.store = opts.store;
+    this.iterations = opts.iterations ?? new IterationStore(opts.store.db);
     this.files = taskFiles(row.taskDir);
     this.env = opts.env ?? process.env;
     this.agentSearchDirs = opts.agentSearchDirs ?? [join(paths.agents, 'node_modules', '.bin')];
     this.promptPath = join(paths.logs, `${row.id}.prompt.md`);
-    this.stopGraceMs = opts.stopGraceMs ?? Number(process.env.RALPH_STOP_GRACE_MS || 3000);
+    this.stopGraceMs = opts.stopGraceMs ?? envMs('RALPH_STOP_GRACE_MS', 3000);
     this.iteration = row.iteration;
     this.maxIterations = row.maxIterations;
     this.currentStory = row.currentStory;
+    this.usage = usageOf(row);
     // Log writes batched (one write per 64 KiB or 10 ms instead of one per PTY read): the service
     // flushes before any event that tells a client the loop moved on.
     this.history = new OutputHistory(row.logPath ?? paths.logFor(row.id), {
       ...(opts.ringBytes ? { ringBytes: opts.ringBytes } : {}),
       logBatchBytes: LOG_BATCH_BYTES,
     });
+    this.writer = new OutputWriter(this.history);
     this.screen = new ScreenMirror(this.history, this.cols, this.rows);
   }
 
@@ -134,6 +152,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       endedAt: this.endedAt,
       reason: this.reason,
       pid: process.pid,
+      pausedUntil: this.pausedUntil,
+      usage: this.usage,
     };
   }
 
@@ -145,6 +165,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       currentStory: this.currentStory,
       interactive: this.interactiveOn,
       reason: this.reason,
+      pausedUntil: this.pausedUntil,
+      usage: this.usage,
     };
   }
 
@@ -170,15 +192,15 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
 
   write(data: string): void {
     if (!this.interactiveOn) throw new LoopRefusedError('not in interactive mode: send interactive {on: true} first');
-    if (this.input === null) throw new LoopRefusedError('no agent is running right now (between iterations)');
-    this.input.write(data);
+    if (this.current === null || !this.current.running) throw new LoopRefusedError('no agent is running right now (between iterations)');
+    this.current.input(data);
   }
 
   resize(cols: number, rows: number): void {
     if (cols === this.cols && rows === this.rows) return;
     this.cols = cols;
     this.rows = rows;
-    this.agent?.resize(cols, rows);
+    this.current?.resize(cols, rows);
     this.screen.resize(cols, rows);
   }
 
@@ -186,6 +208,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     if (on === this.interactiveOn) return;
     if (on && this.ended) throw new LoopRefusedError('the loop has ended');
     this.interactiveOn = on;
+    this.current?.setInteractive(on);
     this.emitState();
     this.wake();
   }
@@ -193,13 +216,21 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   stop(when: 'now' | 'after-iteration', reason = 'stopped by request'): void {
     if (this.ended) return;
     if (when === 'now') {
-      if (this.stopRequest?.when !== 'now') this.say(`stop requested: stopping now`);
+      if (this.stopRequest?.when !== 'now') this.writer.say(`stop requested: stopping now`);
       this.stopRequest = { when, reason };
-      this.killAgent();
+      this.current?.end('stopped', reason);
     } else if (this.stopRequest === null) {
       this.stopRequest = { when, reason };
-      this.say(`stop requested: stopping when iteration ${this.iteration} ends`);
+      this.writer.say(`stop requested: stopping when iteration ${this.iteration} ends`);
     }
+    this.wake();
+  }
+
+  /** Ends the loop now as failed (the runner cannot go on: its log cannot be written). */
+  fail(reason: string): void {
+    if (this.ended) return;
+    this.stopRequest = { when: 'now', reason, status: 'failed' };
+    this.current?.end('stopped', reason);
     this.wake();
   }
 
@@ -207,14 +238,15 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     if (this.ended) throw new LoopRefusedError('the loop has ended');
     this.maxIterations += n;
     this.store.update(this.id, { maxIterations: this.maxIterations });
-    this.say(`iteration limit raised to ${this.maxIterations}`);
+    this.writer.say(`iteration limit raised to ${this.maxIterations}`);
     this.emitState();
+    this.wake();
     return this.maxIterations;
   }
 
   /** Ends the agent (if any) without waiting; for a runner that must exit now. */
   dispose(): void {
-    this.killAgent(true);
+    this.current?.end('stopped', 'the runner is exiting', true);
     this.screen.dispose();
     this.history.close();
   }
@@ -223,13 +255,14 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
 
   private async iterate(): Promise<Outcome> {
     let failuresInARow = 0;
+    let limitsInARow = 0;
     for (;;) {
       if (this.stopRequest) {
-        return { status: 'stopped', reason: this.stopRequest.when === 'now' ? this.stopRequest.reason : `stopped after iteration ${this.iteration} as requested` };
+        return { status: this.stopRequest.status ?? 'stopped', reason: this.stopRequest.when === 'now' ? this.stopRequest.reason : `stopped after iteration ${this.iteration} as requested` };
       }
       // A human is typing: the next iteration waits until they leave interactive mode.
       if (this.interactiveOn) {
-        this.say(`waiting for interactive mode to end before iteration ${this.iteration + 1}`);
+        this.writer.say(`waiting for interactive mode to end before iteration ${this.iteration + 1}`);
         while (this.interactiveOn && !this.pendingStop()) await this.nextChange();
         continue;
       }
@@ -240,128 +273,157 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       const prd = this.readPrdOrSay();
       const story = prd ? nextStory(prd) : undefined;
       this.currentStory = story?.id ?? null;
+      const agent = this.agentNow();
       this.store.update(this.id, { status: 'running', iteration: this.iteration, currentStory: this.currentStory });
-      this.emit('iteration', { iteration: this.iteration, maxIterations: this.maxIterations, story: this.currentStory });
+      this.emit('iteration', { iteration: this.iteration, maxIterations: this.maxIterations, story: this.currentStory, agent: agent.agent });
       this.emitState();
-      this.say(`iteration ${this.iteration}/${this.maxIterations}` + (story ? ` — ${story.id}: ${story.title}` : ''));
+      const fallbackNote = agent.agent !== this.row.agent ? ` (${agent.agent}, while ${this.row.agent} is rate-limited)` : '';
+      this.writer.say(`iteration ${this.iteration}/${this.maxIterations}` + (story ? ` — ${story.id}: ${story.title}` : '') + fallbackNote);
 
-      const exit = await this.runIteration();
+      const report = await this.runIteration(agent);
       // (Read through a method: TypeScript would keep the narrowing from the top of the loop.)
       const stop = this.pendingStop();
-      if (stop?.when === 'now') return { status: 'stopped', reason: stop.reason };
+      if (stop?.when === 'now') return { status: stop.status ?? 'stopped', reason: stop.reason };
 
-      if (exit.promised) {
+      if (report.outcome === 'rate-limited') {
+        // Not the agent's fault, and not the task's: the iteration is not used up.
+        this.iteration--;
+        this.store.update(this.id, { iteration: this.iteration });
+        const resetsAt = report.error?.resetsAt ?? null;
+        const until = resetsAt !== null ? resetsAt + RESET_SLACK_MS : Date.now() + this.backoffMs(limitsInARow);
+        limitsInARow++;
+        const why = `${report.agent} is rate-limited: ${report.reason}`;
+        if (this.row.fallbackAgent === null) {
+          await this.pause(until, why);
+        } else if (report.agent === this.row.agent) {
+          this.primaryLimitedUntil = until;
+          this.writer.say(`${why}; running ${this.row.fallbackAgent} until ${clock(until)}`);
+        } else {
+          // The fallback is limited too: wait for whichever comes back first.
+          await this.pause(Math.min(until, this.primaryLimitedUntil), why);
+        }
+        continue;
+      }
+      limitsInARow = 0;
+
+      if (report.promised) {
         const after = this.readPrdOrSay();
         if (after && allPass(after)) {
           return { status: 'completed', reason: `all ${after.userStories.length} stories pass after ${this.iteration} iteration${this.iteration === 1 ? '' : 's'}` };
         }
-        if (after) this.say(`agent said COMPLETE but ${this.countText(openStories(after).length)} still open; continuing`);
+        if (after) this.writer.say(`agent said COMPLETE but ${this.countText(openStories(after).length)} still open; continuing`);
       }
-      if (exit.exitCode !== 0 || exit.signal !== 0) {
-        failuresInARow++;
-        const how = exit.signal !== 0 ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`;
-        this.say(`agent failed (${how}); ${failuresInARow} failed iteration${failuresInARow === 1 ? '' : 's'} in a row`);
-        if (failuresInARow >= MAX_FAILURES_IN_A_ROW) {
-          return { status: 'failed', reason: `the agent failed ${failuresInARow} iterations in a row (last: ${how})` };
-        }
-      } else {
+      if (report.outcome === 'ok') {
         failuresInARow = 0;
+        continue;
+      }
+      // Retrying cannot fix credentials: say so now rather than after three more failures.
+      if (report.error?.errorKind === 'auth') {
+        return { status: 'failed', reason: `${report.agent} cannot authenticate: ${report.error.text}` };
+      }
+      failuresInARow++;
+      this.writer.say(`iteration ${this.iteration} failed (${report.reason}); ${failuresInARow} failed iteration${failuresInARow === 1 ? '' : 's'} in a row`);
+      if (failuresInARow >= MAX_FAILURES_IN_A_ROW) {
+        return { status: 'failed', reason: `the agent failed ${failuresInARow} iterations in a row (last: ${report.reason})` };
       }
     }
   }
 
-  private async runIteration(): Promise<AgentExit> {
-    let cmd: AgentCommand;
-    try {
-      const prompt = writePromptFile(this.promptPath, {
-        // Looked up again each iteration: a prompt.md added (or removed) meanwhile counts.
-        files: taskFiles(this.files.taskDir),
-        workDir: this.row.workDir,
-        iteration: this.iteration,
-        maxIterations: this.maxIterations,
-        loopId: this.id,
-      });
-      // Profiles take the prompt text as an argument; a custom command reads RALPH_PROMPT_FILE.
-      cmd = agentCommand(this.row, prompt, this.agentSearchDirs, this.env);
-    } catch (err) {
-      this.say((err as Error).message);
-      return { exitCode: 127, signal: 0, promised: false };
-    }
-    return this.runAgent(cmd);
+  /** The loop's agent, or its fallback while the loop's own agent is rate-limited. */
+  private agentNow(): { agent: string; agentCmd: string | null } {
+    if (this.row.fallbackAgent !== null && Date.now() < this.primaryLimitedUntil) return { agent: this.row.fallbackAgent, agentCmd: null };
+    return { agent: this.row.agent, agentCmd: this.row.agentCmd };
   }
 
-  private runAgent(cmd: AgentCommand): Promise<AgentExit> {
-    this.detector.reset();
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.env)) if (v !== undefined) env[k] = v;
-    Object.assign(env, {
-      TERM: 'xterm-256color',
-      RALPH_PROMPT_FILE: this.promptPath,
-      RALPH_ITERATION: String(this.iteration),
-      RALPH_LOOP_ID: this.id,
-      RALPH_TASK_DIR: this.files.taskDir,
-    });
-    let agent: pty.IPty;
-    try {
-      // encoding null: the PTY's bytes as they are (history.appendBytes keeps characters whole), so
-      // output is never decoded into strings and encoded back on its way to the log and the clients.
-      agent = pty.spawn(cmd.file, cmd.args, { name: 'xterm-256color', cols: this.cols, rows: this.rows, cwd: this.row.workDir, env, encoding: null });
-    } catch (err) {
-      this.say(`cannot start the agent: ${(err as Error).message}`);
-      return Promise.resolve({ exitCode: 127, signal: 0, promised: false });
-    }
-    this.agent = agent;
-    this.input = new PtyInput(agent);
-    // (node-pty's types say string; with encoding null its data events are Buffers.)
-    (agent.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
-      const chunk = this.history.appendBytes(data);
-      if (chunk === null) return;
-      this.atLineStart = chunk.buf[chunk.buf.length - 1] === 0x0a;
-      // Output produced while a human types is theirs, not the agent's verdict.
-      if (!this.interactiveOn) this.detector.push(chunk.buf);
-    });
-    return new Promise((resolve) => {
-      agent.onExit(({ exitCode, signal }) => {
-        this.history.endBytes();
-        clearTimeout(this.killTimer);
-        this.killTimer = undefined;
-        this.agent = null;
-        this.input?.close();
-        this.input = null;
-        resolve({ exitCode, signal: signal ?? 0, promised: this.detector.detected });
-      });
-    });
+  private backoffMs(limitsInARow: number): number {
+    const first = envMs('RALPH_RATE_LIMIT_BACKOFF_MS', RATE_LIMIT_BACKOFF_MS);
+    return Math.min(first * 2 ** limitsInARow, Math.max(first, RATE_LIMIT_BACKOFF_MAX_MS));
   }
 
-  /** SIGTERM to the agent's whole process group (the PTY made it a session leader), SIGKILL later. */
-  private killAgent(now = false): void {
-    const agent = this.agent;
-    if (agent === null) return;
-    const signalGroup = (sig: NodeJS.Signals) => {
-      try {
-        process.kill(-agent.pid, sig);
-      } catch {
-        /* already gone */
-      }
-    };
-    if (now) {
-      signalGroup('SIGKILL');
-      return;
+  private async runIteration(agent: { agent: string; agentCmd: string | null }): Promise<IterationReport> {
+    const iteration = new Iteration({
+      loopId: this.id,
+      iteration: this.iteration,
+      maxIterations: this.maxIterations,
+      agent,
+      promptPath: this.promptPath,
+      // Looked up again each iteration: a prompt.md added (or removed) meanwhile counts.
+      files: taskFiles(this.files.taskDir),
+      workDir: this.row.workDir,
+      env: this.env,
+      agentSearchDirs: this.agentSearchDirs,
+      cols: this.cols,
+      rows: this.rows,
+      interactive: this.interactiveOn,
+      writer: this.writer,
+      iterationTimeoutMs: this.row.iterationTimeoutMs ?? DEFAULT_ITERATION_TIMEOUT_MS,
+      stallTimeoutMs: this.row.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+      stopGraceMs: this.stopGraceMs,
+    });
+    const started = Date.now();
+    const recordId = this.iterations.start(this.id, this.iteration, agent.agent, this.currentStory);
+    this.current = iteration;
+    let report: IterationReport;
+    try {
+      report = await iteration.start();
+    } finally {
+      this.current = null;
     }
-    signalGroup('SIGTERM');
-    if (this.killTimer === undefined) {
-      this.killTimer = setTimeout(() => signalGroup('SIGKILL'), this.stopGraceMs);
-      this.killTimer.unref();
+    const u = report.usage;
+    this.iterations.finish(recordId, {
+      model: u?.model ?? null,
+      outcome: report.outcome,
+      exitCode: report.exitCode,
+      reason: report.reason,
+      inputTokens: u?.inputTokens ?? null,
+      outputTokens: u?.outputTokens ?? null,
+      cacheReadTokens: u?.cacheReadTokens ?? null,
+      cacheWriteTokens: u?.cacheWriteTokens ?? null,
+      costUsd: u?.costUsd ?? null,
+    });
+    if (u !== null) {
+      this.usage = this.iterations.totals(this.id);
+      this.store.update(this.id, this.usage);
     }
+    this.writer.say(`iteration ${this.iteration} ${report.outcome === 'ok' ? 'done' : report.outcome} in ${formatDuration(Date.now() - started)}${u ? `: ${usageLine(u)}` : ''}`);
+    this.emitState();
+    return report;
+  }
+
+  /** Waits until `untilMs` (or a stop) with the loop `paused`, then goes on. */
+  private async pause(untilMs: number, why: string): Promise<void> {
+    this.status = 'paused';
+    this.pausedUntil = new Date(untilMs).toISOString();
+    this.reason = `${why}; going on at ${clock(untilMs)}`;
+    this.store.update(this.id, { status: 'paused', pausedUntil: this.pausedUntil, reason: this.reason });
+    this.writer.say(`paused: ${this.reason} (in ${formatDuration(untilMs - Date.now())}); no iteration is used meanwhile`);
+    this.emitState();
+    while (Date.now() < untilMs && !this.pendingStop()) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.nextChange(), new Promise<void>((resolve) => (timer = setTimeout(resolve, untilMs - Date.now())))]);
+      clearTimeout(timer);
+    }
+    this.status = 'running';
+    this.pausedUntil = null;
+    this.reason = null;
+    this.store.update(this.id, { status: 'running', pausedUntil: null, reason: null });
+    if (!this.pendingStop()) this.writer.say('the rate limit should have lifted: going on');
+    this.emitState();
   }
 
   private finish(outcome: Outcome): CompletedEvent {
     if (this.completion) return this.completion;
-    this.say(`loop ${outcome.status}: ${outcome.reason}`);
+    this.writer.say(`loop ${outcome.status}: ${outcome.reason}`);
     this.status = outcome.status;
     this.reason = outcome.reason;
+    this.pausedUntil = null;
     this.interactiveOn = false;
-    this.store.finish(this.id, outcome.status, outcome.reason, { iteration: this.iteration, currentStory: this.currentStory, maxIterations: this.maxIterations });
+    this.store.finish(this.id, outcome.status, outcome.reason, {
+      iteration: this.iteration,
+      currentStory: this.currentStory,
+      maxIterations: this.maxIterations,
+      pausedUntil: null,
+    });
     this.endedAt = this.store.get(this.id)?.endedAt ?? new Date().toISOString();
     this.completion = { status: outcome.status, reason: outcome.reason, iteration: this.iteration, seq: this.history.endSeq };
     this.emitState();
@@ -371,18 +433,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
 
   // ---- helpers ---------------------------------------------------------------------------
 
-  private output(data: string): void {
-    if (data === '') return;
-    this.history.append(data);
-    this.atLineStart = data.endsWith('\n');
-  }
-
-  /** One line of ralph's own in the output stream, on a line of its own. */
-  private say(text: string): void {
-    this.output(`${this.atLineStart ? '' : '\r\n'}[ralph] ${text}\r\n`);
-  }
-
-  private pendingStop(): { when: 'now' | 'after-iteration'; reason: string } | null {
+  private pendingStop(): { when: 'now' | 'after-iteration'; reason: string; status?: 'failed' } | null {
     return this.stopRequest;
   }
 
@@ -390,7 +441,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     try {
       return readPrd(this.files.prdPath);
     } catch (err) {
-      this.say((err as Error).message);
+      this.writer.say((err as Error).message);
       return null;
     }
   }

@@ -31,6 +31,8 @@ import type { LoopRunner } from './runner.js';
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 export const DEFAULT_FIRST_MESSAGE_TIMEOUT_MS = 10_000;
 export const MAX_LINE_BYTES = 1024 * 1024;
+/** How long a runner whose loop has ended keeps serving clients that are still reading. */
+export const DEFAULT_END_DRAIN_MS = 60_000;
 /** Largest `output` event payload (bytes of output, before JSON escaping). */
 const OUTPUT_CHUNK_BYTES = 64 * 1024;
 /** Output held during a burst before it is sent anyway (see LoopService.outputAppended). */
@@ -172,6 +174,8 @@ class Subscription {
 
 class Connection {
   subscription: Subscription | null = null;
+  /** Half-closed by the runner after the loop's end and its last byte (see drainAndClose). */
+  ended = false;
   constructor(
     readonly peer: RpcPeer,
     readonly runner: LoopRunner,
@@ -188,6 +192,13 @@ class Connection {
   unsubscribe(): void {
     this.subscription?.stop();
     this.subscription = null;
+  }
+
+  /** No more bytes from us; the client closes its side once it has read them. */
+  end(): void {
+    this.ended = true;
+    this.unsubscribe();
+    this.peer.stream.end();
   }
 }
 
@@ -270,34 +281,51 @@ export class LoopService {
     for (const c of this.connections) c.subscription?.release();
   }
 
-  /** Called by pumps as they catch up, so drainAndClose need not poll. */
+  /** Called by pumps as they catch up (and when a connection goes), so drainAndClose hears at once. */
   progressed(): void {
     for (const l of this.progressListeners) l();
   }
 
   /**
-   * After the loop has ended: waits until every subscriber has been sent all the output (so each
-   * sees the `completed` event and the last bytes), at most `maxMs`, then closes everything.
+   * After the loop has ended: every client still reading gets all the output and the `completed`
+   * event over its own connection before the runner goes. Each connection is ended (half-closed,
+   * after its last byte) once it has been sent everything, and the runner waits for the client to
+   * close its side: a client that has read to the end does so. A connection that makes no progress
+   * (takes no bytes, does not close) for the stall timeout is dropped; after `maxMs` in all (default
+   * RALPH_END_DRAIN_MS or 60 s) everything is closed. Returns when no connection is left.
    */
-  async drainAndClose(maxMs = 2000): Promise<void> {
-    const allCaughtUp = () => [...this.connections].every((c) => c.peer.closed || (c.subscription?.caughtUp ?? c.peer.bufferedBytes === 0));
-    if (!allCaughtUp()) {
-      await new Promise<void>((resolve) => {
-        const check = () => {
-          if (allCaughtUp()) finish();
-        };
-        const finish = () => {
-          clearTimeout(timer);
-          clearInterval(flushCheck);
-          this.progressListeners.delete(check);
-          resolve();
-        };
-        const timer = setTimeout(finish, maxMs);
-        // Socket buffers empty without an event of ours; look again now and then.
-        const flushCheck = setInterval(check, 20);
-        this.progressListeners.add(check);
-      });
-    }
+  async drainAndClose(maxMs = envMs('RALPH_END_DRAIN_MS') ?? DEFAULT_END_DRAIN_MS): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    const lastMove = new Map<Connection, { mark: string; at: number }>();
+    await new Promise<void>((resolve) => {
+      const check = () => {
+        const now = Date.now();
+        for (const c of this.connections) {
+          if (c.peer.closed) continue;
+          const sub = c.subscription;
+          const mark = `${sub?.nextSeq ?? -1}:${c.peer.bufferedBytes}:${c.ended}`;
+          const seen = lastMove.get(c);
+          if (seen === undefined || seen.mark !== mark) {
+            lastMove.set(c, { mark, at: now });
+          } else if (now - seen.at >= this.stallTimeoutMs) {
+            this.log(`dropped a client that took nothing for ${this.stallTimeoutMs} ms after the loop ended`);
+            c.peer.close(`not reading for ${this.stallTimeoutMs} ms`);
+            continue;
+          }
+          if (!c.ended && c.peer.bufferedBytes === 0 && (sub === null || sub.caughtUp)) c.end();
+        }
+        if (this.connections.size === 0 || now >= deadline) finish();
+      };
+      const finish = () => {
+        clearInterval(poll);
+        this.progressListeners.delete(check);
+        resolve();
+      };
+      // Socket buffers empty without an event of ours, and a stalled client sends none: look now and then.
+      const poll = setInterval(check, 20);
+      this.progressListeners.add(check);
+      check();
+    });
     await this.close();
   }
 

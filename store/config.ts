@@ -6,10 +6,14 @@ import { configPath } from './paths.js';
 
 export interface RemoteConfig {
   name: string;
-  /** `tcp://host:port`, or `ziti:<service>` with an identity. */
+  /** `tcp://host:port` with a token, `ziti:<service>` with an identity, or `ssh://[user@]host[:port]`. */
   address: string;
   /** Identity file for a ziti address (RALPH_ZITI_IDENTITY overrides when unset). */
   zitiIdentity?: string;
+  /** The daemon's token (a copy of its $RALPH_HOME/daemon.token), for a tcp address. */
+  token?: string;
+  /** The `ralph` program on the box, for an ssh address (default: `ralph` on its PATH). */
+  remoteRalph?: string;
   /** The git remote this ralph remote was added as (default `ralph-remote`). */
   gitRemote?: string;
   /** The repo name on the daemon. */
@@ -42,7 +46,7 @@ function checkConfig(value: unknown, path: string): Config {
       if (typeof r !== 'object' || r === null) throw bad(`remote ${name} must be an object`);
       const rr = r as Record<string, unknown>;
       if (typeof rr.address !== 'string') throw bad(`remote ${name} has no "address"`);
-      for (const k of ['zitiIdentity', 'gitRemote', 'repo'] as const) {
+      for (const k of ['zitiIdentity', 'gitRemote', 'repo', 'token', 'remoteRalph'] as const) {
         if (rr[k] !== undefined && typeof rr[k] !== 'string') throw bad(`remote ${name}: "${k}" must be a string`);
       }
       remotes[name] = { ...(rr as unknown as RemoteConfig), name };

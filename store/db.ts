@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DbFaultError, isDbFault } from './db-fault.js';
 import { ensurePrivateDir } from './paths.js';
 
 export type Db = Database.Database;
@@ -24,16 +25,30 @@ function readMigrations(): Migration[] {
   return out;
 }
 
-export function openDb(path: string): Db {
+/** How long a write waits for another writer's lock by default (a CLI, the daemon). */
+export const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
+
+export interface OpenDbOptions {
+  /** How long a statement waits for another writer's lock before SQLITE_BUSY (default 30 s). */
+  busyTimeoutMs?: number;
+}
+
+export function openDb(path: string, opts: OpenDbOptions = {}): Db {
   ensurePrivateDir(dirname(path));
-  const db = new Database(path);
-  // Many runners and CLIs write at once: WAL lets readers go on during a write, and the busy
-  // timeout makes a writer wait for the lock instead of failing with "database is locked".
-  db.pragma('busy_timeout = 10000');
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  migrate(db);
-  return db;
+  let db: Db | undefined;
+  try {
+    db = new Database(path);
+    // Many runners and CLIs write at once: WAL lets readers go on during a write, and the busy
+    // timeout makes a writer wait for the lock instead of failing with "database is locked".
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db?.close();
+    throw isDbFault(err) ? new DbFaultError(path, err) : err;
+  }
 }
 
 function migrate(db: Db): void {

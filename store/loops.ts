@@ -2,12 +2,38 @@
 
 import type { Db } from './db.js';
 
-export const LOOP_STATUSES = ['starting', 'running', 'completed', 'failed', 'stopped'] as const;
+export const LOOP_STATUSES = ['starting', 'running', 'paused', 'completed', 'failed', 'stopped'] as const;
 export type LoopStatus = (typeof LOOP_STATUSES)[number];
 export const FINAL_STATUSES: readonly LoopStatus[] = ['completed', 'failed', 'stopped'];
+/** Not final: a runner owns the loop (`paused` waits out a rate limit and goes on by itself). */
+export const OPEN_STATUSES: readonly LoopStatus[] = ['starting', 'running', 'paused'];
+/** OPEN_STATUSES as an SQL list, for `status IN (…)`. */
+export const OPEN_STATUSES_SQL = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
 
 export function isFinal(status: LoopStatus): boolean {
   return FINAL_STATUSES.includes(status);
+}
+
+/** Token and cost totals of a loop or of one agent run; null where the agent does not say. */
+export interface UsageTotals {
+  inputTokens: number | null;
+  outputTokens: number | null;
+  cacheReadTokens: number | null;
+  cacheWriteTokens: number | null;
+  costUsd: number | null;
+}
+
+export const NO_USAGE: UsageTotals = { inputTokens: null, outputTokens: null, cacheReadTokens: null, cacheWriteTokens: null, costUsd: null };
+
+/** The usage fields of a row (or any object carrying them). */
+export function usageOf(u: UsageTotals): UsageTotals {
+  return {
+    inputTokens: u.inputTokens,
+    outputTokens: u.outputTokens,
+    cacheReadTokens: u.cacheReadTokens,
+    cacheWriteTokens: u.cacheWriteTokens,
+    costUsd: u.costUsd,
+  };
 }
 
 export interface LoopRow {
@@ -39,6 +65,16 @@ export interface LoopRow {
   reason: string | null;
   lastSeenAt: string | null;
   pushId: string | null;
+  iterationTimeoutMs: number | null;
+  stallTimeoutMs: number | null;
+  fallbackAgent: string | null;
+  resumedFrom: string | null;
+  pausedUntil: string | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  cacheReadTokens: number | null;
+  cacheWriteTokens: number | null;
+  costUsd: number | null;
 }
 
 const COLUMNS: Record<keyof LoopRow, string> = {
@@ -70,6 +106,16 @@ const COLUMNS: Record<keyof LoopRow, string> = {
   reason: 'reason',
   lastSeenAt: 'last_seen_at',
   pushId: 'push_id',
+  iterationTimeoutMs: 'iteration_timeout_ms',
+  stallTimeoutMs: 'stall_timeout_ms',
+  fallbackAgent: 'fallback_agent',
+  resumedFrom: 'resumed_from',
+  pausedUntil: 'paused_until',
+  inputTokens: 'input_tokens',
+  outputTokens: 'output_tokens',
+  cacheReadTokens: 'cache_read_tokens',
+  cacheWriteTokens: 'cache_write_tokens',
+  costUsd: 'cost_usd',
 };
 
 const SELECT = `SELECT ${Object.entries(COLUMNS)
@@ -132,7 +178,7 @@ export class LoopStore {
     const patch: Record<string, unknown> = { ...extra, status, reason, endedAt: extra.endedAt ?? now, updatedAt: now };
     const keys = Object.keys(patch).filter((k) => patch[k] !== undefined) as Array<keyof LoopRow>;
     const sql = `UPDATE loops SET ${keys.map((k) => `${COLUMNS[k]} = @${k}`).join(', ')}
-      WHERE id = @__id AND status NOT IN ('completed', 'failed', 'stopped')`;
+      WHERE id = @__id AND status IN (${OPEN_STATUSES_SQL})`;
     const values: Record<string, unknown> = { __id: id };
     for (const k of keys) values[k] = patch[k];
     return this.db.prepare(sql).run(values).changes > 0;
@@ -169,7 +215,7 @@ export class LoopStore {
 
   listOpen(): LoopRow[] {
     return (
-      this.db.prepare(`${SELECT} WHERE status IN ('starting', 'running') ORDER BY started_at DESC`).all() as Record<
+      this.db.prepare(`${SELECT} WHERE status IN (${OPEN_STATUSES_SQL}) ORDER BY started_at DESC`).all() as Record<
         string,
         unknown
       >[]

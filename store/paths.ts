@@ -26,6 +26,8 @@ export interface HomePaths {
   agents: string;
   locks: string;
   daemonSocket: string;
+  /** The secret a tcp connection to the daemon must present (daemon/token.ts). */
+  daemonToken: string;
   socketFor(loopId: string): string;
   logFor(loopId: string): string;
 }
@@ -41,6 +43,7 @@ export function homePaths(home = ralphHome()): HomePaths {
     agents: join(home, 'agents'),
     locks: join(home, 'locks'),
     daemonSocket: join(home, 'daemon.sock'),
+    daemonToken: join(home, 'daemon.token'),
     socketFor: (id) => join(home, 'sockets', `${id}.sock`),
     logFor: (id) => join(home, 'logs', `${id}.log`),
   };

@@ -27,6 +27,9 @@ const JSON_KEYS = [
   'startedAt',
   'endedAt',
   'reason',
+  'pausedUntil',
+  'resumedFrom',
+  'usage',
 ];
 
 /** Slow iterations (each: one story, then SLOW_COUNT lines SLOW_MS apart) so a test can act mid-loop. */
@@ -56,7 +59,7 @@ test('ralph run starts a loop: the id alone on stdout, status shows it, it compl
     const table = await w.ralph(['status']);
     assert.is(table.code, 0, table.stderr);
     const [header, line] = table.stdout.split('\n');
-    assert.match(header!, /^ID\s+LOCATION\s+STATUS\s+ITER\s+AGENT\s+BRANCH\/DIR\s+AGE\s+REASON$/);
+    assert.match(header!, /^ID\s+LOCATION\s+STATUS\s+ITER\s+AGENT\s+COST\s+BRANCH\/DIR\s+AGE\s+REASON$/);
     assert.match(line!, new RegExp(`^${id}\\s+local\\s+(starting|running|completed)\\s+\\d+/10\\s+custom\\s+\\S+\\s+\\d+s`));
 
     const done = await w.waitForLoop(id, 'completed', (e) => e.status === 'completed');
@@ -113,6 +116,8 @@ test('two loops at once each complete with their own iteration count; --json has
       assert.is(e.location, 'local');
       assert.is(e.remote, null);
       assert.is(e.agent, 'custom');
+      // A custom command reports no tokens or cost: unknown, not zero.
+      assert.equal(e.usage, { inputTokens: null, outputTokens: null, cacheReadTokens: null, cacheWriteTokens: null, costUsd: null });
       assert.is(typeof e.pid, 'number');
       assert.ok(!Number.isNaN(Date.parse(e.startedAt)));
       assert.ok(!Number.isNaN(Date.parse(e.endedAt!)));

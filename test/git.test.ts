@@ -97,7 +97,7 @@ test.before(async () => {
   writeFileSync(join(work, 'prd.json'), JSON.stringify(prd, null, 2) + '\n');
   await git(['add', 'prd.json']);
   await git(['commit', '--quiet', '-m', 'task: two stories']);
-  const added = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--repo', 'app'], { env, cwd: work });
+  const added = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--token-file', d.tokenFile, '--repo', 'app'], { env, cwd: work });
   assert.is(added.code, 0, added.stderr);
 });
 

@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUNNER_GONE_REASON, whyRunnerGone } from '../client/liveness.js';
-import { agentNotFoundMessage, AGENT_PROFILES, findExecutable } from '../loop/agents.js';
+import { agentNotFoundMessage, agentPreflight, AGENT_PROFILES, findExecutable } from '../agents/registry.js';
 import { CompletionDetector } from '../loop/completion.js';
 import { OutputHistory } from '../loop/history.js';
 import { allPass, nextStory, parsePrd } from '../loop/prd.js';
@@ -115,13 +115,20 @@ test('agents: found on PATH or in extra dirs; a missing one gets the install hin
     assert.is(findExecutable('codex', [bin], env), null, 'not executable');
     assert.is(findExecutable('sh', [], { PATH: '/bin:/usr/bin' })?.endsWith('/sh'), true);
     assert.is(
-      agentNotFoundMessage(AGENT_PROFILES.claude),
-      'agent CLI `claude` not found on PATH; install it (npm i -g @anthropic-ai/claude-code) or pass --agent-cmd',
+      agentNotFoundMessage(AGENT_PROFILES.claude, ['/home/u/.local/share/ralph/agents/node_modules/.bin']),
+      'agent CLI `claude` not found on PATH or /home/u/.local/share/ralph/agents/node_modules/.bin; install it (npm i -g @anthropic-ai/claude-code), or let ralph install it (ralph run --install-agent), or pass --agent-cmd',
     );
-    assert.equal(AGENT_PROFILES.claude.args('P'), ['--print', '--dangerously-skip-permissions', 'P']);
-    assert.equal(AGENT_PROFILES.opencode.args('P'), ['run', 'P']);
-    assert.equal(AGENT_PROFILES.amp.args('P'), ['--execute', 'P']);
-    assert.equal(AGENT_PROFILES.codex.args('P').slice(0, 1), ['exec']);
+    const claude = AGENT_PROFILES.claude.launch('P');
+    assert.is(claude.mode, 'stream', 'claude speaks stream-json');
+    assert.ok(claude.args.includes('--dangerously-skip-permissions'));
+    assert.not.ok(claude.args.includes('P'), 'the prompt goes on stdin, not in argv');
+    assert.equal(AGENT_PROFILES.opencode.launch('P'), { mode: 'pty', args: ['run', 'P'] });
+    assert.equal(AGENT_PROFILES.amp.launch('P'), { mode: 'pty', args: ['--execute', 'P'] });
+    assert.is(AGENT_PROFILES.amp.npmPackage, '@ampcode/cli');
+    assert.match(agentPreflight('claude', {}, 0) ?? '', /as root/);
+    assert.is(agentPreflight('claude', { IS_SANDBOX: '1' }, 0), null);
+    assert.is(agentPreflight('claude', {}, 1000), null);
+    assert.is(agentPreflight('opencode', {}, 0), null);
   } finally {
     t.cleanup();
   }
@@ -219,12 +226,21 @@ test('prepareLoop: validates first and writes nothing on a bad request; ids and 
     writeFileSync(join(empty.dir, 'prd.json'), '{"userStories": [{"id": 1}]}');
     assert.match(setupError(() => prepareLoop(store, paths, { dir: empty.dir })), /userStories\[0\]\.id must be a string/);
     const savedPath = process.env.PATH;
+    const savedSandbox = process.env.IS_SANDBOX;
     process.env.PATH = '/nonexistent';
     try {
+      // Claude Code refuses to run unattended as root unless IS_SANDBOX=1: ralph says so first, never sets it.
+      delete process.env.IS_SANDBOX;
+      if (process.getuid?.() === 0) {
+        assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir })), /will not run unattended as root.*export IS_SANDBOX=1/);
+      }
+      process.env.IS_SANDBOX = '1';
       assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir })), /agent CLI `claude` not found on PATH; install it/);
       assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agent: 'amp' })), /`amp` not found/);
     } finally {
       process.env.PATH = savedPath;
+      if (savedSandbox === undefined) delete process.env.IS_SANDBOX;
+      else process.env.IS_SANDBOX = savedSandbox;
     }
     assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', maxIterations: 0 })), /--max-iterations/);
     assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', name: 'bad name' })), /--name/);

@@ -92,8 +92,9 @@ test('an agent that fails three iterations in a row fails the loop', async () =>
     const end = await client.watchToEnd();
     assert.is(end.status, 'failed');
     assert.is(end.iteration, 3);
-    assert.match(client.output, /\[ralph\] agent failed \(exit code 3\); 3 failed iterations in a row/);
-    assert.is(h.row(loop.row.id).reason, 'the agent failed 3 iterations in a row (last: exit code 3)');
+    // The reason carries the agent's own last words.
+    assert.match(client.output, /\[ralph\] iteration 3 failed \(exit code 3: fixture: crashing on purpose\); 3 failed iterations in a row/);
+    assert.is(h.row(loop.row.id).reason, 'the agent failed 3 iterations in a row (last: exit code 3: fixture: crashing on purpose)');
   } finally {
     await h.cleanup();
   }

@@ -5,7 +5,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { watchRemoteCompletions } from '../client/events.js';
@@ -16,8 +16,9 @@ import { RpcPeer } from '../rpc/peer.js';
 import { readConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
-import { FIXTURES, RALPH_BIN, exited, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { FIXTURES, exited, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
+import { attachProcess } from './helpers/attach.js';
 
 const AGENT = `node ${join(FIXTURES, 'agent-package', 'agent.js')}`;
 
@@ -74,7 +75,7 @@ test.after(async () => {
 });
 
 test('remote add checks the live daemon; start --remote runs a loop there; status reconciles the completion the laptop missed', async () => {
-  const add = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--repo', 'app'], { env: laptop.env, cwd: work });
+  const add = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--token-file', d.tokenFile, '--repo', 'app'], { env: laptop.env, cwd: work });
   assert.is(add.code, 0, add.stderr);
   assert.match(add.stdout, /^added remote box \(tcp:\/\/127\.0\.0\.1:\d+\): daemon on \S+, ralph \d+\.\d+\.\d+$/m);
   assert.match(git(['remote', 'get-url', 'ralph-remote'], work), /^ralph:\/\/box\/app$/m);
@@ -202,28 +203,6 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   }
 }
 
-/** `ralph attach` as a user runs it, keys written to its stdin; resolves text as it arrives. */
-function attachProcess(id: string) {
-  const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env: laptop.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (x) => (out += x));
-  child.stderr!.on('data', (x) => (err += x));
-  child.stdin!.on('error', () => {});
-  const seen = (where: () => string, text: string | RegExp) =>
-    waitUntil(() => (typeof text === 'string' ? where().includes(text) : text.test(where())), {
-      timeoutMs: 20_000,
-      what: `${String(text)} from ralph attach; stdout ${JSON.stringify(out)} stderr ${JSON.stringify(err)}`,
-    });
-  return {
-    child,
-    keys: (data: string) => child.stdin!.write(data),
-    stdout: (text: string | RegExp) => seen(() => out, text),
-    stderr: (text: string | RegExp) => seen(() => err, text),
-    output: () => out,
-  };
-}
-
 test('ralph attach to a remote loop: replay, i for interactive, keystrokes reach the agent, Ctrl-] back, daemon events and the end are recorded', async () => {
   pushToBox('attach');
   const agent = `printf 'ready>'; read line; echo "got:$line"; read two; echo "second:$two"`;
@@ -240,7 +219,7 @@ test('ralph attach to a remote loop: replay, i for interactive, keystrokes reach
   const asideId = aside.stdout.trim();
   const subscribed = () => d.log().match(/\(ralph-cli\): subscribed to loop events/g)?.length ?? 0;
   const subscribedBefore = subscribed();
-  const a = attachProcess(id);
+  const a = attachProcess(id, laptop.env);
   try {
     await a.stderr(`attached to loop ${id}`);
     await a.stdout('ready>');

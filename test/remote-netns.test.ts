@@ -122,7 +122,11 @@ if (why) {
       assert.is(git(['add', '.']).code, 0);
       assert.is(git(['commit', '-qm', 'task']).code, 0);
 
-      const add = await ralph(['remote', 'add', 'far', '--address', daemon.tcp], { env, cwd: work });
+      // Without the daemon's token the port is closed to us; with a copy of it, open.
+      const stranger = await ralph(['remote', 'add', 'far', '--address', daemon.tcp], { env, cwd: work });
+      assert.is(stranger.code, 1);
+      assert.match(stranger.stderr, new RegExp(`the daemon refused: this daemon's tcp port needs its token: copy ${join(box.home, 'daemon.token')} from the box`));
+      const add = await ralph(['remote', 'add', 'far', '--address', daemon.tcp, '--token-file', join(box.home, 'daemon.token')], { env, cwd: work });
       assert.is(add.code, 0, add.stderr);
 
       const push = git(['push', '-o', `ralph.agent-cmd=${AGENT}`, '-o', 'ralph.iterations=3', 'ralph-remote', 'main:feature']);

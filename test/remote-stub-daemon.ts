@@ -11,7 +11,7 @@ import { LOOP_PROTOCOL, LoopEvents, LoopMethods } from '../loop/protocol.js';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readFirstLine } from '../rpc/reader.js';
-import type { LoopStatus } from '../store/loops.js';
+import { NO_USAGE, type LoopStatus } from '../store/loops.js';
 import { listen, type Listener } from '../transport/index.js';
 
 export interface StubDaemon {
@@ -82,6 +82,9 @@ export async function startStubDaemon(opts: { host?: string; loopProtocol?: 1 | 
         endedAt: null,
         reason: null,
         pushId: p.pushId ?? null,
+        pausedUntil: null,
+        resumedFrom: null,
+        usage: NO_USAGE,
       };
       loops.set(loopId, loop);
       for (const s of subscribers) s.notify(ControlEvents.started, loop);

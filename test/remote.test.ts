@@ -18,7 +18,7 @@ import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readConfig, writeConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
-import { LoopStore } from '../store/loops.js';
+import { LoopStore, NO_USAGE } from '../store/loops.js';
 import { makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
 import { deadAddress, startSilentServer, startStubDaemon, type StubDaemon } from './remote-stub-daemon.js';
 
@@ -132,7 +132,7 @@ test('remote add checks the daemon; remote test shows host, version, agents, loo
 
   const unknown = await ralph(['remote', 'test', 'nope'], { env: t.env });
   assert.is(unknown.code, 1);
-  assert.match(unknown.stderr, /^ralph: no remote named "nope" \(known: live\); add it with: ralph remote add nope --address tcp:\/\/HOST:PORT\n$/);
+  assert.match(unknown.stderr, /^ralph: no remote named "nope" \(known: live\); add it with: ralph remote add nope --ssh \[USER@\]HOST \(or --address, --ziti-service\)\n$/);
 });
 
 test('remote add to a dead address, or to a daemon that never answers: one clear line, nothing saved', async () => {
@@ -172,7 +172,7 @@ test('remote add refuses bad input and a git remote that points elsewhere, savin
     [['remote', 'add', 'a/b', '--address', stub.address], /bad remote name "a\/b"/],
     [['remote', 'add', 'x', '--address', 'http://host:1'], /unsupported address "http:\/\/host:1"/],
     [['remote', 'add', 'x', '--address', 'tcp://host'], /bad tcp address "tcp:\/\/host": expected tcp:\/\/HOST:PORT/],
-    [['remote', 'add', 'x'], /how is remote x reached\? give --address tcp:\/\/HOST:PORT or --ziti-service NAME --ziti-identity FILE/],
+    [['remote', 'add', 'x'], /how is remote x reached\? give --ssh \[USER@\]HOST\[:PORT\], --address tcp:\/\/HOST:PORT --token-file FILE, or --ziti-service NAME --ziti-identity FILE/],
     [['remote', 'add', 'x', '--ziti-service', 'ralph-box', '--ziti-identity', '/nonexistent/id.json'], /no identity file at \/nonexistent\/id\.json/],
     [['remote', 'add', 'x', '--address', stub.address, '--repo', '../etc'], /bad repo name "\.\.\/etc": '\.\.' is not allowed/],
     // the daemon's own rule and words (store/names.ts), not a look-alike
@@ -190,7 +190,8 @@ test('remote add refuses bad input and a git remote that points elsewhere, savin
 test('start --remote asks the daemon to start a loop, records it locally, prints the id and the attach hint', async () => {
   forgetRemotes();
   const repo = await newRepo('webapp');
-  assert.is((await ralph(['remote', 'add', 'box', '--address', stub.address], { env: t.env, cwd: repo })).code, 0);
+  const added = await ralph(['remote', 'add', 'box', '--address', stub.address], { env: t.env, cwd: repo });
+  assert.is(added.code, 0, added.stderr);
   const r = await ralph(['start', '--remote', 'box', '--branch', 'feature', '--agent', 'opencode', '--max-iterations', '7', '--task', 'tasks/a'], {
     env: t.env,
     cwd: repo,
@@ -247,6 +248,9 @@ function daemonLoop(loopId: string, over: Partial<DaemonLoop> = {}): DaemonLoop 
     endedAt: null,
     reason: null,
     pushId: 'push-1',
+    pausedUntil: null,
+    resumedFrom: null,
+    usage: NO_USAGE,
     ...over,
   };
 }

@@ -30,9 +30,16 @@ export interface ZitiOptions {
   warn?: (message: string) => void;
 }
 
+export interface SshDialOptions {
+  /** The command ssh runs on the box, as words (each is quoted for the box's shell). */
+  remoteCommand: string[];
+}
+
 export interface DialOptions {
   timeoutMs?: number;
   ziti?: ZitiOptions;
+  /** Required for ssh:// addresses. */
+  ssh?: SshDialOptions;
 }
 
 export interface ListenOptions {
@@ -164,6 +171,8 @@ export async function listen(address: string | Address, opts: ListenOptions = {}
       const ziti = await import('./ziti/index.js');
       return ziti.listenZiti(a.service, opts.ziti ?? {});
     }
+    case 'ssh':
+      throw new AddressError(`${formatAddress(a)} can be dialed, not listened on: sshd listens, and runs a command that joins a local socket`);
   }
 }
 
@@ -206,6 +215,11 @@ export async function dial(address: string | Address, opts: DialOptions = {}): P
     case 'ziti': {
       const ziti = await import('./ziti/index.js');
       return ziti.dialZiti(a.service, opts.ziti ?? {}, timeoutMs);
+    }
+    case 'ssh': {
+      if (!opts.ssh) throw new DialError(`${formatAddress(a)}: no command given to run on the box`, formatAddress(a));
+      const ssh = await import('./ssh/index.js');
+      return ssh.dialSsh(a, opts.ssh, timeoutMs);
     }
   }
 }

@@ -21,14 +21,6 @@ export interface PruneResult {
   failed: Array<{ loop: LoopRow; error: string }>;
 }
 
-/** `7d`, `12h`, `30m`, `45s`, `2w` → milliseconds; null for anything else. */
-export function parseDuration(text: string): number | null {
-  const m = /^(\d+)\s*(s|m|h|d|w)$/.exec(text.trim());
-  if (!m) return null;
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 's' | 'm' | 'h' | 'd' | 'w'];
-  return Number(m[1]) * unit;
-}
-
 export async function pruneLoopWorktrees(
   paths: HomePaths,
   store: LoopStore,

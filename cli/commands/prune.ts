@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { openDb } from '../../store/db.js';
 import { LoopStore } from '../../store/loops.js';
 import { homePaths } from '../../store/paths.js';
-import { parseDuration, pruneLoopWorktrees } from '../../worktrees/prune.js';
+import { parseDuration } from '../../store/duration.js';
+import { pruneLoopWorktrees } from '../../worktrees/prune.js';
 import { UserError } from '../output.js';
 
 export async function run(opts: { olderThan?: string }): Promise<void> {

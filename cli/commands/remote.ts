@@ -3,7 +3,7 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { daemonInfo, findRemote, identityFor, zitiServiceOf } from '../../client/daemon.js';
+import { bridgeCommand, daemonInfo, findRemote, identityFor, zitiServiceOf } from '../../client/daemon.js';
 import {
   addGitRemote,
   gitRemoteUrl,
@@ -16,7 +16,8 @@ import type { DaemonInfo } from '../../daemon/protocol.js';
 import { readConfig, writeConfig, type RemoteConfig } from '../../store/config.js';
 import { checkRepoName } from '../../store/names.js';
 import { configPath } from '../../store/paths.js';
-import { parseAddress } from '../../transport/index.js';
+import { readTokenFile } from '../../daemon/token.js';
+import { parseAddress, type Address } from '../../transport/index.js';
 import { UserError } from '../output.js';
 
 const CHECK_TIMEOUT_MS = 5000;
@@ -24,6 +25,9 @@ const REMOTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export interface AddOptions {
   address?: string;
+  tokenFile?: string;
+  ssh?: string;
+  remoteRalph?: string;
   zitiService?: string;
   zitiIdentity?: string;
   gitRemote: string;
@@ -39,14 +43,17 @@ function checkName(name: string): void {
 
 /** The remote as the config will hold it, from the flags; every problem is one line. */
 function remoteFromFlags(name: string, opts: AddOptions): RemoteConfig {
-  if (opts.address && opts.zitiService) throw new UserError('give either --address or --ziti-service, not both');
+  const ways = [opts.address && '--address', opts.ssh && '--ssh', opts.zitiService && '--ziti-service'].filter(Boolean);
+  if (ways.length > 1) throw new UserError(`give one of --address, --ssh and --ziti-service, not ${ways.join(' and ')}`);
   let address: string;
   if (opts.zitiService) {
     address = `ziti:${opts.zitiService}`;
+  } else if (opts.ssh) {
+    address = `ssh://${opts.ssh}`;
   } else if (opts.address) {
     address = opts.address;
   } else {
-    throw new UserError(`how is remote ${name} reached? give --address tcp://HOST:PORT or --ziti-service NAME --ziti-identity FILE`);
+    throw new UserError(`how is remote ${name} reached? give --ssh [USER@]HOST[:PORT], --address tcp://HOST:PORT --token-file FILE, or --ziti-service NAME --ziti-identity FILE`);
   }
   let kind: string;
   try {
@@ -54,7 +61,7 @@ function remoteFromFlags(name: string, opts: AddOptions): RemoteConfig {
   } catch (err) {
     throw new UserError((err as Error).message);
   }
-  if (kind === 'unix') throw new UserError(`a remote is reached over the network: use tcp://HOST:PORT or --ziti-service, not ${address}`);
+  if (kind === 'unix') throw new UserError(`a remote is reached over the network: use --ssh, tcp://HOST:PORT or --ziti-service, not ${address}`);
   const remote: RemoteConfig = { name, address, gitRemote: opts.gitRemote };
   if (kind === 'ziti') {
     const identity = opts.zitiIdentity ?? process.env.RALPH_ZITI_IDENTITY;
@@ -62,7 +69,22 @@ function remoteFromFlags(name: string, opts: AddOptions): RemoteConfig {
     if (!existsSync(identity)) throw new UserError(`no identity file at ${identity}; enroll one first (ziti edge enroll) or fix the path`);
     if (opts.zitiIdentity) remote.zitiIdentity = resolve(opts.zitiIdentity);
   } else if (opts.zitiIdentity) {
-    throw new UserError('--ziti-identity goes with --ziti-service; a tcp:// remote needs none');
+    throw new UserError(`--ziti-identity goes with --ziti-service; a ${kind} remote needs none`);
+  }
+  if (opts.tokenFile !== undefined) {
+    if (kind !== 'tcp') throw new UserError(`--token-file goes with a tcp:// address; a ${kind} remote needs no token`);
+    try {
+      remote.token = readTokenFile(opts.tokenFile);
+    } catch (err) {
+      throw new UserError((err as Error).message);
+    }
+  }
+  if (opts.remoteRalph !== undefined) {
+    if (kind !== 'ssh') throw new UserError(`--remote-ralph goes with --ssh; a ${kind} remote runs nothing on the box`);
+    if (opts.remoteRalph === '' || /[\0\n\r]/.test(opts.remoteRalph) || opts.remoteRalph.length > 1024) {
+      throw new UserError(`bad --remote-ralph ${JSON.stringify(opts.remoteRalph)}: give the path of ralph on the box`);
+    }
+    remote.remoteRalph = opts.remoteRalph;
   }
   return remote;
 }
@@ -129,15 +151,17 @@ export async function add(name: string, opts: AddOptions): Promise<void> {
 export async function list(opts: { json?: boolean }): Promise<void> {
   const remotes = Object.values(readConfig().remotes);
   if (opts.json) {
-    process.stdout.write(JSON.stringify(remotes, null, 2) + '\n');
+    // The token is a secret: say that there is one, never what it is.
+    const shown = remotes.map(({ token, ...r }) => (token === undefined ? r : { ...r, token: '(set)' }));
+    process.stdout.write(JSON.stringify(shown, null, 2) + '\n');
     return;
   }
   if (remotes.length === 0) {
-    process.stdout.write('no remotes; add one with: ralph remote add NAME --address tcp://HOST:PORT\n');
+    process.stdout.write('no remotes; add one with: ralph remote add NAME --ssh [USER@]HOST (or --address tcp://HOST:PORT --token-file FILE, or --ziti-service)\n');
     return;
   }
   const rows = [['NAME', 'ADDRESS', 'REPO', 'GIT REMOTE', 'IDENTITY']];
-  for (const r of remotes) rows.push([r.name, r.address, r.repo ?? '-', r.gitRemote ?? '-', r.zitiIdentity ?? '']);
+  for (const r of remotes) rows.push([r.name, r.address, r.repo ?? '-', r.gitRemote ?? '-', r.zitiIdentity ?? (r.token ? 'daemon token' : r.address.startsWith('ssh://') ? 'ssh keys' : '')]);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   process.stdout.write(rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n');
 }
@@ -149,6 +173,31 @@ function zitiProxyOf(remote: RemoteConfig): { service: string; identity: string 
   return service && identity ? { service, identity: resolve(identity) } : null;
 }
 
+/** The ssh destination of a remote reached over ssh. */
+function sshOf(remote: RemoteConfig): (Address & { kind: 'ssh' }) | null {
+  try {
+    const a = parseAddress(remote.address);
+    return a.kind === 'ssh' ? a : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Ends a remote's shared connection (ziti proxy or ssh master), if it has one running; says what it ended. */
+async function closeShared(remote: RemoteConfig): Promise<string | null> {
+  const via = zitiProxyOf(remote);
+  if (via) {
+    const state = await (await import('../../transport/ziti/proxy.js')).stopProxy(via.service, via.identity);
+    return state ? `stopped the OpenZiti proxy of remote ${remote.name} (pid ${state.pid})` : null;
+  }
+  const ssh = sshOf(remote);
+  if (ssh) {
+    const pid = await (await import('../../transport/ssh/index.js')).closeSharedConnection(ssh);
+    return pid === null ? null : `closed the shared ssh connection of remote ${remote.name} (pid ${pid})`;
+  }
+  return null;
+}
+
 function knownRemote(name: string): RemoteConfig {
   try {
     return findRemote(readConfig(), name);
@@ -157,19 +206,18 @@ function knownRemote(name: string): RemoteConfig {
   }
 }
 
-/** `ralph remote disconnect NAME`: ends the remote's shared OpenZiti proxy now, not at its idle timeout. */
+/** `ralph remote disconnect NAME`: ends the remote's shared connection now, not when it has been unused a while. */
 export async function disconnect(name: string): Promise<void> {
-  const via = zitiProxyOf(knownRemote(name));
-  if (!via) throw new UserError(`remote ${name} is not reached over OpenZiti: it has no proxy to stop`);
-  const { stopProxy } = await import('../../transport/ziti/proxy.js');
-  const state = await stopProxy(via.service, via.identity);
-  process.stdout.write(state ? `stopped the OpenZiti proxy of remote ${name} (pid ${state.pid})\n` : `remote ${name} has no OpenZiti proxy running\n`);
+  const remote = knownRemote(name);
+  if (!zitiProxyOf(remote) && !sshOf(remote)) throw new UserError(`remote ${name} is reached over tcp: it has no shared connection to close`);
+  const done = await closeShared(remote);
+  process.stdout.write(`${done ?? `remote ${name} has no shared connection open`}\n`);
 }
 
 export async function remove(name: string): Promise<void> {
   const config = readConfig();
-  const via = zitiProxyOf(knownRemote(name));
-  if (via) await (await import('../../transport/ziti/proxy.js')).stopProxy(via.service, via.identity);
+  // Best effort: a shared connection that cannot be closed now ends by itself when unused.
+  await closeShared(knownRemote(name)).catch(() => null);
   const { [name]: _gone, ...rest } = config.remotes;
   writeConfig({ ...config, remotes: rest });
   process.stdout.write(`removed remote ${name}\n`);
@@ -214,6 +262,16 @@ export async function test(name: string): Promise<void> {
   if (proxy) {
     const idle = proxy.idleMs >= 60_000 && proxy.idleMs % 60_000 === 0 ? `${proxy.idleMs / 60_000} min` : `${proxy.idleMs / 1000} s`;
     lines.push(`  via         ziti tunnel proxy (pid ${proxy.pid}, port ${proxy.port} on all interfaces, up since ${proxy.startedAt}), shared by ralph commands; it ends after ${idle} unused`);
+  }
+  const ssh = sshOf(remote);
+  if (ssh) {
+    const { sharedConnection, CONTROL_PERSIST_S, controlDir } = await import('../../transport/ssh/index.js');
+    const pid = await sharedConnection(ssh);
+    lines.push(
+      pid === null
+        ? `  via         ssh, \`${bridgeCommand(remote).join(' ')}\` on the box; no shared connection (sharing is off in RALPH_SSH_COMMAND, or ssh could not make one)`
+        : `  via         ssh, \`${bridgeCommand(remote).join(' ')}\` on the box, over a shared connection (pid ${pid}, socket in ${controlDir()}); it ends after ${CONTROL_PERSIST_S} s unused`,
+    );
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

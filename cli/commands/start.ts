@@ -7,7 +7,7 @@ import { recordPushedLoops } from '../../client/record.js';
 import { ControlMethods, ControlNotifications, type DaemonLoop, type LoopStartParams, type LoopStartResult } from '../../daemon/protocol.js';
 import { readConfig } from '../../store/config.js';
 import { openDb } from '../../store/db.js';
-import { LoopStore, nowIso } from '../../store/loops.js';
+import { LoopStore, NO_USAGE, nowIso } from '../../store/loops.js';
 import { checkRepoName } from '../../store/names.js';
 import { homePaths } from '../../store/paths.js';
 import { UserError } from '../output.js';
@@ -98,6 +98,9 @@ export async function run(opts: StartOptions): Promise<void> {
       endedAt: null,
       reason: null,
       pushId: null,
+      pausedUntil: null,
+      resumedFrom: null,
+      usage: NO_USAGE,
     };
     const [row] = recordPushedLoops(store, remote, [loop], { host: conn.hello.host });
     process.stdout.write(`${row!.id}\n`);

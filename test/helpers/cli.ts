@@ -23,6 +23,9 @@ export interface StatusJsonEntry {
   startedAt: string;
   endedAt: string | null;
   reason: string | null;
+  pausedUntil: string | null;
+  resumedFrom: string | null;
+  usage: { inputTokens: number | null; outputTokens: number | null; cacheReadTokens: number | null; cacheWriteTokens: number | null; costUsd: number | null };
 }
 
 export class CliWorld {

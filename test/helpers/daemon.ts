@@ -2,7 +2,8 @@
 //
 //   const t = makeTempHome('ralph-d');
 //   const d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'] });
-//   const control = await d.control();            // RpcPeer on the control channel (tcp if listening, else unix)
+//   const control = await d.control();            // RpcPeer on the control channel (tcp, with the daemon's token, if listening; else unix)
+//   ralph remote add box --address ${d.tcp} --token-file ${d.tokenFile}
 //   await control.request('daemon.info');
 //   ...
 //   await d.stop();                                // SIGTERM, waits for exit
@@ -10,7 +11,7 @@
 //   t.cleanup();
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -40,11 +41,14 @@ export interface DaemonHandle {
   unix: string;
   /** The first tcp:// address, with its real port (undefined without a tcp --listen). */
   tcp: string | undefined;
+  /** $RALPH_HOME/daemon.token of the daemon, and the token in it (what a tcp client must present). */
+  tokenFile: string;
+  token: string;
   /** Everything the daemon wrote on stderr so far (its log). */
   log(): string;
   /** Resolves with the first log line (from now or already written) matching `re`. */
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
-  /** A stream after a good hello on `address` (default: tcp if any, else unix). */
+  /** A stream after a good hello on `address` (default: tcp if any, else unix); tcp hellos carry the token. */
   open(hello: HelloRequest, address?: string): Promise<{ stream: Duplex; result: HelloResult }>;
   /** An RpcPeer on the control channel. Closed by stop()/kill() if still open. */
   control(address?: string): Promise<RpcPeer>;
@@ -105,6 +109,8 @@ export async function startDaemon(t: TempHome, opts: DaemonOptions = {}): Promis
   const addresses = readyLine.trim().split(/\s+/);
   const unix = addresses.find((a) => a.startsWith('unix:'))!;
   const tcp = addresses.find((a) => a.startsWith('tcp://'));
+  const tokenFile = join(t.home, 'daemon.token');
+  const token = readFileSync(tokenFile, 'utf8').trim();
   const peers: RpcPeer[] = [];
   const closePeers = () => {
     for (const p of peers.splice(0)) p.close('test daemon stopping');
@@ -116,6 +122,8 @@ export async function startDaemon(t: TempHome, opts: DaemonOptions = {}): Promis
     addresses,
     unix,
     tcp,
+    tokenFile,
+    token,
     log: () => stderr,
     waitForLog(re, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
@@ -135,7 +143,8 @@ export async function startDaemon(t: TempHome, opts: DaemonOptions = {}): Promis
       });
     },
     open(hello, address) {
-      return openChannel(address ?? tcp ?? unix, hello, { timeoutMs: 5000 });
+      const to = address ?? tcp ?? unix;
+      return openChannel(to, to.startsWith('tcp://') ? { token, ...hello } : hello, { timeoutMs: 5000 });
     },
     async control(address) {
       const { stream } = await handle.open({ channel: 'control', client: 'test' }, address);

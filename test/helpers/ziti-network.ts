@@ -9,7 +9,7 @@
 // Without a ziti CLI the suite skips with one line — unless RALPH_REQUIRE_ZITI=1 (CI), then it fails.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zitiBinary, zitiWorks } from '../../transport/ziti/tunnel-process.js';
@@ -31,6 +31,10 @@ export interface ZitiNetwork {
   env: Record<string, string>;
   /** Live ziti processes that use this network's identities (tunnelers, zcat), and tunneler watchdogs. */
   zitiProcesses(): Array<{ pid: number; cmdline: string }>;
+  /** SIGKILLs the controller and the edge router (a crash of the whole overlay). */
+  killOverlay(): void;
+  /** Starts the controller and the edge router again from their saved config and state. */
+  restartOverlay(): void;
   /** Stops the controller and router (TERM, KILL after 10 s) and removes the directory. */
   stop(): Promise<void>;
 }
@@ -117,6 +121,37 @@ export async function startZitiNetwork(ziti: string, service: string): Promise<Z
     hostPort: info.hostPort,
     env: { RALPH_ZITI_BIN: ziti },
     zitiProcesses: () => zitiProcessesUsing(ziti, [dir, ...ids]),
+    killOverlay: () => {
+      for (const line of readFileSync(join(dir, 'pids'), 'utf8').split('\n')) {
+        const pid = Number(line.split(' ')[1]);
+        if (!Number.isInteger(pid) || pid <= 0) continue;
+        for (const target of [-pid, pid]) {
+          try {
+            process.kill(target, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+      }
+    },
+    restartOverlay: () => {
+      // The same environment the script gives them: loopback only, state and CLI login inside dir.
+      const env: NodeJS.ProcessEnv = { ...process.env, ZITI_CONFIG_DIR: join(dir, 'cli'), ZITI_CHECK_VERSION: 'false' };
+      for (const v of ['CTRL_BIND_ADDRESS', 'CTRL_EDGE_BIND_ADDRESS', 'CTRL_ADVERTISED_ADDRESS', 'CTRL_EDGE_ADVERTISED_ADDRESS', 'ROUTER_ADVERTISED_ADDRESS']) {
+        env[`ZITI_${v}`] = '127.0.0.1';
+      }
+      const pids: string[] = [];
+      for (const [name, args] of [
+        ['quickstart', ['controller', 'run', join(dir, 'quickstart-home', 'ctrl.yaml')]],
+        ['router', ['router', 'run', join(dir, 'router', 'router.yaml'), '--cliagent=false']],
+      ] as const) {
+        const child = spawn(ziti, [...args], { env, detached: true, stdio: ['ignore', 'ignore', 'ignore'] });
+        child.unref();
+        pids.push(`${name} ${child.pid}`);
+      }
+      // stop() ends what pids names.
+      writeFileSync(join(dir, 'pids'), pids.join('\n') + '\n');
+    },
     async stop() {
       await new Promise<void>((resolve) => {
         if (stopped) return resolve();

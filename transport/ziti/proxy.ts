@@ -11,12 +11,12 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { DialError, dial, dialNet } from '../index.js';
+import { privateRuntimeDir } from '../private-dir.js';
 import { pidAlive } from './tunnel-process.js';
 
 export const PROXY_DIR_ENV = 'RALPH_ZITI_PROXY_DIR';
@@ -62,15 +62,7 @@ export function proxyKey(service: string, identityFile: string): string {
 
 /** The private directory for proxy sockets: made 0700, and refused if it is not ours alone. */
 export function proxyDir(env: NodeJS.ProcessEnv = process.env): string {
-  const uid = process.getuid?.() ?? 0;
-  const dir = env[PROXY_DIR_ENV] || (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'ralph-ziti') : join(tmpdir(), `ralph-ziti-${uid}`));
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
-  if (!st.isDirectory() || st.uid !== uid) {
-    throw new Error(`${dir} (for the OpenZiti proxy's socket) is not a directory of this user's: remove it, or set ${PROXY_DIR_ENV}`);
-  }
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
-  return dir;
+  return privateRuntimeDir('ralph-ziti', PROXY_DIR_ENV, "the OpenZiti proxy's socket", env);
 }
 
 /** The state of the proxy for this service and identity, if one runs. */

@@ -1,0 +1,365 @@
+// One run of an agent (one iteration, or one attempt of it): the process, its output into the loop's
+// output, the user's keys into it, and what the runner needs to know when it ends — exit status,
+// whether it promised completion, its usage, and its last error in its own words.
+//
+// Two kinds: a PTY run (the agent's own terminal; keys go to it as typed) and a stream run (an agent
+// that speaks JSON lines over pipes: its events are rendered, and the user's line goes to it as a
+// message through ralph's line editor).
+
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import pty from 'node-pty';
+import { classifyAgentError, lastTellingLine } from '../agents/errors.js';
+import { EventRenderer } from '../agents/render.js';
+import type { AgentErrorKind, AgentEvent, RunUsage, StreamDialect } from '../agents/types.js';
+import { CompletionDetector } from './completion.js';
+import { EscapeStripper } from './escapes.js';
+import { LineEditor } from './line-editor.js';
+import type { OutputWriter } from './output-writer.js';
+import { PtyInput } from './pty-input.js';
+import { holdTerminalSide } from './pty-tail.js';
+
+export interface AgentError {
+  text: string;
+  errorKind: AgentErrorKind;
+  /** When a rate limit lifts (epoch ms), if the agent said. */
+  resetsAt: number | null;
+}
+
+export interface AgentRunResult {
+  exitCode: number;
+  signal: number;
+  promised: boolean;
+  /** Summed over the run's turns; null when the agent reports none. */
+  usage: RunUsage | null;
+  /** The agent's last error (its own words), or null. */
+  error: AgentError | null;
+}
+
+export interface AgentRun {
+  readonly done: Promise<AgentRunResult>;
+  /** ms timestamp of the agent's last sign of life (output, an event). */
+  readonly lastActivity: number;
+  /** Keys from a user in interactive mode. */
+  input(data: string): void;
+  /** Interactive mode went on or off. */
+  setInteractive(on: boolean): void;
+  resize(cols: number, rows: number): void;
+  /** Signals the agent's whole process group. */
+  kill(signal: NodeJS.Signals): void;
+}
+
+export interface RunOptions {
+  file: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  cols: number;
+  rows: number;
+  writer: OutputWriter;
+  /** Interactive mode is on as the run starts. */
+  interactive: boolean;
+}
+
+function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Visible text kept from a PTY run's output, to name its last error line. */
+const TAIL_CHARS = 4096;
+
+/** The agent in a real terminal. Completion is spotted in its output (not while a human types). */
+export class PtyRun implements AgentRun {
+  readonly done: Promise<AgentRunResult>;
+  lastActivity = Date.now();
+  private readonly proc: pty.IPty;
+  /** Where keys go: the PTY, at once (see pty-input.ts). */
+  private readonly keys: PtyInput;
+  private readonly detector = new CompletionDetector();
+  private readonly stripper = new EscapeStripper();
+  private tail = '';
+  private interactive: boolean;
+
+  constructor(o: RunOptions) {
+    this.interactive = o.interactive;
+    // encoding null: the PTY's bytes as they are (history keeps characters whole), never decoded
+    // into strings and encoded back on their way to the log and the clients.
+    this.proc = pty.spawn(o.file, o.args, { name: 'xterm-256color', cols: o.cols, rows: o.rows, cwd: o.cwd, env: o.env, encoding: null });
+    const releaseTerminal = holdTerminalSide(this.proc);
+    this.keys = new PtyInput(this.proc);
+    // (node-pty's types say string; with encoding null its data events are Buffers.)
+    (this.proc.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
+      this.lastActivity = Date.now();
+      const chunk = o.writer.bytes(data);
+      if (chunk === null) return;
+      // Output produced while a human types is theirs, not the agent's verdict.
+      if (!this.interactive) this.detector.push(chunk.buf);
+      this.tail = (this.tail + this.stripper.strip(chunk.buf).toString('utf8')).slice(-TAIL_CHARS);
+    });
+    this.done = new Promise((resolve) => {
+      this.proc.onExit(({ exitCode, signal }) => {
+        this.keys.close();
+        releaseTerminal();
+        o.writer.bytes(Buffer.alloc(0));
+        const failed = exitCode !== 0 || (signal ?? 0) !== 0;
+        const line = failed ? lastTellingLine(this.tail) : null;
+        resolve({
+          exitCode,
+          signal: signal ?? 0,
+          promised: this.detector.detected,
+          usage: null,
+          error: line ? { text: line, errorKind: classifyAgentError(line), resetsAt: null } : null,
+        });
+      });
+    });
+  }
+
+  input(data: string): void {
+    this.lastActivity = Date.now();
+    this.keys.write(data);
+  }
+
+  setInteractive(on: boolean): void {
+    this.interactive = on;
+  }
+
+  resize(cols: number, rows: number): void {
+    try {
+      this.proc.resize(cols, rows);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    signalGroup(this.proc.pid, signal);
+  }
+}
+
+/** Longest stdout line taken from an agent (a tool result quoting a huge file); longer ones are cut. */
+const MAX_EVENT_LINE = 32 * 1024 * 1024;
+const INPUT_PROMPT = '\x1b[1;36m›\x1b[0m ';
+
+function addUsage(sum: RunUsage | null, u: RunUsage): RunUsage {
+  if (sum === null) return { ...u };
+  const add = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
+  return {
+    inputTokens: add(sum.inputTokens, u.inputTokens),
+    outputTokens: add(sum.outputTokens, u.outputTokens),
+    cacheReadTokens: add(sum.cacheReadTokens, u.cacheReadTokens),
+    cacheWriteTokens: add(sum.cacheWriteTokens, u.cacheWriteTokens),
+    costUsd: add(sum.costUsd, u.costUsd),
+    model: u.model ?? sum.model,
+  };
+}
+
+/**
+ * An agent that speaks JSON lines. Its turn ends with a `turn-end` event; then, unless a user is
+ * typing to it (interactive mode), its input is closed and it exits.
+ */
+export class StreamRun implements AgentRun {
+  readonly done: Promise<AgentRunResult>;
+  lastActivity = Date.now();
+  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly parse: (line: string) => AgentEvent[];
+  private readonly renderer: EventRenderer;
+  private readonly detector = new CompletionDetector();
+  private readonly editor = new LineEditor();
+  private interactive: boolean;
+  /** The agent is working on a turn (its input must stay open). */
+  private turnActive = true;
+  private inputEnded = false;
+  private usage: RunUsage | null = null;
+  private model: string | null = null;
+  private error: AgentError | null = null;
+  private stderrTail = '';
+  private toldNoInput = false;
+
+  constructor(
+    private readonly o: RunOptions,
+    private readonly dialect: StreamDialect,
+    private readonly agent: string,
+  ) {
+    this.interactive = o.interactive;
+    this.parse = dialect.parser();
+    this.renderer = new EventRenderer(agent);
+    // detached: its own process group, so a stop ends the tools it started too.
+    this.proc = spawn(o.file, o.args, { cwd: o.cwd, env: o.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc.stdin.on('error', () => {}); // it may exit before reading everything: its exit says why
+    this.readLines(this.proc.stdout, (line) => this.onLine(line));
+    this.readLines(this.proc.stderr, (line) => this.onStderr(line));
+    if (dialect.initialInput === null) this.endInput();
+    else this.proc.stdin.write(dialect.initialInput);
+    if (this.interactive) this.drawInput();
+    this.done = new Promise((resolve) => {
+      let spawnError: Error | null = null;
+      this.proc.on('error', (err) => (spawnError = err));
+      this.proc.on('close', (code, signal) => {
+        this.o.writer.hideInput();
+        if (spawnError) this.o.writer.say(`cannot start ${agent}: ${spawnError.message}`);
+        const exitCode = code ?? (spawnError ? 127 : 0);
+        const sig = signal ? (osConstants.signals[signal] ?? 1) : 0;
+        if (exitCode !== 0 && this.error === null) {
+          const line = lastTellingLine(this.stderrTail);
+          if (line) this.error = { text: line, errorKind: classifyAgentError(line), resetsAt: null };
+        }
+        const usage = this.usage && this.model && !this.usage.model ? { ...this.usage, model: this.model } : this.usage;
+        resolve({ exitCode, signal: sig, promised: this.detector.detected, usage, error: this.error });
+      });
+    });
+  }
+
+  input(data: string): void {
+    this.lastActivity = Date.now();
+    for (const action of this.editor.feed(data)) {
+      if (action.kind === 'changed') {
+        this.drawInput();
+      } else if (action.kind === 'submit') {
+        this.send(action.text);
+      } else {
+        this.interrupt();
+      }
+    }
+  }
+
+  setInteractive(on: boolean): void {
+    if (on === this.interactive) return;
+    this.interactive = on;
+    if (on) {
+      this.drawInput();
+    } else {
+      this.editor.clear();
+      this.o.writer.hideInput();
+      this.maybeEndInput();
+    }
+  }
+
+  resize(): void {
+    // Rendered lines wrap in the watcher's terminal; the agent has no terminal to resize.
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    signalGroup(this.proc.pid, signal);
+  }
+
+  private send(text: string): void {
+    const { writer } = this.o;
+    if (!this.dialect.userMessage || this.inputEnded) {
+      writer.hideInput();
+      writer.say(`${this.agent} takes no messages while it runs; your line was not sent`);
+      this.drawInput();
+      return;
+    }
+    writer.hideInput();
+    writer.line(`\x1b[1m› ${text}\x1b[0m`);
+    this.proc.stdin.write(this.dialect.userMessage(text));
+    this.turnActive = true;
+    this.drawInput();
+  }
+
+  private interrupt(): void {
+    const { writer } = this.o;
+    writer.hideInput();
+    if (!this.turnActive) {
+      writer.say(`${this.agent} is not working on anything to interrupt; type a message, or Ctrl-] to let the loop go on`);
+    } else if (this.dialect.interrupt && !this.inputEnded) {
+      writer.say(`interrupting ${this.agent} (Esc)`);
+      this.proc.stdin.write(this.dialect.interrupt());
+    } else {
+      writer.say(`${this.agent} cannot be interrupted here`);
+    }
+    this.drawInput();
+  }
+
+  private drawInput(): void {
+    if (!this.interactive) return;
+    if (!this.dialect.userMessage && !this.toldNoInput) {
+      this.toldNoInput = true;
+      this.o.writer.say(`${this.agent} takes no input while it runs: what you type is not sent`);
+    }
+    this.o.writer.showInput(INPUT_PROMPT + this.editor.line);
+  }
+
+  private onLine(line: string): void {
+    this.lastActivity = Date.now();
+    for (const ev of this.parse(line)) {
+      this.o.writer.pieces(this.renderer.render(ev));
+      switch (ev.kind) {
+        case 'init':
+          this.model = ev.model;
+          break;
+        case 'text':
+          this.detector.push(ev.text);
+          break;
+        case 'text-end':
+          this.detector.push('\n');
+          break;
+        case 'error':
+          this.error = { text: ev.text, errorKind: ev.errorKind, resetsAt: ev.resetsAt };
+          break;
+        case 'rate-limit':
+          if (this.error?.errorKind === 'rate-limit') this.error.resetsAt ??= ev.resetsAt;
+          break;
+        case 'turn-end':
+          if (ev.usage) this.usage = addUsage(this.usage, ev.usage);
+          // The run's error is its last turn's: a turn that went well after a failed one clears it.
+          this.error = ev.error;
+          this.turnActive = false;
+          this.maybeEndInput();
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private onStderr(line: string): void {
+    this.lastActivity = Date.now();
+    if (line.trim() === '') return;
+    this.stderrTail = (this.stderrTail + line + '\n').slice(-TAIL_CHARS);
+    this.o.writer.pieces(this.renderer.render({ kind: 'notice', text: `[${this.agent}] ${line}` }));
+  }
+
+  /** The turn is over and nobody is typing: close the agent's input, so it finishes and exits. */
+  private maybeEndInput(): void {
+    if (!this.interactive && !this.turnActive) this.endInput();
+  }
+
+  private endInput(): void {
+    if (this.inputEnded) return;
+    this.inputEnded = true;
+    this.proc.stdin.end();
+  }
+
+  private readLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+    let pending = '';
+    let skipping = false;
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf('\n', start);
+        if (nl === -1) break;
+        const line = pending + chunk.slice(start, nl);
+        pending = '';
+        start = nl + 1;
+        if (skipping) skipping = false;
+        else onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+      }
+      if (!skipping) pending += chunk.slice(start);
+      if (pending.length > MAX_EVENT_LINE) {
+        this.o.writer.say(`${this.agent} wrote a line of more than ${MAX_EVENT_LINE >> 20} MiB; skipped`);
+        pending = '';
+        skipping = true;
+      }
+    });
+    stream.on('end', () => {
+      if (pending !== '' && !skipping) onLine(pending);
+    });
+  }
+}

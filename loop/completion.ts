@@ -5,6 +5,7 @@
 // are stripped byte by byte, and the visible text is decoded and matched only when it holds a '>',
 // the byte any match must end with — most chunks of a flood are never decoded at all.
 
+import { ByteTail } from './byte-tail.js';
 import { EscapeStripper } from './escapes.js';
 
 const PROMISE = /<\s*promise\s*>\s*complete\s*<\s*\/\s*promise\s*>/i;
@@ -16,9 +17,8 @@ const isContinuation = (b: number) => (b & 0xc0) === 0x80;
 
 export class CompletionDetector {
   private readonly stripper = new EscapeStripper();
-  /** The last visible bytes seen (up to TAIL_BYTES), kept in place: no allocation per chunk. */
-  private readonly tail = Buffer.alloc(TAIL_BYTES);
-  private tailLength = 0;
+  /** The last visible bytes seen. */
+  private readonly tail = new ByteTail(TAIL_BYTES);
   private found = false;
 
   get detected(): boolean {
@@ -28,7 +28,7 @@ export class CompletionDetector {
   /** Forget what was seen (each iteration starts afresh). */
   reset(): void {
     this.stripper.reset();
-    this.tailLength = 0;
+    this.tail.clear();
     this.found = false;
   }
 
@@ -39,30 +39,17 @@ export class CompletionDetector {
     const visible = this.stripper.strip(bytes);
     if (visible.length === 0) return false;
     if (visible.includes(GT)) {
-      const text = Buffer.concat([this.tail.subarray(0, this.tailLength), visible]);
+      const text = Buffer.concat([this.tail.bytes(), visible]);
       // Decoding may start inside a character the tail cut: skip its continuation bytes.
       let start = 0;
       while (start < text.length && start < 3 && isContinuation(text[start]!)) start++;
       if (PROMISE.test(text.toString('utf8', start))) {
         this.found = true;
-        this.tailLength = 0;
+        this.tail.clear();
         return true;
       }
     }
-    this.keepTail(visible);
+    this.tail.push(visible);
     return false;
-  }
-
-  /** The tail becomes the last TAIL_BYTES of tail + visible. */
-  private keepTail(visible: Uint8Array): void {
-    if (visible.length >= TAIL_BYTES) {
-      this.tail.set(visible.subarray(visible.length - TAIL_BYTES));
-      this.tailLength = TAIL_BYTES;
-      return;
-    }
-    const kept = Math.min(this.tailLength, TAIL_BYTES - visible.length);
-    this.tail.copyWithin(0, this.tailLength - kept, this.tailLength);
-    this.tail.set(visible, kept);
-    this.tailLength = kept + visible.length;
   }
 }

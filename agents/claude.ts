@@ -170,7 +170,8 @@ export function claudeParser(): (line: string) => AgentEvent[] {
         if (msg.is_error !== true) return [{ kind: 'turn-end', usage, error: null }];
         const status = num(msg.api_error_status);
         const said = str(msg.result) ?? (Array.isArray(msg.errors) ? msg.errors.map(String).join('; ') : '');
-        const text = said || `the turn ended with an error (${String(msg.subtype ?? 'unknown')})`;
+        // An interrupt (Esc) ends the turn this way too, with no words of its own.
+        const text = said || (msg.subtype === 'error_during_execution' ? 'the turn ended early (interrupted, or a tool failed it)' : `the turn ended with an error (${String(msg.subtype ?? 'unknown')})`);
         const e = apiError(text, status, undefined);
         if (e.errorKind === 'rate-limit') e.resetsAt ??= limitResetsAt ?? retryAt;
         return [{ kind: 'turn-end', usage, error: e }];

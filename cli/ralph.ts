@@ -3,7 +3,14 @@
 // so `ralph status` never pays for node-pty or the daemon.
 
 import { Command, Option } from 'commander';
+import { parseDuration } from '../store/duration.js';
 import { fail } from './output.js';
+
+// Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for cat.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 const program = new Command();
 
@@ -15,6 +22,11 @@ program
   .configureOutput({ outputError: (str, write) => write(str) });
 
 const agentNames = ['claude', 'opencode', 'codex', 'amp'];
+const duration = (flag: string) => (v: string) => {
+  const ms = parseDuration(v);
+  if (ms === null || ms < 1000) fail(`${flag} must be a duration such as 90s, 45m, 2h or 1d, got ${JSON.stringify(v)}`);
+  return ms;
+};
 const positiveInt = (flag: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1) {
     fail(`${flag} must be a positive whole number, got ${JSON.stringify(v)}`);
@@ -32,8 +44,26 @@ program
   .option('--max-iterations <n>', 'stop (failed) after this many iterations', positiveInt('--max-iterations'), 10)
   .option('--task <path>', 'directory holding prd.json (default: DIR, else the one tasks/*/)')
   .option('--name <name>', 'a name to refer to the loop by (default: its id)')
+  .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this, as failed (default 60m)', duration('--iteration-timeout'))
+  .option('--stall-timeout <duration>', 'end an iteration whose agent prints nothing for this long, as failed (default 20m)', duration('--stall-timeout'))
+  .option('--fallback-agent <name>', `run this agent while the main one is rate-limited: ${agentNames.join(', ')}`)
+  .option('--install-agent', 'install the agent CLI into $RALPH_HOME/agents with npm if it is missing')
   .option('--foreground', 'run attached to this terminal and exit with the loop\'s result')
   .action(async (dir: string, opts) => (await import('./commands/run.js')).run(dir, opts));
+
+program
+  .command('extend')
+  .description('give a running loop N more iterations (local or remote)')
+  .argument('<loop>', 'loop id or name')
+  .argument('<n>', 'how many more iterations', positiveInt('<n>'))
+  .action(async (loop: string, n: number) => (await import('./commands/extend.js')).run(loop, n));
+
+program
+  .command('resume')
+  .description('go on with a loop that failed or was stopped, as a new loop on the same task; prints its id')
+  .argument('<loop>', 'loop id or name')
+  .option('--max-iterations <n>', 'iteration limit of the new loop (default: the old one\'s)', positiveInt('--max-iterations'))
+  .action(async (loop: string, opts) => (await import('./commands/resume.js')).run(loop, opts));
 
 program
   .command('status')
@@ -64,6 +94,7 @@ program
   .description("print a loop's output")
   .argument('<loop>', 'loop id or name')
   .option('-f, --follow', 'keep printing new output until the loop ends')
+  .option('--raw', 'keep terminal escape sequences even when the output is not a terminal')
   .action(async (loop: string, opts) => (await import('./commands/logs.js')).run(loop, opts));
 
 program
@@ -121,6 +152,25 @@ remote
   .action(async (name: string) => (await import('./commands/remote.js')).disconnect(name));
 
 program
+  .command('demo')
+  .description('see ralph work: a throwaway project, a daemon, a push that starts a loop, its output, the commits fetched back (a minute, nothing leaves this machine)')
+  .addOption(new Option('--transport <how>', 'how the laptop reaches the daemon: OpenZiti when a ziti CLI is found, else tcp').choices(['auto', 'ziti', 'tcp']).default('auto'))
+  .action(async (opts) => (await import('./commands/demo.js')).run(opts));
+
+const ziti = program.command('ziti').description('OpenZiti administration for ralph');
+ziti
+  .command('setup')
+  .description('create (or bring up to date) the service, configs, policies and identities a box and its laptops need, on the controller of `ziti edge login`')
+  .option('--service <name>', 'the OpenZiti service the daemon binds', 'ralph')
+  .option('--box <name>', "the box's identity (default: SERVICE-box)")
+  .option('--laptop <name...>', 'laptop identities (default: SERVICE-laptop)')
+  .option('--host-port <port>', "the port on the box's 127.0.0.1 the service forwards to (the daemon's --ziti-host-port)", positiveInt('--host-port'), 7420)
+  .option('--out <dir>', 'where the enrolled identity files go (NAME.json, 0600)', '.')
+  .option('--edge-router-roles <roles>', 'the edge routers they may use, as OpenZiti roles', '#all')
+  .option('--dry-run', 'print the `ziti` commands it would run; change nothing')
+  .action(async (opts) => (await import('./commands/ziti.js')).setup(opts));
+
+program
   .command('start')
   .description('start a loop on a branch already pushed to a remote')
   .requiredOption('--remote <name>', 'the remote')
@@ -130,6 +180,9 @@ program
   .option('--agent-cmd <cmd>', 'shell command to run as the agent')
   .option('--max-iterations <n>', 'iteration limit', positiveInt('--max-iterations'))
   .option('--task <path>', 'task directory inside the repo')
+  .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this (default 60m)', duration('--iteration-timeout'))
+  .option('--stall-timeout <duration>', 'end an iteration whose agent prints nothing for this long (default 20m)', duration('--stall-timeout'))
+  .addOption(new Option('--fallback-agent <name>', 'agent to run while the main one is rate-limited').choices(agentNames))
   .action(async (opts) => (await import('./commands/start.js')).run(opts));
 
 program

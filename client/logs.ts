@@ -5,6 +5,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { PlainLines } from '../loop/escapes.js';
 import type { LoopRow, LoopStore } from '../store/loops.js';
 import { endOf, freshRow, logPathOf, loopAccess, readStoredOutput } from './loop-access.js';
 import { LoopFeed, type LoopEnd } from './loop-feed.js';
@@ -24,6 +26,27 @@ async function copyRange(path: string, start: number, end: number, out: NodeJS.W
   for await (const chunk of input) {
     if (!out.write(chunk as Buffer)) await once(out, 'drain');
   }
+}
+
+/**
+ * `out` as plain text: what is written to the result goes to `out` without terminal escape sequences,
+ * a line at a time (see PlainLines); `end()` writes an unfinished last line.
+ */
+export function plainTextTo(out: NodeJS.WritableStream): NodeJS.WritableStream & { end(): void } {
+  const lines = new PlainLines();
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const text = lines.push(chunk);
+      if (text.length === 0 || out.write(text)) done();
+      else out.once('drain', () => done());
+    },
+    final(done) {
+      const rest = lines.end();
+      if (rest.length > 0) out.write(Buffer.concat([rest, Buffer.from('\n')]));
+      done();
+    },
+  });
+  return sink;
 }
 
 /**

@@ -10,7 +10,7 @@
 import type { Config } from '../store/config.js';
 import type { LoopStore } from '../store/loops.js';
 import type { HomePaths } from '../store/paths.js';
-import type { LoopStartParams, LoopStartResult } from './protocol.js';
+import type { LoopResumeParams, LoopStartParams, LoopStartResult } from './protocol.js';
 
 /** One line per event on the daemon's stderr, timestamped by the logger. */
 export interface DaemonLogger {
@@ -35,4 +35,6 @@ export interface DaemonContext {
    * nothing is left half-done then.
    */
   startLoop(params: LoopStartParams, progress?: (line: string) => void): Promise<LoopStartResult>;
+  /** Starts a new loop that goes on where a failed or stopped one ended (see LoopResumeParams). */
+  resumeLoop(params: LoopResumeParams, progress?: (line: string) => void): Promise<LoopStartResult>;
 }

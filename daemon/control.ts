@@ -61,6 +61,13 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
     return ctx.startLoop(params, s.progressTo(peer));
   });
 
+  peer.onRequest(ControlMethods.loopResume, async (raw) => {
+    const p = paramsObject(raw);
+    const loopId = requireString(p, 'loopId', { maxLength: 256 });
+    const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: 10_000 });
+    return ctx.resumeLoop({ loopId, ...(maxIterations !== undefined ? { maxIterations } : {}) }, s.progressTo(peer));
+  });
+
   peer.onRequest(ControlMethods.loopStop, async (raw): Promise<DaemonLoop> => {
     const p = paramsObject(raw);
     const row = findLoop(ctx, requireString(p, 'loopId', { maxLength: 256 }));

@@ -74,12 +74,25 @@ export interface LoopStartParams {
   agentCmd?: string;
   maxIterations?: number;
   pushId?: string;
+  iterationTimeoutMs?: number;
+  stallTimeoutMs?: number;
+  fallbackAgent?: 'claude' | 'opencode' | 'codex' | 'amp';
 }
 export interface LoopStartResult {
   loopId: string;
   worktree: string;
   agent: string;
   maxIterations: number;
+}
+
+/**
+ * `loop.resume`: a loop that ended failed or stopped goes on as a new loop — same task, agent and
+ * settings, its worktree starting from the old loop's branch `ralph/<old id>` (the agent's commits so far).
+ */
+export interface LoopResumeParams {
+  loopId: string;
+  /** Iterations for the new loop (default: the old loop's limit). */
+  maxIterations?: number;
 }
 
 export interface LoopStopParams {
@@ -116,6 +129,7 @@ export const ControlMethods = {
   loopList: 'loop.list',
   loopStop: 'loop.stop',
   loopLogs: 'loop.logs',
+  loopResume: 'loop.resume',
   pushResult: 'push.result',
   daemonInfo: 'daemon.info',
   subscribe: 'subscribe',

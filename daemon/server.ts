@@ -21,7 +21,7 @@ import { HelloError, helloErrorReply, helloReply, readHello, type HelloToken } f
 import { createLogger } from './log.js';
 import { gitHelloProblem, handleGitChannel } from './git-service.js';
 import { dialRunner, splice } from './loop-channel.js';
-import { ControlNotifications, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type DaemonInfo, type HelloParams, type LoopStartParams } from './protocol.js';
+import { ControlNotifications, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type DaemonInfo, type HelloParams, type LoopResumeParams, type LoopStartParams } from './protocol.js';
 import { DEFAULT_MAX_LOOPS, LoopStarter } from './start-loop.js';
 import { Supervisor } from './supervisor.js';
 import { loadOrCreateToken, TokenError } from './token.js';
@@ -124,6 +124,7 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
     log,
     host,
     startLoop: (params: LoopStartParams, progress?: (line: string) => void) => starter.start(params, progress),
+    resumeLoop: (params: LoopResumeParams, progress?: (line: string) => void) => starter.resume(params, progress),
   };
 
   // Event fan-out to control connections that said `subscribe`.

@@ -5,7 +5,7 @@
 // reason (so push.result and loop.list can say what happened to that push) and removes the worktree.
 
 import { appendFileSync } from 'node:fs';
-import { isAbsolute, join, normalize } from 'node:path';
+import { isAbsolute, join, normalize, relative } from 'node:path';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import {
   optionalInteger,
@@ -15,17 +15,19 @@ import {
   requireString,
 } from '../rpc/params.js';
 import { isFinal, type LoopStore } from '../store/loops.js';
+import { resumeRefusal } from '../loop/resume.js';
 import type { Config } from '../store/config.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
-import { AGENT_NAMES, type AgentName } from '../agents/registry.js';
+import { AGENT_NAMES, agentPreflight, type AgentName } from '../agents/registry.js';
 import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, newLoopId } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
 import type { LoopDeps } from './deps.js';
-import { ControlEvents, type LoopStartParams, type LoopStartResult } from './protocol.js';
+import { ControlEvents, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
 import type { Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
 const MAX_ITERATIONS_LIMIT = 10_000;
+const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
 
 /** loop.start params from the wire, checked field by field. */
 export function checkStartParams(raw: unknown): LoopStartParams {
@@ -58,6 +60,11 @@ export function checkStartParams(raw: unknown): LoopStartParams {
   if (maxIterations !== undefined) out.maxIterations = maxIterations;
   const pushId = optionalString(p, 'pushId', { maxLength: 128 });
   if (pushId !== undefined) out.pushId = pushId;
+  const iterationTimeoutMs = optionalInteger(p, 'iterationTimeoutMs', { min: 1000, max: MAX_TIMEOUT_MS });
+  if (iterationTimeoutMs !== undefined) out.iterationTimeoutMs = iterationTimeoutMs;
+  const stallTimeoutMs = optionalInteger(p, 'stallTimeoutMs', { min: 1000, max: MAX_TIMEOUT_MS });
+  if (stallTimeoutMs !== undefined) out.stallTimeoutMs = stallTimeoutMs;
+  if (p.fallbackAgent !== undefined && p.fallbackAgent !== null) out.fallbackAgent = requireOneOf(p, 'fallbackAgent', AGENT_NAMES);
   return out;
 }
 
@@ -94,8 +101,17 @@ export class LoopStarter {
     return open + this.inFlight.size;
   }
 
-  async start(params: LoopStartParams, progress: (line: string) => void = () => {}): Promise<LoopStartResult> {
+  async start(
+    params: LoopStartParams,
+    progress: (line: string) => void = () => {},
+    extra: { resumedFrom?: string } = {},
+  ): Promise<LoopStartResult> {
     const { paths, store, log } = this.o;
+    // An agent that will not run here (claude as root) is refused before anything is made.
+    for (const agent of [params.agentCmd === undefined ? (params.agent ?? DEFAULT_AGENT) : null, params.fallbackAgent ?? null]) {
+      const refusal = agent === null ? null : agentPreflight(agent);
+      if (refusal) throw new RpcError(ErrorCodes.Refused, `${refusal} (on ${this.o.host}: set it in the daemon's environment)`);
+    }
     // Checked and reserved with no await in between: two concurrent starts cannot both take the last slot.
     const running = this.running();
     if (running >= this.o.maxLoops) {
@@ -108,13 +124,46 @@ export class LoopStarter {
     while (this.inFlight.has(loopId)) loopId = newDaemonLoopId(store, params.branch); // no row yet, so not in the DB
     this.inFlight.add(loopId);
     try {
-      return await this.startReserved(loopId, params, progress);
+      return await this.startReserved(loopId, params, progress, extra.resumedFrom ?? null);
     } finally {
       this.inFlight.delete(loopId);
     }
   }
 
-  private async startReserved(loopId: string, params: LoopStartParams, progress: (line: string) => void): Promise<LoopStartResult> {
+  /** A failed or stopped loop goes on as a new one, from the commits on its branch ralph/<id>. */
+  async resume(params: LoopResumeParams, progress: (line: string) => void = () => {}): Promise<LoopStartResult> {
+    const { paths, store } = this.o;
+    const row = store.find(params.loopId);
+    if (!row || row.location !== 'local') throw new RpcError(ErrorCodes.NotFound, `no loop ${params.loopId} on ${this.o.host}`);
+    const refusal = resumeRefusal(row);
+    if (refusal) throw new RpcError(ErrorCodes.Refused, refusal);
+    if (row.repo === null || row.branch === null) {
+      throw new RpcError(ErrorCodes.Refused, `loop ${row.id} was not started by a push, so it has no branch to go on from`);
+    }
+    const deps = await this.o.deps();
+    // The agent's work so far is on ralph/<id> (kept by prune); the pushed commit if that is gone.
+    const commit = (await deps.resolveBranchCommit(paths, row.repo, `ralph/${row.id}`)) ?? row.baseCommit ?? undefined;
+    const task = row.taskDir === null ? '' : relative(row.workDir, row.taskDir);
+    const start: LoopStartParams = {
+      repo: row.repo,
+      branch: row.branch,
+      ...(commit ? { commit } : {}),
+      ...(task !== '' && !task.startsWith('..') ? { task } : {}),
+      ...(row.agentCmd !== null ? { agentCmd: row.agentCmd } : { agent: row.agent as AgentName }),
+      maxIterations: params.maxIterations ?? row.maxIterations,
+      ...(row.iterationTimeoutMs !== null ? { iterationTimeoutMs: row.iterationTimeoutMs } : {}),
+      ...(row.stallTimeoutMs !== null ? { stallTimeoutMs: row.stallTimeoutMs } : {}),
+      ...(row.fallbackAgent !== null ? { fallbackAgent: row.fallbackAgent as AgentName } : {}),
+    };
+    return this.start(start, progress, { resumedFrom: row.id });
+  }
+
+  private async startReserved(
+    loopId: string,
+    params: LoopStartParams,
+    progress: (line: string) => void,
+    resumedFrom: string | null,
+  ): Promise<LoopStartResult> {
     const { paths, store, config, log, host, supervisor } = this.o;
     const deps = await this.o.deps();
     let repo: string;
@@ -138,14 +187,18 @@ export class LoopStarter {
     const progressLines: string[] = [];
     try {
       worktree = await deps.createLoopWorktree(paths, repo, commit, loopId);
+      const installProgress = (line: string) => {
+        log.info(`loop ${loopId}: ${line}`);
+        progressLines.push(line);
+        progress(line);
+      };
       const extraBinDirs =
-        params.agentCmd !== undefined
-          ? []
-          : await deps.ensureAgentInstalled(agent, paths, config, (line) => {
-              log.info(`loop ${loopId}: ${line}`);
-              progressLines.push(line);
-              progress(line);
-            });
+        params.agentCmd !== undefined ? [] : await deps.ensureAgentInstalled(agent, paths, config, installProgress);
+      if (params.fallbackAgent !== undefined) {
+        for (const dir of await deps.ensureAgentInstalled(params.fallbackAgent, paths, config, installProgress)) {
+          if (!extraBinDirs.includes(dir)) extraBinDirs.push(dir);
+        }
+      }
       // The worktree and its branch ralph/<loopId> exist already: the row takes that id (row.id).
       deps.prepareLoop(store, paths, {
         dir: worktree,
@@ -154,7 +207,11 @@ export class LoopStarter {
         maxIterations,
         name: loopId,
         agentSearchDirs: extraBinDirs,
+        ...(params.iterationTimeoutMs !== undefined ? { iterationTimeoutMs: params.iterationTimeoutMs } : {}),
+        ...(params.stallTimeoutMs !== undefined ? { stallTimeoutMs: params.stallTimeoutMs } : {}),
+        ...(params.fallbackAgent !== undefined ? { fallbackAgent: params.fallbackAgent } : {}),
         row: {
+          resumedFrom,
           id: loopId,
           name: loopId,
           location: 'local',

@@ -43,6 +43,9 @@ async function main(): Promise<number> {
     if (options.agentCmd) params.agentCmd = options.agentCmd;
     if (options.maxIterations) params.maxIterations = options.maxIterations;
     if (options.task) params.task = options.task;
+    if (options.iterationTimeoutMs) params.iterationTimeoutMs = options.iterationTimeoutMs;
+    if (options.stallTimeoutMs) params.stallTimeoutMs = options.stallTimeoutMs;
+    if (options.fallbackAgent) params.fallbackAgent = options.fallbackAgent;
     try {
       const r = await callDaemon<LoopStartResult>(env.socket, 'loop.start', params, {
         onNotification: (_m, p) => {

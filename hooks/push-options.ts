@@ -1,8 +1,9 @@
 // Push options (`git push -o ralph.iterations=20`) as the hooks see them: GIT_PUSH_OPTION_COUNT and
 // GIT_PUSH_OPTION_<n>. Validated here, at the edge; options not starting with `ralph.` are not ours.
 
-export const AGENTS = ['claude', 'opencode', 'codex', 'amp'] as const;
-export type AgentName = (typeof AGENTS)[number];
+import { AGENT_NAMES as AGENTS, type AgentName } from '../agents/registry.js';
+import { parseDuration } from '../store/duration.js';
+
 export const MAX_ITERATIONS = 10_000;
 
 export interface RalphPushOptions {
@@ -10,11 +11,24 @@ export interface RalphPushOptions {
   agentCmd?: string;
   maxIterations?: number;
   task?: string;
+  iterationTimeoutMs?: number;
+  stallTimeoutMs?: number;
+  fallbackAgent?: AgentName;
   noStart: boolean;
   restart: boolean;
 }
 
-const KNOWN = ['ralph.agent', 'ralph.agent-cmd', 'ralph.iterations', 'ralph.task', 'ralph.no-start', 'ralph.restart'];
+const KNOWN = [
+  'ralph.agent',
+  'ralph.agent-cmd',
+  'ralph.iterations',
+  'ralph.task',
+  'ralph.iteration-timeout',
+  'ralph.stall-timeout',
+  'ralph.fallback-agent',
+  'ralph.no-start',
+  'ralph.restart',
+];
 
 /** The raw push options git handed to this hook. */
 export function readPushOptions(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -45,11 +59,23 @@ export function parsePushOptions(raw: string[]): { options: RalphPushOptions; er
       return value || undefined;
     };
     switch (name) {
-      case 'ralph.agent': {
+      case 'ralph.agent':
+      case 'ralph.fallback-agent': {
         const v = needValue();
         if (v === undefined) break;
-        if ((AGENTS as readonly string[]).includes(v)) options.agent = v as AgentName;
-        else errors.push(`push option ralph.agent must be one of ${AGENTS.join(', ')}, got ${JSON.stringify(v)}`);
+        if (!(AGENTS as readonly string[]).includes(v)) errors.push(`push option ${name} must be one of ${AGENTS.join(', ')}, got ${JSON.stringify(v)}`);
+        else if (name === 'ralph.agent') options.agent = v as AgentName;
+        else options.fallbackAgent = v as AgentName;
+        break;
+      }
+      case 'ralph.iteration-timeout':
+      case 'ralph.stall-timeout': {
+        const v = needValue();
+        if (v === undefined) break;
+        const ms = parseDuration(v);
+        if (ms === null || ms < 1000) errors.push(`push option ${name} must be a duration such as 90s, 45m or 2h, got ${JSON.stringify(v)}`);
+        else if (name === 'ralph.iteration-timeout') options.iterationTimeoutMs = ms;
+        else options.stallTimeoutMs = ms;
         break;
       }
       case 'ralph.agent-cmd': {

@@ -1,28 +1,23 @@
 // Agent CLI auto-install: before a loop starts, make sure the agent's command exists — on PATH or in
 // $RALPH_HOME/agents — and if not, install its npm package there, once, under a cross-process lock.
 
-import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
+import { AGENT_NAMES, AGENT_PROFILES } from '../agents/registry.js';
 import type { Config } from '../store/config.js';
 import type { HomePaths } from '../store/paths.js';
 import { withLock } from './lock.js';
 
 /** The npm package of each known agent's CLI (config.agentPackages overrides or adds). */
-export const DEFAULT_AGENT_PACKAGES: Readonly<Record<string, string>> = {
-  claude: '@anthropic-ai/claude-code',
-  opencode: 'opencode-ai',
-  codex: '@openai/codex',
-  amp: '@sourcegraph/amp',
-};
+export const DEFAULT_AGENT_PACKAGES: Readonly<Record<string, string>> = Object.fromEntries(
+  AGENT_NAMES.map((name) => [name, AGENT_PROFILES[name].npmPackage]),
+);
 
 /** The command each known agent needs; an agent not listed needs a command of its own name. */
-export const AGENT_BINARIES: Readonly<Record<string, string>> = {
-  claude: 'claude',
-  opencode: 'opencode',
-  codex: 'codex',
-  amp: 'amp',
-};
+export const AGENT_BINARIES: Readonly<Record<string, string>> = Object.fromEntries(
+  AGENT_NAMES.map((name) => [name, AGENT_PROFILES[name].command]),
+);
 
 /** Agents that run a user's own command (--agent-cmd) and need nothing installed. */
 const CUSTOM_AGENTS = new Set(['custom']);
@@ -47,7 +42,7 @@ export function agentPackage(agent: string, config: Config): string | undefined 
 
 /** $RALPH_HOME/agents/node_modules/.bin */
 export function agentsBinDir(paths: HomePaths): string {
-  return join(paths.agents, 'node_modules', '.bin');
+  return paths.agentsBin;
 }
 
 function isExecutable(path: string): boolean {
@@ -130,13 +125,48 @@ export async function ensureAgentInstalled(
       if (!isExecutable(join(binDir, bin))) {
         throw new AgentInstallError(`npm installed ${spec} but it provides no \`${bin}\` command; check agentPackages.${agent} in the config file`);
       }
+      const picked = installedPackage(join(binDir, bin));
+      // A package whose postinstall was skipped leaves a stub that only says the real binary is missing.
+      const version = await checkRuns(join(binDir, bin), agent, spec);
       mkdirSync(dirname(markerPath(paths, agent)), { recursive: true });
-      writeFileSync(markerPath(paths, agent), JSON.stringify({ spec, installedAt: new Date().toISOString() }) + '\n');
-      progress(`ralph: installed ${agent} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      writeFileSync(markerPath(paths, agent), JSON.stringify({ spec, version: picked, installedAt: new Date().toISOString() }) + '\n');
+      progress(
+        `ralph: installed ${agent} ${version} in ${((Date.now() - started) / 1000).toFixed(1)}s` +
+          (picked ? ` (npm picked ${picked} for Node ${process.versions.node})` : ''),
+      );
     },
     { onWait: () => progress(`ralph: waiting for another agent install to finish…`) },
   );
   return extra();
+}
+
+/** The package (name@version) npm installed that provides `binPath` (a link into node_modules). */
+function installedPackage(binPath: string): string | null {
+  try {
+    let dir = dirname(realpathSync(binPath));
+    for (let i = 0; i < 6 && dir !== dirname(dir); i++, dir = dirname(dir)) {
+      const file = join(dir, 'package.json');
+      if (!existsSync(file)) continue;
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
+      if (typeof pkg.name === 'string' && typeof pkg.version === 'string') return `${pkg.name}@${pkg.version}`;
+    }
+  } catch {
+    /* not said then */
+  }
+  return null;
+}
+
+/** Runs `<bin> --version`; returns its first line, or throws the one line saying why the CLI does not run. */
+async function checkRuns(binPath: string, agent: string, spec: string): Promise<string> {
+  const r = await run(binPath, ['--version'], dirname(binPath), { capture: 'both', timeoutMs: 60_000 });
+  const said = `${r.stdout ?? ''}\n${r.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (r.error || r.code !== 0 || said.some((l) => /not installed|cannot find|not found/i.test(l))) {
+    const why = r.error ?? said.find((l) => /not installed|cannot find|not found|error/i.test(l)) ?? said[0] ?? `exit code ${r.code}`;
+    throw new AgentInstallError(
+      `npm installed ${spec}, but \`${agent} --version\` fails: ${why}; its install script may have been skipped (npm's allow-scripts / ignore-scripts) — reinstall it with scripts allowed`,
+    );
+  }
+  return said[0] ?? '';
 }
 
 /** npm, next to this node when there is one there (a daemon under systemd may have a bare PATH). */
@@ -156,31 +186,36 @@ async function npmInstall(paths: HomePaths, agent: string, spec: string): Promis
   // The marker goes first: from here until success the agent counts as not installed.
   rmSync(markerPath(paths, agent), { force: true });
   const args = ['install', '--prefix', paths.agents, '--no-audit', '--no-fund', '--no-update-notifier', spec];
-  const { code, stderr, error } = await run(npmCommand(), args, paths.agents);
+  const { code, stderr, error } = await run(npmCommand(), args, paths.agents, {});
   if (error) throw new AgentInstallError(`installing ${agent} (${spec}) failed: cannot run npm: ${error}`);
   if (code !== 0) throw new AgentInstallError(`installing ${agent} (${spec}) with npm failed: ${summarizeNpmError(stderr, code)}`);
 }
 
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; stderr: string; error?: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, npm_config_progress: 'false' } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < 256 * 1024) stderr += d.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      stderr += `\nnpm error took longer than ${NPM_TIMEOUT_MS / 60_000} minutes`;
-    }, NPM_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: null, stderr, error: err.message });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
+/**
+ * Runs a one-shot command (npm, or an agent's `--version`) with a deadline: stderr (and stdout when
+ * asked) captured, a command that cannot be started reported as `error`, not thrown.
+ */
+async function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  opts: { capture?: 'stderr' | 'both'; timeoutMs?: number },
+): Promise<{ code: number | null; stdout?: string; stderr: string; error?: string }> {
+  const timeoutMs = opts.timeoutMs ?? NPM_TIMEOUT_MS;
+  // execa: the timeout ends it with SIGTERM, then SIGKILL if it lingers.
+  const r = await execa(cmd, args, {
+    cwd,
+    env: { npm_config_progress: 'false' },
+    stdin: 'ignore',
+    stdout: opts.capture === 'both' ? 'pipe' : 'ignore',
+    reject: false,
+    timeout: timeoutMs,
   });
+  if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.timedOut) {
+    return { code: null, stderr: r.stderr ?? '', error: r.originalMessage ?? r.shortMessage ?? 'it did not start' };
+  }
+  const stderr = r.timedOut ? `${r.stderr ?? ''}\n${cmd} took longer than ${Math.round(timeoutMs / 1000)} s` : (r.stderr ?? '');
+  return { code: r.exitCode ?? null, ...(typeof r.stdout === 'string' ? { stdout: r.stdout } : {}), stderr };
 }
 
 /**

@@ -81,8 +81,9 @@ export class PtyRun implements AgentRun {
   /** Where keys go: the PTY, at once (see pty-input.ts). */
   private readonly keys: PtyInput;
   private readonly detector = new CompletionDetector();
-  private readonly stripper = new EscapeStripper();
-  private tail = '';
+  /** The last chunks of output (at least TAIL_CHARS bytes of them), read only if the agent fails. */
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
   private interactive: boolean;
 
   constructor(o: RunOptions) {
@@ -99,15 +100,18 @@ export class PtyRun implements AgentRun {
       if (chunk === null) return;
       // Output produced while a human types is theirs, not the agent's verdict.
       if (!this.interactive) this.detector.push(chunk.buf);
-      this.tail = (this.tail + this.stripper.strip(chunk.buf).toString('utf8')).slice(-TAIL_CHARS);
+      // Kept as it came (a reference per chunk, no copy): the hot path of a flood pays nothing for it.
+      this.tail.push(chunk.buf);
+      this.tailBytes += chunk.buf.length;
+      while (this.tail.length > 1 && this.tailBytes - this.tail[0]!.length >= TAIL_CHARS) this.tailBytes -= this.tail.shift()!.length;
     });
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
         this.keys.close();
         releaseTerminal();
-        o.writer.bytes(Buffer.alloc(0));
+        o.writer.endBytes();
         const failed = exitCode !== 0 || (signal ?? 0) !== 0;
-        const line = failed ? lastTellingLine(this.tail) : null;
+        const line = failed ? lastTellingLine(new EscapeStripper().strip(Buffer.concat(this.tail)).toString('utf8')) : null;
         resolve({
           exitCode,
           signal: signal ?? 0,
@@ -140,6 +144,28 @@ export class PtyRun implements AgentRun {
     signalGroup(this.proc.pid, signal);
   }
 }
+
+/**
+ * The stream agent runs under a few lines of sh that hold a pipe from the runner on fd 3: when the
+ * runner goes away in any way (SIGKILL included), the kernel closes it and the guard ends the agent's
+ * whole process group (its tools too). A PTY agent needs none: it gets SIGHUP when its terminal goes.
+ * The agent keeps the runner's stdin pipe (fd 4 carries it past sh's rule that a background command
+ * reads /dev/null).
+ */
+const GUARD = [
+  'exec 4<&0',
+  '"$@" <&4 4<&- 3<&- &',
+  'a=$!',
+  'exec 4<&- 0</dev/null',
+  // A TERM to the group is the runner's own doing (a stop): the guard just goes. After end-of-file
+  // it must outlive its own TERM to send the KILL.
+  "{ trap 'exit 0' TERM; while read -r _ <&3; do :; done; trap '' TERM; kill -TERM 0; sleep 3; kill -KILL 0; } >/dev/null 2>&1 &",
+  'w=$!',
+  'exec 3<&-',
+  'wait "$a"; rc=$?',
+  'kill -KILL "$w" 2>/dev/null',
+  'exit "$rc"',
+].join('\n');
 
 /** Longest stdout line taken from an agent (a tool result quoting a huge file); longer ones are cut. */
 const MAX_EVENT_LINE = 32 * 1024 * 1024;
@@ -189,7 +215,13 @@ export class StreamRun implements AgentRun {
     this.parse = dialect.parser();
     this.renderer = new EventRenderer(agent);
     // detached: its own process group, so a stop ends the tools it started too.
-    this.proc = spawn(o.file, o.args, { cwd: o.cwd, env: o.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn('/bin/sh', ['-c', GUARD, 'ralph-agent-guard', o.file, ...o.args], {
+      cwd: o.cwd,
+      env: o.env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    }) as ChildProcessWithoutNullStreams;
+    (this.proc.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
     this.proc.stdin.on('error', () => {}); // it may exit before reading everything: its exit says why
     this.readLines(this.proc.stdout, (line) => this.onLine(line));
     this.readLines(this.proc.stderr, (line) => this.onStderr(line));

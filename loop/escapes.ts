@@ -106,3 +106,48 @@ export class EscapeStripper {
     return out.subarray(0, o);
   }
 }
+
+/**
+ * A terminal's output as plain lines, for a file or a pipe: escape sequences dropped, CRLF as LF, and a
+ * carriage return that is not part of one starting its line over (as on a terminal), so a line the
+ * output redrew (a progress bar, the input line) ends up as it last read.
+ */
+export class PlainLines {
+  private readonly stripper = new EscapeStripper();
+  private line: Buffer[] = [];
+  private pendingCr = false;
+
+  /** The complete lines `chunk` finishes (each ending in LF). */
+  push(chunk: Uint8Array): Buffer {
+    const visible = this.stripper.strip(chunk);
+    const out: Buffer[] = [];
+    let start = 0;
+    for (let i = 0; i < visible.length; i++) {
+      const c = visible[i]!;
+      if (this.pendingCr) {
+        this.pendingCr = false;
+        if (c !== 0x0a) this.line = []; // a lone CR: the line starts over
+      }
+      if (c === 0x0d || c === 0x0a) {
+        if (i > start) this.line.push(Buffer.from(visible.subarray(start, i)));
+        start = i + 1;
+        if (c === 0x0d) {
+          this.pendingCr = true;
+        } else {
+          out.push(...this.line, Buffer.from('\n'));
+          this.line = [];
+        }
+      }
+    }
+    if (start < visible.length) this.line.push(Buffer.from(visible.subarray(start)));
+    return Buffer.concat(out);
+  }
+
+  /** What is left of an unfinished last line. */
+  end(): Buffer {
+    const rest = Buffer.concat(this.line);
+    this.line = [];
+    this.pendingCr = false;
+    return rest;
+  }
+}

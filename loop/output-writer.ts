@@ -29,6 +29,11 @@ export class OutputWriter {
     return chunk;
   }
 
+  /** The PTY's stream ended: a character it left cut off is written as U+FFFD. */
+  endBytes(): void {
+    this.history.endBytes();
+  }
+
   /** Text of the agent's (possibly part of a line). */
   text(text: string): void {
     if (text === '') return;

@@ -109,7 +109,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.iterations = opts.iterations ?? new IterationStore(opts.store.db);
     this.files = taskFiles(row.taskDir);
     this.env = opts.env ?? process.env;
-    this.agentSearchDirs = opts.agentSearchDirs ?? [join(paths.agents, 'node_modules', '.bin')];
+    this.agentSearchDirs = opts.agentSearchDirs ?? [paths.agentsBin];
     this.promptPath = join(paths.logs, `${row.id}.prompt.md`);
     this.stopGraceMs = opts.stopGraceMs ?? envMs('RALPH_STOP_GRACE_MS', 3000);
     this.iteration = row.iteration;
@@ -256,6 +256,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   private async iterate(): Promise<Outcome> {
     let failuresInARow = 0;
     let limitsInARow = 0;
+    /** Why the last iteration failed, while the one after has not gone well. */
+    let lastFailure: string | null = null;
     for (;;) {
       if (this.stopRequest) {
         return { status: this.stopRequest.status ?? 'stopped', reason: this.stopRequest.when === 'now' ? this.stopRequest.reason : `stopped after iteration ${this.iteration} as requested` };
@@ -267,7 +269,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
         continue;
       }
       if (this.iteration >= this.maxIterations) {
-        return { status: 'failed', reason: `reached the iteration limit (${this.maxIterations}) ${this.openStoriesText()}` };
+        const last = lastFailure ? `; last iteration: ${lastFailure}` : '';
+        return { status: 'failed', reason: `reached the iteration limit (${this.maxIterations}) ${this.openStoriesText()}${last}` };
       }
       this.iteration++;
       const prd = this.readPrdOrSay();
@@ -315,8 +318,10 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       }
       if (report.outcome === 'ok') {
         failuresInARow = 0;
+        lastFailure = null;
         continue;
       }
+      lastFailure = report.reason;
       // Retrying cannot fix credentials: say so now rather than after three more failures.
       if (report.error?.errorKind === 'auth') {
         return { status: 'failed', reason: `${report.agent} cannot authenticate: ${report.error.text}` };

@@ -24,6 +24,8 @@ export interface HomePaths {
   repos: string;
   worktrees: string;
   agents: string;
+  /** Commands of the agent CLIs ralph installed itself (npm prefix `agents`). */
+  agentsBin: string;
   locks: string;
   daemonSocket: string;
   /** The secret a tcp connection to the daemon must present (daemon/token.ts). */
@@ -41,6 +43,7 @@ export function homePaths(home = ralphHome()): HomePaths {
     repos: join(home, 'repos'),
     worktrees: join(home, 'worktrees'),
     agents: join(home, 'agents'),
+    agentsBin: join(home, 'agents', 'node_modules', '.bin'),
     locks: join(home, 'locks'),
     daemonSocket: join(home, 'daemon.sock'),
     daemonToken: join(home, 'daemon.token'),

@@ -171,11 +171,18 @@ test('ralph logs prints the whole log; logs -f follows to the end with nothing l
     assert.match(follow.stderr, new RegExp(`^ralph: loop ${id} completed`));
     const log = w.log(id);
     assert.match(log, /<promise>COMPLETE<\/promise>/);
-    assert.is(follow.stdout, log, 'logs -f printed exactly the log');
+    // Into a pipe: the text without the terminal's escape sequences, lines ending in LF.
+    const text = log.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r\n/g, '\n');
+    assert.not.match(text, /[\x1b\r]/, 'the fixture writes only SGR colours and CRLF line ends');
+    assert.is(follow.stdout, text, 'logs -f printed exactly the log, as text');
 
     const plain = await w.ralph(['logs', id]);
     assert.is(plain.code, 0, plain.stderr);
-    assert.is(plain.stdout, log);
+    assert.is(plain.stdout, text);
+    const raw = await w.ralph(['logs', id, '--raw']);
+    assert.is(raw.stdout, log, '--raw: byte for byte');
+    const rawFollow = await w.ralph(['logs', id, '-f', '--raw']);
+    assert.is(rawFollow.stdout, log);
   } finally {
     await w.cleanup();
   }
@@ -199,7 +206,11 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
     const ok = w.repo({ git: false });
     // A PATH with no agent CLI on it: node's own directory and the system's.
     const path = `${dirname(process.execPath)}:/usr/bin:/bin`;
-    assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'claude'], { env: { PATH: path } }), /claude/);
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'claude'], { env: { PATH: path, IS_SANDBOX: '1' } }), /`claude` not found on PATH/);
+    if (process.getuid?.() === 0) {
+      // As root, Claude Code's own rule comes first (ralph never sets IS_SANDBOX for the user).
+      assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'claude'], { env: { PATH: path, IS_SANDBOX: '' } }), /as root.*non-root user.*export IS_SANDBOX=1/);
+    }
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'gpt-nine']), /unknown agent "gpt-nine"/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--max-iterations', '0']), /--max-iterations/);
 
@@ -261,8 +272,8 @@ test('ralph status shows a remote loop under its remote, marked (unreachable) wh
   }
 });
 
-test('ralph status loads no heavy module: its static imports reach neither node-pty, @xterm nor execa', () => {
-  const heavy = /^(node-pty|@xterm\/|execa)/;
+test('ralph status loads no heavy module: its static imports reach neither node-pty, @xterm, execa nor simple-git', () => {
+  const heavy = /^(node-pty|@xterm\/|execa|simple-git)/;
   const seen = new Set<string>();
   const reached: string[] = [];
   const visit = (file: string) => {

@@ -18,6 +18,8 @@ let d: DaemonHandle | undefined;
 const PATH = [dirname(process.execPath), '/usr/bin', '/bin'].join(':');
 const npmEnv = {
   PATH,
+  // The fixture is installed as `claude`, whose root check ralph applies (these tests may run as root).
+  IS_SANDBOX: '1',
   npm_config_offline: 'true',
   npm_config_cache: join(t.home, 'npm-cache'),
   npm_config_update_notifier: 'false',

@@ -59,14 +59,29 @@ test('push options: values checked, unknown ralph.* options named, others ignore
     options: { agent: 'opencode', maxIterations: 20, noStart: false, restart: true },
     errors: [],
   });
-  const { errors } = parsePushOptions(['ralph.agent=gpt', 'ralph.iterations=0', 'ralph.task=../up', 'ralph.agent-cmd=', 'ralph.colour=red', 'ralph.no-start=maybe']);
+  assert.equal(parsePushOptions(['ralph.iteration-timeout=45m', 'ralph.stall-timeout=90s', 'ralph.fallback-agent=codex']), {
+    options: { iterationTimeoutMs: 45 * 60_000, stallTimeoutMs: 90_000, fallbackAgent: 'codex', noStart: false, restart: false },
+    errors: [],
+  });
+  const { errors } = parsePushOptions([
+    'ralph.agent=gpt',
+    'ralph.iterations=0',
+    'ralph.task=../up',
+    'ralph.agent-cmd=',
+    'ralph.colour=red',
+    'ralph.no-start=maybe',
+    'ralph.iteration-timeout=soon',
+    'ralph.fallback-agent=gpt',
+  ]);
   assert.equal(errors, [
     'push option ralph.agent must be one of claude, opencode, codex, amp, got "gpt"',
     'push option ralph.iterations must be a whole number from 1 to 10000, got "0"',
     'push option ralph.task must be a path inside the repo, got "../up"',
     'push option ralph.agent-cmd needs a value (ralph.agent-cmd=...)',
-    'unknown push option ralph.colour (known: ralph.agent, ralph.agent-cmd, ralph.iterations, ralph.task, ralph.no-start, ralph.restart)',
+    'unknown push option ralph.colour (known: ralph.agent, ralph.agent-cmd, ralph.iterations, ralph.task, ralph.iteration-timeout, ralph.stall-timeout, ralph.fallback-agent, ralph.no-start, ralph.restart)',
     'push option ralph.no-start takes no value (or true/false), got "maybe"',
+    'push option ralph.iteration-timeout must be a duration such as 90s, 45m or 2h, got "soon"',
+    'push option ralph.fallback-agent must be one of claude, opencode, codex, amp, got "gpt"',
   ]);
   const z = '0'.repeat(40);
   const a = 'a'.repeat(40);

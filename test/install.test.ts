@@ -109,7 +109,7 @@ test('a missing agent CLI is installed from its package once, with progress line
   const first = await ensureIn(s, 'ralph-test-agent');
   assert.is(first.error, null, first.stderr);
   assert.is(first.progress[0], `ralph: installing ralph-test-agent (${tarball}) with npm…`);
-  assert.match(first.progress[1]!, /^ralph: installed ralph-test-agent in \d+\.\ds$/);
+  assert.match(first.progress[1]!, /^ralph: installed ralph-test-agent ralph-fixture-agent 1\.0\.0 in \d+\.\ds \(npm picked ralph-fixture-agent@1\.0\.0 for Node \d+\.\d+\.\d+\)$/);
   const binDir = join(s.home, 'agents', 'node_modules', '.bin');
   assert.equal(first.binDirs, [binDir]);
   const ran = await runCommand(join(binDir, 'ralph-test-agent'), ['--version']);
@@ -170,6 +170,18 @@ test('a failed install says why in a line or two, leaves nothing that looks inst
   assert.is(fixed.progress.length, 2);
   assert.ok(existsSync(binPath));
   assert.is(installCount(s), 2, 'the next attempt really installed it');
+});
+
+test('a CLI that installs but does not run (its install script skipped) is not taken as installed', async () => {
+  const s = newSetup({ 'ralph-test-agent': tarball });
+  const stub = await ensureIn(s, 'ralph-test-agent', { RALPH_TEST_AGENT_STUB: '1' });
+  assert.is(stub.code, 3);
+  assert.match(stub.error!, /^npm installed .*, but `ralph-test-agent --version` fails: Error: claude native binary not installed\. .*install script may have been skipped/);
+  assert.not.match(stub.error!, /\n/);
+  // No marker was written: the next start checks again and, the CLI now running, takes it.
+  const fixed = await ensureIn(s, 'ralph-test-agent');
+  assert.is(fixed.error, null, fixed.stderr);
+  assert.match(fixed.progress[1]!, /installed ralph-test-agent ralph-fixture-agent 1\.0\.0/);
 });
 
 test('two processes needing the same agent at once: npm runs once, both get it', async () => {

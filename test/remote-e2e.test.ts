@@ -123,11 +123,14 @@ test('remote add checks the live daemon; start --remote runs a loop there; statu
   const tail = (await readRemoteLog(store.get(id)!, 10)).toString('utf8');
   assert.is(tail, Buffer.from(all).subarray(10).toString('utf8'));
 
-  // what the user runs: ralph logs (and logs -f, which ends at once) print that same stored output
-  const logs = await ralph(['logs', id], { env: laptop.env });
+  // what the user runs: ralph logs --raw (and logs -f, which ends at once) print that same stored
+  // output; into a pipe without --raw, as text with LF line ends
+  const logs = await ralph(['logs', id, '--raw'], { env: laptop.env });
   assert.is(logs.code, 0, logs.stderr);
   assert.is(logs.stdout, all);
-  const follow = await ralph(['logs', '-f', id], { env: laptop.env });
+  assert.not.match(all, /\x1b/, 'this agent prints no escape sequences');
+  assert.is((await ralph(['logs', id], { env: laptop.env })).stdout, all.replace(/\r\n/g, '\n'));
+  const follow = await ralph(['logs', '-f', '--raw', id], { env: laptop.env });
   assert.is(follow.code, 0, follow.stderr);
   assert.is(follow.stdout, all);
   assert.match(follow.stderr, new RegExp(`loop ${id}.*completed`));

@@ -45,9 +45,18 @@ export async function attachToLoop(
 }
 
 class AttachSession {
-  private readonly keys = new KeyRouter('watch');
+  private readonly keys: KeyRouter;
   /** Whether this client wants interactive mode on: re-asserted after a reconnect. */
   private wantInteractive: boolean;
+  /**
+   * Interactive mode has been asked for on the current connection: typed keys may be sent (the
+   * runner takes requests in order, so they arrive after it).
+   */
+  private interactiveReady = false;
+  /** Keys typed before interactive mode was on (e.g. piped in before attach connected), in order. */
+  private outbox: string[] = [];
+  /** stdin ended while interactive: detach once every key typed has reached the loop. */
+  private stdinEnded = false;
   private readonly feed: LoopFeed;
   private leave!: (outcome: { kind: 'detached' } | { kind: 'signal'; signal: NodeJS.Signals }) => void;
   private readonly left = new Promise<{ kind: 'detached' } | { kind: 'signal'; signal: NodeJS.Signals }>((resolve) => (this.leave = resolve));
@@ -63,6 +72,8 @@ class AttachSession {
     private readonly term: AttachTerminal,
   ) {
     this.wantInteractive = opts.interactive;
+    // With --interactive every key is the agent's from the start, even before the connection is up.
+    this.keys = new KeyRouter(opts.interactive ? 'interactive' : 'watch');
     this.feed = new LoopFeed({
       ...loopAccess(store, row),
       replay: opts.replay ? 'screen' : 'none',
@@ -71,7 +82,10 @@ class AttachSession {
       onOutput: (data) => this.showOutput(data),
       onWriteRefused: (message) => term.note(`write failed: ${message}`),
       onSubscribed: (result, peer, isReconnect) => this.subscribed(result.interactive, peer, isReconnect),
-      onDisconnected: (reason) => term.note(`connection lost (${reason}); reconnecting…`),
+      onDisconnected: (reason) => {
+        this.interactiveReady = false;
+        term.note(`connection lost (${reason}); reconnecting…`);
+      },
     });
   }
 
@@ -79,7 +93,10 @@ class AttachSession {
     const onSignal = (signal: NodeJS.Signals) => this.leave({ kind: 'signal', signal });
     for (const s of SIGNALS) process.on(s, onSignal);
     try {
-      this.term.enter((chunk) => this.onKeys(chunk));
+      this.term.enter(
+        (chunk) => this.onKeys(chunk),
+        () => this.onStdinEnd(),
+      );
       this.term.onResize(() => this.sendSize());
       if (!this.wantInteractive) this.term.note(`attached to loop ${this.row.id}: ${WATCH_HELP}`);
       this.watchCompletions();
@@ -129,18 +146,61 @@ class AttachSession {
   private async subscribed(runnerInteractive: boolean, peer: RpcPeer, isReconnect: boolean): Promise<void> {
     this.warnedOffline = false;
     if (isReconnect) this.term.note('reconnected');
-    if (this.wantInteractive && !runnerInteractive) {
-      try {
-        await peer.request(LoopMethods.interactive, { on: true });
-        this.keys.mode = 'interactive';
-        if (!isReconnect) this.term.note(`attached to loop ${this.row.id}: ${INTERACTIVE_HELP}`);
-      } catch (err) {
-        this.wantInteractive = false;
-        this.term.note(`cannot enter interactive mode: ${(err as Error).message}`);
-      }
-    } else if (this.wantInteractive) {
-      this.keys.mode = 'interactive';
+    if (!this.wantInteractive) return;
+    if (runnerInteractive) {
+      this.interactiveOn();
+      return;
     }
+    const asked = peer.request(LoopMethods.interactive, { on: true });
+    this.interactiveOn();
+    try {
+      await asked;
+      if (!isReconnect) this.term.note(`attached to loop ${this.row.id}: ${INTERACTIVE_HELP}`);
+    } catch (err) {
+      this.interactiveRefused(`cannot enter interactive mode: ${(err as Error).message}`);
+    }
+  }
+
+  /** Interactive mode is (being) turned on: keys typed meanwhile go out now, in order, after that request. */
+  private interactiveOn(): void {
+    if (!this.wantInteractive) return;
+    this.keys.mode = 'interactive';
+    this.interactiveReady = true;
+    for (const data of this.outbox.splice(0)) this.sendKeys(data);
+    this.leaveIfInputDone();
+  }
+
+  private interactiveRefused(note: string): void {
+    this.wantInteractive = false;
+    this.interactiveReady = false;
+    this.keys.mode = 'watch';
+    if (this.outbox.length > 0) note += ` (${this.outbox.length} key${this.outbox.length === 1 ? '' : 's'} typed meanwhile not sent)`;
+    this.outbox = [];
+    this.term.note(note);
+    this.leaveIfInputDone();
+  }
+
+  /**
+   * Keys go out as they come, unanswered (a refusal comes back as a note); they wait in the outbox
+   * only while interactive mode is not in place or the connection is down. The runner takes
+   * messages in order, so the request that leaves interactive mode on the way out is answered
+   * only after every key sent before it was handled.
+   */
+  private sendKeys(data: string): void {
+    if (!this.interactiveReady || !this.feed.write(data)) this.outbox.push(data);
+  }
+
+  /** stdin ended: in interactive mode, leave it (the loop goes on) and detach; watching goes on. */
+  private onStdinEnd(): void {
+    if (!this.wantInteractive) return;
+    this.stdinEnded = true;
+    this.leaveIfInputDone();
+  }
+
+  private leaveIfInputDone(): void {
+    if (!this.stdinEnded) return;
+    if (this.wantInteractive && (!this.interactiveReady || this.outbox.length > 0)) return;
+    this.leave({ kind: 'detached' });
   }
 
   private onKeys(chunk: Buffer): void {
@@ -150,17 +210,22 @@ class AttachSession {
   private act(action: KeyAction): void {
     switch (action.kind) {
       case 'send':
-        if (!this.feed.write(action.data)) this.notConnected();
+        this.sendKeys(action.data);
         return;
-      case 'interactive':
+      case 'interactive': {
         this.wantInteractive = action.on;
+        this.interactiveReady = false;
+        if (!action.on) this.outbox = [];
         this.term.note(action.on ? INTERACTIVE_HELP : WATCH_HELP);
-        this.request(LoopMethods.interactive, { on: action.on }, () => {
+        const peer = this.feed.connection;
+        if (!peer) return; // asked again as soon as the connection is back (subscribed)
+        peer
+          .request(LoopMethods.interactive, { on: action.on })
           // Refused (the loop is ending, say): back to watching.
-          this.wantInteractive = false;
-          this.keys.mode = 'watch';
-        });
+          .catch((err: Error) => this.interactiveRefused(`interactive failed: ${err.message}`));
+        if (action.on) this.interactiveOn();
         return;
+      }
       case 'ask-stop':
         this.term.note(`stop loop ${this.row.id} now? [y/N]`);
         return;

@@ -17,6 +17,7 @@ export class AttachTerminal {
   private rawMode = false;
   private readonly onExit = () => this.restore();
   private keyListener: ((chunk: Buffer) => void) | undefined;
+  private endListener: (() => void) | undefined;
   private resizeListener: (() => void) | undefined;
 
   constructor(readonly io: AttachIo) {}
@@ -25,8 +26,8 @@ export class AttachTerminal {
     return Boolean(this.io.stdout.isTTY);
   }
 
-  /** Starts reading keys (raw when stdin is a terminal). */
-  enter(onKeys: (chunk: Buffer) => void): void {
+  /** Starts reading keys (raw when stdin is a terminal); `onEnd` when stdin ends (a pipe's EOF). */
+  enter(onKeys: (chunk: Buffer) => void, onEnd: () => void = () => {}): void {
     const { stdin } = this.io;
     if (stdin.isTTY) {
       stdin.setRawMode(true);
@@ -35,7 +36,9 @@ export class AttachTerminal {
     // Even process.exit() from elsewhere (fail(), an uncaught error) gives the terminal back.
     process.on('exit', this.onExit);
     this.keyListener = onKeys;
+    this.endListener = onEnd;
     stdin.on('data', onKeys);
+    stdin.once('end', onEnd);
     stdin.resume();
   }
 
@@ -83,6 +86,7 @@ export class AttachTerminal {
       }
     }
     if (this.keyListener) stdin.off('data', this.keyListener);
+    if (this.endListener) stdin.off('end', this.endListener);
     stdin.pause();
   }
 }

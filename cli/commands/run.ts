@@ -4,7 +4,7 @@
 import { describeEnd } from '../../client/describe.js';
 import { openLoopStore } from '../../client/lookup.js';
 import { launchRunner } from '../../loop/launch.js';
-import { prepareLoop, type PrepareRequest } from '../../loop/prepare.js';
+import { DEFAULT_AGENT, prepareLoop, type PrepareRequest } from '../../loop/prepare.js';
 import { homePaths } from '../../store/paths.js';
 
 export interface RunOptions {
@@ -14,18 +14,32 @@ export interface RunOptions {
   task?: string;
   name?: string;
   foreground?: boolean;
+  iterationTimeout?: number;
+  stallTimeout?: number;
+  fallbackAgent?: string;
+  installAgent?: boolean;
 }
 
 export async function run(dir: string, opts: RunOptions): Promise<void> {
   const paths = homePaths();
   const store = openLoopStore(paths);
-  const request: PrepareRequest = { dir };
+  // ralph's own install dir too: agents it installed (here or for a daemon) are found like those on PATH.
+  const request: PrepareRequest = { dir, agentSearchDirs: [paths.agentsBin] };
   // prepareLoop checks the agent name and says which ones exist.
   if (opts.agent !== undefined) request.agent = opts.agent as NonNullable<PrepareRequest['agent']>;
   if (opts.agentCmd !== undefined) request.agentCmd = opts.agentCmd;
   if (opts.maxIterations !== undefined) request.maxIterations = opts.maxIterations;
   if (opts.task !== undefined) request.task = opts.task;
   if (opts.name !== undefined) request.name = opts.name;
+  if (opts.iterationTimeout !== undefined) request.iterationTimeoutMs = opts.iterationTimeout;
+  if (opts.stallTimeout !== undefined) request.stallTimeoutMs = opts.stallTimeout;
+  if (opts.fallbackAgent !== undefined) request.fallbackAgent = opts.fallbackAgent as NonNullable<PrepareRequest['fallbackAgent']>;
+  if (opts.installAgent && opts.agentCmd === undefined) {
+    const { installAgentsFor } = await import('../../client/install-agent.js');
+    await installAgentsFor(paths, [opts.agent ?? DEFAULT_AGENT, ...(opts.fallbackAgent ? [opts.fallbackAgent] : [])], (line) =>
+      process.stderr.write(`${line.startsWith('ralph: ') ? '' : 'ralph: '}${line}\n`),
+    );
+  }
   const row = prepareLoop(store, paths, request);
 
   if (opts.foreground) {

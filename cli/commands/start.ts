@@ -1,13 +1,13 @@
 // `ralph start --remote NAME --branch B`: start a loop on a branch already pushed to a remote, without
 // a push. Asks the daemon (`loop.start`), records the loop in the local session DB, prints its id.
 
-import { checkDaemonLoops, controlRequest, findRemote, openControl } from '../../client/daemon.js';
+import { findRemote } from '../../client/daemon.js';
 import { defaultRepoName } from '../../client/local-repo.js';
-import { recordPushedLoops } from '../../client/record.js';
-import { ControlMethods, ControlNotifications, type DaemonLoop, type LoopStartParams, type LoopStartResult } from '../../daemon/protocol.js';
+import { startOnRemote } from '../../client/remote-start.js';
+import { ControlMethods, type LoopStartParams } from '../../daemon/protocol.js';
 import { readConfig } from '../../store/config.js';
 import { openDb } from '../../store/db.js';
-import { LoopStore, NO_USAGE, nowIso } from '../../store/loops.js';
+import { LoopStore } from '../../store/loops.js';
 import { checkRepoName } from '../../store/names.js';
 import { homePaths } from '../../store/paths.js';
 import { UserError } from '../output.js';
@@ -20,11 +20,10 @@ export interface StartOptions {
   agentCmd?: string;
   maxIterations?: number;
   task?: string;
+  iterationTimeout?: number;
+  stallTimeout?: number;
+  fallbackAgent?: LoopStartParams['fallbackAgent'];
 }
-
-/** Connecting and saying hello: short. Starting may install the agent CLI first: long. */
-const CONNECT_TIMEOUT_MS = 10_000;
-const START_TIMEOUT_MS = 15 * 60_000;
 
 function checkBranch(branch: string): void {
   // The daemon checks it against its repo; this catches what could never be a branch name.
@@ -41,7 +40,7 @@ export async function run(opts: StartOptions): Promise<void> {
   } catch (err) {
     throw new UserError((err as Error).message);
   }
-  const repo = opts.repo ?? remote.repo ?? defaultRepoName();
+  const repo = opts.repo ?? remote.repo ?? (await defaultRepoName());
   if (!repo) throw new UserError(`which repo on ${remote.name}? give --repo NAME (remote ${remote.name} has none saved)`);
   try {
     checkRepoName(repo);
@@ -55,60 +54,24 @@ export async function run(opts: StartOptions): Promise<void> {
   if (opts.agentCmd) params.agentCmd = opts.agentCmd;
   if (opts.maxIterations !== undefined) params.maxIterations = opts.maxIterations;
   if (opts.task) params.task = opts.task;
+  if (opts.iterationTimeout !== undefined) params.iterationTimeoutMs = opts.iterationTimeout;
+  if (opts.stallTimeout !== undefined) params.stallTimeoutMs = opts.stallTimeout;
+  if (opts.fallbackAgent) params.fallbackAgent = opts.fallbackAgent;
 
   const store = new LoopStore(openDb(homePaths().db));
-  const conn = await openControl(remote, { timeoutMs: CONNECT_TIMEOUT_MS }).catch((err: Error) => {
-    throw new UserError(err.message);
-  });
-  // What the daemon does meanwhile (installing the agent CLI, ...), as it happens.
-  conn.peer.onNotification(ControlNotifications.progress, (p) => {
-    const line = typeof (p as { line?: unknown })?.line === 'string' ? (p as { line: string }).line : '';
-    if (line) process.stderr.write(`${line.startsWith('ralph: ') ? '' : 'ralph: '}${line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')}\n`);
-  });
   try {
-    let started: LoopStartResult;
-    try {
-      started = await controlRequest<LoopStartResult>(conn, ControlMethods.loopStart, params, { timeoutMs: START_TIMEOUT_MS });
-    } catch (err) {
-      throw new UserError(`cannot start a loop on ${remote.name} (${repo} ${opts.branch}): ${(err as Error).message.replace(/^remote \S+ \([^)]*\): /, '')}`);
-    }
-    // The daemon's own record of the loop (status, commit, worktree); a minimal one if it is not listed yet.
-    let loop: DaemonLoop | undefined;
-    try {
-      const all = checkDaemonLoops(await controlRequest(conn, ControlMethods.loopList, {}, { timeoutMs: CONNECT_TIMEOUT_MS }), remote);
-      loop = all.find((l) => l.loopId === started.loopId);
-    } catch {
-      /* recorded from the start answer below */
-    }
-    const now = nowIso();
-    loop ??= {
-      loopId: started.loopId,
-      name: started.loopId,
+    const { row, started } = await startOnRemote(store, remote, ControlMethods.loopStart, params, {
+      describe: `start a loop on ${remote.name} (${repo} ${opts.branch})`,
       repo,
       branch: opts.branch,
-      baseCommit: null,
-      worktree: started.worktree,
-      agent: started.agent,
-      status: 'starting',
-      iteration: 0,
-      maxIterations: started.maxIterations,
-      currentStory: null,
-      startedAt: now,
-      updatedAt: now,
-      endedAt: null,
-      reason: null,
-      pushId: null,
-      pausedUntil: null,
-      resumedFrom: null,
-      usage: NO_USAGE,
-    };
-    const [row] = recordPushedLoops(store, remote, [loop], { host: conn.hello.host });
-    process.stdout.write(`${row!.id}\n`);
-    process.stderr.write(
-      `ralph: started loop ${row!.id} on ${remote.name} (${started.agent}, ${started.maxIterations} iterations) — ralph attach ${row!.id}\n`,
-    );
+      // What the daemon does meanwhile (installing the agent CLI, ...), as it happens.
+      progress: (line) => process.stderr.write(`${line.startsWith('ralph: ') ? '' : 'ralph: '}${line}\n`),
+    }).catch((err: Error) => {
+      throw new UserError(err.message);
+    });
+    process.stdout.write(`${row.id}\n`);
+    process.stderr.write(`ralph: started loop ${row.id} on ${remote.name} (${started.agent}, ${started.maxIterations} iterations) — ralph attach ${row.id}\n`);
   } finally {
-    conn.peer.close('done');
     store.db.close();
   }
 }

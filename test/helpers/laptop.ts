@@ -1,9 +1,9 @@
 // Shared test helper for end-to-end suites of remote loops: the laptop's commands in its checkout
 // (git, the ralph CLI, `ralph status --json`), and the loop ids a push started.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ralph, runCommand, type RunResult } from './env.js';
+import { ralph, ROOT, runCommand, type RunResult } from './env.js';
 import type { StatusJsonEntry } from './cli.js';
 
 export class Laptop {
@@ -57,6 +57,14 @@ export class Laptop {
     if (r.code !== 0) throw new Error(`ralph status --json failed (${r.code}): ${r.stderr}`);
     return JSON.parse(r.stdout) as StatusJsonEntry[];
   }
+}
+
+/** `env` with a bin directory under `home` on PATH that holds git-remote-ralph, as an install would. */
+export function withGitRemoteHelper(home: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const bin = join(home, 'bin');
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
+  return { ...env, PATH: `${bin}:${env.PATH ?? process.env.PATH ?? ''}` };
 }
 
 /** Loop ids from a push's `remote: ralph: started loop <id> (...)` lines. */

@@ -1,0 +1,160 @@
+// The agent adapters' pure parts, fed output recorded from the real Claude Code CLI 2.1.197
+// (test/fixtures/claude-stream/*.jsonl, recorded against the fake Anthropic API; the init line's long
+// lists of tools and commands shortened): events, rendering, error classification; and the runner's
+// line editor, the input line of the loop's output, and plain-text logs.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { claudeParser, toolDetail } from '../agents/claude.js';
+import { classifyAgentError, lastTellingLine, resetTimeIn } from '../agents/errors.js';
+import { EventRenderer } from '../agents/render.js';
+import type { AgentEvent } from '../agents/types.js';
+import { PlainLines } from '../loop/escapes.js';
+import { OutputHistory } from '../loop/history.js';
+import { LineEditor } from '../loop/line-editor.js';
+import { OutputWriter } from '../loop/output-writer.js';
+import { FIXTURES } from './helpers/env.js';
+
+function recorded(name: string): AgentEvent[] {
+  const parse = claudeParser();
+  return readFileSync(join(FIXTURES, 'claude-stream', `${name}.jsonl`), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((line) => parse(line));
+}
+
+/** Renders events through an OutputWriter into a real history; returns the output as plain lines. */
+function rendered(events: AgentEvent[], before?: (w: OutputWriter) => void, after?: (w: OutputWriter) => void): { raw: string; text: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'ralph-agents-'));
+  const history = new OutputHistory(join(dir, 'out.log'), {});
+  try {
+    const writer = new OutputWriter(history);
+    const renderer = new EventRenderer('claude');
+    before?.(writer);
+    for (const ev of events) writer.pieces(renderer.render(ev));
+    after?.(writer);
+    history.flush();
+    const raw = readFileSync(join(dir, 'out.log'), 'utf8');
+    const plain = new PlainLines();
+    const text = plain.push(Buffer.from(raw)).toString('utf8') + plain.end().toString('utf8');
+    return { raw, text };
+  } finally {
+    history.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('claude: a recorded turn becomes text (streamed once), a tool call with its command, its result, and usage', () => {
+  const events = recorded('success');
+  const kinds = events.map((e) => e.kind);
+  assert.equal(kinds.filter((k) => k === 'tool'), ['tool']);
+  assert.equal(events.find((e) => e.kind === 'init'), { kind: 'init', model: 'claude-opus-4-8' });
+  const text = events.filter((e): e is Extract<AgentEvent, { kind: 'text' }> => e.kind === 'text').map((e) => e.text).join('');
+  assert.is(text, 'Let me check the tests.Every story passes now. <promise>COMPLETE</promise>', 'each word once: streamed deltas, not the whole-message copy too');
+  assert.equal(events.find((e) => e.kind === 'tool'), { kind: 'tool', name: 'Bash', detail: 'ls /nonexistent-dir' });
+  const result = events.find((e) => e.kind === 'tool-result') as Extract<AgentEvent, { kind: 'tool-result' }>;
+  assert.ok(result.isError);
+  assert.match(result.text, /No such file or directory/);
+  const end = events[events.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
+  assert.is(end.kind, 'turn-end');
+  assert.is(end.error, null);
+  assert.equal({ ...end.usage!, costUsd: null }, { inputTokens: 2400, outputTokens: 160, cacheReadTokens: 600, cacheWriteTokens: 100, costUsd: null, model: 'claude-opus-4-8' });
+  assert.ok(end.usage!.costUsd! > 0);
+
+  const { text: out } = rendered(events);
+  assert.equal(out.split('\n'), [
+    'claude · claude-opus-4-8',
+    'Let me check the tests.',
+    '● Bash ls /nonexistent-dir',
+    '  ⎿ Exit code 2',
+    "    ls: cannot access '/nonexistent-dir': No such file or directory",
+    'Every story passes now. <promise>COMPLETE</promise>',
+    '',
+  ]);
+});
+
+test('claude: a 401 and a 429 in Claude Code\'s own words, classified; a rate limit knows when to retry', () => {
+  const auth = recorded('auth-401');
+  const authError = auth.find((e) => e.kind === 'error') as Extract<AgentEvent, { kind: 'error' }>;
+  assert.equal(authError, { kind: 'error', text: 'Invalid API key · Fix external API key', errorKind: 'auth', resetsAt: null });
+  const authEnd = auth[auth.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
+  assert.is(authEnd.error?.errorKind, 'auth');
+  assert.equal(rendered(auth).text.split('\n').filter(Boolean), [
+    'claude · claude-opus-4-8',
+    '[claude] API error 401 authentication_failed; retry 1/1 in 1s',
+    '[claude] Invalid API key · Fix external API key',
+  ]);
+
+  const before = Date.now();
+  const limited = recorded('rate-limit-429');
+  const retry = limited.find((e) => e.kind === 'retry') as Extract<AgentEvent, { kind: 'retry' }>;
+  assert.is(retry.errorKind, 'rate-limit');
+  assert.is(retry.delayMs, 1000, 'the API\'s retry-after');
+  const end = limited[limited.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
+  assert.is(end.error?.errorKind, 'rate-limit');
+  assert.match(end.error!.text, /^API Error: Request rejected \(429\) · This request would exceed your rate limit\.$/);
+  assert.ok(end.error!.resetsAt! >= before + 1000 && end.error!.resetsAt! <= Date.now() + 1000, 'resets when the API said to retry');
+});
+
+test('error words: classified the same for every agent; reset times and last lines read out', () => {
+  assert.is(classifyAgentError('anything', 401), 'auth');
+  assert.is(classifyAgentError('anything', 529), 'rate-limit');
+  assert.is(classifyAgentError('Claude AI usage limit reached|1767225600'), 'rate-limit');
+  assert.is(classifyAgentError("You've hit your limit · resets 3pm"), 'rate-limit');
+  assert.is(classifyAgentError('Error: 429 Too Many Requests'), 'rate-limit');
+  assert.is(classifyAgentError('Not logged in · Please run /login'), 'auth');
+  assert.is(classifyAgentError('API Error: Unable to connect to API (ConnectionRefused)'), 'connection');
+  assert.is(classifyAgentError('TypeError: x is undefined'), 'other');
+  assert.is(resetTimeIn('Claude AI usage limit reached|1767225600'), 1767225600_000);
+  assert.is(resetTimeIn('no time here'), null);
+  assert.is(lastTellingLine('first\n\nsecond line\n  \n---\n'), 'second line');
+  assert.is(toolDetail('Edit', { file_path: '/a/b.ts', old_string: 'x' }), '/a/b.ts');
+  assert.is(toolDetail('Bash', { command: 'npm test\nnpm run lint' }), 'npm test … (+1 lines)');
+  assert.is(toolDetail('TodoWrite', { todos: [1, 2, 3] }), '3 todos');
+});
+
+test('line editor: typing, editing, Enter sends, a lone Esc interrupts, escape sequences are not text', () => {
+  const ed = new LineEditor();
+  assert.equal(ed.feed('helo'), [{ kind: 'changed' }]);
+  assert.equal(ed.feed('\x7flo'), [{ kind: 'changed' }]);
+  assert.is(ed.line, 'hello');
+  assert.equal(ed.feed('\x1b[D\x1bOA'), [], 'arrow keys are ignored');
+  assert.equal(ed.feed(' world'), [{ kind: 'changed' }]);
+  assert.equal(ed.feed('\x17'), [{ kind: 'changed' }]);
+  assert.is(ed.line, 'hello ');
+  assert.equal(ed.feed('there\r'), [{ kind: 'changed' }, { kind: 'submit', text: 'hello there' }]);
+  assert.is(ed.line, '');
+  assert.equal(ed.feed('\r'), [{ kind: 'changed' }], 'an empty line sends nothing');
+  assert.equal(ed.feed('\x1b'), [{ kind: 'interrupt' }]);
+  assert.equal(ed.feed('x\x03'), [{ kind: 'changed' }], 'Ctrl-C clears a line being typed');
+  assert.equal(ed.feed('\x03'), [{ kind: 'interrupt' }], '… and interrupts when there is none');
+  assert.equal(ed.feed('a\x15'), [{ kind: 'changed' }]);
+  assert.is(ed.line, '');
+  assert.equal(ed.feed('ünï\r\ncode'), [{ kind: 'changed' }, { kind: 'submit', text: 'ünï' }, { kind: 'changed' }]);
+});
+
+test('input line: agent text goes above it a whole line at a time; hiding it prints what was held', () => {
+  const events: AgentEvent[] = [{ kind: 'text', text: 'one ' }, { kind: 'text', text: 'two\nthree ' }, { kind: 'text', text: 'four' }];
+  const { raw, text } = rendered(events, (w) => w.showInput('› typing'));
+  // On a terminal: the input line is erased, the finished line printed, the input line drawn again.
+  assert.is(raw, '› typing\r\x1b[Kone two\r\n› typing');
+  assert.is(text, 'one two\n› typing');
+  const hidden = rendered(events, (w) => w.showInput('› x'), (w) => w.hideInput());
+  assert.is(hidden.raw, '› x\r\x1b[Kone two\r\n› x\r\x1b[Kthree four', 'the held text comes out where the input line was');
+  assert.is(hidden.text, 'one two\nthree four');
+});
+
+test('plain text of a terminal log: escapes out, CRLF as LF, a redrawn line as it last read, across chunks', () => {
+  const p = new PlainLines();
+  const out =
+    p.push(Buffer.from('\x1b[1mbold\x1b[0m line\r\nprogress 10%\rprogress 90%\rdone\r')).toString() +
+    p.push(Buffer.from('\n\x1b]0;title\x07tail\x1b[')).toString() +
+    p.push(Buffer.from('31mred')).toString() +
+    p.end().toString();
+  assert.is(out, 'bold line\ndone\ntailred');
+});
+
+test.run();

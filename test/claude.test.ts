@@ -1,0 +1,281 @@
+// Loops with the REAL Claude Code CLI (npm @anthropic-ai/claude-code, the version Node 20 gets) whose
+// model is a local fake of the Anthropic API: completion with usage recorded, progress visible while a
+// tool call runs, a typed line reaching the model's next request, Esc, an early promise, a 401 that
+// fails fast in Claude Code's own words, a rate limit that pauses and resumes, iteration and stall
+// timeouts, extend and resume. Everything is driven through the `ralph` CLI as a user would.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { allText, answersTool, lastMessageText, MARK_STORY, ralphWorker, type Script } from './fixtures/anthropic-api.js';
+import { ClaudeWorld } from './helpers/claude.js';
+import { RALPH_BIN, waitUntil } from './helpers/env.js';
+
+const worlds: ClaudeWorld[] = [];
+async function world(script?: Script): Promise<ClaudeWorld | null> {
+  const w = await ClaudeWorld.create(script);
+  if (w) worlds.push(w);
+  return w;
+}
+test.after.each(async () => {
+  for (const w of worlds.splice(0)) await w.cleanup();
+});
+
+const markStory = { tool: 'Bash', input: { command: `node ${MARK_STORY}`, description: 'mark the next story' } };
+
+/** The loop's rows of the iterations table (the runner's record of each agent run). */
+function iterations(w: ClaudeWorld, id: string): Array<Record<string, any>> {
+  const db = new Database(join(w.home.home, 'ralph.db'), { readonly: true });
+  try {
+    return db.prepare('SELECT * FROM iterations WHERE loop_id = ? ORDER BY id').all(id) as Array<Record<string, any>>;
+  } finally {
+    db.close();
+  }
+}
+
+/** `ralph logs ID` as text, until it shows `pattern` (polled while the loop runs). */
+function logsShow(w: ClaudeWorld, id: string, pattern: RegExp, what: string, timeoutMs = 60_000): Promise<string> {
+  return waitUntil(
+    async () => {
+      const r = await w.ralph(['logs', id]);
+      return pattern.test(r.stdout) ? r.stdout : undefined;
+    },
+    { what, timeoutMs, intervalMs: 200 },
+  );
+}
+
+/** `ralph attach ID --interactive` with its stdin a pipe the test writes keys into. */
+function attachWithKeys(w: ClaudeWorld, id: string) {
+  const child = spawn(process.execPath, [RALPH_BIN, 'attach', id, '--interactive', '--no-replay'], { env: w.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, exited, output: () => out, type: (keys: string) => child.stdin.write(keys), done: () => child.stdin.end() };
+}
+
+test('a loop completes with Claude Code: live tool calls in the log, tokens and cost per iteration and in status', async () => {
+  const w = await world();
+  if (!w) return;
+  const id = await w.runClaude({ stories: 2 });
+  const end = await w.waitForLoop(id, 'completed', (e) => e.status !== 'running' && e.status !== 'starting', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 2);
+  assert.is(end.agent, 'claude');
+
+  // The fake model answers 2 requests per iteration, each with 1200 in / 80 out / 300 cache read / 50 written.
+  assert.equal({ ...end.usage, costUsd: null }, { inputTokens: 4800, outputTokens: 320, cacheReadTokens: 1200, cacheWriteTokens: 200, costUsd: null });
+  assert.ok(typeof end.usage.costUsd === 'number' && end.usage.costUsd > 0, `cost reported: ${end.usage.costUsd}`);
+  const runs = iterations(w, id);
+  assert.equal(runs.map((r) => [r.iteration, r.outcome, r.input_tokens, r.output_tokens]), [[1, 'ok', 2400, 160], [2, 'ok', 2400, 160]]);
+  assert.ok(runs.every((r) => typeof r.model === 'string' && r.model.startsWith('claude') && r.duration_ms > 0), JSON.stringify(runs));
+
+  const logs = (await w.ralph(['logs', id])).stdout;
+  assert.match(logs, /^I will mark the next story done\.$/m, 'the model\'s words');
+  assert.match(logs, new RegExp(`^● Bash node ${MARK_STORY.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'), 'each tool call, with its command');
+  assert.match(logs, /^ {2}⎿ marked US-001 passing$/m, 'the first line of its result');
+  assert.match(logs, /\[ralph\] iteration 1 done in \S+: 2\.4k tokens in, 160 out, cache 600 read \/ 100 written, \$\d\.\d{4} \(claude-\S+\)/);
+  assert.not.match(logs, /\x1b/, 'no escape sequences into a pipe');
+
+  const table = (await w.ralph(['status'])).stdout;
+  assert.match(table, new RegExp(`${id}\\s+local\\s+completed\\s+2/10\\s+claude\\s+\\$\\d+\\.\\d\\d`), table);
+  const commits = readFileSync(join(end.dir, '.git', 'logs', 'HEAD'), 'utf8');
+  assert.match(commits, /feat: US-001/);
+  assert.match(commits, /feat: US-002/);
+});
+
+test('progress shows while a tool call is still running; the promise counts even when said before the last tool call', async () => {
+  const w = await world();
+  if (!w) return;
+  const gate = w.gate('slow-tool');
+  w.api.script = (req) =>
+    answersTool(req)
+      ? { blocks: [{ text: 'Done with that.' }] }
+      : {
+          blocks: [
+            { text: 'This is the last story, so: <promise>COMPLETE</promise>' },
+            { tool: 'Bash', input: { command: gate.command(`node ${MARK_STORY}`), description: 'a long build' } },
+          ],
+        };
+  const id = await w.runClaude({ stories: 1 });
+  // While the tool call runs, `ralph logs` already shows the model's words and the call.
+  const during = await logsShow(w, id, /● Bash while \[ ! -e /, 'the running tool call in ralph logs');
+  assert.match(during, /This is the last story, so: <promise>COMPLETE<\/promise>/);
+  assert.is((await w.entry(id)).status, 'running', 'the tool call is still going');
+  gate.open();
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
+  assert.is(end.status, 'completed', `an early promise counts (${end.reason})`);
+  assert.is(end.iteration, 1);
+});
+
+test('interactive: a typed line reaches the model in its next request; stdin EOF leaves interactive mode and the loop goes on', async () => {
+  const w = await world();
+  if (!w) return;
+  const gate = w.gate('steer');
+  w.api.script = (req) => {
+    if (answersTool(req)) return allText(req).includes('ALL STORIES PASS') ? { blocks: [{ text: 'All pass. <promise>COMPLETE</promise>' }] } : { blocks: [{ text: 'ok' }] };
+    return { blocks: [{ text: 'Starting.' }, { tool: 'Bash', input: { command: gate.command(`node ${MARK_STORY}`), description: 'build' } }] };
+  };
+  const id = await w.runClaude({ stories: 1 });
+  await logsShow(w, id, /● Bash while/, 'the tool call to start');
+  const attach = attachWithKeys(w, id);
+  attach.type('please also add tests\r');
+  attach.done();
+  // Its line was sent (it shows in the loop's output), then attach detached on EOF.
+  assert.is(await attach.exited, 0, attach.output());
+  assert.match(attach.output(), /detached from loop/);
+  assert.match((await w.ralph(['logs', id])).stdout, /^› please also add tests$/m);
+  gate.open();
+  const req = await w.api.waitForRequest((r) => allText(r).includes('please also add tests'));
+  assert.match(allText(req), /The user sent a new message while you were working:\s*please also add tests/);
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+});
+
+test('interactive: Esc interrupts the agent\'s turn; the next line goes on from there', async () => {
+  const w = await world();
+  if (!w) return;
+  const never = w.gate('never');
+  w.api.script = (req) => {
+    const last = lastMessageText(req);
+    if (last.includes('now finish')) return { blocks: [{ text: 'Finishing.' }, markStory] };
+    if (answersTool(req)) return { blocks: [{ text: 'All pass. <promise>COMPLETE</promise>' }] };
+    return { blocks: [{ text: 'Waiting on something slow.' }, { tool: 'Bash', input: { command: never.command('true'), description: 'wait forever' } }] };
+  };
+  const id = await w.runClaude({ stories: 1 });
+  await logsShow(w, id, /● Bash while/, 'the stuck tool call');
+  const attach = attachWithKeys(w, id);
+  attach.type('\x1b');
+  await logsShow(w, id, /\[ralph\] interrupting claude \(Esc\)/, 'the interrupt to be sent');
+  // Claude Code ends the turn; the model's next request (after our next line) says it was interrupted.
+  attach.type('now finish\r');
+  attach.done();
+  const req = await w.api.waitForRequest((r) => lastMessageText(r).includes('now finish'));
+  assert.match(allText(req), /Request interrupted by user/);
+  assert.is(await attach.exited, 0, attach.output());
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 1);
+});
+
+test('a wrong API key fails the loop at once, in Claude Code\'s own words', async () => {
+  const w = await world(() => ({ error: { status: 401, type: 'authentication_error', message: 'invalid x-api-key' } }));
+  if (!w) return;
+  const started = Date.now();
+  const id = await w.runClaude({ stories: 1 });
+  const end = await w.waitForLoop(id, 'failed', (e) => e.status !== 'running', 120_000);
+  const took = Date.now() - started;
+  assert.is(end.status, 'failed');
+  assert.is(end.reason, 'claude cannot authenticate: Invalid API key · Fix external API key');
+  assert.is(end.iteration, 1, 'no more iterations burned');
+  assert.ok(took < 60_000, `failed within a minute (${took} ms)`);
+  assert.match((await w.ralph(['logs', id])).stdout, /\[claude\] Invalid API key · Fix external API key/);
+});
+
+test('a rate limit pauses the loop without using up an iteration, then it goes on', async () => {
+  const w = await world();
+  if (!w) return;
+  // The first request and Claude Code's own two retries are refused with retry-after: 1.
+  let refused = 0;
+  w.api.script = (req, n) => {
+    if (refused < 3) {
+      refused++;
+      return { error: { status: 429, type: 'rate_limit_error', message: 'This request would exceed your rate limit.', headers: { 'retry-after': '1' } } };
+    }
+    return ralphWorker(req, n);
+  };
+  const id = await w.runClaude({ stories: 1 });
+  const paused = await w.waitForLoop(id, 'paused', (e) => e.status === 'paused' || e.status === 'completed' || e.status === 'failed', 120_000);
+  assert.is(paused.status, 'paused', paused.reason ?? '');
+  assert.match(paused.reason ?? '', /^claude is rate-limited: API Error: Request rejected \(429\) · This request would exceed your rate limit\.; going on at \d\d:\d\d:\d\d$/);
+  assert.ok(paused.pausedUntil && Date.parse(paused.pausedUntil) > Date.now() - 10_000, `pausedUntil ${paused.pausedUntil}`);
+  assert.is(paused.iteration, 0, 'the limited run did not use up the iteration');
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 1);
+  assert.is(end.pausedUntil, null);
+  assert.equal(iterations(w, id).map((r) => [r.iteration, r.outcome]), [[1, 'rate-limited'], [1, 'ok']]);
+});
+
+test('iteration timeout and stall timeout end the agent and count as failed iterations, with reasons that name them', async () => {
+  const w = await world((req) =>
+    answersTool(req) ? { blocks: [{ text: 'done' }] } : { blocks: [{ tool: 'Bash', input: { command: 'sleep 60', description: 'a silent hang' } }] },
+  );
+  if (!w) return;
+  const timedOut = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--iteration-timeout', '3s'] });
+  const stalled = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--stall-timeout', '3s'] });
+  const a = await w.waitForLoop(timedOut, 'failed', (e) => e.status !== 'running', 120_000);
+  const b = await w.waitForLoop(stalled, 'failed', (e) => e.status !== 'running', 120_000);
+  assert.is(a.status, 'failed');
+  assert.match(a.reason ?? '', /^reached the iteration limit \(1\) with 1 of 1 stories still open; last iteration: iteration 1 ran longer than 3s \(the iteration timeout\)$/);
+  assert.is(b.status, 'failed');
+  assert.match(b.reason ?? '', /last iteration: the agent printed nothing for 3s \(the stall timeout\)$/);
+  assert.equal(iterations(w, timedOut).map((r) => r.outcome), ['timeout']);
+  assert.equal(iterations(w, stalled).map((r) => r.outcome), ['stalled']);
+});
+
+test('extend gives a running loop more iterations; resume goes on with a failed one as a new loop', async () => {
+  const w = await world();
+  if (!w) return;
+  const gate = w.gate('extend');
+  let gated = false;
+  w.api.script = (req, n) => {
+    if (!gated && !answersTool(req)) {
+      gated = true;
+      return { blocks: [{ tool: 'Bash', input: { command: gate.command(`node ${MARK_STORY}`), description: 'first story' } }] };
+    }
+    return ralphWorker(req, n);
+  };
+  const id = await w.runClaude({ stories: 3, args: ['--max-iterations', '1'] });
+  await logsShow(w, id, /● Bash while/, 'the first iteration to be underway');
+  const extended = await w.ralph(['extend', id, '2']);
+  assert.is(extended.code, 0, extended.stderr);
+  assert.is(extended.stdout.trim(), `loop ${id} may now run 3 iterations (2 more)`);
+  gate.open();
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 3);
+  assert.is(end.maxIterations, 3);
+
+  const extendEnded = await w.ralph(['extend', id, '1']);
+  assert.is(extendEnded.code, 1);
+  assert.match(extendEnded.stderr, /^ralph: loop \S+ has ended \(completed\)/);
+
+  // A loop that runs out of iterations is resumed as a new loop on the same task and directory.
+  const short = await w.runClaude({ stories: 2, args: ['--max-iterations', '1'] });
+  const failed = await w.waitForLoop(short, 'failed', (e) => e.status !== 'running', 120_000);
+  assert.is(failed.status, 'failed');
+  const resumed = await w.ralph(['resume', short, '--max-iterations', '4']);
+  assert.is(resumed.code, 0, resumed.stderr);
+  const next = resumed.stdout.trim();
+  assert.is.not(next, short);
+  assert.match(resumed.stderr, new RegExp(`loop ${short} goes on as loop ${next}`));
+  const done = await w.waitForLoop(next, 'ended', (e) => e.status !== 'running' && e.status !== 'starting', 120_000);
+  assert.is(done.status, 'completed', done.reason ?? '');
+  assert.is(done.iteration, 1, 'one story was left');
+  assert.is(done.resumedFrom, short);
+  assert.is(done.dir, failed.dir);
+  const again = await w.ralph(['resume', next]);
+  assert.is(again.code, 1);
+  assert.match(again.stderr, /completed: every story passed/);
+});
+
+test('as root without IS_SANDBOX=1, ralph run --agent claude refuses up front; it never sets IS_SANDBOX itself', async () => {
+  if (process.getuid?.() !== 0) return;
+  const w = await world();
+  if (!w) return;
+  const repo = w.repo({ stories: 1 });
+  const r = await w.ralph(['run', repo.dir, '--agent', 'claude'], { env: { IS_SANDBOX: '' } });
+  assert.is(r.code, 1);
+  assert.is(
+    r.stderr,
+    'ralph: Claude Code will not run unattended as root (it refuses --dangerously-skip-permissions under root): run ralph as a non-root user, or `export IS_SANDBOX=1` inside a container or VM you can throw away\n',
+  );
+  assert.equal(await w.status(), [], 'nothing recorded');
+  assert.is(w.api.requests.length, 0, 'the model was never asked');
+});
+
+test.run();

@@ -108,7 +108,7 @@ export async function measureEcho(watch: OutputWatch, count: number): Promise<Pe
     watch.text = '';
     const echoed = watch.next(ch);
     const t0 = process.hrtime.bigint();
-    void watch.peer.request('write', { data: ch });
+    watch.peer.notify('write', { data: ch }); // as `ralph attach` sends keys: unanswered
     await echoed;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (i >= 50) samples.push(ms); // the first 50 warm the JIT and the path

@@ -309,6 +309,25 @@ test('runner liveness: one pid check (store/process.ts) for status and the daemo
   }
 });
 
+test('screen mirror: output parsed in catch-ups is still exact: state set long before the snapshot is kept', async () => {
+  const t = tempDir();
+  try {
+    const h = new OutputHistory(join(t.dir, 'e.log'), { ringBytes: 2 * 1024 * 1024 });
+    const mirror = new ScreenMirror(h, 40, 5);
+    h.append('\x1b[35mmagenta from the first line on\r\n');
+    // ~150 KiB of plain lines in many appends: fed in one catch-up at the snapshot, not chunk by chunk.
+    for (let i = 0; i < 3000; i++) h.append(`plain line ${i} ${'.'.repeat(30)}\r\n`);
+    const snap = await mirror.snapshot();
+    assert.is(snap.seq, h.endSeq);
+    assert.match(snap.screen, /plain line 2999/);
+    assert.match(snap.screen, /\x1b\[35m/, 'the colour set 150 KiB earlier still holds');
+    mirror.dispose();
+    h.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('screen mirror: the screen as of a seq; after a flood it skips ahead and still shows the end', async () => {
   const t = tempDir();
   try {

@@ -5,16 +5,18 @@
 // parse), and the screen is needed only when a client attaches. So the terminal is fed in
 // catch-ups, never on the hot path:
 //  - when a client asks for a snapshot (at once);
-//  - when CATCH_UP_BYTES have piled up unparsed at no more than EXACT_RATE (the ring holds several
-//    times that, so nothing is overwritten before it is parsed): the screen stays exact;
+//  - when CATCH_UP_BYTES have piled up unparsed, the last half of them at no more than EXACT_RATE
+//    (the ring holds several times that, so nothing is overwritten before it is parsed): the screen
+//    stays exact;
 //  - after a flood (output faster than EXACT_RATE, which cannot be parsed in full without taking a
-//    core), once it has been quiet for QUIET_MS: a fresh screen from the first line in the last
-//    RESTART_BYTES (more than a screenful) is parsed, just that. The screen is then exact for
-//    anything that redraws or scrolls; what it cannot know is state set before that window and
-//    not repeated in it (an alternate screen entered earlier, a scroll region, a title).
-// A flood thus costs one small parse when it ends (or when someone attaches during it), never holds
-// the agent back, and never buffers without bound. The xterm itself is loaded at the first
-// catch-up: a loop that prints little and is never attached never loads it (a few MB of memory).
+//    core), once it has been quiet for QUIET_MS — or at the next snapshot, when the terminal is not
+//    loaded yet: a fresh screen from the first line in the last RESTART_BYTES (more than a
+//    screenful) is parsed, just that. The screen is then exact for anything that redraws or
+//    scrolls; what it cannot know is state set before that window and not repeated in it (an
+//    alternate screen entered earlier, a scroll region, a title).
+// A flood thus costs one small parse when it ends (or when someone attaches), never holds the agent
+// back, and never buffers without bound. The xterm itself is loaded at the first catch-up: a loop
+// that nobody attached to and that printed little, or printed it fast, never loads it.
 
 import type { Terminal as XtermTerminal } from '@xterm/headless';
 import type { SerializeAddon as XtermSerializeAddon } from '@xterm/addon-serialize';
@@ -72,10 +74,16 @@ export class ScreenMirror {
   /** Output up to here has been parsed by it. */
   private parsedSeq: number;
   /**
-   * When the terminal last finished parsing all it was fed. Rates are measured from here: output
-   * that piled up while it parsed (which slows the runner) counts, that time does not.
+   * When the unparsed output last grew past MAX_LAG_BYTES (0: it has not since the last catch-up):
+   * the rate that decides between exact and skip is that of the output since then, so a quiet
+   * start (an agent waiting for input) does not make a flood look slow.
    */
-  private settledAt = performance.now();
+  private lagSince = 0;
+  /**
+   * When the terminal last finished parsing all it was fed: the time it spent parsing (which slows
+   * the runner, and so the output) does not count towards the rate either.
+   */
+  private settledAt = 0;
   /** Under a flood: when output last came. */
   private lastAppendAt = 0;
   private catchUpTimer: NodeJS.Timeout | undefined;
@@ -122,8 +130,10 @@ export class ScreenMirror {
   /** The hot path: one comparison; past CATCH_UP_BYTES, a catch-up now or once the flood is over. */
   private appended(): void {
     const backlog = this.history.endSeq - this.fedSeq;
-    if (backlog < CATCH_UP_BYTES || this.disposed) return;
+    if (backlog < MAX_LAG_BYTES || this.disposed) return;
     const now = performance.now();
+    if (this.lagSince === 0) this.lagSince = now;
+    if (backlog < CATCH_UP_BYTES) return;
     this.lastAppendAt = now;
     if (this.catchUpTimer !== undefined) return;
     const wait = this.exact(backlog, now) ? 0 : QUIET_MS;
@@ -147,9 +157,11 @@ export class ScreenMirror {
     this.catchUp();
   };
 
-  /** Whether a backlog this size, gathered since the terminal last settled, is to be parsed in full. */
+  /** Whether a backlog this size is to be parsed in full: it is small, or came no faster than EXACT_RATE. */
   private exact(backlog: number, now: number): boolean {
-    return this.fedSeq >= this.history.ringStart && backlog <= Math.max(MAX_LAG_BYTES, EXACT_RATE * (now - this.settledAt));
+    if (this.fedSeq < this.history.ringStart) return false;
+    if (backlog <= MAX_LAG_BYTES) return true;
+    return backlog - MAX_LAG_BYTES <= EXACT_RATE * (now - Math.max(this.lagSince, this.settledAt));
   }
 
   /**
@@ -188,6 +200,7 @@ export class ScreenMirror {
       // It calls back right after parsing this chunk, before the next: the screen is exactly at `end`.
       xterm.term.write(Buffer.from(chunk.buf), () => this.parsed(end));
     }
+    this.lagSince = 0;
     if (this.fedSeq === this.parsedSeq) this.settled();
   }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { RUNNER_GONE_REASON, whyRunnerGone } from '../client/liveness.js';
 import { agentNotFoundMessage, agentPreflight, AGENT_PROFILES, findExecutable } from '../agents/registry.js';
 import { CompletionDetector } from '../loop/completion.js';
+import { EscapeStripper } from '../loop/escapes.js';
 import { OutputHistory } from '../loop/history.js';
 import { allPass, nextStory, parsePrd } from '../loop/prd.js';
 import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
@@ -155,6 +156,30 @@ test('completion promise: case, whitespace, ANSI escapes and chunk splits; not a
   d.push('<promise>COMPLETE</promise>');
   d.reset();
   assert.not.ok(d.detected, 'reset forgets');
+});
+
+test('escape stripper: every kind of sequence out, text and tab/CR/LF in, the same however the bytes are split', () => {
+  const input = Buffer.from(
+    'A\tb\r\n' + // text, tab, CR LF
+      '\x1b[1;31mred\x1b[0m' + // CSI with parameters
+      ' é日🎉' + // multi-byte characters
+      '\x1b]0;title\x07T' + // OSC ended by BEL
+      '\x1b]8;;http://x\x1b\\link' + // OSC ended by ESC \
+      '\x1bP1$r\x1b\\D' + // DCS
+      '\x1b(BG' + // ESC, intermediate, final
+      '\x1béS' + // ESC before a character: the whole character goes
+      '\u009b1mC1' + // C1 CSI (C2 9B)
+      '\u00a0nb' + // C2 that is text (a no-break space)
+      '\x07\x08x\x7fy', // BEL and backspace out, DEL in
+  );
+  const expected = 'A\tb\r\nred é日🎉TlinkDGSC1\u00a0nbx\x7fy';
+  const strip = (pieces: Buffer[]) => {
+    const s = new EscapeStripper();
+    return Buffer.concat(pieces.map((p) => Buffer.from(s.strip(p)))).toString('utf8');
+  };
+  assert.is(strip([input]), expected);
+  for (let i = 0; i <= input.length; i++) assert.is(strip([input.subarray(0, i), input.subarray(i)]), expected, `split at ${i}`);
+  assert.is(strip([...input].map((b) => Buffer.from([b]))), expected, 'a byte at a time');
 });
 
 test('output history: seq is the byte offset in the log; reads cut at character boundaries', async () => {

@@ -123,8 +123,11 @@ test('agents: found on PATH or in extra dirs; a missing one gets the install hin
     assert.is(claude.mode, 'stream', 'claude speaks stream-json');
     assert.ok(claude.args.includes('--dangerously-skip-permissions'));
     assert.not.ok(claude.args.includes('P'), 'the prompt goes on stdin, not in argv');
-    assert.equal(AGENT_PROFILES.opencode.launch('P'), { mode: 'pty', args: ['run', 'P'] });
-    assert.equal(AGENT_PROFILES.amp.launch('P'), { mode: 'pty', args: ['--execute', 'P'] });
+    for (const name of ['opencode', 'codex', 'amp'] as const) {
+      const launch = AGENT_PROFILES[name].launch('P');
+      assert.is(launch.mode, 'stream', `${name} speaks JSON lines`);
+      assert.not.ok(launch.args.includes('P'), `${name}: the prompt goes on stdin, not in argv`);
+    }
     assert.is(AGENT_PROFILES.amp.npmPackage, '@ampcode/cli');
     assert.match(agentPreflight('claude', {}, 0) ?? '', /as root/);
     assert.is(agentPreflight('claude', { IS_SANDBOX: '1' }, 0), null);

@@ -138,6 +138,11 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     return this.end;
   }
 
+  /** How many of the newest bytes memory holds. */
+  get ringCapacity(): number {
+    return this.ring.capacity;
+  }
+
   /** Oldest offset still held in memory. */
   get ringStart(): number {
     return Math.max(this.startSeq, this.end - this.ring.capacity);

@@ -26,14 +26,14 @@ import type { OutputHistory } from './history.js';
 const SCROLLBACK_LINES = 500;
 /** Catch-up reads from the ring are handed over in slices of this size. */
 const FEED_CHUNK_BYTES = 32 * 1024;
-/** Unparsed output that starts a catch-up (or, under a flood, the wait for quiet). */
+/** Unparsed output that starts a catch-up (or, under a flood, the wait for quiet); at most a quarter of the ring. */
 const CATCH_UP_BYTES = 512 * 1024;
 /**
  * Output that came at most this fast (bytes per ms, 1 MB/s) since the last catch-up is parsed in
  * full: at most a few per cent of a core, and far more than an agent prints outside a flood.
  */
 const EXACT_RATE = 1024;
-/** A backlog this small is always parsed in full. */
+/** A backlog this small is always parsed in full (half the catch-up size). */
 const MAX_LAG_BYTES = 256 * 1024;
 /** A flood is over when no output came for this long. */
 const QUIET_MS = 100;
@@ -93,6 +93,9 @@ export class ScreenMirror {
   private pendingSize: { cols: number; rows: number } | null = null;
   private waiters: Waiter[] = [];
   private disposed = false;
+  /** CATCH_UP_BYTES and MAX_LAG_BYTES for this history's ring. */
+  private readonly catchUpBytes: number;
+  private readonly maxLagBytes: number;
   private readonly onAppend = () => this.appended();
 
   constructor(
@@ -101,6 +104,8 @@ export class ScreenMirror {
     private rows: number,
   ) {
     this.fedSeq = this.parsedSeq = history.endSeq;
+    this.catchUpBytes = Math.min(CATCH_UP_BYTES, history.ringCapacity >> 2);
+    this.maxLagBytes = Math.min(MAX_LAG_BYTES, this.catchUpBytes >> 1);
     history.on('append', this.onAppend);
   }
 
@@ -130,10 +135,10 @@ export class ScreenMirror {
   /** The hot path: one comparison; past CATCH_UP_BYTES, a catch-up now or once the flood is over. */
   private appended(): void {
     const backlog = this.history.endSeq - this.fedSeq;
-    if (backlog < MAX_LAG_BYTES || this.disposed) return;
+    if (backlog < this.maxLagBytes || this.disposed) return;
     const now = performance.now();
     if (this.lagSince === 0) this.lagSince = now;
-    if (backlog < CATCH_UP_BYTES) return;
+    if (backlog < this.catchUpBytes) return;
     this.lastAppendAt = now;
     if (this.catchUpTimer !== undefined) return;
     const wait = this.exact(backlog, now) ? 0 : QUIET_MS;
@@ -160,8 +165,8 @@ export class ScreenMirror {
   /** Whether a backlog this size is to be parsed in full: it is small, or came no faster than EXACT_RATE. */
   private exact(backlog: number, now: number): boolean {
     if (this.fedSeq < this.history.ringStart) return false;
-    if (backlog <= MAX_LAG_BYTES) return true;
-    return backlog - MAX_LAG_BYTES <= EXACT_RATE * (now - Math.max(this.lagSince, this.settledAt));
+    if (backlog <= this.maxLagBytes) return true;
+    return backlog - this.maxLagBytes <= EXACT_RATE * (now - Math.max(this.lagSince, this.settledAt));
   }
 
   /**

@@ -4,8 +4,9 @@
 //      0x00 · payload length (u32, big-endian) · a JSON-RPC notification ending in \n · the payload
 //    (0x00 never starts a JSON text, so the two cannot be confused). The notification's handler gets
 //    the payload as bytes, beside its params.
-// A line or payload over the limit is an error for that message only: an over-long line is skipped
-// up to its newline, an over-long payload (its length is known) byte by byte; the stream goes on.
+// A line or payload over the limit is an error for that message only, said as soon as it is known:
+// an over-long line is skipped up to its newline, an over-long payload (its length is known) is read
+// past without being kept; the stream goes on.
 
 import type { Readable } from 'node:stream';
 
@@ -46,7 +47,7 @@ export class LineReader {
   private lengthBytes = 0;
   private payloadLength = 0;
   private payloadLeft = 0;
-  /** What the frame's JSON gave; its payload is kept only when it is a value within the limit. */
+  /** The frame's message, when its payload is to be kept (null: read past it). */
   private frameEvent: LineEvent | null = null;
 
   constructor(
@@ -110,9 +111,13 @@ export class LineReader {
       if (event) this.onLine(event);
     } else {
       this.framed = false;
-      this.frameEvent = event ?? { kind: 'parse-error', message: 'a payload frame without a message' };
-      if (this.frameEvent.kind === 'value' && this.payloadLength > this.maxPayloadBytes) {
-        this.frameEvent = { kind: 'too-long', bytes: this.payloadLength };
+      const header = event ?? { kind: 'parse-error', message: 'a payload frame without a message' };
+      if (header.kind === 'value' && this.payloadLength <= this.maxPayloadBytes) {
+        this.frameEvent = header;
+      } else {
+        // Said at once; the payload is then read past without being kept.
+        this.frameEvent = null;
+        this.onLine(header.kind === 'value' ? { kind: 'too-long', bytes: this.payloadLength } : header);
       }
       this.payloadLeft = this.payloadLength;
       this.at = At.Payload;
@@ -141,10 +146,10 @@ export class LineReader {
     }
   }
 
-  /** Reads payload bytes from `pos` (kept, or counted past when the frame is refused); returns where it stopped. */
+  /** Reads payload bytes from `pos` (kept, or read past when the frame was refused); returns where it stopped. */
   private readPayload(chunk: Buffer, pos: number): number {
     const take = Math.min(this.payloadLeft, chunk.length - pos);
-    if (this.frameEvent?.kind === 'value') {
+    if (this.frameEvent !== null) {
       this.chunks.push(chunk.subarray(pos, pos + take));
       this.size += take;
     }
@@ -154,13 +159,10 @@ export class LineReader {
   }
 
   private endPayload(): void {
-    const event = this.frameEvent!;
+    const event = this.frameEvent;
     this.frameEvent = null;
     this.at = At.Start;
-    if (event.kind !== 'value') {
-      this.onLine(event);
-      return;
-    }
+    if (event === null || event.kind !== 'value') return;
     const payload = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
     this.size = 0;

@@ -162,6 +162,10 @@ test('payload frames: one over the limit, one with bad JSON, one carrying a requ
   assert.match(got[2].error.message, /must carry a notification/);
   await waitUntil(() => seen.length === 2, { what: 'the good frame after the bad ones' });
   assert.equal(seen, [3, 2]);
+  // A frame that says it carries 4 GiB: refused as soon as its header is read, nothing kept.
+  const refused = lines(raw, 1);
+  raw.write(Buffer.concat([Buffer.from([0, 0xff, 0xff, 0xff, 0xf0]), Buffer.from('{"jsonrpc":"2.0","method":"n","params":{"i":4}}\n')]));
+  assert.match((await refused)[0].error.message, /4294967280 bytes is over the limit/);
   raw.destroy();
   await listener.close();
   t.cleanup();

@@ -16,6 +16,7 @@ import { CompletionDetector } from './completion.js';
 import { EscapeStripper } from './escapes.js';
 import { LineEditor } from './line-editor.js';
 import type { OutputWriter } from './output-writer.js';
+import { PtyInput } from './pty-input.js';
 import { holdTerminalSide } from './pty-tail.js';
 
 export interface AgentError {
@@ -77,6 +78,8 @@ export class PtyRun implements AgentRun {
   readonly done: Promise<AgentRunResult>;
   lastActivity = Date.now();
   private readonly proc: pty.IPty;
+  /** Where keys go: the PTY, at once (see pty-input.ts). */
+  private readonly keys: PtyInput;
   private readonly detector = new CompletionDetector();
   /** The last chunks of output (at least TAIL_CHARS bytes of them), read only if the agent fails. */
   private tail: Buffer[] = [];
@@ -89,6 +92,7 @@ export class PtyRun implements AgentRun {
     // into strings and encoded back on their way to the log and the clients.
     this.proc = pty.spawn(o.file, o.args, { name: 'xterm-256color', cols: o.cols, rows: o.rows, cwd: o.cwd, env: o.env, encoding: null });
     const releaseTerminal = holdTerminalSide(this.proc);
+    this.keys = new PtyInput(this.proc);
     // (node-pty's types say string; with encoding null its data events are Buffers.)
     (this.proc.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
       this.lastActivity = Date.now();
@@ -103,6 +107,7 @@ export class PtyRun implements AgentRun {
     });
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
+        this.keys.close();
         releaseTerminal();
         o.writer.endBytes();
         const failed = exitCode !== 0 || (signal ?? 0) !== 0;
@@ -120,7 +125,7 @@ export class PtyRun implements AgentRun {
 
   input(data: string): void {
     this.lastActivity = Date.now();
-    this.proc.write(data);
+    this.keys.write(data);
   }
 
   setInteractive(on: boolean): void {

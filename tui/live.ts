@@ -138,7 +138,7 @@ export class LiveView {
         this.pane.reset();
         this.pane.write(screen);
       },
-      onOutput: (data) => this.pane.write(data),
+      onOutput: (data) => this.pane.write(data.toString('utf8')),
       onState: (e) =>
         this.cb.header({
           status: e.status,

@@ -25,7 +25,7 @@ export function toolDetail(name: string, input: unknown): string {
     return null;
   };
   const detail =
-    pick('command', 'file_path', 'notebook_path', 'path', 'pattern', 'url', 'query', 'description', 'prompt', 'skill', 'subject') ??
+    pick('command', 'cmd', 'file_path', 'filePath', 'notebook_path', 'path', 'pattern', 'filePattern', 'url', 'query', 'description', 'prompt', 'skill', 'subject') ??
     (Array.isArray(input.todos) ? `${input.todos.length} todos` : null) ??
     '';
   // One line: a multi-line command shows its first line and how many more.

@@ -6,7 +6,7 @@ import type { AgentErrorKind } from './types.js';
 
 const RATE_LIMIT = /rate[ _-]?limit|usage limit|hit your (?:usage )?limit|limit (?:reached|exceeded)|overloaded|too many requests|quota/i;
 const AUTH = /authenticat|api[ _-]?key|unauthori[sz]ed|not logged in|log ?in again|invalid (?:x-)?api|credential|forbidden/i;
-const CONNECTION = /unable to connect|connection (?:refused|reset|error)|econnrefused|enotfound|etimedout|network|fetch failed|socket hang up/i;
+const CONNECTION = /unable to connect|connection (?:refused|reset|error|failed)|econnrefused|enotfound|etimedout|network|fetch failed|socket hang up/i;
 
 export function classifyAgentError(text: string, apiStatus: number | null = null): AgentErrorKind {
   if (apiStatus === 429 || apiStatus === 529) return 'rate-limit';
@@ -17,13 +17,36 @@ export function classifyAgentError(text: string, apiStatus: number | null = null
   return 'other';
 }
 
+const UNIT_MS: Record<string, number> = { day: 86_400_000, hour: 3_600_000, hr: 3_600_000, minute: 60_000, min: 60_000, second: 1000, sec: 1000 };
+
 /**
  * A reset time written into an agent's message, as epoch ms: the `…|1767225600` suffix of Claude's
- * "usage limit reached" message (epoch seconds). null when there is none.
+ * "usage limit reached" message (epoch seconds), or Codex's "try again in 2 days 3 hours 5 minutes"
+ * and "try again at 3:28 PM" (the next such clock time). null when there is none.
  */
-export function resetTimeIn(text: string): number | null {
-  const m = /\|(\d{10})\b/.exec(text);
-  return m ? Number(m[1]) * 1000 : null;
+export function resetTimeIn(text: string, now = Date.now()): number | null {
+  const epoch = /\|(\d{10})\b/.exec(text);
+  if (epoch) return Number(epoch[1]) * 1000;
+  const after = /try again in ((?:\d+(?:\.\d+)?\s*(?:days?|hours?|hrs?|minutes?|mins?|seconds?|secs?|[dhms])\b[\s,and]*)+)/i.exec(text);
+  if (after) {
+    let ms = 0;
+    for (const m of after[1]!.matchAll(/(\d+(?:\.\d+)?)\s*(day|hour|hr|minute|min|second|sec|d|h|m|s)/gi)) {
+      const unit = m[2]!.toLowerCase();
+      ms += Number(m[1]) * (UNIT_MS[unit] ?? { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[unit] ?? 0);
+    }
+    return ms > 0 ? now + ms : null;
+  }
+  const at = /try again at (\d{1,2}):(\d{2})\s*([AP]M)?/i.exec(text);
+  if (at) {
+    let hours = Number(at[1]) % 12;
+    if (!at[3]) hours = Number(at[1]);
+    else if (at[3].toUpperCase() === 'PM') hours += 12;
+    const d = new Date(now);
+    d.setHours(hours, Number(at[2]), 0, 0);
+    if (d.getTime() <= now) d.setDate(d.getDate() + 1);
+    return d.getTime();
+  }
+  return null;
 }
 
 /** The last line of a text that says something (blank lines and bare punctuation skipped), trimmed. */

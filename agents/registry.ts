@@ -3,7 +3,10 @@
 
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { ampProfile } from './amp.js';
 import { claudeProfile } from './claude.js';
+import { codexProfile } from './codex.js';
+import { opencodeProfile } from './opencode.js';
 import type { AgentLaunch, AgentProfile } from './types.js';
 
 /** A loop's agent cannot be set up: the message is the one line the user sees. */
@@ -21,26 +24,9 @@ export const CUSTOM_AGENT = 'custom';
 
 export const AGENT_PROFILES: Readonly<Record<AgentName, AgentProfile>> = {
   claude: claudeProfile,
-  opencode: {
-    name: 'opencode',
-    command: 'opencode',
-    npmPackage: 'opencode-ai',
-    launch: (prompt) => ({ mode: 'pty', args: ['run', prompt] }),
-  },
-  codex: {
-    name: 'codex',
-    command: 'codex',
-    npmPackage: '@openai/codex',
-    // Without it `codex exec` runs read-only in its sandbox and cannot commit; this is the codex
-    // equivalent of claude's --dangerously-skip-permissions (a Ralph loop runs unattended).
-    launch: (prompt) => ({ mode: 'pty', args: ['exec', '--dangerously-bypass-approvals-and-sandbox', prompt] }),
-  },
-  amp: {
-    name: 'amp',
-    command: 'amp',
-    npmPackage: '@ampcode/cli',
-    launch: (prompt) => ({ mode: 'pty', args: ['--execute', prompt] }),
-  },
+  opencode: opencodeProfile,
+  codex: codexProfile,
+  amp: ampProfile,
 };
 
 export function isAgentName(name: string): name is AgentName {

@@ -24,8 +24,8 @@ export type AgentErrorKind =
   | 'other';
 
 export type AgentEvent =
-  /** The agent is up: which model it will use. */
-  | { kind: 'init'; model: string | null }
+  /** The agent is up: which model it will use, and its session's id where it names one. */
+  | { kind: 'init'; model: string | null; session?: string }
   /** Assistant text as it streams (a piece of a block; blocks are separated by `text-end`). */
   | { kind: 'text'; text: string }
   | { kind: 'text-end' }
@@ -50,14 +50,29 @@ export type AgentEvent =
  * it can take input while it works) its stdin too.
  */
 export interface StreamDialect {
-  /** What goes to stdin first; null: the prompt is in the arguments and stdin closes at once. */
+  /**
+   * What goes to stdin first; null: the prompt is in the arguments and stdin closes at once. An
+   * agent without `userMessage` gets this and then the end of its input.
+   */
   initialInput: string | null;
-  /** A fresh parser for one run: one stdout line in, the events it means out. */
+  /**
+   * A fresh parser for one run (one iteration, across its continuation processes): one stdout line
+   * in, the events it means out.
+   */
   parser(): (line: string) => AgentEvent[];
   /** A line the user typed, as stdin input; absent when the agent takes no input mid-run. */
   userMessage?(text: string): string;
-  /** An interrupt of the current turn, as stdin input; absent: the agent cannot be interrupted. */
+  /** An interrupt of the current turn, as stdin input; absent: the agent cannot be interrupted that way. */
   interrupt?(): string;
+  /**
+   * For an agent that takes no input while it runs but can go on with its session in a new process
+   * (`codex exec resume`, `opencode run --session`): how that process starts, handing `text` to the
+   * model as the user's next message. `session` is the id the parser's `init` event named. A line
+   * typed while the agent works waits until its process has ended.
+   */
+  continueSession?(session: string, text: string): { args: string[]; input: string | null };
+  /** Interrupts the current turn by this signal to the agent's process group (when no `interrupt` input exists). */
+  interruptSignal?: NodeJS.Signals;
 }
 
 /** How one iteration of an agent runs. */

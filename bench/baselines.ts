@@ -3,8 +3,7 @@
 //  - the raw PTY ceiling: node-pty alone reading the fixture agent's flood (no ralph in between);
 //  - a bare node echo over a unix socket: one JSON line out, one JSON line back, no PTY, no ralph.
 // When the bare echo's p99 is as spiky as ralph's, the spikes come from the machine (load, the
-// scheduler), not from ralph. And node-pty alone echoing a key through the fixture agent: the floor
-// of ralph's echo figure (ralph adds one socket hop and its own handling to it).
+// scheduler), not from ralph. (Echo through a terminal client in a PTY, and its floor: terminals.ts.)
 
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
@@ -99,25 +98,6 @@ export async function bareSocketEcho(count: number): Promise<Percentiles> {
     server.kill();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Keystroke round trips through node-pty alone: write a key to the fixture agent's echo step, await its echo. */
-export async function rawPtyEcho(count: number): Promise<Percentiles> {
-  const term = pty.spawn(process.execPath, [AGENT_FIXTURE, 'echo'], { name: 'xterm-256color', cols: 120, rows: 40, env: process.env as Record<string, string> });
-  let text = '';
-  const ready = new Promise<void>((r) => {
-    const sub = term.onData((d) => {
-      text += d;
-      if (text.includes('ECHO READY')) {
-        sub.dispose();
-        r();
-      }
-    });
-  });
-  await ready;
-  const p = await timeRoundTrips(count, (ch) => term.write(ch), (cb) => term.onData(cb));
-  term.kill();
-  return p;
 }
 
 /**

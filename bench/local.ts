@@ -1,10 +1,15 @@
-// `npm run bench`: the local path's figures.
-//  1. keystroke echo round trip: `write` → agent PTY → `output` event, over the loop's unix socket;
-//  2. output throughput from the agent's PTY to an attached client, with the runner's peak memory;
-//  3. `ralph status` wall time with 10,000 rows in the session DB.
-// Targets (2-core machine): echo p50 <= 1 ms, p99 <= 3 ms; >= 50 MB/s; status <= 200 ms.
+// `npm run bench`: the local path's figures, each beside a baseline measured in the same run, and
+// printed as a ratio to it (a loaded machine moves both alike; the ratio is what to compare):
+//  1. keystroke echo as a user feels it: the real `ralph attach --interactive` in a PTY vs `tmux
+//     attach` in a PTY, same far end (`stty raw -echo; cat`), interleaved; also node-pty alone with
+//     that far end (the floor) and the bench's own RPC client (the protocol without the attach client);
+//  2. the idle runner's memory (RSS, PSS, private) vs a bare idle `node` process;
+//  3. output throughput from the agent's PTY to an attached client vs node-pty alone reading the
+//     same flood (rounds alternate), and through the real `ralph attach` with stdout a pipe;
+//  4. `ralph status` wall time with 10,000 rows in the session DB vs a bare `node -e 0`.
+// Targets (issue 11): echo p50 and p99 <= tmux; throughput >= 0.8x node-pty alone; idle runner RSS <= 40 MB.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { copyFileSync } from 'node:fs';
 import { launchRunner, runnerLogPath } from '../loop/launch.js';
@@ -17,51 +22,215 @@ import { dial } from '../transport/index.js';
 import { makeTempHome, RALPH_BIN } from '../test/helpers/env.js';
 import { fixtureAgentCmd } from '../test/helpers/loop.js';
 import { makeTaskRepo } from '../test/helpers/task.js';
-import { bareSocketEcho, rawPtyEcho, rawPtyFlood } from './baselines.js';
-import { cpuSeconds, fmtMs, measureEcho, measureFlood, OutputWatch, percentiles, rssKiB } from './measure.js';
+import { bareSocketEcho, rawPtyFlood } from './baselines.js';
+import { cpuSeconds, fmtMs, measureEcho, measureFlood, memoryOf, OutputWatch, percentiles, rssKiB, type Memory } from './measure.js';
+import { CAT_COMMAND, interleavedEcho, PtyClient, TmuxSession } from './terminals.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 2000);
 const FLOOD_MB = Number(process.env.BENCH_FLOOD_MB || 64);
+const FLOOD_ROUNDS = Number(process.env.BENCH_FLOOD_ROUNDS || 3);
 const STATUS_ROWS = 10_000;
-/** Which parts to run (comma-separated): loop, baselines, status. Default: all. */
-const PARTS = new Set((process.env.BENCH_PARTS || 'loop,baselines,status').split(','));
+/** Which parts to run (comma-separated): echo, memory, flood, status. Default: all. */
+const PARTS = new Set((process.env.BENCH_PARTS || 'echo,memory,flood,status').split(','));
+const IDLE_SETTLE_MS = 2000;
 
-async function echoAndThroughput(): Promise<void> {
-  const t = makeTempHome('ralph-bench');
-  const task = makeTaskRepo({ stories: 1, label: 'ralph-bench-task' });
-  process.env.RALPH_HOME = t.home;
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A loop of this bench: a temp RALPH_HOME, a task repo, a runner with `agentCmd`, a client. */
+async function startLoop(label: string, agentCmd: string, env: NodeJS.ProcessEnv = {}) {
+  const t = makeTempHome(label);
+  const task = makeTaskRepo({ stories: 1, label: `${label}-task` });
   const paths = homePaths(t.home);
   const store = new LoopStore(openDb(paths.db));
+  const row = prepareLoop(store, paths, { dir: task.dir, agentCmd, maxIterations: 1 });
+  const { pid } = await launchRunner(paths, row.id, { env: { ...t.env, ...env } });
+  const peer = new RpcPeer(await dial(`unix:${paths.socketFor(row.id)}`));
+  const watch = new OutputWatch(peer);
+  await watch.subscribe({ fromSeq: 0 });
+  return {
+    t,
+    paths,
+    id: row.id,
+    pid,
+    watch,
+    cleanup(): void {
+      peer.close();
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* it has ended */
+      }
+      store.db.close();
+      task.cleanup();
+      t.cleanup();
+    },
+  };
+}
+
+function fmtMemory(m: Memory): string {
+  return `RSS ${(m.rss / 1024).toFixed(1)} MB, PSS ${(m.pss / 1024).toFixed(1)} MB, private ${(m.private / 1024).toFixed(1)} MB`;
+}
+
+/** A bare `node` process doing nothing, for what any node process costs on this machine. */
+async function bareNodeMemory(): Promise<Memory> {
+  const child = spawn(process.execPath, ['-e', "process.stdout.write('ready\\n'); setInterval(() => {}, 1e6)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((r) => child.stdout!.once('data', () => r()));
+  await sleep(IDLE_SETTLE_MS);
+  const m = memoryOf(child.pid!);
+  child.kill();
+  return m;
+}
+
+async function echoAndMemory(): Promise<void> {
+  const loop = await startLoop('ralph-bench-echo', CAT_COMMAND);
+  let tmux: TmuxSession | undefined;
+  const clients: PtyClient[] = [];
   try {
-    const row = prepareLoop(store, paths, { dir: task.dir, agentCmd: fixtureAgentCmd('echo,flood'), maxIterations: 1 });
-    const { pid } = await launchRunner(paths, row.id, { env: { ...t.env, FIXTURE_FLOOD_MB: String(FLOOD_MB) } });
-    const peer = new RpcPeer(await dial(`unix:${paths.socketFor(row.id)}`));
-    const watch = new OutputWatch(peer);
-    await watch.subscribe({ fromSeq: 0 });
-    const echo = await measureEcho(watch, KEYSTROKES);
-    console.log(`echo (unix socket):   ${fmtMs(echo)}`);
-    const runnerCpu0 = cpuSeconds(pid);
+    await loop.watch.seen('ECHO READY');
+    if (PARTS.has('memory')) {
+      await sleep(IDLE_SETTLE_MS);
+      const runner = memoryOf(loop.pid);
+      const bare = await bareNodeMemory();
+      console.log(`idle runner:          ${fmtMemory(runner)}`);
+      console.log(`  baseline, bare idle node: ${fmtMemory(bare)}`);
+      console.log(`  runner / bare node: RSS ${ratio(runner.rss, bare.rss)} (+${((runner.rss - bare.rss) / 1024).toFixed(1)} MB), private ${ratio(runner.private, bare.private)} (+${((runner.private - bare.private) / 1024).toFixed(1)} MB)   target: RSS <= 40 MB`);
+    }
+    if (!PARTS.has('echo')) return;
+    const rpc = await measureEcho(loop.watch, KEYSTROKES);
+    await loop.watch.peer.request('interactive', { on: false });
+    console.log(`echo, bench RPC client over the unix socket: ${fmtMs(rpc)}`);
+    const bare = await bareSocketEcho(KEYSTROKES);
+    console.log(`  baseline, bare node JSON echo over a unix socket: ${fmtMs(bare)}`);
+
+    const floor = new PtyClient('sh', ['-c', CAT_COMMAND], process.env);
+    clients.push(floor);
+    // BENCH_ATTACH_NODE_ARGS: node flags for the attach client (profiling: "--cpu-prof --cpu-prof-dir=/tmp/p").
+    const attachArgs = (process.env.BENCH_ATTACH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const attach = new PtyClient(process.execPath, [...attachArgs, RALPH_BIN, 'attach', '--interactive', loop.id], loop.t.env);
+    clients.push(attach);
+    await floor.seen('ECHO READY');
+    await attach.seen('keys go to the agent');
+    let tmuxClient: PtyClient | undefined;
+    if (TmuxSession.available()) {
+      tmux = new TmuxSession(loop.t.env);
+      tmux.start(CAT_COMMAND);
+      tmuxClient = tmux.attach();
+      clients.push(tmuxClient);
+      await tmuxClient.seen('ECHO READY');
+    } else {
+      console.log('  (tmux is not installed: no tmux baseline)');
+    }
+    const [f, a, x] = await interleavedEcho(clients, KEYSTROKES);
+    console.log(`echo, \`ralph attach --interactive\` in a PTY: ${fmtMs(a!)}`);
+    if (x) console.log(`  baseline, \`tmux attach\` in a PTY:          ${fmtMs(x)}`);
+    console.log(`  floor, node-pty alone with the same far end: ${fmtMs(f!)}`);
+    if (x) console.log(`  ralph attach / tmux attach: p50 ${ratio(a!.p50, x.p50)}, p99 ${ratio(a!.p99, x.p99)}   target: <= 1.00x`);
+    if (PARTS.has('memory')) console.log(`idle runner after the echo runs: ${fmtMemory(memoryOf(loop.pid))}`);
+  } finally {
+    for (const c of clients) c.kill();
+    tmux?.stop();
+    loop.cleanup();
+  }
+}
+
+interface FloodResult {
+  mbPerS: number;
+  /** CPU time per MB of output: the runner's and the client's. */
+  runnerMsPerMb: number;
+  clientMsPerMb: number;
+  line: string;
+}
+
+/** One flood to the bench's RPC client; the runner's CPU and peak RSS beside it. */
+async function floodToClient(): Promise<FloodResult> {
+  const loop = await startLoop('ralph-bench-flood', fixtureAgentCmd('echo,flood'), { FIXTURE_FLOOD_MB: String(FLOOD_MB) });
+  try {
+    await loop.watch.seen('ECHO READY');
+    await loop.watch.peer.request('interactive', { on: true });
+    const runnerCpu0 = cpuSeconds(loop.pid);
     const clientCpu0 = process.cpuUsage();
-    const flood = await measureFlood(watch, () => rssKiB(pid));
-    const runnerCpu = cpuSeconds(pid) - runnerCpu0;
-    const clientCpu = process.cpuUsage(clientCpu0);
-    console.log(
-      `throughput (unix):    ${flood.mbPerS.toFixed(1)} MB/s  (${flood.mb.toFixed(1)} MB in ${flood.seconds.toFixed(2)} s, ${flood.events} events of ${((flood.mb * 1024) / flood.events).toFixed(1)} KiB on average; runner peak RSS ${flood.maxRssMb.toFixed(0)} MB)`,
-    );
-    console.log(
-      `  CPU during the flood: runner ${runnerCpu.toFixed(2)} s, this client ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s (of ${flood.seconds.toFixed(2)} s wall, 2 cores shared with the agent)`,
-    );
-    peer.close();
+    const flood = await measureFlood(loop.watch, () => rssKiB(loop.pid));
+    const runnerCpu = cpuSeconds(loop.pid) - runnerCpu0;
+    const clientUsage = process.cpuUsage(clientCpu0);
+    const clientCpu = (clientUsage.user + clientUsage.system) / 1e6;
     // BENCH_RUNNER_LOG=path: keep the runner's own log (e.g. with RALPH_RUNNER_NODE_ARGS=--trace-gc).
     if (process.env.BENCH_RUNNER_LOG) {
-      await new Promise((r) => setTimeout(r, 2500)); // the runner lingers, then exits
-      copyFileSync(runnerLogPath(paths, row.id), process.env.BENCH_RUNNER_LOG);
+      await sleep(2500); // the runner lingers, then exits
+      copyFileSync(runnerLogPath(loop.paths, loop.id), process.env.BENCH_RUNNER_LOG);
     }
+    const runnerMsPerMb = (runnerCpu * 1000) / flood.mb;
+    const clientMsPerMb = (clientCpu * 1000) / flood.mb;
+    return {
+      mbPerS: flood.mbPerS,
+      runnerMsPerMb,
+      clientMsPerMb,
+      line:
+        `${flood.mbPerS.toFixed(1)} MB/s (${flood.mb.toFixed(1)} MB in ${flood.seconds.toFixed(2)} s, ${flood.events} events of ${((flood.mb * 1024) / flood.events).toFixed(1)} KiB; ` +
+        `runner peak RSS ${flood.maxRssMb.toFixed(0)} MB; CPU per MB: runner ${runnerMsPerMb.toFixed(1)} ms, client ${clientMsPerMb.toFixed(1)} ms)`,
+    };
   } finally {
-    store.db.close();
-    task.cleanup();
-    t.cleanup();
+    loop.cleanup();
   }
+}
+
+/** One flood through the real `ralph attach --no-replay`, its stdout a pipe that this process reads. */
+async function floodThroughAttach(): Promise<number> {
+  const loop = await startLoop('ralph-bench-attach', fixtureAgentCmd('echo,flood'), { FIXTURE_FLOOD_MB: String(FLOOD_MB) });
+  try {
+    await loop.watch.seen('ECHO READY');
+    // Only the attach client reads the flood: the bench's own client stops listening.
+    await loop.watch.peer.request('unsubscribe');
+    const attach = spawn(process.execPath, [RALPH_BIN, 'attach', '--no-replay', loop.id], { env: loop.t.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    attach.stderr!.on('data', (d) => (stderr += d));
+    let bytes = 0;
+    let t0 = 0n;
+    attach.stdout!.on('data', (d: Buffer) => {
+      if (t0 === 0n) t0 = process.hrtime.bigint();
+      bytes += d.length;
+    });
+    await new Promise<void>((resolve, reject) => {
+      const check = () => (stderr.includes('attached to loop') ? resolve() : undefined);
+      attach.stderr!.on('data', check);
+      attach.once('exit', () => reject(new Error(`ralph attach exited early: ${stderr}`)));
+    });
+    await loop.watch.peer.request('interactive', { on: true });
+    await loop.watch.peer.request('write', { data: '\rq\r' });
+    await loop.watch.peer.request('interactive', { on: false });
+    const code = await new Promise<number | null>((r) => attach.once('exit', r));
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (code !== 0) throw new Error(`ralph attach exited with ${code}: ${stderr}`);
+    return bytes / (1024 * 1024) / seconds;
+  } finally {
+    loop.cleanup();
+  }
+}
+
+async function throughput(): Promise<void> {
+  const ratios: number[] = [];
+  const cpuRatios: number[] = [];
+  for (let r = 0; r < FLOOD_ROUNDS; r++) {
+    const cpu0 = process.cpuUsage();
+    const b = await rawPtyFlood(FLOOD_MB);
+    const cpu = process.cpuUsage(cpu0);
+    const baseMsPerMb = (cpu.user + cpu.system) / 1000 / b.mb;
+    console.log(
+      `  round ${r + 1}: baseline, node-pty alone reading the flood: ${b.mbPerS.toFixed(1)} MB/s (${b.chunks} reads of ${((b.mb * 1024) / b.chunks).toFixed(1)} KiB; CPU per MB ${baseMsPerMb.toFixed(1)} ms)   [load ${loadAverage()}]`,
+    );
+    const o = await floodToClient();
+    console.log(`  round ${r + 1}: ralph, PTY -> runner -> bench RPC client: ${o.line}`);
+    ratios.push(o.mbPerS / b.mbPerS);
+    cpuRatios.push(o.runnerMsPerMb / baseMsPerMb);
+  }
+  const attach = await floodThroughAttach();
+  const base = await rawPtyFlood(FLOOD_MB);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+  console.log(
+    `throughput (${FLOOD_MB} MB flood), ralph / node-pty alone in the same round: ${ratios.map((x) => x.toFixed(2)).join(', ')}; median ${med(ratios).toFixed(2)}x   target: >= 0.80x`,
+  );
+  console.log(`  runner CPU per MB / node-pty alone's: ${cpuRatios.map((x) => x.toFixed(2)).join(', ')} (what the runner adds to reading the PTY)`);
+  console.log(`  through \`ralph attach --no-replay\` (stdout a pipe): ${attach.toFixed(1)} MB/s, node-pty alone right after: ${base.mbPerS.toFixed(1)} MB/s: ${ratio(attach, base.mbPerS)}`);
 }
 
 function statusWallTime(): void {
@@ -121,15 +290,6 @@ function statusWallTime(): void {
   t.cleanup();
 }
 
-async function baselines(): Promise<void> {
-  const echo = await rawPtyEcho(KEYSTROKES);
-  console.log(`  baseline echo, node-pty alone (no ralph):    ${fmtMs(echo)}`);
-  const bare = await bareSocketEcho(KEYSTROKES);
-  console.log(`  baseline echo, bare node over a unix socket: ${fmtMs(bare)}`);
-  const flood = await rawPtyFlood(FLOOD_MB);
-  console.log(`  baseline throughput, node-pty alone:         ${flood.mbPerS.toFixed(1)} MB/s  (${flood.chunks} chunks, ${((flood.mb * 1024) / flood.chunks).toFixed(1)} KiB each)`);
-}
-
 function loadAverage(): string {
   return loadavg()
     .map((l) => l.toFixed(2))
@@ -137,7 +297,7 @@ function loadAverage(): string {
 }
 
 console.log(`ralph local benchmark — ${new Date().toISOString()}, node ${process.version}, ${cpus().length} CPUs, load average ${loadAverage()}`);
-if (PARTS.has('loop')) await echoAndThroughput();
-if (PARTS.has('baselines')) await baselines();
+if (PARTS.has('echo') || PARTS.has('memory')) await echoAndMemory();
+if (PARTS.has('flood')) await throughput();
 if (PARTS.has('status')) statusWallTime();
 console.log(`(load average at the end: ${loadAverage()})`);

@@ -2,7 +2,7 @@
 // RpcPeer that speaks loop/protocol.ts (a local socket, the daemon over tcp, the Ziti overlay).
 
 import { readFileSync } from 'node:fs';
-import type { CompletedEvent, OutputEvent, SubscribeResult } from '../loop/protocol.js';
+import { LOOP_PROTOCOL, type CompletedEvent, type OutputEvent, type SubscribeResult } from '../loop/protocol.js';
 import type { RpcPeer } from '../rpc/peer.js';
 
 export interface Percentiles {
@@ -32,7 +32,8 @@ export function fmtMs(p: Percentiles): string {
 }
 
 /**
- * A subscription that collects output text and lets a caller await a substring.
+ * A subscription that collects output text and lets a caller await a substring (ASCII: the text is
+ * the output's bytes read as latin1, which costs no UTF-8 decoding of a flood).
  * Expects the loop to run the fixture agent's `echo,flood` steps (test/fixtures/agent.mjs).
  */
 export class OutputWatch {
@@ -48,11 +49,12 @@ export class OutputWatch {
   readonly completed = new Promise<void>((r) => (this.completedResolve = r));
 
   constructor(readonly peer: RpcPeer) {
-    peer.onNotification('output', (p) => {
+    peer.onNotification('output', (p, _peer, payload) => {
       const e = p as OutputEvent;
+      if (!payload) return;
       // Matching only needs the tail: don't make the client pay for copying floods around.
-      this.text += e.data.length > 8192 ? e.data.slice(-8192) : e.data;
-      const n = Buffer.byteLength(e.data);
+      this.text += (payload.length > 8192 ? payload.subarray(payload.length - 8192) : payload).toString('latin1');
+      const n = payload.length;
       this.events++;
       this.bytes += n;
       this.endSeq = e.seq + n;
@@ -68,7 +70,7 @@ export class OutputWatch {
   }
 
   async subscribe(params: { fromSeq?: number; replay?: 'none' | 'screen' } = { replay: 'none' }): Promise<SubscribeResult> {
-    return this.peer.request<SubscribeResult>('subscribe', params);
+    return this.peer.request<SubscribeResult>('subscribe', { protocol: LOOP_PROTOCOL, ...params });
   }
 
   /** Resolves when `needle` appears in output arriving after this call. */
@@ -106,7 +108,7 @@ export async function measureEcho(watch: OutputWatch, count: number): Promise<Pe
     watch.text = '';
     const echoed = watch.next(ch);
     const t0 = process.hrtime.bigint();
-    void watch.peer.request('write', { data: ch });
+    watch.peer.notify('write', { data: ch }); // as `ralph attach` sends keys: unanswered
     await echoed;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (i >= 50) samples.push(ms); // the first 50 warm the JIT and the path
@@ -166,4 +168,20 @@ export function rssKiB(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+export interface Memory {
+  /** Resident set (KiB): what `ps` shows, shared pages (node's own code) counted in full. */
+  rss: number;
+  /** Proportional set (KiB): shared pages divided among the processes that share them. */
+  pss: number;
+  /** Private pages (KiB): what this process alone costs; gone when it exits. */
+  private: number;
+}
+
+/** A process's memory from /proc/PID/smaps_rollup (Linux), in KiB. */
+export function memoryOf(pid: number): Memory {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { rss: field('Rss'), pss: field('Pss'), private: field('Private_Clean') + field('Private_Dirty') };
 }

@@ -160,7 +160,7 @@ class Soak {
       endedWhileAway: async () => endOf(await freshRow(this.store, row)),
       // No readRest: a client that was cut off must show as one, not be filled from the log.
       onOutput: (data, seq) => {
-        const b = Buffer.from(data, 'utf8');
+        const b = data;
         if (seq !== expected && out.problem === null) out.problem = `output at ${seq}, expected ${expected}`;
         expected = seq + b.length;
         out.bytes += b.length;

@@ -6,6 +6,12 @@ import { Command, Option } from 'commander';
 import { parseDuration } from '../store/duration.js';
 import { fail } from './output.js';
 
+// Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for cat.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command();
 
 program
@@ -77,6 +83,19 @@ program
   .action(async (loop: string, opts) => (await import('./commands/attach.js')).run(loop, opts));
 
 program
+  .command('tui')
+  .description('every loop, local and remote, live in one screen: watch, type into, stop and extend them')
+  .option('--timeout <ms>', 'how long to wait for remote daemons (in the background)', positiveInt('--timeout'), 3000)
+  .action(async (opts) => (await import('./commands/tui.js')).run(opts));
+
+program
+  .command('watch')
+  .description('wait for the running loops to end, printing each as it ends (and running notify.command)')
+  .option('--json', 'print each as a JSON object on one line (the keys of ralph status --json)')
+  .option('--timeout <ms>', 'how long to wait for remote daemons each time they are asked', positiveInt('--timeout'), 3000)
+  .action(async (opts) => (await import('./commands/watch.js')).run(opts));
+
+program
   .command('stop')
   .description('stop a loop now, or when its current iteration ends')
   .argument('<loop>', 'loop id or name')
@@ -144,6 +163,25 @@ remote
   .description("close the remote's shared connection now: its OpenZiti proxy or ssh master (each ends by itself after a minute unused)")
   .argument('<name>', 'the remote')
   .action(async (name: string) => (await import('./commands/remote.js')).disconnect(name));
+
+program
+  .command('demo')
+  .description('see ralph work: a throwaway project, a daemon, a push that starts a loop, its output, the commits fetched back (a minute, nothing leaves this machine)')
+  .addOption(new Option('--transport <how>', 'how the laptop reaches the daemon: OpenZiti when a ziti CLI is found, else tcp').choices(['auto', 'ziti', 'tcp']).default('auto'))
+  .action(async (opts) => (await import('./commands/demo.js')).run(opts));
+
+const ziti = program.command('ziti').description('OpenZiti administration for ralph');
+ziti
+  .command('setup')
+  .description('create (or bring up to date) the service, configs, policies and identities a box and its laptops need, on the controller of `ziti edge login`')
+  .option('--service <name>', 'the OpenZiti service the daemon binds', 'ralph')
+  .option('--box <name>', "the box's identity (default: SERVICE-box)")
+  .option('--laptop <name...>', 'laptop identities (default: SERVICE-laptop)')
+  .option('--host-port <port>', "the port on the box's 127.0.0.1 the service forwards to (the daemon's --ziti-host-port)", positiveInt('--host-port'), 7420)
+  .option('--out <dir>', 'where the enrolled identity files go (NAME.json, 0600)', '.')
+  .option('--edge-router-roles <roles>', 'the edge routers they may use, as OpenZiti roles', '#all')
+  .option('--dry-run', 'print the `ziti` commands it would run; change nothing')
+  .action(async (opts) => (await import('./commands/ziti.js')).setup(opts));
 
 program
   .command('start')

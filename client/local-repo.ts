@@ -1,8 +1,12 @@
 // The user's own git repository (the one `ralph remote add` and `ralph start` run in): its name, and
-// the git remotes that point at ralph remotes. git is run with argument arrays, never a shell string.
+// the git remotes that point at ralph remotes. git runs through simple-git, which parses `git remote`
+// for us; argument arrays only, never a shell string.
+//
+// Unlike the daemon's repos (worktrees/git.ts), this is the user's checkout as the user's git sees it:
+// their whole environment is passed on, GIT_DIR and the like included (simple-git would strip those).
 
-import { spawnSync } from 'node:child_process';
 import { basename } from 'node:path';
+import { GitError as SimpleGitError, simpleGit, type SimpleGit } from 'simple-git';
 
 export class GitError extends Error {
   constructor(message: string) {
@@ -11,16 +15,25 @@ export class GitError extends Error {
   }
 }
 
-function git(args: string[], cwd: string): { ok: boolean; out: string; err: string } {
-  const r = spawnSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (r.error) throw new GitError(`cannot run git: ${r.error.message}`);
-  return { ok: r.status === 0, out: r.stdout.trim(), err: r.stderr.trim() };
+function gitIn(dir: string): SimpleGit {
+  return simpleGit({ baseDir: dir, allowEnvironment: Object.keys(process.env) });
+}
+
+/** git's own reason, first line, for a one-line error. */
+function reason(err: unknown): string {
+  if (!(err instanceof SimpleGitError)) throw err;
+  return err.message.trim().split('\n')[0]!.replace(/^(fatal|error): /, '');
 }
 
 /** The top-level directory of the git repository around `cwd`, or null when there is none. */
-export function repoTop(cwd = process.cwd()): string | null {
-  const r = git(['rev-parse', '--show-toplevel'], cwd);
-  return r.ok && r.out !== '' ? r.out : null;
+export async function repoTop(cwd = process.cwd()): Promise<string | null> {
+  try {
+    const top = await gitIn(cwd).revparse(['--show-toplevel']);
+    return top !== '' ? top : null;
+  } catch (err) {
+    reason(err); // rethrows what is not git's own "no"
+    return null;
+  }
 }
 
 /** The URL of a ralph remote's repo, as git remotes carry it. */
@@ -29,35 +42,39 @@ export function ralphUrl(remote: string, repo: string): string {
 }
 
 /** The default repo name: the top-level directory name of the current repository. */
-export function defaultRepoName(cwd = process.cwd()): string | null {
-  const top = repoTop(cwd);
+export async function defaultRepoName(cwd = process.cwd()): Promise<string | null> {
+  const top = await repoTop(cwd);
   return top === null ? null : basename(top);
 }
 
+/** Every git remote of the repository, with its (fetch) URL. */
+async function remotes(top: string): Promise<Array<{ name: string; url: string }>> {
+  const list = await gitIn(top).getRemotes(true);
+  return list.map((r) => ({ name: r.name, url: r.refs.fetch }));
+}
+
 /** The URL of a git remote, or null when there is no such remote. */
-export function gitRemoteUrl(top: string, name: string): string | null {
-  const r = git(['remote', 'get-url', name], top);
-  return r.ok ? r.out : null;
+export async function gitRemoteUrl(top: string, name: string): Promise<string | null> {
+  return (await remotes(top)).find((r) => r.name === name)?.url ?? null;
 }
 
-export function addGitRemote(top: string, name: string, url: string): void {
-  const r = git(['remote', 'add', name, url], top);
-  if (!r.ok) throw new GitError(`git remote add ${name} ${url} failed: ${r.err.split('\n')[0] ?? ''}`);
+export async function addGitRemote(top: string, name: string, url: string): Promise<void> {
+  try {
+    await gitIn(top).addRemote(name, url);
+  } catch (err) {
+    throw new GitError(`git remote add ${name} ${url} failed: ${reason(err)}`);
+  }
 }
 
-export function removeGitRemote(top: string, name: string): void {
-  const r = git(['remote', 'remove', name], top);
-  if (!r.ok) throw new GitError(`git remote remove ${name} failed: ${r.err.split('\n')[0] ?? ''}`);
+export async function removeGitRemote(top: string, name: string): Promise<void> {
+  try {
+    await gitIn(top).removeRemote(name);
+  } catch (err) {
+    throw new GitError(`git remote remove ${name} failed: ${reason(err)}`);
+  }
 }
 
 /** Every git remote of the repository whose URL starts with `prefix`. */
-export function gitRemotesWithUrlPrefix(top: string, prefix: string): string[] {
-  const r = git(['config', '--get-regexp', '^remote\\..*\\.url$'], top);
-  if (!r.ok) return [];
-  const names: string[] = [];
-  for (const line of r.out.split('\n')) {
-    const m = /^remote\.(.+)\.url (.*)$/.exec(line);
-    if (m && m[2]!.startsWith(prefix)) names.push(m[1]!);
-  }
-  return names;
+export async function gitRemotesWithUrlPrefix(top: string, prefix: string): Promise<string[]> {
+  return (await remotes(top)).filter((r) => r.url.startsWith(prefix)).map((r) => r.name);
 }

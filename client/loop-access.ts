@@ -2,14 +2,14 @@
 // that it ended while we could not reach it, and (local loops) where the rest of its output is.
 
 import { Buffer } from 'node:buffer';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import { homePaths } from '../store/paths.js';
 import { connectToLoop } from './connect.js';
 import { settleIfRunnerGone } from './liveness.js';
 import type { LoopEnd, LoopFeedOptions } from './loop-feed.js';
 import { reconcileRow } from './reconcile.js';
-import { readRemoteLog } from './remote-loop.js';
+import { readRemoteLog, readRemoteLogTail } from './remote-loop.js';
 
 /** How long a remote daemon may take to say how a loop stands. */
 const RECONCILE_TIMEOUT_MS = 3000;
@@ -56,6 +56,18 @@ export async function freshRow(store: LoopStore, row: LoopRow): Promise<LoopRow>
 export function readStoredOutput(row: LoopRow, fromSeq: number): Promise<Buffer> {
   const logPath = logPathOf(row);
   return logPath ? readFileFrom(logPath, fromSeq) : readRemoteLog(row, fromSeq);
+}
+
+/**
+ * The last `maxBytes` (or fewer) of the loop's stored output and the offset they start at: a local
+ * loop's log file, or the remote daemon's copy of it.
+ */
+export async function readStoredTail(row: LoopRow, maxBytes: number): Promise<{ seq: number; data: Buffer }> {
+  const logPath = logPathOf(row);
+  if (!logPath) return readRemoteLogTail(row, maxBytes);
+  const size = await stat(logPath).then((s) => s.size, () => 0);
+  const seq = Math.max(0, size - maxBytes);
+  return { seq, data: await readFileFrom(logPath, seq) };
 }
 
 export function loopAccess(

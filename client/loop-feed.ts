@@ -5,14 +5,18 @@
 import { Buffer } from 'node:buffer';
 import type { RpcPeer } from '../rpc/peer.js';
 import {
+  LOOP_PROTOCOL,
   LoopEvents,
   LoopMethods,
   type CompletedEvent,
   type LoopStatusResult,
   type OutputEvent,
+  type OutputEventV1,
   type StateEvent,
   type SubscribeParams,
   type SubscribeResult,
+  type WriteParams,
+  type WriteRefusedEvent,
 } from '../loop/protocol.js';
 import { isFinal, type LoopStatus } from '../store/loops.js';
 
@@ -43,7 +47,10 @@ export interface LoopFeedOptions {
   /** Sent as `resize` before each subscribe, so the agent's PTY matches this terminal. */
   size?(): { cols: number; rows: number } | undefined;
   onScreen?(screen: string): void;
-  onOutput(data: string, seq: number): void;
+  /** Output bytes [seq, seq + data.length): whole UTF-8 characters, each byte exactly once. */
+  onOutput(data: Buffer, seq: number): void;
+  /** Keys sent with write() that the runner did not deliver, and why. */
+  onWriteRefused?(message: string): void;
   onState?(event: StateEvent): void;
   /** Each time a subscription is in place (after the screen, before any output it leads to). */
   onSubscribed?(result: SubscribeResult, peer: RpcPeer, isReconnect: boolean): void | Promise<void>;
@@ -62,7 +69,9 @@ export class LoopFeed {
   /** The connection whose subscription is in place: only its loss means "reconnect". */
   private live: RpcPeer | undefined;
   private subscribing = false;
-  private queued: OutputEvent[] = [];
+  /** The loop protocol of the live subscription (older runners speak 1). */
+  private protocol = LOOP_PROTOCOL;
+  private queued: Array<{ seq: number; data: Buffer }> = [];
   private completed: CompletedEvent | undefined;
   private closedByUs = false;
   private finished = false;
@@ -113,6 +122,22 @@ export class LoopFeed {
   }
 
   /**
+   * Sends keys to the agent (the loop must be in interactive mode): fire and forget, so keystrokes
+   * never wait for each other; a refusal comes back through onWriteRefused. False when not
+   * connected right now (the keys are not sent).
+   */
+  write(data: string): boolean {
+    const peer = this.connection;
+    if (!peer) return false;
+    const params: WriteParams = { data };
+    if (this.protocol >= 2) peer.notify(LoopMethods.write, params);
+    else peer.request(LoopMethods.write, params).catch((err: Error) => {
+      if (!peer.closed) this.opts.onWriteRefused?.(err.message);
+    });
+    return true;
+  }
+
+  /**
    * Flow control for a consumer whose write() said "wait": stop reading the connection until `out`
    * drains. (The runner then waits for us, or drops us and we resume from the last byte seen.)
    */
@@ -142,21 +167,30 @@ export class LoopFeed {
 
   private async subscribeOn(peer: RpcPeer, isReconnect: boolean): Promise<void> {
     this.peer = peer;
-    peer.onNotification(LoopEvents.output, (p) => this.onOutputEvent(p as OutputEvent));
+    peer.onNotification(LoopEvents.output, (p, _peer, payload) => {
+      const seq = (p as OutputEvent | null)?.seq;
+      if (typeof seq !== 'number') return;
+      if (payload !== undefined) this.onOutputEvent(seq, payload);
+      else if (typeof (p as OutputEventV1).data === 'string') this.onOutputEvent(seq, Buffer.from((p as OutputEventV1).data, 'utf8'));
+    });
     peer.onNotification(LoopEvents.state, (p) => this.opts.onState?.(p as StateEvent));
     peer.onNotification(LoopEvents.completed, (p) => this.onCompleted(p as CompletedEvent));
+    peer.onNotification(LoopEvents.writeRefused, (p) => this.opts.onWriteRefused?.(String((p as WriteRefusedEvent | null)?.message)));
     peer.onClose((reason) => this.onClose(peer, reason));
 
     const size = this.opts.size?.();
     if (size) await peer.request(LoopMethods.resize, size);
     const params: SubscribeParams =
-      this.nextSeq !== undefined ? { fromSeq: this.nextSeq } : { replay: this.opts.replay ?? 'screen' };
+      this.nextSeq !== undefined
+        ? { protocol: LOOP_PROTOCOL, fromSeq: this.nextSeq }
+        : { protocol: LOOP_PROTOCOL, replay: this.opts.replay ?? 'screen' };
     // Until the subscription is in place (screen shown, interactive mode re-asserted), output
     // events wait in `queued`: the peer hands notifications over before a reply's promise continues.
     this.subscribing = true;
     let result: SubscribeResult;
     try {
       result = await peer.request<SubscribeResult>(LoopMethods.subscribe, params);
+      this.protocol = result.protocol ?? 1;
       if (result.screen !== undefined) this.opts.onScreen?.(result.screen);
       if (this.nextSeq === undefined || result.seq > this.nextSeq) {
         // First subscription (events start where the screen ends), or the runner holds no more
@@ -173,7 +207,7 @@ export class LoopFeed {
     } finally {
       this.subscribing = false;
     }
-    for (const e of this.queued.splice(0)) this.onOutputEvent(e);
+    for (const e of this.queued.splice(0)) this.onOutputEvent(e.seq, e.data);
     this.maybeFinish(); // a `completed` that came while subscribing
     if (isFinal(result.status) && !this.completed) {
       // It ended before we subscribed: the `completed` event went out to others.
@@ -187,18 +221,17 @@ export class LoopFeed {
     }
   }
 
-  private onOutputEvent(e: OutputEvent): void {
-    if (this.finished || typeof e?.seq !== 'number' || typeof e.data !== 'string') return;
+  private onOutputEvent(seq: number, data: Buffer): void {
+    if (this.finished) return;
     if (this.subscribing || this.nextSeq === undefined) {
-      this.queued.push(e);
+      this.queued.push({ seq, data });
       return;
     }
-    const bytes = Buffer.byteLength(e.data);
-    const end = e.seq + bytes;
+    const end = seq + data.length;
     if (end <= this.nextSeq) return; // seen already (a resubscribe overlapping what came before)
-    const data = e.seq < this.nextSeq ? Buffer.from(e.data).subarray(this.nextSeq - e.seq).toString('utf8') : e.data;
+    const from = this.nextSeq;
     this.nextSeq = end;
-    this.opts.onOutput(data, end - Buffer.byteLength(data));
+    this.opts.onOutput(seq < from ? data.subarray(from - seq) : data, Math.max(seq, from));
     this.maybeFinish();
   }
 
@@ -208,7 +241,7 @@ export class LoopFeed {
     if (wanted.length === 0) return;
     const seq = this.nextSeq;
     this.nextSeq += wanted.length;
-    this.opts.onOutput(wanted.toString('utf8'), seq);
+    this.opts.onOutput(wanted, seq);
   }
 
   private onCompleted(e: CompletedEvent): void {

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { ControlMethods, PROTOCOL_VERSION, type LoopLogsResult } from '../daemon/protocol.js';
 import { readConfig } from '../store/config.js';
 import type { LoopRow } from '../store/loops.js';
-import { controlRequest, dialDaemon, openControl, remoteForRow } from './daemon.js';
+import { controlRequest, dialDaemon, openControl, remoteForRow, type ControlConnection } from './daemon.js';
 
 export interface RemoteDialOptions {
   timeoutMs?: number;
@@ -42,20 +42,45 @@ export async function readRemoteLog(row: LoopRow, fromSeq: number, opts: RemoteD
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const conn = await openControl(remoteForRow(row, readConfig()), { timeoutMs });
   try {
-    const chunks: Buffer[] = [];
-    let seq = fromSeq;
-    for (;;) {
-      const r = await controlRequest<LoopLogsResult>(conn, ControlMethods.loopLogs, { loopId: row.remoteLoopId, fromSeq: seq }, { timeoutMs });
-      if (typeof r?.data !== 'string' || typeof r.endSeq !== 'number' || typeof r.seq !== 'number') {
-        throw new Error(`remote ${conn.remote.name}: malformed loop.logs answer for loop ${row.remoteLoopId}`);
-      }
-      const bytes = Buffer.from(r.data, 'utf8');
-      if (bytes.length > 0) chunks.push(bytes);
-      seq = r.seq + bytes.length;
-      if (bytes.length === 0 || seq >= r.endSeq) break;
-    }
-    return Buffer.concat(chunks);
+    return await readLogPages(conn, row.remoteLoopId, fromSeq, timeoutMs);
   } finally {
     conn.peer.close('done');
   }
+}
+
+/**
+ * The last `maxBytes` (or fewer) of a remote loop's stored output, and the offset they start at:
+ * one small `loop.logs` to learn the log's size, then the pages from there, on one connection.
+ */
+export async function readRemoteLogTail(row: LoopRow, maxBytes: number, opts: RemoteDialOptions = {}): Promise<{ seq: number; data: Buffer }> {
+  if (row.location !== 'remote' || row.remoteLoopId === null) {
+    throw new Error(`loop ${row.id} is not a remote loop`);
+  }
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const conn = await openControl(remoteForRow(row, readConfig()), { timeoutMs });
+  try {
+    const probe = await controlRequest<LoopLogsResult>(conn, ControlMethods.loopLogs, { loopId: row.remoteLoopId, fromSeq: 0, maxBytes: 1 }, { timeoutMs });
+    if (typeof probe?.endSeq !== 'number') throw new Error(`remote ${conn.remote.name}: malformed loop.logs answer for loop ${row.remoteLoopId}`);
+    const seq = Math.max(0, probe.endSeq - maxBytes);
+    return { seq, data: await readLogPages(conn, row.remoteLoopId, seq, timeoutMs) };
+  } finally {
+    conn.peer.close('done');
+  }
+}
+
+/** `loop.logs` page by page from `fromSeq` to the end of the log as the daemon sees it. */
+async function readLogPages(conn: ControlConnection, loopId: string, fromSeq: number, timeoutMs: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let seq = fromSeq;
+  for (;;) {
+    const r = await controlRequest<LoopLogsResult>(conn, ControlMethods.loopLogs, { loopId, fromSeq: seq }, { timeoutMs });
+    if (typeof r?.data !== 'string' || typeof r.endSeq !== 'number' || typeof r.seq !== 'number') {
+      throw new Error(`remote ${conn.remote.name}: malformed loop.logs answer for loop ${loopId}`);
+    }
+    const bytes = Buffer.from(r.data, 'utf8');
+    if (bytes.length > 0) chunks.push(bytes);
+    seq = r.seq + bytes.length;
+    if (bytes.length === 0 || seq >= r.endSeq) break;
+  }
+  return Buffer.concat(chunks);
 }

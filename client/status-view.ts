@@ -156,3 +156,42 @@ export function statusTable(
   }
   return text;
 }
+
+/**
+ * One object of `ralph status --json`, parsed: what `ralph tui` and `ralph watch` show. `status` is a
+ * string, not LoopStatus: a newer runner may report statuses this build does not know (shown as they are).
+ */
+export interface StatusEntry {
+  id: string;
+  name: string;
+  location: 'local' | 'remote';
+  remote: string | null;
+  zitiService: string | null;
+  status: string;
+  iteration: number;
+  maxIterations: number;
+  agent: string;
+  branch: string | null;
+  dir: string;
+  pid: number | null;
+  startedAt: string;
+  endedAt: string | null;
+  reason: string | null;
+  /** While `paused`: when it goes on by itself (ISO-8601). */
+  pausedUntil: string | null;
+  /** The loop this one continues (`ralph resume`). */
+  resumedFrom: string | null;
+  /** The loop's totals: numbers, or null while unknown (a custom agent reports none). */
+  usage: {
+    inputTokens: number | null;
+    outputTokens: number | null;
+    cacheReadTokens: number | null;
+    cacheWriteTokens: number | null;
+    costUsd: number | null;
+  };
+}
+
+/** Every loop, newest first, as `ralph status --json` objects (the same SQL builds both). */
+export function statusEntries(store: LoopStore): StatusEntry[] {
+  return JSON.parse(statusJson(store)) as StatusEntry[];
+}

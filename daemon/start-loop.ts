@@ -106,11 +106,11 @@ export class LoopStarter {
     progress: (line: string) => void = () => {},
     extra: { resumedFrom?: string } = {},
   ): Promise<LoopStartResult> {
-    const { paths, store, log } = this.o;
+    const { store } = this.o;
     // An agent that will not run here (claude as root) is refused before anything is made.
     for (const agent of [params.agentCmd === undefined ? (params.agent ?? DEFAULT_AGENT) : null, params.fallbackAgent ?? null]) {
       const refusal = agent === null ? null : agentPreflight(agent);
-      if (refusal) throw new RpcError(ErrorCodes.Refused, `${refusal} (on ${this.o.host}: set it in the daemon's environment)`);
+      if (refusal) throw new RpcError(ErrorCodes.Refused, `on ${this.o.host}: ${refusal}`);
     }
     // Checked and reserved with no await in between: two concurrent starts cannot both take the last slot.
     const running = this.running();

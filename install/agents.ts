@@ -1,7 +1,7 @@
 // Agent CLI auto-install: before a loop starts, make sure the agent's command exists — on PATH or in
 // $RALPH_HOME/agents — and if not, install its npm package there, once, under a cross-process lock.
 
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { AGENT_NAMES, AGENT_PROFILES } from '../agents/registry.js';
@@ -191,40 +191,31 @@ async function npmInstall(paths: HomePaths, agent: string, spec: string): Promis
   if (code !== 0) throw new AgentInstallError(`installing ${agent} (${spec}) with npm failed: ${summarizeNpmError(stderr, code)}`);
 }
 
-function run(
+/**
+ * Runs a one-shot command (npm, or an agent's `--version`) with a deadline: stderr (and stdout when
+ * asked) captured, a command that cannot be started reported as `error`, not thrown.
+ */
+async function run(
   cmd: string,
   args: string[],
   cwd: string,
   opts: { capture?: 'stderr' | 'both'; timeoutMs?: number },
 ): Promise<{ code: number | null; stdout?: string; stderr: string; error?: string }> {
   const timeoutMs = opts.timeoutMs ?? NPM_TIMEOUT_MS;
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, {
-      cwd,
-      stdio: ['ignore', opts.capture === 'both' ? 'pipe' : 'ignore', 'pipe'],
-      env: { ...process.env, npm_config_progress: 'false' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      if (stdout.length < 64 * 1024) stdout += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      if (stderr.length < 256 * 1024) stderr += d.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      stderr += `\n${cmd} took longer than ${Math.round(timeoutMs / 1000)} s`;
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: null, stdout, stderr, error: err.message });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+  // execa: the timeout ends it with SIGTERM, then SIGKILL if it lingers.
+  const r = await execa(cmd, args, {
+    cwd,
+    env: { npm_config_progress: 'false' },
+    stdin: 'ignore',
+    stdout: opts.capture === 'both' ? 'pipe' : 'ignore',
+    reject: false,
+    timeout: timeoutMs,
   });
+  if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.timedOut) {
+    return { code: null, stderr: r.stderr ?? '', error: r.originalMessage ?? r.shortMessage ?? 'it did not start' };
+  }
+  const stderr = r.timedOut ? `${r.stderr ?? ''}\n${cmd} took longer than ${Math.round(timeoutMs / 1000)} s` : (r.stderr ?? '');
+  return { code: r.exitCode ?? null, ...(typeof r.stdout === 'string' ? { stdout: r.stdout } : {}), stderr };
 }
 
 /**

@@ -16,6 +16,7 @@ import { CompletionDetector } from './completion.js';
 import { EscapeStripper } from './escapes.js';
 import { LineEditor } from './line-editor.js';
 import type { OutputWriter } from './output-writer.js';
+import { PtyInput } from './pty-input.js';
 import { holdTerminalSide } from './pty-tail.js';
 
 export interface AgentError {
@@ -77,6 +78,8 @@ export class PtyRun implements AgentRun {
   readonly done: Promise<AgentRunResult>;
   lastActivity = Date.now();
   private readonly proc: pty.IPty;
+  /** Where keys go: the PTY, at once (see pty-input.ts). */
+  private readonly keys: PtyInput;
   private readonly detector = new CompletionDetector();
   /** The last chunks of output (at least TAIL_CHARS bytes of them), read only if the agent fails. */
   private tail: Buffer[] = [];
@@ -89,6 +92,7 @@ export class PtyRun implements AgentRun {
     // into strings and encoded back on their way to the log and the clients.
     this.proc = pty.spawn(o.file, o.args, { name: 'xterm-256color', cols: o.cols, rows: o.rows, cwd: o.cwd, env: o.env, encoding: null });
     const releaseTerminal = holdTerminalSide(this.proc);
+    this.keys = new PtyInput(this.proc);
     // (node-pty's types say string; with encoding null its data events are Buffers.)
     (this.proc.onData as unknown as (listener: (data: Buffer) => void) => void)((data) => {
       this.lastActivity = Date.now();
@@ -103,6 +107,7 @@ export class PtyRun implements AgentRun {
     });
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
+        this.keys.close();
         releaseTerminal();
         o.writer.endBytes();
         const failed = exitCode !== 0 || (signal ?? 0) !== 0;
@@ -120,7 +125,7 @@ export class PtyRun implements AgentRun {
 
   input(data: string): void {
     this.lastActivity = Date.now();
-    this.proc.write(data);
+    this.keys.write(data);
   }
 
   setInteractive(on: boolean): void {
@@ -148,6 +153,9 @@ export class PtyRun implements AgentRun {
  * reads /dev/null).
  */
 const GUARD = [
+  // An interrupt by signal (Esc for an agent without an interrupt message) is for the agent, which
+  // handles it; the guard stays to see the agent's end.
+  "trap '' INT",
   'exec 4<&0',
   '"$@" <&4 4<&- 3<&- &',
   'a=$!',
@@ -166,6 +174,9 @@ const GUARD = [
 const MAX_EVENT_LINE = 32 * 1024 * 1024;
 const INPUT_PROMPT = '\x1b[1;36m›\x1b[0m ';
 
+/** The exit code a process gets when it could not be started at all. */
+const spawnFailed = (exitCode: number) => exitCode === 127;
+
 function addUsage(sum: RunUsage | null, u: RunUsage): RunUsage {
   if (sum === null) return { ...u };
   const add = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
@@ -181,16 +192,20 @@ function addUsage(sum: RunUsage | null, u: RunUsage): RunUsage {
 
 /**
  * An agent that speaks JSON lines. Its turn ends with a `turn-end` event; then, unless a user is
- * typing to it (interactive mode), its input is closed and it exits.
+ * typing to it (interactive mode), its input is closed and it exits. An agent that takes no input
+ * while it runs but can continue its session (`continueSession`) runs as a chain of processes: a line
+ * typed during a turn waits, and when the process has ended it starts the next one with that line.
  */
 export class StreamRun implements AgentRun {
   readonly done: Promise<AgentRunResult>;
   lastActivity = Date.now();
-  private readonly proc: ChildProcessWithoutNullStreams;
+  /** The agent's current process; null between the processes of a session (waiting for a typed line). */
+  private proc: ChildProcessWithoutNullStreams | null = null;
   private readonly parse: (line: string) => AgentEvent[];
   private readonly renderer: EventRenderer;
   private readonly detector = new CompletionDetector();
   private readonly editor = new LineEditor();
+  private finish!: (r: AgentRunResult) => void;
   private interactive: boolean;
   /** The agent is working on a turn (its input must stay open). */
   private turnActive = true;
@@ -200,6 +215,16 @@ export class StreamRun implements AgentRun {
   private error: AgentError | null = null;
   private stderrTail = '';
   private toldNoInput = false;
+  /** The agent's session, as its `init` event named it (for `continueSession`). */
+  private session: string | null = null;
+  /** Lines typed while the current process works, for the next one. */
+  private queued: string[] = [];
+  /** The user interrupted the current process by signal. */
+  private interruptedByUser = false;
+  /** ralph is ending the run: no process is started after this one. */
+  private stopping = false;
+  private ended = false;
+  private last = { exitCode: 0, signal: 0 };
 
   constructor(
     private readonly o: RunOptions,
@@ -209,36 +234,9 @@ export class StreamRun implements AgentRun {
     this.interactive = o.interactive;
     this.parse = dialect.parser();
     this.renderer = new EventRenderer(agent);
-    // detached: its own process group, so a stop ends the tools it started too.
-    this.proc = spawn('/bin/sh', ['-c', GUARD, 'ralph-agent-guard', o.file, ...o.args], {
-      cwd: o.cwd,
-      env: o.env,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-    }) as ChildProcessWithoutNullStreams;
-    (this.proc.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
-    this.proc.stdin.on('error', () => {}); // it may exit before reading everything: its exit says why
-    this.readLines(this.proc.stdout, (line) => this.onLine(line));
-    this.readLines(this.proc.stderr, (line) => this.onStderr(line));
-    if (dialect.initialInput === null) this.endInput();
-    else this.proc.stdin.write(dialect.initialInput);
+    this.done = new Promise((resolve) => (this.finish = resolve));
+    this.start(o.args, dialect.initialInput);
     if (this.interactive) this.drawInput();
-    this.done = new Promise((resolve) => {
-      let spawnError: Error | null = null;
-      this.proc.on('error', (err) => (spawnError = err));
-      this.proc.on('close', (code, signal) => {
-        this.o.writer.hideInput();
-        if (spawnError) this.o.writer.say(`cannot start ${agent}: ${spawnError.message}`);
-        const exitCode = code ?? (spawnError ? 127 : 0);
-        const sig = signal ? (osConstants.signals[signal] ?? 1) : 0;
-        if (exitCode !== 0 && this.error === null) {
-          const line = lastTellingLine(this.stderrTail);
-          if (line) this.error = { text: line, errorKind: classifyAgentError(line), resetsAt: null };
-        }
-        const usage = this.usage && this.model && !this.usage.model ? { ...this.usage, model: this.model } : this.usage;
-        resolve({ exitCode, signal: sig, promised: this.detector.detected, usage, error: this.error });
-      });
-    });
   }
 
   input(data: string): void {
@@ -262,7 +260,8 @@ export class StreamRun implements AgentRun {
     } else {
       this.editor.clear();
       this.o.writer.hideInput();
-      this.maybeEndInput();
+      if (this.proc === null) this.end();
+      else this.maybeEndInput();
     }
   }
 
@@ -271,32 +270,131 @@ export class StreamRun implements AgentRun {
   }
 
   kill(signal: NodeJS.Signals): void {
-    signalGroup(this.proc.pid, signal);
+    this.stopping = true;
+    if (this.proc === null) this.end();
+    else signalGroup(this.proc.pid, signal);
+  }
+
+  /** Starts one process of the agent: the run's first, or the continuation of its session. */
+  private start(args: string[], input: string | null): void {
+    const { o, agent } = this;
+    this.turnActive = true;
+    this.interruptedByUser = false;
+    this.stderrTail = '';
+    this.inputEnded = false;
+    // detached: its own process group, so a stop ends the tools it started too.
+    const proc = spawn('/bin/sh', ['-c', GUARD, 'ralph-agent-guard', o.file, ...args], {
+      cwd: o.cwd,
+      env: o.env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    }) as ChildProcessWithoutNullStreams;
+    this.proc = proc;
+    (proc.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
+    proc.stdin.on('error', () => {}); // it may exit before reading everything: its exit says why
+    this.readLines(proc.stdout, (line) => this.onLine(line));
+    this.readLines(proc.stderr, (line) => this.onStderr(line));
+    if (input !== null) proc.stdin.write(input);
+    // An agent that takes no input while it runs gets its input, then the end of it.
+    if (input === null || !this.dialect.userMessage) this.endInput();
+    let spawnError: Error | null = null;
+    proc.on('error', (err) => (spawnError = err));
+    proc.on('close', (code, signal) => {
+      this.proc = null;
+      this.turnActive = false;
+      if (spawnError) o.writer.say(`cannot start ${agent}: ${(spawnError as Error).message}`);
+      const exitCode = code ?? (spawnError ? 127 : 0);
+      this.last = { exitCode, signal: signal ? (osConstants.signals[signal] ?? 1) : 0 };
+      const failed = exitCode !== 0 || this.last.signal !== 0;
+      if (failed && this.interruptedByUser) {
+        this.error = { text: `${agent} was interrupted (Esc)`, errorKind: 'other', resetsAt: null };
+      } else if (failed && this.error === null) {
+        const line = lastTellingLine(this.stderrTail);
+        if (line) this.error = { text: line, errorKind: classifyAgentError(line), resetsAt: null };
+      }
+      this.afterProcess();
+    });
+  }
+
+  /** A process ended: go on with the session if the user has something to say, or end the run. */
+  private afterProcess(): void {
+    const { writer } = this.o;
+    const next = this.dialect.continueSession;
+    if (this.stopping || !next || spawnFailed(this.last.exitCode)) return this.end();
+    if (this.queued.length > 0) {
+      const text = this.queued.join('\n');
+      this.queued = [];
+      if (this.session === null) {
+        writer.hideInput();
+        writer.say(`${this.agent} named no session to continue: your lines were not sent`);
+        return this.end();
+      }
+      return this.continueWith(text);
+    }
+    if (this.interactive && this.session !== null) {
+      // The user is at the keyboard: the session stays open for their next line.
+      writer.hideInput();
+      writer.say(`${this.agent} has stopped: type a message to go on with its session, or Ctrl-] to let the loop go on`);
+      this.drawInput();
+      return;
+    }
+    this.end();
+  }
+
+  private continueWith(text: string): void {
+    const { args, input } = this.dialect.continueSession!(this.session!, text);
+    // The run's verdict is the last turn's: this one starts with a clean slate.
+    this.error = null;
+    this.lastActivity = Date.now();
+    this.start(args, input);
+    this.drawInput();
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.o.writer.hideInput();
+    const usage = this.usage && this.model && !this.usage.model ? { ...this.usage, model: this.model } : this.usage;
+    this.finish({ ...this.last, promised: this.detector.detected, usage, error: this.error });
   }
 
   private send(text: string): void {
     const { writer } = this.o;
-    if (!this.dialect.userMessage || this.inputEnded) {
+    const next = this.dialect.continueSession;
+    if (this.dialect.userMessage && !this.inputEnded && this.proc !== null) {
+      writer.hideInput();
+      writer.line(`\x1b[1m› ${text}\x1b[0m`);
+      this.proc.stdin.write(this.dialect.userMessage(text));
+      this.turnActive = true;
+    } else if (next && this.proc !== null) {
+      writer.hideInput();
+      writer.line(`\x1b[1m› ${text}\x1b[0m`);
+      this.queued.push(text);
+      writer.say(`${this.agent} takes it when its current turn ends (Esc interrupts the turn)`);
+    } else if (next && this.session !== null && !this.ended) {
+      writer.hideInput();
+      writer.line(`\x1b[1m› ${text}\x1b[0m`);
+      this.continueWith(text);
+      return;
+    } else {
       writer.hideInput();
       writer.say(`${this.agent} takes no messages while it runs; your line was not sent`);
-      this.drawInput();
-      return;
     }
-    writer.hideInput();
-    writer.line(`\x1b[1m› ${text}\x1b[0m`);
-    this.proc.stdin.write(this.dialect.userMessage(text));
-    this.turnActive = true;
     this.drawInput();
   }
 
   private interrupt(): void {
     const { writer } = this.o;
     writer.hideInput();
-    if (!this.turnActive) {
+    if (!this.turnActive || this.proc === null) {
       writer.say(`${this.agent} is not working on anything to interrupt; type a message, or Ctrl-] to let the loop go on`);
     } else if (this.dialect.interrupt && !this.inputEnded) {
       writer.say(`interrupting ${this.agent} (Esc)`);
       this.proc.stdin.write(this.dialect.interrupt());
+    } else if (this.dialect.interruptSignal) {
+      writer.say(`interrupting ${this.agent} (Esc)`);
+      this.interruptedByUser = true;
+      signalGroup(this.proc.pid, this.dialect.interruptSignal);
     } else {
       writer.say(`${this.agent} cannot be interrupted here`);
     }
@@ -305,7 +403,7 @@ export class StreamRun implements AgentRun {
 
   private drawInput(): void {
     if (!this.interactive) return;
-    if (!this.dialect.userMessage && !this.toldNoInput) {
+    if (!this.dialect.userMessage && !this.dialect.continueSession && !this.toldNoInput) {
       this.toldNoInput = true;
       this.o.writer.say(`${this.agent} takes no input while it runs: what you type is not sent`);
     }
@@ -318,7 +416,8 @@ export class StreamRun implements AgentRun {
       this.o.writer.pieces(this.renderer.render(ev));
       switch (ev.kind) {
         case 'init':
-          this.model = ev.model;
+          this.model = ev.model ?? this.model;
+          if (ev.session) this.session = ev.session;
           break;
         case 'text':
           this.detector.push(ev.text);
@@ -358,7 +457,7 @@ export class StreamRun implements AgentRun {
   }
 
   private endInput(): void {
-    if (this.inputEnded) return;
+    if (this.inputEnded || this.proc === null) return;
     this.inputEnded = true;
     this.proc.stdin.end();
   }

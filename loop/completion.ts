@@ -5,6 +5,7 @@
 // are stripped byte by byte, and the visible text is decoded and matched only when it holds a '>',
 // the byte any match must end with — most chunks of a flood are never decoded at all.
 
+import { ByteTail } from './byte-tail.js';
 import { EscapeStripper } from './escapes.js';
 
 const PROMISE = /<\s*promise\s*>\s*complete\s*<\s*\/\s*promise\s*>/i;
@@ -16,7 +17,8 @@ const isContinuation = (b: number) => (b & 0xc0) === 0x80;
 
 export class CompletionDetector {
   private readonly stripper = new EscapeStripper();
-  private tail: Buffer = Buffer.alloc(0);
+  /** The last visible bytes seen. */
+  private readonly tail = new ByteTail(TAIL_BYTES);
   private found = false;
 
   get detected(): boolean {
@@ -26,7 +28,7 @@ export class CompletionDetector {
   /** Forget what was seen (each iteration starts afresh). */
   reset(): void {
     this.stripper.reset();
-    this.tail = Buffer.alloc(0);
+    this.tail.clear();
     this.found = false;
   }
 
@@ -36,18 +38,18 @@ export class CompletionDetector {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     const visible = this.stripper.strip(bytes);
     if (visible.length === 0) return false;
-    const text = Buffer.concat([this.tail, visible]);
     if (visible.includes(GT)) {
+      const text = Buffer.concat([this.tail.bytes(), visible]);
       // Decoding may start inside a character the tail cut: skip its continuation bytes.
       let start = 0;
       while (start < text.length && start < 3 && isContinuation(text[start]!)) start++;
       if (PROMISE.test(text.toString('utf8', start))) {
         this.found = true;
-        this.tail = Buffer.alloc(0);
+        this.tail.clear();
         return true;
       }
     }
-    this.tail = text.length > TAIL_BYTES ? Buffer.from(text.subarray(text.length - TAIL_BYTES)) : text;
+    this.tail.push(visible);
     return false;
   }
 }

@@ -22,11 +22,14 @@ export class EscapeStripper {
   private state = Escape.None;
   /** The last byte was 0xC2, which with a following 0x9B is the C1 CSI (U+009B). */
   private pendingC2 = false;
+  /** A character whose first byte an escape sequence took: its other bytes go with it (even in the next chunk). */
+  private swallowing = false;
   private visible: Buffer = Buffer.alloc(4096);
 
   reset(): void {
     this.state = Escape.None;
     this.pendingC2 = false;
+    this.swallowing = false;
   }
 
   /**
@@ -34,75 +37,88 @@ export class EscapeStripper {
    * control characters other than tab, newline and carriage return left out.
    */
   strip(chunk: Uint8Array): Buffer {
-    if (this.visible.length < chunk.length + 1) this.visible = Buffer.alloc(chunk.length + 1);
+    const n = chunk.length;
+    if (this.visible.length < n + 1) this.visible = Buffer.alloc(n + 1);
     const out = this.visible;
+    // (State in locals: this runs over every byte an agent prints, a flood's included.)
+    let state = this.state;
     let o = 0;
     let i = 0;
     if (this.pendingC2) {
       this.pendingC2 = false;
-      if (chunk.length > 0 && chunk[0] === 0x9b) {
-        this.state = Escape.Csi;
+      if (n > 0 && chunk[0] === 0x9b) {
+        state = Escape.Csi;
         i = 1;
       } else {
         out[o++] = 0xc2; // it was text after all
       }
     }
-    // A character whose first byte an escape sequence took: its other bytes go with it.
-    let swallowing = false;
-    for (; i < chunk.length; i++) {
-      const c = chunk[i]!;
+    let swallowing = this.swallowing;
+    while (i < n) {
+      let c = chunk[i]!;
       if (swallowing) {
-        if (isContinuation(c)) continue;
+        if (isContinuation(c)) {
+          i++;
+          continue;
+        }
         swallowing = false;
       }
-      switch (this.state) {
-        case Escape.None:
-          if (c === 0x1b) {
-            this.state = Escape.Start;
-          } else if (c === 0xc2 && (i + 1 === chunk.length || chunk[i + 1] === 0x9b)) {
-            if (i + 1 === chunk.length) {
-              this.pendingC2 = true;
-            } else {
-              this.state = Escape.Csi;
-              i++;
-            }
-          } else if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
-            // other control characters (BEL, backspace, …) are not text
+      if (state === Escape.None) {
+        // Text, the bulk of any output: copied up to the next control byte or 0xC2.
+        while (c >= 0x20 && c !== 0xc2) {
+          out[o++] = c;
+          if (++i === n) break;
+          c = chunk[i]!;
+        }
+        if (i === n) break;
+        if (c === 0x1b) {
+          state = Escape.Start;
+        } else if (c === 0xc2) {
+          if (i + 1 === n) this.pendingC2 = true;
+          else if (chunk[i + 1] === 0x9b) {
+            state = Escape.Csi;
+            i++;
           } else {
             out[o++] = c;
           }
-          break;
+        } else if (c === 0x09 || c === 0x0a || c === 0x0d) {
+          out[o++] = c;
+        } // other control characters (BEL, backspace, …) are not text
+        i++;
+        continue;
+      }
+      switch (state) {
         case Escape.Start:
-          if (c === 0x5b) this.state = Escape.Csi; // [
-          else if (c === 0x5d || c === 0x50 || c === 0x58 || c === 0x5e || c === 0x5f) this.state = Escape.Str; // ] P X ^ _
-          else if (c >= 0x20 && c <= 0x2f) this.state = Escape.Intermediate;
+          if (c === 0x5b) state = Escape.Csi; // [
+          else if (c === 0x5d || c === 0x50 || c === 0x58 || c === 0x5e || c === 0x5f) state = Escape.Str; // ] P X ^ _
+          else if (c >= 0x20 && c <= 0x2f) state = Escape.Intermediate;
           else {
-            this.state = Escape.None;
+            state = Escape.None;
             swallowing = c >= 0xc0;
           }
           break;
         case Escape.Intermediate:
           if (c < 0x20 || c > 0x2f) {
-            this.state = Escape.None;
+            state = Escape.None;
             swallowing = c >= 0xc0;
           }
           break;
         case Escape.Csi:
-          if (c >= 0x40 && c <= 0x7e) this.state = Escape.None;
-          else if (c === 0x1b) this.state = Escape.Start;
+          if (c >= 0x40 && c <= 0x7e) state = Escape.None;
+          else if (c === 0x1b) state = Escape.Start;
           break;
         case Escape.Str:
-          if (c === 0x07) this.state = Escape.None;
-          else if (c === 0x1b) this.state = Escape.StrEsc;
+          if (c === 0x07) state = Escape.None;
+          else if (c === 0x1b) state = Escape.StrEsc;
           break;
         case Escape.StrEsc:
-          if (c === 0x5c) this.state = Escape.None;
-          else {
-            this.state = Escape.Str;
-          }
+          state = c === 0x5c ? Escape.None : Escape.Str;
           break;
       }
+      i++;
     }
+    this.state = state;
+    this.swallowing = swallowing;
     return out.subarray(0, o);
   }
 }

@@ -138,6 +138,11 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     return this.end;
   }
 
+  /** How many of the newest bytes memory holds. */
+  get ringCapacity(): number {
+    return this.ring.capacity;
+  }
+
   /** Oldest offset still held in memory. */
   get ringStart(): number {
     return Math.max(this.startSeq, this.end - this.ring.capacity);
@@ -193,6 +198,9 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     this.ring.write(this.end, bytes);
     const chunk = new AppendedChunk(this.end, bytes, text);
     this.end += bytes.length;
+    this.emit('append', chunk);
+    // (After the listeners: a subscriber sent this chunk on and flushed it, as a lone keystroke's echo
+    // is, leaves nothing for a timer to do.)
     const pending = this.end - this.written;
     if (pending >= this.logBatchBytes) this.flush();
     else if (pending > 0 && this.flushTimer === undefined) {
@@ -202,7 +210,6 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
       }, LOG_FLUSH_MS);
       this.flushTimer.unref();
     }
-    this.emit('append', chunk);
     return chunk;
   }
 
@@ -249,6 +256,14 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
   readFromRing(seq: number, maxBytes: number): OutputChunk | null {
     const b = this.bytesFromRing(seq, maxBytes);
     return b === null ? null : toChunk(b);
+  }
+
+  /**
+   * Like readFromRing(), as bytes: a view into the ring, valid only until the next append (copy
+   * it to keep it).
+   */
+  readBytesFromRing(seq: number, maxBytes: number): OutputBytes | null {
+    return this.bytesFromRing(seq, maxBytes);
   }
 
   /** Up to `maxBytes` from `seq`, read from the log file (for readers behind the ring). */

@@ -136,6 +136,8 @@ export class Iteration {
     for (const [k, v] of Object.entries(cmd.envDefaults)) env[k] = v;
     for (const [k, v] of Object.entries(s.env)) if (v !== undefined) env[k] = v;
     Object.assign(env, {
+      // The agent's directory, as a shell started there would say (opencode takes PWD over its cwd).
+      PWD: s.workDir,
       TERM: 'xterm-256color',
       RALPH_PROMPT_FILE: s.promptPath,
       RALPH_ITERATION: String(s.iteration),

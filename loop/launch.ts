@@ -13,6 +13,13 @@ import { LoopSetupError } from './errors.js';
 
 const RUNNER_MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
 const READY_FD = 3;
+/**
+ * Node flags of every runner. A flood grows V8's young generation (up to 16 MiB a semi-space by
+ * default), and an idle process never gives it back: with 2 MiB a runner idles at ~29 MB private
+ * memory after a 32 MB flood instead of ~43 MB, for a few more scavenges during the flood (measured:
+ * 11 → ~20 per 32 MB, about 1% of the runner's CPU).
+ */
+const RUNNER_NODE_FLAGS = ['--max-semi-space-size=2'];
 const READY_TIMEOUT_MS = 30_000;
 
 export function runnerLogPath(paths: HomePaths, loopId: string): string {
@@ -60,7 +67,7 @@ export function launchRunner(paths: HomePaths, loopId: string, opts: { env?: Nod
   try {
     // RALPH_RUNNER_NODE_ARGS: extra node flags for the runner (profiling: "--cpu-prof --cpu-prof-dir=/tmp/p").
     const nodeArgs = (process.env.RALPH_RUNNER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    child = spawn(process.execPath, [...nodeArgs, RUNNER_MAIN, loopId], {
+    child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, ...nodeArgs, RUNNER_MAIN, loopId], {
       detached: true,
       cwd: paths.home,
       stdio: ['ignore', logFd, logFd, 'pipe'],

@@ -1,5 +1,11 @@
 // The per-loop RPC contract: what a loop runner answers on its socket and the events it sends.
 // Clients (attach, logs, the daemon's loop channel) and the runner share these types.
+//
+// Versions. 1: every message a JSON line. 2 (LOOP_PROTOCOL): `output` events travel as payload frames
+// (rpc/reader.ts: a small JSON header, then the output's bytes as they are), and `write` may be sent
+// as a notification (no reply; a refusal comes back as `writeRefused`). A client says which version
+// it speaks in `subscribe`; a runner refuses a client older than itself with a clear error. A client
+// still reads protocol 1 from a runner that an older ralph started (it may outlive an upgrade).
 
 import type { LoopStatus, UsageTotals } from '../store/loops.js';
 
@@ -35,10 +41,14 @@ export interface LoopStatusResult {
  *   and `output` events follow from result.seq.
  */
 export interface SubscribeParams {
+  /** The loop protocol the client speaks (LOOP_PROTOCOL); without it, 1. */
+  protocol?: number;
   fromSeq?: number;
   replay?: 'screen' | 'none';
 }
 export interface SubscribeResult {
+  /** The protocol this subscription speaks (LOOP_PROTOCOL); absent from runners of protocol 1. */
+  protocol?: number;
   /** Output events will start at this offset. */
   seq: number;
   /** End of the output at the time of subscribing. */
@@ -50,8 +60,15 @@ export interface SubscribeResult {
   interactive: boolean;
 }
 
-/** `output` notification: `data` is the UTF-8 text of bytes [seq, seq + byteLength(data)). */
+/**
+ * `output` notification, in a payload frame: its payload is the output bytes [seq, seq + length),
+ * whole UTF-8 characters. (Protocol 1: a JSON line {seq, data}, data the text of those bytes.)
+ */
 export interface OutputEvent {
+  seq: number;
+}
+/** `output` of protocol 1. */
+export interface OutputEventV1 {
   seq: number;
   data: string;
 }
@@ -90,10 +107,15 @@ export interface CompletedEvent {
 
 /**
  * `write {data}` → null. Refused (-32000) outside interactive mode or between iterations.
- * `data` is at most MAX_WRITE_BYTES (UTF-8).
+ * `data` is at most MAX_WRITE_BYTES (UTF-8). Sent as a notification (protocol 2: keystrokes are not
+ * answered, so none waits for a reply), a refusal comes back as a `writeRefused` notification.
  */
 export interface WriteParams {
   data: string;
+}
+/** `writeRefused` notification: a `write` sent as a notification was not delivered, and why. */
+export interface WriteRefusedEvent {
+  message: string;
 }
 /** `resize {cols, rows}` → ResizeResult (the size now in effect). */
 export interface ResizeParams {
@@ -143,7 +165,11 @@ export const LoopEvents = {
   state: 'state',
   iteration: 'iteration',
   completed: 'completed',
+  writeRefused: 'writeRefused',
 } as const;
+
+/** The loop protocol this ralph speaks (see the top of this file). */
+export const LOOP_PROTOCOL = 2;
 
 /** Largest `write` payload accepted (a paste, not a file transfer). */
 export const MAX_WRITE_BYTES = 64 * 1024;

@@ -18,11 +18,13 @@ import { listen, type Listener } from '../transport/index.js';
 import { LoopRefusedError } from './errors.js';
 import type { AppendedChunk, OutputBytes, OutputHistory } from './history.js';
 import {
+  LOOP_PROTOCOL,
   LoopEvents,
   LoopMethods,
   MAX_WRITE_BYTES,
   type OutputEvent,
   type SubscribeResult,
+  type WriteRefusedEvent,
 } from './protocol.js';
 import type { LoopRunner } from './runner.js';
 
@@ -55,17 +57,14 @@ function envMs(name: string): number | undefined {
   return v && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
-/**
- * One `output` event ({seq, data}: see OutputEvent), built from the output's bytes as they are:
- * no decoding into a string, no JSON.stringify, no encoding back.
- */
+/** One `output` event: {seq} and the output's bytes as they are, in a payload frame. */
 function sendOutput(peer: RpcPeer, out: OutputBytes, history: OutputHistory): void {
   // No client ever sees a byte the log does not hold yet: should the runner die the next moment
   // (SIGKILL, OOM), the log still matches what every client saw. A flush with nothing pending is a
   // comparison; under a flood it writes one batch per coalesced event.
   history.flush();
-  const fields: Omit<OutputEvent, 'data'> = { seq: out.seq };
-  peer.notifyWithText(LoopEvents.output, fields, 'data', out.buf);
+  const header: OutputEvent = { seq: out.seq };
+  peer.notifyWithPayload(LoopEvents.output, header, out.buf);
 }
 
 /** One subscriber's stream of `output` events, from `nextSeq` on, gap-free and duplicate-free. */
@@ -387,13 +386,21 @@ export class LoopService {
 
     peer.onRequest(LoopMethods.subscribe, async (params): Promise<SubscribeResult> => {
       const p = paramsObject(params);
+      const protocol = optionalInteger(p, 'protocol', { min: 1 }) ?? 1;
+      if (protocol < LOOP_PROTOCOL) {
+        throw new RpcError(
+          ErrorCodes.Refused,
+          `loop ${runner.id} speaks loop protocol ${LOOP_PROTOCOL} and this client ${protocol}: it is an older ralph; use the same ralph version as the loop's runner`,
+          { protocol: LOOP_PROTOCOL },
+        );
+      }
       const fromSeq = optionalInteger(p, 'fromSeq', { min: 0 });
       const replay = p.replay === undefined ? 'screen' : requireOneOf(p, 'replay', ['screen', 'none'] as const);
       const endSeq = runner.history.endSeq;
       if (fromSeq !== undefined && fromSeq > endSeq) {
         throw new RpcError(ErrorCodes.InvalidParams, `fromSeq ${fromSeq} is past the end of the output (${endSeq})`);
       }
-      const base = () => ({ ...runner.size, status: runner.state().status, interactive: runner.interactive });
+      const base = () => ({ protocol: LOOP_PROTOCOL, ...runner.size, status: runner.state().status, interactive: runner.interactive });
       if (fromSeq !== undefined) {
         conn.subscribe(fromSeq);
         return { seq: fromSeq, endSeq, ...base() };
@@ -413,13 +420,23 @@ export class LoopService {
       return null;
     });
 
-    peer.onRequest(LoopMethods.write, (params) => {
+    const write = (params: unknown): null => {
       const data = requireString(paramsObject(params), 'data');
       if (Buffer.byteLength(data) > MAX_WRITE_BYTES) {
         throw new RpcError(ErrorCodes.InvalidParams, `data must be at most ${MAX_WRITE_BYTES} bytes`);
       }
       refusals(() => runner.write(data));
       return null;
+    };
+    peer.onRequest(LoopMethods.write, write);
+    // Keystrokes as notifications: nothing to answer unless they could not be delivered.
+    peer.onNotification(LoopMethods.write, (params) => {
+      try {
+        write(params);
+      } catch (err) {
+        const refused: WriteRefusedEvent = { message: (err as Error).message };
+        peer.notify(LoopEvents.writeRefused, refused);
+      }
     });
 
     peer.onRequest(LoopMethods.resize, (params) => {

@@ -14,15 +14,11 @@ import {
   type ResponseError,
   type ResponseMessage,
 } from './messages.js';
-import { MAX_ESCAPE_GROWTH, writeJsonString } from './json-utf8.js';
-import { DEFAULT_MAX_LINE_BYTES, LineReader, type LineEvent } from './reader.js';
-
-/** Where notifyWithText builds its lines (reused: one event at a time, synchronously). */
-let scratch = Buffer.allocUnsafe(0);
-const MAX_SCRATCH_BYTES = 1024 * 1024;
+import { DEFAULT_MAX_LINE_BYTES, LineReader, payloadFrame, type LineEvent } from './reader.js';
 
 export type RequestHandler = (params: unknown, peer: RpcPeer) => unknown | Promise<unknown>;
-export type NotificationHandler = (params: unknown, peer: RpcPeer) => void;
+/** `payload`: the bytes of a payload frame (see reader.ts), when the notification came in one. */
+export type NotificationHandler = (params: unknown, peer: RpcPeer, payload?: Buffer) => void;
 
 export interface PeerOptions {
   /** Longest accepted incoming line; longer lines are answered with an error and skipped. */
@@ -126,28 +122,13 @@ export class RpcPeer {
   }
 
   /**
-   * Sends the notification `{method, params: {...params, [key]: text}}` where `text` is given as
-   * UTF-8 bytes (valid UTF-8, whole characters): the line is built from the bytes as they are, so
-   * bulk text is never decoded into a string nor encoded back. The same line as notify() would send.
+   * Sends a notification with bulk bytes beside its params, as a payload frame (reader.ts): the
+   * bytes travel as they are, never escaped into JSON. The peer must be one that reads such frames
+   * (this class does). False when the connection is gone (or was just dropped for not reading).
    */
-  notifyWithText(method: string, params: Record<string, unknown>, key: string, text: Uint8Array): boolean {
+  notifyWithPayload(method: string, params: unknown, payload: Uint8Array): boolean {
     if (!this.writable()) return false;
-    const fields = JSON.stringify(params);
-    const head = `{"jsonrpc":"2.0","method":${JSON.stringify(method)},"params":${fields.length > 2 ? fields.slice(0, -1) + ',' : '{'}${JSON.stringify(key)}:`;
-    const need = Buffer.byteLength(head) + MAX_ESCAPE_GROWTH * text.length + 5;
-    let buf = scratch;
-    if (buf.length < need) {
-      buf = Buffer.allocUnsafe(Math.max(need, 64 * 1024));
-      if (need <= MAX_SCRATCH_BYTES) scratch = buf;
-    }
-    let pos = buf.write(head, 0, 'utf8');
-    pos = writeJsonString(text, buf, pos);
-    buf[pos++] = 0x7d; // }
-    buf[pos++] = 0x7d; // }
-    buf[pos++] = 0x0a; // \n
-    const line = Buffer.allocUnsafe(pos);
-    buf.copy(line, 0, 0, pos);
-    this.stream.write(line);
+    this.stream.write(payloadFrame(method, params, payload));
     return true;
   }
 
@@ -217,8 +198,12 @@ export class RpcPeer {
       return;
     }
     const msg = parsed.message;
+    if (event.payload !== undefined && !isNotification(msg)) {
+      this.sendError(null, { code: ErrorCodes.InvalidRequest, message: 'a payload frame must carry a notification' });
+      return;
+    }
     if (isRequest(msg)) this.handleRequest(msg);
-    else if (isNotification(msg)) this.handleNotification(msg.method, msg.params);
+    else if (isNotification(msg)) this.handleNotification(msg.method, msg.params, event.payload);
     else this.handleResponse(msg as ResponseMessage);
   }
 
@@ -261,11 +246,11 @@ export class RpcPeer {
     }
   }
 
-  private handleNotification(method: string, params: unknown): void {
+  private handleNotification(method: string, params: unknown, payload: Buffer | undefined): void {
     const handler = this.notificationHandlers.get(method);
     if (!handler) return; // unknown notifications are ignored, as the spec says
     try {
-      handler(params, this);
+      handler(params, this, payload);
     } catch {
       // a notification has no one to answer; a bad one must not take the connection down
     }

@@ -26,6 +26,13 @@ export interface Config {
   agentPackages?: Record<string, string>;
   /** Most loops a daemon runs at once. */
   maxConcurrentLoops?: number;
+  /** What runs when a loop ends or pauses (`ralph tui`, `watch`, `attach`). */
+  notify?: NotifyConfig;
+}
+
+export interface NotifyConfig {
+  /** Program and arguments (never a shell string); the loop's id, status and reason come in RALPH_LOOP_* variables. */
+  command: string[];
 }
 
 export class ConfigError extends Error {
@@ -66,7 +73,17 @@ function checkConfig(value: unknown, path: string): Config {
     }
     config.maxConcurrentLoops = v.maxConcurrentLoops;
   }
+  if (v.notify !== undefined) config.notify = checkNotify(v.notify, bad);
   return config;
+}
+
+function checkNotify(value: unknown, bad: (what: string) => ConfigError): NotifyConfig {
+  const command = (value as { command?: unknown } | null)?.command;
+  const isArgv = Array.isArray(command) && command.length > 0 && command.every((a) => typeof a === 'string') && command[0] !== '';
+  if (typeof value !== 'object' || value === null || !isArgv) {
+    throw bad('"notify.command" must be a program and its arguments, e.g. ["notify-send", "ralph"]');
+  }
+  return { command: [...(command as string[])] };
 }
 
 export function readConfig(path = configPath()): Config {

@@ -3,64 +3,12 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
-import { exited, RALPH_BIN, runCommand, waitUntil } from './helpers/env.js';
+import { exited, RALPH_BIN, waitUntil } from './helpers/env.js';
+import { Tmux } from './helpers/tmux.js';
 import { LoopClient } from './helpers/loop.js';
-
-/** One tmux server of our own (its own socket, no user config), killed at the end. */
-class Tmux {
-  readonly socket = `ralph-test-${process.pid}-${randomBytes(3).toString('hex')}`;
-  constructor(private readonly env: NodeJS.ProcessEnv) {}
-
-  async run(args: string[]): Promise<string> {
-    const r = await runCommand('tmux', ['-f', '/dev/null', '-L', this.socket, ...args], { env: this.env, timeoutMs: 10_000 });
-    if (r.code !== 0) throw new Error(`tmux ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  }
-
-  /** A detached 120x40 session running `ralph <args>`; its pane stays after the command exits. */
-  async start(session: string, ralphArgs: string[]): Promise<void> {
-    await this.run(['new-session', '-d', '-s', session, '-x', '120', '-y', '40', process.execPath, RALPH_BIN, ...ralphArgs, ';', 'set-option', '-t', session, 'remain-on-exit', 'on']);
-  }
-
-  screen(session: string): Promise<string> {
-    return this.run(['capture-pane', '-p', '-J', '-t', session]);
-  }
-
-  keys(session: string, ...keys: string[]): Promise<string> {
-    return this.run(['send-keys', '-t', session, ...keys]);
-  }
-
-  text(session: string, text: string): Promise<string> {
-    return this.run(['send-keys', '-t', session, '-l', text]);
-  }
-
-  async waitForScreen(session: string, what: string, check: (screen: string) => boolean): Promise<string> {
-    let last = '';
-    try {
-      return await waitUntil(
-        async () => {
-          last = await this.screen(session);
-          return check(last) ? last : undefined;
-        },
-        { what, timeoutMs: 20_000, intervalMs: 50 },
-      );
-    } catch (err) {
-      throw new Error(`${(err as Error).message}; the screen:\n${last}`);
-    }
-  }
-
-  async paneDead(session: string): Promise<boolean> {
-    return (await this.run(['display-message', '-p', '-t', session, '#{pane_dead}'])).trim() === '1';
-  }
-
-  async kill(): Promise<void> {
-    await runCommand('tmux', ['-L', this.socket, 'kill-server'], { env: this.env, timeoutMs: 10_000 }).catch(() => {});
-  }
-}
 
 const count = (text: string, part: string) => text.split(part).length - 1;
 
@@ -96,7 +44,7 @@ test('attach in tmux: i, keys reach the agent (Esc and Ctrl-C too), Ctrl-] back,
     await tmux.keys('first', 'Enter');
     const stty = await tmux.waitForScreen('first', 'stty output', (s) => /\bicanon\b/.test(s));
     assert.not.match(stty, /-icanon|-echo\b|-isig/);
-    assert.is((await tmux.run(['display-message', '-p', '-t', 'first', '#{cursor_flag}'])).trim(), '1');
+    assert.is(await tmux.format('first', '#{cursor_flag}'), '1');
 
     // Attach again: the screen comes back (replayed by the runner), typed text included.
     await tmux.start('second', ['attach', id]);

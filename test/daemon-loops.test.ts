@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
 import { makeTempHome, runCommand, waitUntil, alive } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
@@ -151,13 +152,13 @@ test('attach through the loop channel: subscribe, see output, see completion', a
   const loop = new RpcPeer(stream);
   let output = '';
   let nextSeq = 0;
-  loop.onNotification('output', (p: any) => {
+  loop.onNotification('output', (p: any, _peer, payload) => {
     assert.is(p.seq, nextSeq, 'output is gap-free');
-    nextSeq = p.seq + Buffer.byteLength(p.data);
-    output += p.data;
+    nextSeq = p.seq + payload!.length;
+    output += payload!.toString();
   });
   const completed = new Promise<any>((resolve) => loop.onNotification('completed', resolve));
-  const sub: any = await loop.request('subscribe', { fromSeq: 0 }, { timeoutMs: 5000 });
+  const sub: any = await loop.request('subscribe', { protocol: LOOP_PROTOCOL, fromSeq: 0 }, { timeoutMs: 5000 });
   assert.is(sub.seq, 0);
   const status: any = await loop.request('status', {}, { timeoutMs: 5000 });
   assert.is(status.id, r.loopId);
@@ -236,8 +237,8 @@ test('daemon SIGKILL + restart: loops keep running and are re-adopted; one kille
   const { stream } = await d.open({ channel: 'loop', loop: keep.loopId });
   const loop = new RpcPeer(stream);
   let output = '';
-  loop.onNotification('output', (p: any) => (output += p.data));
-  await loop.request('subscribe', { fromSeq: 0 }, { timeoutMs: 5000 });
+  loop.onNotification('output', (_p, _peer, payload) => (output += payload!.toString()));
+  await loop.request('subscribe', { protocol: LOOP_PROTOCOL, fromSeq: 0 }, { timeoutMs: 5000 });
   await waitUntil(() => output.includes(`waiting for ${keep.loopId}`), { what: 'replayed output' });
   open(keep.loopId);
   const done = await sub.next('loop.completed', keep.loopId);

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { runnerLogPath } from '../loop/launch.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { startDaemon } from './helpers/daemon.js';
@@ -212,7 +213,7 @@ test('every ralph process SIGKILLed at once: status marks the loops failed with 
     follower.stdout.on('data', (c) => (followed += c));
     const { stream } = await d.open({ channel: 'loop', loop: ids[1]! });
     const remote = new RpcPeer(stream);
-    await remote.request('subscribe', { fromSeq: 0 }, { timeoutMs: 10_000 });
+    await remote.request('subscribe', { protocol: LOOP_PROTOCOL, fromSeq: 0 }, { timeoutMs: 10_000 });
     await waitUntil(() => followed.includes('slow line 3'), { what: 'the follower to see output' });
 
     const everyone = [d.pid, follower.pid!, ...runners, ...runners.flatMap(descendants)];

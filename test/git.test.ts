@@ -5,17 +5,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, RALPH_BIN, makeTempHome, waitUntil, type RunResult } from './helpers/env.js';
+import { FIXTURES, RALPH_BIN, makeTempHome, waitUntil, type RunResult } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
+import { Laptop, withGitRemoteHelper } from './helpers/laptop.js';
 
 const laptop = makeTempHome('ralph-gl');
 const box = makeTempHome('ralph-gb');
-const bin = join(laptop.home, 'bin');
 const work = join(laptop.home, 'app');
-const env: NodeJS.ProcessEnv = { ...laptop.env, PATH: `${bin}:${process.env.PATH}` };
+const env: NodeJS.ProcessEnv = withGitRemoteHelper(laptop.home, laptop.env);
 const agent = join(FIXTURES, 'agent.mjs');
 const workAgent = `node ${agent} work`;
 // Runs until stopped: a loop that is still running when the next push comes.
@@ -80,23 +80,9 @@ async function daemonLoop(loopId: string): Promise<any> {
 }
 
 test.before(async () => {
-  mkdirSync(bin);
-  symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
   d = await startDaemon(box, { listen: ['tcp://127.0.0.1:0'], maxLoops: 8 });
   events = await d.subscribe();
-  mkdirSync(work);
-  await git(['init', '--quiet', '-b', 'feature']);
-  const prd = {
-    project: 'app',
-    branchName: 'feature',
-    userStories: [
-      { id: 'US-1', title: 'first', passes: false, priority: 1 },
-      { id: 'US-2', title: 'second', passes: false, priority: 2 },
-    ],
-  };
-  writeFileSync(join(work, 'prd.json'), JSON.stringify(prd, null, 2) + '\n');
-  await git(['add', 'prd.json']);
-  await git(['commit', '--quiet', '-m', 'task: two stories']);
+  await Laptop.withTwoStoryTask(env, work);
   const added = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--token-file', d.tokenFile, '--repo', 'app'], { env, cwd: work });
   assert.is(added.code, 0, added.stderr);
 });

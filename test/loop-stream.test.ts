@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { runnerLogPath } from '../loop/launch.js';
 import { ErrorCodes, RpcError } from '../rpc/index.js';
 import { dial } from '../transport/index.js';
@@ -171,9 +172,11 @@ test('bad input gets the right errors; a silent client is dropped; the loop keep
     await expectError('[{"jsonrpc":"2.0","id":2,"method":"status"}]', ErrorCodes.InvalidRequest);
     await expectError('{"jsonrpc":"1.0","id":3,"method":"status"}', ErrorCodes.InvalidRequest, /jsonrpc/);
     await expectError('{"jsonrpc":"2.0","id":4,"method":"launchMissiles"}', ErrorCodes.MethodNotFound);
-    await expectError('{"jsonrpc":"2.0","id":5,"method":"subscribe","params":{"fromSeq":"0"}}', ErrorCodes.InvalidParams, /fromSeq/);
-    await expectError('{"jsonrpc":"2.0","id":6,"method":"subscribe","params":{"fromSeq":1e12}}', ErrorCodes.InvalidParams, /past the end/);
-    await expectError('{"jsonrpc":"2.0","id":7,"method":"subscribe","params":{"replay":"all"}}', ErrorCodes.InvalidParams, /replay/);
+    // A client of loop protocol 1 (an older ralph): told so, in its terms.
+    await expectError('{"jsonrpc":"2.0","id":5,"method":"subscribe","params":{"fromSeq":0}}', ErrorCodes.Refused, /speaks loop protocol 2 and this client 1: it is an older ralph; use the same ralph version/);
+    await expectError('{"jsonrpc":"2.0","id":5,"method":"subscribe","params":{"protocol":2,"fromSeq":"0"}}', ErrorCodes.InvalidParams, /fromSeq/);
+    await expectError('{"jsonrpc":"2.0","id":6,"method":"subscribe","params":{"protocol":2,"fromSeq":1e12}}', ErrorCodes.InvalidParams, /past the end/);
+    await expectError('{"jsonrpc":"2.0","id":7,"method":"subscribe","params":{"protocol":2,"replay":"all"}}', ErrorCodes.InvalidParams, /replay/);
     await expectError('{"jsonrpc":"2.0","id":8,"method":"resize","params":{"cols":"80","rows":24}}', ErrorCodes.InvalidParams, /cols/);
     await expectError('{"jsonrpc":"2.0","id":9,"method":"write","params":{"data":5}}', ErrorCodes.InvalidParams, /data/);
     await expectError(`{"jsonrpc":"2.0","id":10,"method":"write","params":{"data":"${'x'.repeat(70_000)}"}}`, ErrorCodes.InvalidParams, /at most 65536 bytes/);
@@ -193,6 +196,9 @@ test('bad input gets the right errors; a silent client is dropped; the loop keep
     const other = await h.connect(loop);
     assert.is((await other.status()).status, 'running');
     assert.equal(await other.request('addIterations', { n: 5 }), { maxIterations: 15 });
+    // Keys sent as a notification outside interactive mode: not delivered, and the sender is told.
+    other.peer.notify('write', { data: 'x' });
+    assert.match((await other.waitForEvent('writeRefused')).message, /not in interactive mode/);
     await other.subscribe({ fromSeq: 0 });
     await other.request('stop', {});
     assert.is((await other.waitForEnd()).status, 'stopped');
@@ -225,7 +231,7 @@ test('a subscriber that never reads is dropped and costs no memory, while anothe
 
     const stalled = await dial(`unix:${loop.row.socketPath}`);
     stalled.pause();
-    stalled.write('{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"fromSeq":0}}\n');
+    stalled.write(`{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"protocol":${LOOP_PROTOCOL},"fromSeq":0}}\n`);
 
     const reader: LoopClient = await h.connect(loop);
     const started = Date.now();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { RUNNER_GONE_REASON, whyRunnerGone } from '../client/liveness.js';
 import { agentNotFoundMessage, agentPreflight, AGENT_PROFILES, findExecutable } from '../agents/registry.js';
 import { CompletionDetector } from '../loop/completion.js';
+import { EscapeStripper } from '../loop/escapes.js';
 import { OutputHistory } from '../loop/history.js';
 import { allPass, nextStory, parsePrd } from '../loop/prd.js';
 import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
@@ -122,8 +123,11 @@ test('agents: found on PATH or in extra dirs; a missing one gets the install hin
     assert.is(claude.mode, 'stream', 'claude speaks stream-json');
     assert.ok(claude.args.includes('--dangerously-skip-permissions'));
     assert.not.ok(claude.args.includes('P'), 'the prompt goes on stdin, not in argv');
-    assert.equal(AGENT_PROFILES.opencode.launch('P'), { mode: 'pty', args: ['run', 'P'] });
-    assert.equal(AGENT_PROFILES.amp.launch('P'), { mode: 'pty', args: ['--execute', 'P'] });
+    for (const name of ['opencode', 'codex', 'amp'] as const) {
+      const launch = AGENT_PROFILES[name].launch('P');
+      assert.is(launch.mode, 'stream', `${name} speaks JSON lines`);
+      assert.not.ok(launch.args.includes('P'), `${name}: the prompt goes on stdin, not in argv`);
+    }
     assert.is(AGENT_PROFILES.amp.npmPackage, '@ampcode/cli');
     assert.match(agentPreflight('claude', {}, 0) ?? '', /as root/);
     assert.is(agentPreflight('claude', { IS_SANDBOX: '1' }, 0), null);
@@ -144,6 +148,10 @@ test('completion promise: case, whitespace, ANSI escapes and chunk splits; not a
   assert.ok(detect(['\x1b[1m<prom', 'ise>\x1b[0m\x1b[3', '2mCOMP', 'LETE\x1b]0;title\x07</promise', '>']));
   const whole = 'x <promise>COMPLETE</promise> y';
   for (let i = 1; i < whole.length; i++) assert.ok(detect([whole.slice(0, i), whole.slice(i)]), `split at ${i}`);
+  // The text kept between chunks (the last 2 KiB seen): after a long chunk, and after many short ones.
+  assert.ok(detect(['z'.repeat(5000) + '<promise>COMP', 'LETE</', 'promise>']));
+  assert.ok(detect([...Array.from({ length: 20 }, (_, i) => `line ${i} ${'w'.repeat(290)}\n`), '<prom', 'ise>COMPLETE</promise>']));
+  assert.not.ok(detect(['<promise>COMPLETE', ' '.repeat(3000), '</promise>']), 'more than the 2 KiB kept between chunks apart');
   assert.not.ok(detect(['<promise>INCOMPLETE</promise>']));
   assert.not.ok(detect(['<promise>COMPLETE</promis>']));
   assert.not.ok(detect(['promise COMPLETE']));
@@ -151,6 +159,30 @@ test('completion promise: case, whitespace, ANSI escapes and chunk splits; not a
   d.push('<promise>COMPLETE</promise>');
   d.reset();
   assert.not.ok(d.detected, 'reset forgets');
+});
+
+test('escape stripper: every kind of sequence out, text and tab/CR/LF in, the same however the bytes are split', () => {
+  const input = Buffer.from(
+    'A\tb\r\n' + // text, tab, CR LF
+      '\x1b[1;31mred\x1b[0m' + // CSI with parameters
+      ' é日🎉' + // multi-byte characters
+      '\x1b]0;title\x07T' + // OSC ended by BEL
+      '\x1b]8;;http://x\x1b\\link' + // OSC ended by ESC \
+      '\x1bP1$r\x1b\\D' + // DCS
+      '\x1b(BG' + // ESC, intermediate, final
+      '\x1béS' + // ESC before a character: the whole character goes
+      '\u009b1mC1' + // C1 CSI (C2 9B)
+      '\u00a0nb' + // C2 that is text (a no-break space)
+      '\x07\x08x\x7fy', // BEL and backspace out, DEL in
+  );
+  const expected = 'A\tb\r\nred é日🎉TlinkDGSC1\u00a0nbx\x7fy';
+  const strip = (pieces: Buffer[]) => {
+    const s = new EscapeStripper();
+    return Buffer.concat(pieces.map((p) => Buffer.from(s.strip(p)))).toString('utf8');
+  };
+  assert.is(strip([input]), expected);
+  for (let i = 0; i <= input.length; i++) assert.is(strip([input.subarray(0, i), input.subarray(i)]), expected, `split at ${i}`);
+  assert.is(strip([...input].map((b) => Buffer.from([b]))), expected, 'a byte at a time');
 });
 
 test('output history: seq is the byte offset in the log; reads cut at character boundaries', async () => {
@@ -302,6 +334,25 @@ test('runner liveness: one pid check (store/process.ts) for status and the daemo
     db.close();
     repo.cleanup();
     home.cleanup();
+  }
+});
+
+test('screen mirror: output parsed in catch-ups is still exact: state set long before the snapshot is kept', async () => {
+  const t = tempDir();
+  try {
+    const h = new OutputHistory(join(t.dir, 'e.log'), { ringBytes: 2 * 1024 * 1024 });
+    const mirror = new ScreenMirror(h, 40, 5);
+    h.append('\x1b[35mmagenta from the first line on\r\n');
+    // ~150 KiB of plain lines in many appends: fed in one catch-up at the snapshot, not chunk by chunk.
+    for (let i = 0; i < 3000; i++) h.append(`plain line ${i} ${'.'.repeat(30)}\r\n`);
+    const snap = await mirror.snapshot();
+    assert.is(snap.seq, h.endSeq);
+    assert.match(snap.screen, /plain line 2999/);
+    assert.match(snap.screen, /\x1b\[35m/, 'the colour set 150 KiB earlier still holds');
+    mirror.dispose();
+    h.close();
+  } finally {
+    t.cleanup();
   }
 });
 

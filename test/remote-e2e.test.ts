@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { watchRemoteCompletions } from '../client/events.js';
 import { findRemote } from '../client/daemon.js';
 import { dialRemoteLoop, readRemoteLog } from '../client/remote-loop.js';
+import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
@@ -155,8 +156,8 @@ test('keystrokes reach a remote agent through the daemon; its completion event u
         const st = await peer.request('status', {}, { timeoutMs: 3000 }).catch((e: Error) => e.message);
         throw new Error(`${err.message}; received ${Buffer.byteLength(out)} bytes ${JSON.stringify(out)}; runner status ${JSON.stringify(st)}`);
       });
-    peer.onNotification('output', (p) => (out += (p as { data: string }).data));
-    const sub = (await peer.request('subscribe', { fromSeq: 0 }, { timeoutMs: 5000 })) as { seq: number };
+    peer.onNotification('output', (_p, _peer, payload) => (out += payload!.toString()));
+    const sub = (await peer.request('subscribe', { protocol: LOOP_PROTOCOL, fromSeq: 0 }, { timeoutMs: 5000 })) as { seq: number };
     assert.is(sub.seq, 0);
     await seen('ready>');
     await peer.request('interactive', { on: true }, { timeoutMs: 5000 });

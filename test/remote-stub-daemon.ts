@@ -7,7 +7,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ControlEvents, ControlMethods, PROTOCOL_VERSION, type DaemonInfo, type DaemonLoop, type LoopStartParams } from '../daemon/protocol.js';
-import { LoopEvents, LoopMethods } from '../loop/protocol.js';
+import { LOOP_PROTOCOL, LoopEvents, LoopMethods } from '../loop/protocol.js';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readFirstLine } from '../rpc/reader.js';
@@ -26,8 +26,10 @@ export interface StubDaemon {
   close(): Promise<void>;
 }
 
-export async function startStubDaemon(opts: { host?: string } = {}): Promise<StubDaemon> {
+/** `loopProtocol`: the loop protocol its runners speak (1: as a runner an older ralph started). */
+export async function startStubDaemon(opts: { host?: string; loopProtocol?: 1 | 2 } = {}): Promise<StubDaemon> {
   const host = opts.host ?? 'stub-box';
+  const loopProtocol = opts.loopProtocol ?? LOOP_PROTOCOL;
   const listener: Listener = await listen('tcp://127.0.0.1:0');
   const loops = new Map<string, DaemonLoop>();
   const startCalls: LoopStartParams[] = [];
@@ -41,7 +43,10 @@ export async function startStubDaemon(opts: { host?: string } = {}): Promise<Stu
   const output = (loopId: string, data: string) => {
     const seq = Buffer.byteLength(outputs.get(loopId) ?? '');
     outputs.set(loopId, (outputs.get(loopId) ?? '') + data);
-    for (const p of loopPeers.get(loopId) ?? []) p.notify(LoopEvents.output, { seq, data });
+    for (const p of loopPeers.get(loopId) ?? []) {
+      if (loopProtocol === 1) p.notify(LoopEvents.output, { seq, data });
+      else p.notifyWithPayload(LoopEvents.output, { seq }, Buffer.from(data));
+    }
   };
 
   const serveControl = (peer: RpcPeer) => {
@@ -100,16 +105,21 @@ export async function startStubDaemon(opts: { host?: string } = {}): Promise<Stu
     peer.onClose(() => peers.delete(peer));
     const loop = loops.get(loopId)!;
     peer.onRequest(LoopMethods.status, () => ({ ...loop, id: loopId, interactive: false, seq: Buffer.byteLength(outputs.get(loopId) ?? '') }));
-    peer.onRequest(LoopMethods.subscribe, () => {
+    peer.onRequest(LoopMethods.subscribe, (raw) => {
       const end = Buffer.byteLength(outputs.get(loopId) ?? '');
-      return { seq: end, endSeq: end, screen: outputs.get(loopId) ?? '', cols: 80, rows: 24, status: loop.status, interactive: false };
+      const result = { seq: end, endSeq: end, screen: outputs.get(loopId) ?? '', cols: 80, rows: 24, status: loop.status, interactive: false };
+      if (loopProtocol === 1) return result;
+      if (((raw as { protocol?: number }).protocol ?? 1) < loopProtocol) throw new RpcError(ErrorCodes.Refused, 'stub: an older client');
+      return { protocol: loopProtocol, ...result };
     });
-    peer.onRequest(LoopMethods.write, (raw) => {
+    const write = (raw: unknown) => {
       const data = (raw as { data: string }).data;
       writes.set(loopId, (writes.get(loopId) ?? '') + data);
       output(loopId, `echo:${data}`);
       return null;
-    });
+    };
+    peer.onRequest(LoopMethods.write, write);
+    if (loopProtocol >= 2) peer.onNotification(LoopMethods.write, write);
     peer.onRequest(LoopMethods.interactive, () => null);
     peer.onRequest(LoopMethods.resize, () => null);
     peer.onRequest(LoopMethods.unsubscribe, () => null);

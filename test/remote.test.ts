@@ -13,6 +13,8 @@ import { recordPushedLoops } from '../client/record.js';
 import { watchRemoteCompletions } from '../client/events.js';
 import { dialDaemon, findRemote } from '../client/daemon.js';
 import { PROTOCOL_VERSION, type DaemonLoop } from '../daemon/protocol.js';
+import { LoopFeed } from '../client/loop-feed.js';
+import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { readConfig, writeConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
@@ -387,12 +389,12 @@ test('dialRemoteLoop: the stream after hello speaks the loop protocol (keystroke
   try {
     const got: string[] = [];
     const echoed = new Promise<void>((resolve) =>
-      peer.onNotification('output', (p) => {
-        got.push((p as { data: string }).data);
+      peer.onNotification('output', (_p, _peer, payload) => {
+        got.push(payload!.toString());
         if (got.join('').includes('echo:\x1b')) resolve();
       }),
     );
-    const sub = (await peer.request('subscribe', {})) as { status: string };
+    const sub = (await peer.request('subscribe', { protocol: LOOP_PROTOCOL })) as { status: string };
     assert.is(sub.status, 'running');
     await peer.request('write', { data: 'y\r' });
     await peer.request('write', { data: '\x1b' });
@@ -414,6 +416,42 @@ test('dialRemoteLoop: the stream after hello speaks the loop protocol (keystroke
     assert.match((err as Error).message, /^remote box \(tcp:\/\/127\.0\.0\.1:\d+\): the daemon refused: no loop nowhere-0001 on box-host$/);
   }
   store.finish(ghost.id, 'failed', 'test over');
+});
+
+test('LoopFeed speaks loop protocol 2 and still reads a runner an older ralph started (protocol 1): keys in, output out, byte for byte', async () => {
+  const old = await startStubDaemon({ host: 'old-box', loopProtocol: 1 });
+  try {
+    for (const [label, daemon] of [['protocol 2', stub], ['protocol 1', old]] as const) {
+      writeConfig({ remotes: { [label.replace(' ', '')]: { name: label.replace(' ', ''), address: daemon.address } } });
+      const remote = findRemote(readConfig(), label.replace(' ', ''));
+      const loopId = `feed-${label.slice(-1)}000`;
+      daemon.loops.set(loopId, daemonLoop(loopId));
+      const row = recordPushedLoops(store, remote, [daemonLoop(loopId)])[0]!;
+      const chunks: Buffer[] = [];
+      let seqs = '';
+      const feed = new LoopFeed({
+        connect: async () => new RpcPeer(await dialRemoteLoop(row, { timeoutMs: 3000 })),
+        endedWhileAway: async () => undefined,
+        replay: 'none',
+        onOutput: (data, seq) => {
+          seqs += `${seq} `;
+          chunks.push(data);
+        },
+      });
+      await feed.start();
+      assert.ok(feed.write('é1'), `${label}: connected`);
+      assert.ok(feed.write('日2'));
+      await waitUntil(() => Buffer.concat(chunks).toString().includes('echo:日2'), { what: `${label}: both echoes` });
+      assert.is(Buffer.concat(chunks).toString(), 'echo:é1echo:日2', label);
+      assert.is(seqs, `0 ${Buffer.byteLength('echo:é1')} `, `${label}: each byte once, in order`);
+      assert.is(daemon.written(loopId), 'é1日2');
+      daemon.finish(loopId, 'completed', null);
+      assert.is((await feed.ended).status, 'completed');
+      store.finish(row.id, 'completed', 'test over');
+    }
+  } finally {
+    await old.close();
+  }
 });
 
 test.run();

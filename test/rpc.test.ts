@@ -4,9 +4,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { ConnectionClosedError, ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
+import { ConnectionClosedError, ErrorCodes, LineReader, RpcError, RpcPeer, payloadFrame, type LineEvent } from '../rpc/index.js';
 import { dial, listen } from '../transport/index.js';
-import { makeTempHome } from './helpers/env.js';
+import { makeTempHome, waitUntil } from './helpers/env.js';
 
 async function pair(opts: ConstructorParameters<typeof RpcPeer>[1] = {}) {
   const t = makeTempHome('ralph-rpc');
@@ -97,6 +97,76 @@ test('two peers talk both ways; a closed connection rejects pending requests', a
   } catch (err) {
     assert.instance(err, ConnectionClosedError, String(err));
   }
+  await listener.close();
+  t.cleanup();
+});
+
+test('payload frames: bytes travel as they are beside a notification, between JSON lines, however the stream splits them', async () => {
+  // Every byte value, 0x00 and \n included, and invalid UTF-8: the payload is never JSON.
+  const odd = Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256));
+  const big = Buffer.alloc(300 * 1024, 'x'); // spans many socket reads
+  const { t, listener, serverPeer, raw } = await pair();
+  const client = new RpcPeer(raw);
+  const got: Array<{ params: unknown; payload: Buffer | undefined }> = [];
+  const all = new Promise<void>((resolve) =>
+    client.onNotification('bytes', (params, _peer, payload) => {
+      got.push({ params, payload });
+      if (got.length === 4) resolve();
+    }),
+  );
+  serverPeer.notifyWithPayload('bytes', { n: 1 }, odd);
+  serverPeer.notify('bytes', { n: 2 });
+  serverPeer.notifyWithPayload('bytes', { n: 3 }, big);
+  serverPeer.notifyWithPayload('bytes', undefined, Buffer.alloc(0));
+  await all;
+  assert.equal(got[0]!.params, { n: 1 });
+  assert.ok(got[0]!.payload!.equals(odd), 'every byte value arrives as sent');
+  assert.equal(got[1], { params: { n: 2 }, payload: undefined });
+  assert.ok(got[2]!.payload!.equals(big));
+  assert.is(got[3]!.payload!.length, 0);
+  // and the connection still carries requests both ways
+  serverPeer.onRequest('add', (p: any) => p.a + p.b);
+  assert.is(await client.request('add', { a: 2, b: 3 }), 5);
+
+  // The same bytes fed one at a time decode to the same messages.
+  const events: LineEvent[] = [];
+  const reader = new LineReader((e) => events.push(e));
+  const stream = Buffer.concat([payloadFrame('bytes', { n: 1 }, odd), Buffer.from('{"a":1}\n'), payloadFrame('bytes', { n: 3 }, Buffer.from('é\n'))]);
+  for (const b of stream) reader.push(Buffer.from([b]));
+  assert.is(events.length, 3);
+  assert.ok(events[0]!.kind === 'value' && events[0]!.payload!.equals(odd));
+  assert.equal(events[1], { kind: 'value', value: { a: 1 } });
+  assert.ok(events[2]!.kind === 'value' && events[2]!.payload!.toString() === 'é\n');
+  client.close();
+  await listener.close();
+  t.cleanup();
+});
+
+test('payload frames: one over the limit, one with bad JSON, one carrying a request: an error each, and the stream goes on', async () => {
+  const { t, listener, serverPeer, raw } = await pair({ maxLineBytes: 1024 });
+  const seen: number[] = [];
+  serverPeer.onNotification('n', (p: any, _peer, payload) => seen.push(p.i, payload?.length ?? -1));
+  serverPeer.onRequest('echo', (p) => p);
+  const replies = lines(raw, 3);
+  raw.write(payloadFrame('n', { i: 1 }, Buffer.alloc(5000, 0x0a))); // payload over the limit: skipped whole
+  const badJson = payloadFrame('n', { i: 2 }, Buffer.from('x\ny'));
+  badJson.write('x', 5); // break the JSON, keep the length
+  raw.write(badJson);
+  raw.write(Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from('{"jsonrpc":"2.0","id":7,"method":"echo"}\nhi')]));
+  raw.write(payloadFrame('n', { i: 3 }, Buffer.from('ok')));
+  const got = await replies;
+  assert.is(got[0].error.code, ErrorCodes.InvalidRequest);
+  assert.match(got[0].error.message, /5000 bytes is over the limit/);
+  assert.is(got[1].error.code, ErrorCodes.ParseError);
+  assert.is(got[2].error.code, ErrorCodes.InvalidRequest);
+  assert.match(got[2].error.message, /must carry a notification/);
+  await waitUntil(() => seen.length === 2, { what: 'the good frame after the bad ones' });
+  assert.equal(seen, [3, 2]);
+  // A frame that says it carries 4 GiB: refused as soon as its header is read, nothing kept.
+  const refused = lines(raw, 1);
+  raw.write(Buffer.concat([Buffer.from([0, 0xff, 0xff, 0xff, 0xf0]), Buffer.from('{"jsonrpc":"2.0","method":"n","params":{"i":4}}\n')]));
+  assert.match((await refused)[0].error.message, /4294967280 bytes is over the limit/);
+  raw.destroy();
   await listener.close();
   t.cleanup();
 });

@@ -10,13 +10,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { FIXTURES, RALPH_BIN, exited, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
 import type { DaemonHandle } from './helpers/daemon.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
-import type { ZitiNetwork } from './helpers/ziti-network.js';
+import { endProxyOwners, proxyOwners, type ZitiNetwork } from './helpers/ziti-network.js';
 import { startedIds } from './helpers/laptop.js';
 import { zitiE2eOrSkip, type ZitiE2e } from './helpers/ziti-e2e.js';
 
@@ -38,11 +38,7 @@ const tunnelers = () => net!.zitiProcesses().filter((p) => p.cmdline.includes('t
 /** The laptop's `ziti tunnel proxy` processes (not their watchdogs). */
 const proxyTunnelers = () => net!.zitiProcesses().filter((p) => p.cmdline.includes('tunnel proxy') && !p.cmdline.includes('ralph-ziti-watchdog'));
 /** What the laptop's proxy processes say of themselves (RALPH_ZITI_PROXY_DIR/KEY.json). */
-const proxyStates = (): Array<{ pid: number; tunnelerPid: number; port: number; identity: string }> => {
-  const dir = env.RALPH_ZITI_PROXY_DIR!;
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
-};
+const proxyStates = () => proxyOwners(env.RALPH_ZITI_PROXY_DIR);
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
@@ -60,7 +56,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  for (const p of net ? proxyStates() : []) if (alive(p.pid)) process.kill(p.pid, 'SIGTERM');
+  if (net) endProxyOwners(env.RALPH_ZITI_PROXY_DIR);
   await z?.stop();
 });
 

@@ -1,8 +1,13 @@
-// Running git: argument arrays only, and an environment cleaned of everything a hook or another git
-// process may have set (GIT_DIR, the quarantine, push options…), so a command always acts on the
-// repository it names and nothing else.
+// Running git on the daemon's repos: through simple-git, in an environment cleaned of everything a
+// hook or another git process may have set (GIT_DIR, the quarantine, push options…), so a command
+// always acts on the repository it names and nothing else.
+//
+// Two guards, one rule: `cleanGitEnv` decides what git may see (the daemon's `git receive-pack` gets
+// the same environment), and the cleaned environment is handed to simple-git explicitly, whose own
+// environment guard then refuses to run if a GIT_* variable it was not told about is in it: a
+// regression in the cleaning fails loudly instead of acting on another repository.
 
-import { execFile } from 'node:child_process';
+import { GitError as SimpleGitError, GitPluginError, simpleGit, type SimpleGit, type SimpleGitOptions } from 'simple-git';
 
 /** GIT_* variables that are about who the user is or how git talks, not about which repo: kept. */
 const KEEP = new Set([
@@ -38,11 +43,30 @@ export function cleanGitEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Proces
   return out;
 }
 
+type UnsafeFlag = keyof NonNullable<SimpleGitOptions['unsafe']>;
+
+/**
+ * Kept variables that simple-git runs with only when told they are meant (its `unsafe` options):
+ * they are the user's own git setup — config files, exec path, ssh, password prompt, templates — which
+ * git run by hand would read too.
+ */
+const UNSAFE_FLAG: Record<string, UnsafeFlag> = {
+  GIT_CONFIG_GLOBAL: 'allowUnsafeConfigPaths',
+  GIT_CONFIG_SYSTEM: 'allowUnsafeConfigPaths',
+  GIT_EXEC_PATH: 'allowUnsafeExec',
+  GIT_SSH: 'allowUnsafeSshCommand',
+  GIT_SSH_COMMAND: 'allowUnsafeSshCommand',
+  GIT_ASKPASS: 'allowUnsafeAskPass',
+  GIT_TEMPLATE_DIR: 'allowUnsafeTemplateDir',
+};
+
+/** Outside GIT_*, what simple-git guards is for editors, pagers and prompts: nothing here opens one. */
+const NOT_NEEDED = new Set(['EDITOR', 'VISUAL', 'PAGER', 'SSH_ASKPASS', 'PREFIX']);
+
 export class GitError extends Error {
   constructor(
     message: string,
     readonly stderr: string,
-    readonly code: number | string | null,
   ) {
     super(message);
     this.name = 'GitError';
@@ -60,33 +84,46 @@ export function gitErrorLine(stderr: string): string {
 }
 
 export interface GitOptions {
-  cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** Kill a git that says nothing for this long (default 120 s). */
   timeoutMs?: number;
 }
 
-/** Runs `git <args>`; resolves with stdout (trimmed of the final newline), rejects with a GitError. */
-export function git(args: string[], opts: GitOptions = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'git',
-      args,
-      {
-        cwd: opts.cwd,
-        env: cleanGitEnv(opts.env ?? process.env),
-        timeout: opts.timeoutMs ?? 120_000,
-        maxBuffer: 16 * 1024 * 1024,
-        encoding: 'utf8',
-      },
-      (err, stdout, stderr) => {
-        if (err) {
-          const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
-          const why = gitErrorLine(stderr) || err.message;
-          reject(new GitError(`git ${args[0]} failed: ${why}`, stderr, code));
-          return;
-        }
-        resolve(stdout.replace(/\n$/, ''));
-      },
-    );
-  });
+/** A simple-git for the repository or worktree at `dir`, with the clean environment. */
+export function gitAt(dir: string, opts: GitOptions = {}): SimpleGit {
+  const env = cleanGitEnv(opts.env ?? process.env);
+  for (const k of NOT_NEEDED) delete env[k];
+  const unsafe: NonNullable<SimpleGitOptions['unsafe']> = {};
+  for (const k of Object.keys(env)) if (UNSAFE_FLAG[k]) unsafe[UNSAFE_FLAG[k]!] = true;
+  return simpleGit({
+    baseDir: dir,
+    // Only what cleanGitEnv means to keep: any other GIT_* that got through makes simple-git refuse.
+    allowEnvironment: [...KEEP, ...Object.keys(env).filter((k) => k.startsWith('GIT_TRACE'))],
+    unsafe,
+    timeout: { block: opts.timeoutMs ?? 120_000 },
+    // simple-git takes a non-zero exit with nothing on stderr for success (`rev-parse --verify
+    // --quiet` of a missing ref); here every non-zero exit is a failure.
+    errors: (error, result) => error ?? (result.exitCode !== 0 ? Buffer.from(`git exited with ${result.exitCode}`) : undefined),
+  }).env(env as Record<string, string>);
+}
+
+/**
+ * Runs one git step and turns its failure into a one-line GitError: `git <what> failed: <git's reason>`.
+ * (simple-git's own errors carry git's whole stderr.)
+ */
+export async function gitStep<T>(what: string, run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (err) {
+    // A refusal of simple-git's own guards is a bug of ours, never "git said no": it passes unchanged.
+    if (!(err instanceof SimpleGitError) || err instanceof GitPluginError) throw err;
+    const stderr = err.message;
+    throw new GitError(`git ${what} failed: ${gitErrorLine(stderr) || 'no message'}`, stderr);
+  }
+}
+
+/** `git <args>` in `dir` for what simple-git has no method for; resolves with stdout, trimmed of its last newline. */
+export async function git(args: string[], dir: string, opts: GitOptions = {}): Promise<string> {
+  const out = await gitStep(args[0]!, gitAt(dir, opts).raw(args));
+  return out.replace(/\n$/, '');
 }

@@ -3,9 +3,10 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { GitConfigScope } from 'simple-git';
 import { installHooks } from '../hooks/install.js';
 import type { HomePaths } from '../store/paths.js';
-import { git } from './git.js';
+import { git, gitAt, gitStep } from './git.js';
 import { withRepoLock } from './lock.js';
 import { checkRepoName, repoDir } from './names.js';
 
@@ -25,8 +26,10 @@ export function findBareRepo(paths: HomePaths, repo: string): BareRepo | null {
 /** A repo made some other way (by hand, by an older ralph) gets what ralph's pushes rely on. */
 async function prepared(repo: BareRepo): Promise<BareRepo> {
   installHooks(repo.dir);
-  const advertised = await git(['config', '--get', 'receive.advertisePushOptions'], { cwd: repo.dir }).catch(() => '');
-  if (advertised !== 'true') await git(['config', 'receive.advertisePushOptions', 'true'], { cwd: repo.dir });
+  const g = gitAt(repo.dir);
+  // Not set at all is an exit status of 1: as good as "not true".
+  const advertised = await gitStep('config', g.getConfig('receive.advertisePushOptions', GitConfigScope.local)).catch(() => null);
+  if (advertised?.value !== 'true') await gitStep('config', g.addConfig('receive.advertisePushOptions', 'true', false, GitConfigScope.local));
   return repo;
 }
 
@@ -47,8 +50,10 @@ export async function ensureBareRepo(paths: HomePaths, repo: string): Promise<Ba
     // A leading '.' can never be a valid repo name, so the temp dir never collides with a repo.
     const tmp = join(dirname(dir), `.new-${randomBytes(4).toString('hex')}.git`);
     try {
-      await git(['init', '--quiet', '--bare', tmp]);
-      await git(['config', 'receive.advertisePushOptions', 'true'], { cwd: tmp });
+      mkdirSync(tmp);
+      const g = gitAt(tmp);
+      await gitStep('init', g.init(true, ['--quiet']));
+      await gitStep('config', g.addConfig('receive.advertisePushOptions', 'true', false, GitConfigScope.local));
       installHooks(tmp);
       renameSync(tmp, dir);
     } catch (err) {
@@ -65,15 +70,14 @@ export async function ensureBareRepo(paths: HomePaths, repo: string): Promise<Ba
  * `git clone` checks something out.
  */
 export async function fixUnbornHead(dir: string): Promise<void> {
+  const g = gitAt(dir);
   try {
-    await git(['rev-parse', '--verify', '--quiet', 'HEAD'], { cwd: dir });
+    await g.revparse(['--verify', '--quiet', 'HEAD']);
     return; // HEAD is fine
   } catch {
     /* unborn */
   }
-  const branches = (await git(['for-each-ref', '--format=%(refname)', 'refs/heads/'], { cwd: dir }))
-    .split('\n')
-    .filter((r) => r !== '' && !r.startsWith('refs/heads/ralph/'));
-  const pick = ['refs/heads/main', 'refs/heads/master'].find((r) => branches.includes(r)) ?? branches[0];
-  if (pick) await git(['symbolic-ref', 'HEAD', pick], { cwd: dir });
+  const branches = (await gitStep('branch', g.branchLocal())).all.filter((b) => !b.startsWith('ralph/'));
+  const pick = ['main', 'master'].find((b) => branches.includes(b)) ?? branches[0];
+  if (pick) await git(['symbolic-ref', 'HEAD', `refs/heads/${pick}`], dir);
 }

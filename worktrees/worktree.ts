@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import type { HomePaths } from '../store/paths.js';
-import { git, GitError } from './git.js';
+import { git, gitAt, GitError, gitStep } from './git.js';
 import { withRepoLock } from './lock.js';
 import { checkLoopId, checkRepoName, loopBranch, repoDir, worktreeDir } from './names.js';
 
@@ -18,7 +18,7 @@ export async function resolveBranchCommit(paths: HomePaths, repo: string, branch
   if (!existsSync(dir)) return null;
   if (branch.startsWith('-')) return null;
   try {
-    return await git(['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], { cwd: dir });
+    return await gitStep('rev-parse', gitAt(dir).revparse(['--verify', '--quiet', `refs/heads/${branch}^{commit}`]));
   } catch (err) {
     if (err instanceof GitError) return null;
     throw err;
@@ -37,11 +37,12 @@ export async function createLoopWorktree(paths: HomePaths, repo: string, commit:
   if (!existsSync(dir)) throw new Error(`no repo ${name} on this daemon (push it first)`);
   return withRepoLock(paths, name, async () => {
     if (existsSync(wt)) throw new Error(`worktree ${wt} already exists`);
-    await git(['worktree', 'add', '--quiet', '--detach', wt, commit], { cwd: dir });
+    // simple-git has no worktree commands: these two are raw.
+    await git(['worktree', 'add', '--quiet', '--detach', wt, commit], dir);
     try {
-      await git(['switch', '--quiet', '--create', loopBranch(loopId)], { cwd: wt });
+      await gitStep('checkout', gitAt(wt).checkoutLocalBranch(loopBranch(loopId)));
     } catch (err) {
-      await git(['worktree', 'remove', '--force', wt], { cwd: dir }).catch(() => rmSync(wt, { recursive: true, force: true }));
+      await git(['worktree', 'remove', '--force', wt], dir).catch(() => rmSync(wt, { recursive: true, force: true }));
       throw err;
     }
     return wt;
@@ -85,14 +86,14 @@ export async function removeLoopWorktree(paths: HomePaths, repo: string | null, 
   return withRepoLock(paths, name ?? `worktree-${loopId}`, async () => {
     if (dir && existsSync(dir)) {
       try {
-        await git(['worktree', 'remove', '--force', '--force', wt], { cwd: dir });
+        await git(['worktree', 'remove', '--force', '--force', wt], dir);
       } catch (err) {
         if (!(err instanceof GitError)) throw err;
       }
     }
     // A worktree git does not know (its repo gone, or a half-made one) is just a directory.
     rmSync(wt, { recursive: true, force: true });
-    if (dir && existsSync(dir)) await git(['worktree', 'prune'], { cwd: dir });
+    if (dir && existsSync(dir)) await git(['worktree', 'prune'], dir);
     return true;
   });
 }
@@ -101,5 +102,5 @@ export async function removeLoopWorktree(paths: HomePaths, repo: string | null, 
 export async function pruneWorktrees(paths: HomePaths, repo: string): Promise<void> {
   const dir = repoDir(paths, repo);
   if (!existsSync(dir)) return;
-  await withRepoLock(paths, checkRepoName(repo), () => git(['worktree', 'prune'], { cwd: dir }));
+  await withRepoLock(paths, checkRepoName(repo), () => git(['worktree', 'prune'], dir));
 }

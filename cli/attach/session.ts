@@ -20,7 +20,7 @@ export interface AttachOptions {
 }
 
 export type AttachOutcome =
-  | { kind: 'ended'; end: LoopEnd; line: string }
+  | { kind: 'ended'; end: LoopEnd; line: string; /** It ended while attached (not before). */ seenEnd: boolean }
   | { kind: 'detached'; line: string }
   | { kind: 'signal'; signal: NodeJS.Signals; line: string };
 
@@ -39,7 +39,7 @@ export async function attachToLoop(
   const row = await freshRow(store, loop);
   const endedAlready = endOf(row);
   if (endedAlready) {
-    return { kind: 'ended', end: endedAlready, line: `${describeEnd(row.id, endedAlready)} (its output: ralph logs ${row.id})` };
+    return { kind: 'ended', end: endedAlready, line: `${describeEnd(row.id, endedAlready)} (its output: ralph logs ${row.id})`, seenEnd: false };
   }
   return new AttachSession(store, row, opts, new AttachTerminal(io)).run();
 }
@@ -55,8 +55,6 @@ class AttachSession {
   private interactiveReady = false;
   /** Keys typed before interactive mode was on (e.g. piped in before attach connected), in order. */
   private outbox: string[] = [];
-  /** `write`s sent and not yet answered. */
-  private writesInFlight = 0;
   /** stdin ended while interactive: detach once every key typed has reached the loop. */
   private stdinEnded = false;
   private readonly feed: LoopFeed;
@@ -82,6 +80,7 @@ class AttachSession {
       size: () => term.size(),
       onScreen: (screen) => term.write(screen),
       onOutput: (data) => this.showOutput(data),
+      onWriteRefused: (message) => term.note(`write failed: ${message}`),
       onSubscribed: (result, peer, isReconnect) => this.subscribed(result.interactive, peer, isReconnect),
       onDisconnected: (reason) => {
         this.interactiveReady = false;
@@ -110,7 +109,7 @@ class AttachSession {
       this.term.restore();
       if (outcome.kind === 'ended') {
         if (this.row.location === 'remote') await freshRow(this.store, this.row); // record the end locally
-        return { ...outcome, line: describeEnd(this.row.id, outcome.end) };
+        return { ...outcome, line: describeEnd(this.row.id, outcome.end), seenEnd: true };
       }
       if (outcome.kind === 'detached') {
         return { ...outcome, line: `detached from loop ${this.row.id}; it runs on (ralph attach ${this.row.id} to come back)` };
@@ -140,7 +139,7 @@ class AttachSession {
     );
   }
 
-  private showOutput(data: string): void {
+  private showOutput(data: Buffer): void {
     if (!this.term.write(data)) this.feed.holdUntilDrained(this.term.io.stdout);
   }
 
@@ -181,22 +180,14 @@ class AttachSession {
     this.leaveIfInputDone();
   }
 
+  /**
+   * Keys go out as they come, unanswered (a refusal comes back as a note); they wait in the outbox
+   * only while interactive mode is not in place or the connection is down. The runner takes
+   * messages in order, so the request that leaves interactive mode on the way out is answered
+   * only after every key sent before it was handled.
+   */
   private sendKeys(data: string): void {
-    const peer = this.feed.connection;
-    if (!peer || !this.interactiveReady) {
-      this.outbox.push(data);
-      return;
-    }
-    this.writesInFlight++;
-    peer
-      .request(LoopMethods.write, { data })
-      .catch((err: Error) => {
-        if (!peer.closed) this.term.note(`write failed: ${err.message}`);
-      })
-      .finally(() => {
-        this.writesInFlight--;
-        this.leaveIfInputDone();
-      });
+    if (!this.interactiveReady || !this.feed.write(data)) this.outbox.push(data);
   }
 
   /** stdin ended: in interactive mode, leave it (the loop goes on) and detach; watching goes on. */
@@ -207,7 +198,7 @@ class AttachSession {
   }
 
   private leaveIfInputDone(): void {
-    if (!this.stdinEnded || this.writesInFlight > 0) return;
+    if (!this.stdinEnded) return;
     if (this.wantInteractive && (!this.interactiveReady || this.outbox.length > 0)) return;
     this.leave({ kind: 'detached' });
   }
@@ -255,8 +246,7 @@ class AttachSession {
   private request(method: string, params: unknown, onError?: () => void): void {
     const peer = this.feed.connection;
     if (!peer) {
-      if (!this.warnedOffline) this.term.note('not connected right now: that key was not delivered');
-      this.warnedOffline = true;
+      this.notConnected();
       onError?.();
       return;
     }
@@ -264,6 +254,11 @@ class AttachSession {
       if (!peer.closed) this.term.note(`${method} failed: ${err.message}`);
       onError?.();
     });
+  }
+
+  private notConnected(): void {
+    if (!this.warnedOffline) this.term.note('not connected right now: that key was not delivered');
+    this.warnedOffline = true;
   }
 
   private sendSize(): void {

@@ -55,8 +55,8 @@ export class AttachTerminal {
     this.io.stdout.on('resize', listener);
   }
 
-  /** The agent's output; false when the terminal wants the writer to wait for 'drain'. */
-  write(data: string): boolean {
+  /** The agent's output (or a screen to redraw); false when the terminal wants the writer to wait for 'drain'. */
+  write(data: string | Uint8Array): boolean {
     return this.io.stdout.write(data);
   }
 

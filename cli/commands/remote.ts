@@ -98,7 +98,7 @@ export async function add(name: string, opts: AddOptions): Promise<void> {
   const remote = remoteFromFlags(name, opts);
 
   // The git remote: decided (and any conflict refused) before anything is saved.
-  const top = repoTop();
+  const top = await repoTop();
   const repo = opts.repo ?? (top ? top.split('/').pop()! : undefined);
   if (repo !== undefined) {
     try {
@@ -111,7 +111,7 @@ export async function add(name: string, opts: AddOptions): Promise<void> {
   let addGit = false;
   if (top && repo) {
     const url = ralphUrl(name, repo);
-    const existing = gitRemoteUrl(top, opts.gitRemote);
+    const existing = await gitRemoteUrl(top, opts.gitRemote);
     if (existing !== null && existing !== url) {
       throw new UserError(
         `git remote ${opts.gitRemote} already exists with URL ${existing}; choose another with --git-remote NAME, or remove it (git remote remove ${opts.gitRemote}); nothing saved`,
@@ -131,11 +131,11 @@ export async function add(name: string, opts: AddOptions): Promise<void> {
     }
   }
 
-  if (addGit) addGitRemote(top!, opts.gitRemote, ralphUrl(name, repo!));
+  if (addGit) await addGitRemote(top!, opts.gitRemote, ralphUrl(name, repo!));
   try {
     writeConfig({ ...config, remotes: { ...config.remotes, [name]: remote } });
   } catch (err) {
-    if (addGit) removeGitRemote(top!, opts.gitRemote);
+    if (addGit) await removeGitRemote(top!, opts.gitRemote);
     throw new UserError(`cannot save ${configPath()}: ${(err as Error).message}`);
   }
 
@@ -221,10 +221,10 @@ export async function remove(name: string): Promise<void> {
   const { [name]: _gone, ...rest } = config.remotes;
   writeConfig({ ...config, remotes: rest });
   process.stdout.write(`removed remote ${name}\n`);
-  const top = repoTop();
+  const top = await repoTop();
   if (top) {
-    for (const gitRemote of gitRemotesWithUrlPrefix(top, `ralph://${name}/`)) {
-      removeGitRemote(top, gitRemote);
+    for (const gitRemote of await gitRemotesWithUrlPrefix(top, `ralph://${name}/`)) {
+      await removeGitRemote(top, gitRemote);
       process.stdout.write(`removed git remote ${gitRemote}\n`);
     }
   }

@@ -40,7 +40,7 @@ export async function run(opts: StartOptions): Promise<void> {
   } catch (err) {
     throw new UserError((err as Error).message);
   }
-  const repo = opts.repo ?? remote.repo ?? defaultRepoName();
+  const repo = opts.repo ?? remote.repo ?? (await defaultRepoName());
   if (!repo) throw new UserError(`which repo on ${remote.name}? give --repo NAME (remote ${remote.name} has none saved)`);
   try {
     checkRepoName(repo);

@@ -2,31 +2,13 @@
 // with `ralph run` over the fixture agent, and a cleanup that leaves no runner behind.
 
 import { readFileSync } from 'node:fs';
+import type { StatusEntry } from '../../client/status-view.js';
 import { alive, makeTempHome, ralph, waitUntil, type RunResult, type TempHome } from './env.js';
 import { fixtureAgentCmd } from './loop.js';
 import { makeTaskRepo, type TaskRepo, type TaskRepoOptions } from './task.js';
 
-/** One object of `ralph status --json`. */
-export interface StatusJsonEntry {
-  id: string;
-  name: string;
-  location: string;
-  remote: string | null;
-  zitiService: string | null;
-  status: string;
-  iteration: number;
-  maxIterations: number;
-  agent: string;
-  branch: string | null;
-  dir: string;
-  pid: number | null;
-  startedAt: string;
-  endedAt: string | null;
-  reason: string | null;
-  pausedUntil: string | null;
-  resumedFrom: string | null;
-  usage: { inputTokens: number | null; outputTokens: number | null; cacheReadTokens: number | null; cacheWriteTokens: number | null; costUsd: number | null };
-}
+/** One object of `ralph status --json` (the type the CLI's own readers use). */
+export type StatusJsonEntry = StatusEntry;
 
 export class CliWorld {
   readonly home: TempHome;

@@ -3,12 +3,14 @@
 
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type {
-  CompletedEvent,
-  LoopStatusResult,
-  OutputEvent,
-  SubscribeParams,
-  SubscribeResult,
+import { isUtf8 } from 'node:buffer';
+import {
+  LOOP_PROTOCOL,
+  type CompletedEvent,
+  type LoopStatusResult,
+  type OutputEvent,
+  type SubscribeParams,
+  type SubscribeResult,
 } from '../../loop/protocol.js';
 import { launchRunner } from '../../loop/launch.js';
 import { prepareLoop, type PrepareRequest } from '../../loop/prepare.js';
@@ -43,7 +45,8 @@ type Notification = { method: string; params: any };
 
 export class LoopClient {
   readonly events: Notification[] = [];
-  readonly outputs: OutputEvent[] = [];
+  /** Each `output` event, its payload decoded. */
+  readonly outputs: Array<OutputEvent & { data: string }> = [];
   /** Everything received as output, in order. */
   output = '';
   /** Offset just past the last output received (null before subscribing). */
@@ -53,18 +56,24 @@ export class LoopClient {
   private readonly listeners = new Set<() => void>();
 
   constructor(readonly peer: RpcPeer) {
-    for (const method of ['state', 'iteration', 'completed']) {
+    for (const method of ['state', 'iteration', 'completed', 'writeRefused']) {
       peer.onNotification(method, (params) => {
         this.events.push({ method, params });
         this.changed();
       });
     }
-    peer.onNotification('output', (params) => {
+    peer.onNotification('output', (params, _peer, payload) => {
       const e = params as OutputEvent;
+      if (payload === undefined) {
+        this.gaps.push(`an output event at ${e.seq} without a payload frame`);
+        return;
+      }
       if (this.nextSeq !== null && e.seq !== this.nextSeq) this.gaps.push(`expected seq ${this.nextSeq}, got ${e.seq}`);
-      this.outputs.push(e);
-      this.output += e.data;
-      this.nextSeq = e.seq + Buffer.byteLength(e.data);
+      if (!isUtf8(payload)) this.gaps.push(`the output event at ${e.seq} is not whole UTF-8 characters`);
+      const data = payload.toString('utf8');
+      this.outputs.push({ ...e, data });
+      this.output += data;
+      this.nextSeq = e.seq + payload.length;
       this.changed();
     });
     peer.onClose(() => this.changed());
@@ -86,7 +95,7 @@ export class LoopClient {
     // Events may arrive before this continuation runs (same socket read): check them against r.seq.
     this.nextSeq = null;
     const first = this.outputs.length;
-    const r = await this.request<SubscribeResult>('subscribe', params);
+    const r = await this.request<SubscribeResult>('subscribe', { protocol: LOOP_PROTOCOL, ...params });
     const firstEvent = this.outputs[first];
     if (firstEvent === undefined) this.nextSeq = r.seq;
     else if (firstEvent.seq !== r.seq) this.gaps.push(`subscribed at ${r.seq}, first event at ${firstEvent.seq}`);

@@ -10,7 +10,7 @@
 // likewise the SDK suites without ralph's SDK build (zitiSdkOrSkip, RALPH_REQUIRE_ZITI_SDK=1).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zitiBinary, zitiWorks } from '../../transport/ziti/tunnel-process.js';
@@ -223,4 +223,23 @@ export function pattern(bytes: number): Buffer {
     out.writeUInt32LE(x >>> 0, i);
   }
   return out;
+}
+
+/** What the laptop's shared proxy owners in `dir` (RALPH_ZITI_PROXY_DIR) say of themselves. */
+export function proxyOwners(dir: string | undefined): Array<{ pid: number; tunnelerPid: number; port: number; identity: string }> {
+  if (!dir || !existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+}
+
+/** Ends the laptop's shared proxy owners now (they would end on their idle timer, after the test file). */
+export function endProxyOwners(dir: string | undefined): void {
+  for (const p of proxyOwners(dir)) {
+    try {
+      process.kill(p.pid, 'SIGTERM');
+    } catch {
+      /* gone already */
+    }
+  }
 }

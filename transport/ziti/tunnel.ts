@@ -35,7 +35,6 @@
 // install/ZITI-NOTES.md) — the protocol layer copes (clients resubscribe from seq).
 
 import { EventEmitter } from 'node:events';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -223,17 +222,14 @@ export class Tunneler {
     if (!dir) return;
     const sock = readdirSync(dir).map((n) => /^gops-agent\.(\d+)\.sock$/.exec(n)).find((m) => m && this.proc?.running && pidAlive(Number(m[1])));
     if (!sock) return;
-    await new Promise<void>((resolve) => {
-      const child = spawn(this.bin, ['agent', 'set-log-level', 'info', '--pid', sock[1]!, '--timeout', '3s'], {
-        env: { ...process.env, TMPDIR: dir, ZITI_CHECK_VERSION: 'false' },
-        stdio: 'ignore',
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      child.once('error', () => resolve());
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
+    // A one-shot command with a deadline: execa's timeout, and a failure is just a result.
+    const { execa } = await import('execa');
+    await execa(this.bin, ['agent', 'set-log-level', 'info', '--pid', sock[1]!, '--timeout', '3s'], {
+      env: { TMPDIR: dir, ZITI_CHECK_VERSION: 'false' },
+      stdio: 'ignore',
+      reject: false,
+      timeout: 5000,
+      killSignal: 'SIGKILL',
     });
   }
 

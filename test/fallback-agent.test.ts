@@ -1,0 +1,62 @@
+// `--fallback-agent`, with two real CLIs: Claude Code (against the fake Anthropic API) is rate-limited,
+// so Codex (against the fake Responses API) runs the iterations until the limit lifts; then Claude
+// Code takes over again. Nothing is burned by the limited run and each run is on record.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { ralphWorker } from './fixtures/anthropic-api.js';
+import { FakeResponsesApi, ralphWorker as codexWorker } from './fixtures/openai-responses-api.js';
+import { agentAvailable, codexWorld, FAKE_OPENAI_KEY, OutboundTrap } from './helpers/agent-clis.js';
+import { ClaudeWorld } from './helpers/claude.js';
+
+test('claude rate-limited: codex runs until the limit lifts, then claude again; no iteration is used up', async () => {
+  if (!agentAvailable('codex')) return;
+  // Claude Code's first request and its own two retries are refused, with retry-after: 3.
+  let refused = 0;
+  const w = await ClaudeWorld.create((req, n) => {
+    if (refused < 3) {
+      refused++;
+      return { error: { status: 429, type: 'rate_limit_error', message: 'This request would exceed your rate limit.', headers: { 'retry-after': '3' } } };
+    }
+    return ralphWorker(req, n);
+  });
+  if (!w) return;
+  const responses = new FakeResponsesApi(codexWorker, FAKE_OPENAI_KEY);
+  const trap = await new OutboundTrap().start();
+  const codex = codexWorld({ baseUrl: await responses.start(), trap, model: 'ralph-fake-model' });
+  try {
+    // Both CLIs on PATH; each keeps its own config (Claude Code in HOME, Codex in CODEX_HOME).
+    const { HOME: _codexHome, PATH: codexPath, ...codexEnv } = codex.env;
+    const env = { ...codexEnv, PATH: `${codexPath}:${w.env.PATH}` };
+    const id = await w.runClaude({ stories: 2, args: ['--fallback-agent', 'codex'], env });
+    const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 180_000);
+    assert.is(end.status, 'completed', end.reason ?? '');
+    assert.is(end.iteration, 2, 'the limited run did not use up an iteration');
+
+    const db = new Database(join(w.home.home, 'ralph.db'), { readonly: true });
+    const runs = db.prepare('SELECT iteration, agent, outcome FROM iterations WHERE loop_id = ? ORDER BY id').all(id) as Array<Record<string, unknown>>;
+    db.close();
+    // Claude limited in iteration 1; codex did iteration 1 (the limit had not lifted yet); by
+    // iteration 2 claude is back — or, if codex was quicker than the limit, codex did that too.
+    assert.equal(runs[0], { iteration: 1, agent: 'claude', outcome: 'rate-limited' });
+    assert.equal(runs[1], { iteration: 1, agent: 'codex', outcome: 'ok' });
+    assert.is(runs.length, 3);
+    assert.equal({ iteration: runs[2]!.iteration, outcome: runs[2]!.outcome }, { iteration: 2, outcome: 'ok' });
+    assert.ok(responses.requests.length > 0, 'codex asked its model');
+
+    const logs = (await w.ralph(['logs', id])).stdout;
+    assert.match(logs, /\[ralph\] claude is rate-limited: API Error: Request rejected \(429\) · .*; running codex until \d\d:\d\d:\d\d/);
+    assert.match(logs, /\[ralph\] iteration 1\/10 — US-001: .* \(codex, while claude is rate-limited\)/);
+    assert.not.match(logs, /paused:/, 'with a fallback the loop does not pause');
+    assert.equal(trap.attempts, [], 'nothing tried to leave 127.0.0.1');
+  } finally {
+    await w.cleanup();
+    await responses.close();
+    await trap.close();
+    codex.cleanup();
+  }
+});
+
+test.run();

@@ -6,6 +6,19 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { RALPH_BIN, runCommand, waitUntil } from './env.js';
 
+/** The exit code of a process that has exited and is not reaped yet (a zombie); undefined otherwise. */
+function zombieExitStatus(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd (state) on
+    if (fields[0] !== 'Z') return undefined;
+    const wait = Number(fields[52 - 3]);
+    return Number.isInteger(wait) && (wait & 0x7f) === 0 ? String((wait >> 8) & 0xff) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class Tmux {
   readonly socket = `ralph-test-${process.pid}-${randomBytes(3).toString('hex')}`;
   constructor(private readonly env: NodeJS.ProcessEnv) {}
@@ -62,7 +75,16 @@ export class Tmux {
   /** The exit status of the session's command, once it has exited and tmux has reaped it (pane_dead comes first). */
   async exitStatus(session: string, timeoutMs = 20_000): Promise<string> {
     try {
-      return await waitUntil(async () => (await this.format(session, '#{pane_dead_status}')) || undefined, { what: `the command in ${session} to exit`, timeoutMs });
+      return await waitUntil(
+        async () => {
+          const [dead, status, pid] = (await this.format(session, '#{pane_dead}|#{pane_dead_status}|#{pane_pid}')).split('|');
+          if (status) return status;
+          // tmux reaps a pane's process on SIGCHLD, which can lag behind the pane's end on a loaded
+          // machine: a zombie's exit status is readable meanwhile (/proc/PID/stat field 52, as waitpid has it).
+          return dead === '1' && pid ? zombieExitStatus(Number(pid)) : undefined;
+        },
+        { what: `the command in ${session} to exit`, timeoutMs },
+      );
     } catch (err) {
       const state = await this.format(session, 'dead=#{pane_dead} signal=#{pane_dead_signal} pid=#{pane_pid}').catch(() => '?');
       const pid = /pid=(\d+)/.exec(state)?.[1];

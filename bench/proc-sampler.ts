@@ -9,6 +9,8 @@ const TICKS_PER_S = 100; // USER_HZ
 
 interface ProcInfo {
   pid: number;
+  /** pid and start time: pids wrap (32,768 here) and a soak starts tens of thousands of processes. */
+  key: string;
   ppid: number;
   /** utime + stime, seconds. */
   cpu: number;
@@ -40,7 +42,7 @@ function readProc(pid: number): ProcInfo | null {
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (f[0] === 'Z') return null;
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
-    return { pid, ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / TICKS_PER_S, cmdline };
+    return { pid, key: `${pid}@${f[19]}`, ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / TICKS_PER_S, cmdline };
   } catch {
     return null;
   }
@@ -71,7 +73,7 @@ export function roleOf(cmdline: string, selfPid: number, pid: number): string {
 }
 
 export class ProcessSampler {
-  private readonly seen = new Map<number, Seen>();
+  private readonly seen = new Map<string, Seen>();
   private readonly peakTotal = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private first = true;
@@ -128,11 +130,11 @@ export class ProcessSampler {
     const totals = new Map<string, number>();
     for (const pid of ours) {
       const p = all.get(pid)!;
-      let s = this.seen.get(pid);
+      let s = this.seen.get(p.key);
       if (!s) {
         // A process already running at the first sample counts from there; later ones from their start.
         s = { role: roleOf(p.cmdline, process.pid, pid), cpuAtStart: this.first ? p.cpu : 0, cpuLast: p.cpu, peakKiB: 0 };
-        this.seen.set(pid, s);
+        this.seen.set(p.key, s);
       }
       s.cpuLast = p.cpu;
       const mem = memKiB(pid);

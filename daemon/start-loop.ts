@@ -14,6 +14,7 @@ import {
   requireOneOf,
   requireString,
 } from '../rpc/params.js';
+import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
 import { isFinal, type LoopStore } from '../store/loops.js';
 import { resumeRefusal } from '../loop/resume.js';
 import type { Config } from '../store/config.js';
@@ -27,7 +28,6 @@ import type { Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
 const MAX_ITERATIONS_LIMIT = 10_000;
-const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
 
 /** loop.start params from the wire, checked field by field. */
 export function checkStartParams(raw: unknown): LoopStartParams {
@@ -60,12 +60,21 @@ export function checkStartParams(raw: unknown): LoopStartParams {
   if (maxIterations !== undefined) out.maxIterations = maxIterations;
   const pushId = optionalString(p, 'pushId', { maxLength: 128 });
   if (pushId !== undefined) out.pushId = pushId;
-  const iterationTimeoutMs = optionalInteger(p, 'iterationTimeoutMs', { min: 1000, max: MAX_TIMEOUT_MS });
+  const iterationTimeoutMs = optionalTimeout(p, 'iterationTimeoutMs');
   if (iterationTimeoutMs !== undefined) out.iterationTimeoutMs = iterationTimeoutMs;
-  const stallTimeoutMs = optionalInteger(p, 'stallTimeoutMs', { min: 1000, max: MAX_TIMEOUT_MS });
+  const stallTimeoutMs = optionalTimeout(p, 'stallTimeoutMs');
   if (stallTimeoutMs !== undefined) out.stallTimeoutMs = stallTimeoutMs;
   if (p.fallbackAgent !== undefined && p.fallbackAgent !== null) out.fallbackAgent = requireOneOf(p, 'fallbackAgent', AGENT_NAMES);
   return out;
+}
+
+/** A timeout in ms, MIN_TIMEOUT_MS to MAX_TIMEOUT_MS (the rule of push options and `ralph run`). */
+function optionalTimeout(p: Record<string, unknown>, field: string): number | undefined {
+  const ms = optionalInteger(p, field);
+  if (ms !== undefined && !timeoutInRange(ms)) {
+    throw new RpcError(ErrorCodes.InvalidParams, `${field} must be ${TIMEOUT_RANGE} (${MIN_TIMEOUT_MS} to ${MAX_TIMEOUT_MS} ms), got ${ms}`);
+  }
+  return ms;
 }
 
 /** `<branch-stem>-<4 hex>`: readable, unique in this DB, safe as a path segment and a ref. */

@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { LoopRow, LoopStore, NewLoop } from '../store/loops.js';
+import { formatDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
 import { checkLoopId } from '../store/names.js';
 import type { HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, agentPreflight, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from '../agents/registry.js';
@@ -91,13 +92,10 @@ function checkAgentRuns(name: AgentName, searchDirs: string[]): void {
   }
 }
 
-/** Longest timeout accepted: a week (setTimeout's own limit is ~24 days). */
-const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
-
 function checkDuration(flag: string, ms: number | undefined): number | undefined {
   if (ms === undefined) return undefined;
-  if (!Number.isInteger(ms) || ms < 1000 || ms > MAX_TIMEOUT_MS) {
-    throw new LoopSetupError(`${flag} must be from 1s to 7d, got ${ms} ms`);
+  if (!timeoutInRange(ms)) {
+    throw new LoopSetupError(`${flag} must be ${TIMEOUT_RANGE}, got ${Number.isFinite(ms) && ms >= 1000 ? formatDuration(ms) : `${ms} ms`}`);
   }
   return ms;
 }

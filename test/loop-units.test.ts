@@ -272,6 +272,8 @@ test('prepareLoop: validates first and writes nothing on a bad request; ids and 
     }
     assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', maxIterations: 0 })), /--max-iterations/);
     assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', name: 'bad name' })), /--name/);
+    assert.is(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', iterationTimeoutMs: 14 * 86_400_000 })), '--iteration-timeout must be from 1s to 7d, got 14d');
+    assert.is(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', stallTimeoutMs: 500 })), '--stall-timeout must be from 1s to 7d, got 500 ms');
     assert.is(count(), 0, 'nothing written by bad requests');
 
     const row = prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true' });

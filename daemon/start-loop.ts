@@ -15,7 +15,7 @@ import {
   requireString,
 } from '../rpc/params.js';
 import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
-import { isFinal, type LoopStore } from '../store/loops.js';
+import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import { resumeRefusal } from '../loop/resume.js';
 import type { Config } from '../store/config.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
@@ -101,6 +101,8 @@ export interface StarterOptions {
 export class LoopStarter {
   /** Loop ids being started right now: they count against the limit before their row exists. */
   private readonly inFlight = new Set<string>();
+  /** Ids of loops being resumed right now: their new loop has no row yet. */
+  private readonly resuming = new Set<string>();
 
   constructor(private readonly o: StarterOptions) {}
 
@@ -141,22 +143,44 @@ export class LoopStarter {
 
   /** A failed or stopped loop goes on as a new one, from the commits on its branch ralph/<id>. */
   async resume(params: LoopResumeParams, progress: (line: string) => void = () => {}): Promise<LoopStartResult> {
-    const { paths, store } = this.o;
+    const { store } = this.o;
     const row = store.find(params.loopId);
     if (!row || row.location !== 'local') throw new RpcError(ErrorCodes.NotFound, `no loop ${params.loopId} on ${this.o.host}`);
-    const refusal = resumeRefusal(row);
+    const refusal = resumeRefusal(row, store);
     if (refusal) throw new RpcError(ErrorCodes.Refused, refusal);
     if (row.repo === null || row.branch === null) {
       throw new RpcError(ErrorCodes.Refused, `loop ${row.id} was not started by a push, so it has no branch to go on from`);
     }
+    // Taken before the first await: a retried or doubled request while this one is on its way (its
+    // row not written yet) is refused, not given a second agent on the same task and branch.
+    if (this.resuming.has(row.id)) {
+      throw new RpcError(ErrorCodes.Refused, `loop ${row.id} is being resumed right now (by another request); see ralph status`);
+    }
+    this.resuming.add(row.id);
+    try {
+      return await this.resumeReserved(row, params, progress);
+    } finally {
+      this.resuming.delete(row.id);
+    }
+  }
+
+  private async resumeReserved(row: LoopRow, params: LoopResumeParams, progress: (line: string) => void): Promise<LoopStartResult> {
+    const { paths } = this.o;
     const deps = await this.o.deps();
-    // The agent's work so far is on ralph/<id> (kept by prune); the pushed commit if that is gone.
-    const commit = (await deps.resolveBranchCommit(paths, row.repo, `ralph/${row.id}`)) ?? row.baseCommit ?? undefined;
+    // The agent's work so far is on ralph/<id> (kept by prune). Without it there is nothing to go on
+    // from: starting again from the pushed commit would silently drop that work.
+    const commit = await deps.resolveBranchCommit(paths, row.repo!, `ralph/${row.id}`);
+    if (!commit) {
+      throw new RpcError(
+        ErrorCodes.Refused,
+        `loop ${row.id} cannot be resumed: its branch ralph/${row.id} is gone from repo ${row.repo} on ${this.o.host}, and with it the agent's work; push ${row.branch} again to start a new loop`,
+      );
+    }
     const task = row.taskDir === null ? '' : relative(row.workDir, row.taskDir);
     const start: LoopStartParams = {
-      repo: row.repo,
-      branch: row.branch,
-      ...(commit ? { commit } : {}),
+      repo: row.repo!,
+      branch: row.branch!,
+      commit,
       ...(task !== '' && !task.startsWith('..') ? { task } : {}),
       ...(row.agentCmd !== null ? { agentCmd: row.agentCmd } : { agent: row.agent as AgentName }),
       maxIterations: params.maxIterations ?? row.maxIterations,
@@ -260,6 +284,10 @@ export class LoopStarter {
           baseCommit: commit,
           pushId: params.pushId ?? null,
           host,
+          resumedFrom,
+          iterationTimeoutMs: params.iterationTimeoutMs ?? null,
+          stallTimeoutMs: params.stallTimeoutMs ?? null,
+          fallbackAgent: params.fallbackAgent ?? null,
           status: 'failed',
           reason,
           logPath: paths.logFor(loopId),

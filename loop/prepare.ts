@@ -100,6 +100,12 @@ function checkDuration(flag: string, ms: number | undefined): number | undefined
   return ms;
 }
 
+/** Why loop `id` cannot be resumed again: loop `by` already goes on from it (one line). */
+export function alreadyResumedMessage(id: string, by: LoopRow): string {
+  const next = by.status === 'failed' || by.status === 'stopped' ? `; resume ${by.id} instead` : by.status === 'completed' ? '' : '; see ralph status';
+  return `loop ${id} was already resumed: loop ${by.id} goes on from it (${by.status})${next}`;
+}
+
 /** Validates a loop request and inserts its row (status `starting`). Throws LoopSetupError. */
 export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequest): LoopRow {
   const workDir = resolve(req.dir);
@@ -179,5 +185,13 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
     socketPath,
     logPath: paths.logFor(id),
   };
-  return store.insert(loop);
+  // Checked and inserted in one write transaction: two `ralph resume` of the same loop (a retry, a
+  // double command, another process) cannot both put an agent on its task.
+  return store.db
+    .transaction(() => {
+      const by = loop.resumedFrom ? store.resumedBy(loop.resumedFrom) : undefined;
+      if (by) throw new LoopSetupError(alreadyResumedMessage(loop.resumedFrom!, by));
+      return store.insert(loop);
+    })
+    .immediate();
 }

@@ -22,6 +22,7 @@ import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, agentPreflight, type AgentName } from '../agents/registry.js';
 import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, newLoopId } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
+import { DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
 import type { LoopDeps } from './deps.js';
 import { ControlEvents, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
 import type { Supervisor } from './supervisor.js';
@@ -258,49 +259,61 @@ export class LoopStarter {
       rowWritten = true;
       writeLogLines(paths, loopId, progressLines);
       const { pid } = await deps.launchRunner(paths, loopId);
-      const now = store.get(loopId);
-      if (now && now.pid === null && !isFinal(now.status)) store.update(loopId, { pid });
+      try {
+        const now = store.get(loopId);
+        if (now && now.pid === null && !isFinal(now.status)) store.update(loopId, { pid });
+      } catch (err) {
+        // The runner is up and records its pid itself: a locked DB here must not fail a running loop.
+        if (!isDbBusy(err)) throw err;
+        log.warn(`loop ${loopId}: could not record runner pid ${pid} (${DB_BUSY_MESSAGE}); the runner records it itself`);
+      }
       supervisor.watch(loopId);
       const started = store.get(loopId)!;
       log.info(`loop ${loopId}: runner pid ${pid}, worktree ${worktree}`);
       supervisor.emit(ControlEvents.started, started);
       return { loopId, worktree, agent: started.agent, maxIterations: started.maxIterations };
     } catch (err) {
-      const reason = oneLine(err);
+      const reason = isDbBusy(err) ? DB_BUSY_MESSAGE : oneLine(err);
       writeLogLines(paths, loopId, [...(rowWritten ? [] : progressLines), `ralph: loop ${loopId} failed to start: ${reason}`]);
-      if (rowWritten) {
-        store.finish(loopId, 'failed', reason);
-      } else {
-        store.insert({
-          id: loopId,
-          name: loopId,
-          location: 'local',
-          workDir: worktree ?? join(paths.worktrees, loopId),
-          agent,
-          ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : {}),
-          maxIterations,
-          repo,
-          branch: params.branch,
-          baseCommit: commit,
-          pushId: params.pushId ?? null,
-          host,
-          resumedFrom,
-          iterationTimeoutMs: params.iterationTimeoutMs ?? null,
-          stallTimeoutMs: params.stallTimeoutMs ?? null,
-          fallbackAgent: params.fallbackAgent ?? null,
-          status: 'failed',
-          reason,
-          logPath: paths.logFor(loopId),
-          endedAt: new Date().toISOString(),
-        });
+      try {
+        if (rowWritten) {
+          store.finish(loopId, 'failed', reason);
+        } else {
+          store.insert({
+            id: loopId,
+            name: loopId,
+            location: 'local',
+            workDir: worktree ?? join(paths.worktrees, loopId),
+            agent,
+            ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : {}),
+            maxIterations,
+            repo,
+            branch: params.branch,
+            baseCommit: commit,
+            pushId: params.pushId ?? null,
+            host,
+            resumedFrom,
+            iterationTimeoutMs: params.iterationTimeoutMs ?? null,
+            stallTimeoutMs: params.stallTimeoutMs ?? null,
+            fallbackAgent: params.fallbackAgent ?? null,
+            status: 'failed',
+            reason,
+            logPath: paths.logFor(loopId),
+            endedAt: new Date().toISOString(),
+          });
+        }
+      } catch (dbErr) {
+        // The worktree still goes below; a `starting` row left behind is failed by the next daemon start.
+        log.warn(`loop ${loopId}: could not record its failed start: ${oneLine(dbErr)}`);
       }
       log.warn(`loop ${loopId}: failed to start: ${reason}`);
       if (worktree !== undefined) {
         await deps.removeLoopWorktree(paths, repo, loopId).catch((e: Error) => log.warn(`loop ${loopId}: could not remove its worktree: ${oneLine(e)}`));
       }
       const row = store.get(loopId);
-      if (row) supervisor.emit(ControlEvents.failed, row);
-      throw new RpcError(err instanceof RpcError ? err.code : ErrorCodes.Refused, `loop ${loopId} failed to start: ${reason}`, { loopId });
+      if (row && isFinal(row.status)) supervisor.emit(ControlEvents.failed, row);
+      const code = err instanceof RpcError ? err.code : isDbBusy(err) ? ErrorCodes.Busy : ErrorCodes.Refused;
+      throw new RpcError(code, `loop ${loopId} failed to start: ${reason}`, { loopId });
     }
   }
 }

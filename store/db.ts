@@ -25,7 +25,10 @@ function readMigrations(): Migration[] {
   return out;
 }
 
-/** How long a write waits for another writer's lock by default (a CLI, the daemon). */
+/**
+ * How long a write waits for another writer's lock by default (a CLI, a runner's helpers). The wait
+ * blocks the whole process: a server (the daemon) opens with a short one and answers "busy" instead.
+ */
 export const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
 
 export interface OpenDbOptions {

@@ -25,6 +25,11 @@ function readMigrations(): Migration[] {
   return out;
 }
 
+/** The schema version this ralph brings every DB to (the last `-- version: N` of schema.sql). */
+export function latestSchemaVersion(): number {
+  return Math.max(0, ...readMigrations().map((m) => m.version));
+}
+
 /**
  * How long a write waits for another writer's lock by default (a CLI, a runner's helpers). The wait
  * blocks the whole process: a server (the daemon) opens with a short one and answers "busy" instead.

@@ -9,7 +9,9 @@ import { sqliteCode } from '../store/db-fault.js';
 /** How long one daemon statement waits for another process's write lock (the CLIs' default is 30 s). */
 export const DAEMON_BUSY_TIMEOUT_MS = 1_500;
 
-export const DB_BUSY_MESSAGE = 'the session DB is busy (locked by another process); try again';
+/** What a locked DB is, in the user's terms; DB_BUSY_MESSAGE adds what to do. */
+export const DB_BUSY = 'the session DB is busy (locked by another process)';
+export const DB_BUSY_MESSAGE = `${DB_BUSY}; try again`;
 
 /** SQLITE_BUSY / SQLITE_LOCKED: another process holds the DB's write lock. */
 export function isDbBusy(err: unknown): boolean {

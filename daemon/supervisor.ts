@@ -9,7 +9,7 @@ import { isFinal, type LoopRow, type LoopStatus, type LoopStore } from '../store
 import { processAlive, RUNNER_GONE_REASON } from '../store/process.js';
 import { dial } from '../transport/index.js';
 import type { DaemonLogger } from './context.js';
-import { DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
+import { DB_BUSY, isDbBusy } from './db-busy.js';
 import { toDaemonLoop } from './loops.js';
 import { ControlEvents, type DaemonLoop } from './protocol.js';
 
@@ -183,7 +183,7 @@ export class Supervisor {
       // Called from connection events and timers: a DB locked by another process must not end the
       // daemon. The loop is looked at again once the lock has had time to go.
       if (!isDbBusy(err)) throw err;
-      this.log.warn(`loop ${loopId}: ${DB_BUSY_MESSAGE.replace('; try again', '')}; looking at it again in ${BUSY_RETRY_MS} ms`);
+      this.log.warn(`loop ${loopId}: ${DB_BUSY}; looking at it again in ${BUSY_RETRY_MS} ms`);
       const w = this.watches.get(loopId);
       const timer = setTimeout(() => {
         if (w) w.retryTimer = undefined;

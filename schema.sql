@@ -97,6 +97,9 @@ CREATE INDEX loops_started ON loops (started_at DESC);
 CREATE INDEX loops_open ON loops (status) WHERE status IN ('starting', 'running', 'paused');
 CREATE INDEX loops_remote ON loops (remote, remote_loop_id);
 CREATE INDEX loops_push ON loops (push_id);
+-- `ralph resume` looks up who went on from a loop (IF NOT EXISTS: a v2 DB made before this line was
+-- added simply goes without it).
+CREATE INDEX IF NOT EXISTS loops_resumed ON loops (resumed_from) WHERE resumed_from IS NOT NULL;
 
 -- One row per agent run of a local loop: what it cost and how it ended. A run cut short by a rate
 -- limit is recorded too, but does not use up an iteration (the next run has the same number).

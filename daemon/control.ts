@@ -4,10 +4,11 @@ import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
 import { LoopMethods } from '../loop/protocol.js';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import { optionalInteger, paramsObject, requireOneOf, requireString } from '../rpc/params.js';
-import { RpcPeer } from '../rpc/peer.js';
+import { RpcPeer, type RequestHandler } from '../rpc/peer.js';
 import { isFinal, type LoopRow } from '../store/loops.js';
 import { dial } from '../transport/index.js';
 import type { DaemonContext } from './context.js';
+import { answeringDbBusy } from './db-busy.js';
 import { toDaemonLoop } from './loops.js';
 import {
   ControlMethods,
@@ -44,31 +45,33 @@ export function findLoop(ctx: DaemonContext, loopId: string): LoopRow {
 
 export function serveControl(peer: RpcPeer, s: ControlServices): void {
   const { ctx, supervisor } = s;
+  // Every method reads or writes the session DB: one locked by another process is answered, not waited out.
+  const methods = { onRequest: (method: string, handler: RequestHandler) => peer.onRequest(method, answeringDbBusy(handler)) };
 
-  peer.onRequest(ControlMethods.daemonInfo, () => s.info());
+  methods.onRequest(ControlMethods.daemonInfo, () => s.info());
 
-  peer.onRequest(ControlMethods.loopList, (): DaemonLoop[] =>
+  methods.onRequest(ControlMethods.loopList, (): DaemonLoop[] =>
     ctx.store.list().filter((r) => r.location === 'local').map(toDaemonLoop),
   );
 
-  peer.onRequest(ControlMethods.pushResult, (raw): DaemonLoop[] => {
+  methods.onRequest(ControlMethods.pushResult, (raw): DaemonLoop[] => {
     const pushId = requireString(paramsObject(raw), 'pushId', { maxLength: 128 });
     return ctx.store.listByPush(pushId).filter((r) => r.location === 'local').map(toDaemonLoop);
   });
 
-  peer.onRequest(ControlMethods.loopStart, async (raw) => {
+  methods.onRequest(ControlMethods.loopStart, async (raw) => {
     const params = checkStartParams(raw);
     return ctx.startLoop(params, s.progressTo(peer));
   });
 
-  peer.onRequest(ControlMethods.loopResume, async (raw) => {
+  methods.onRequest(ControlMethods.loopResume, async (raw) => {
     const p = paramsObject(raw);
     const loopId = requireString(p, 'loopId', { maxLength: 256 });
     const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: 10_000 });
     return ctx.resumeLoop({ loopId, ...(maxIterations !== undefined ? { maxIterations } : {}) }, s.progressTo(peer));
   });
 
-  peer.onRequest(ControlMethods.loopStop, async (raw): Promise<DaemonLoop> => {
+  methods.onRequest(ControlMethods.loopStop, async (raw): Promise<DaemonLoop> => {
     const p = paramsObject(raw);
     const row = findLoop(ctx, requireString(p, 'loopId', { maxLength: 256 }));
     const when = p.when === undefined || p.when === null ? 'now' : requireOneOf(p, 'when', ['now', 'after-iteration'] as const);
@@ -89,7 +92,7 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
     return toDaemonLoop(ctx.store.get(row.id) ?? row);
   });
 
-  peer.onRequest(ControlMethods.loopLogs, (raw): LoopLogsResult => {
+  methods.onRequest(ControlMethods.loopLogs, (raw): LoopLogsResult => {
     const p = paramsObject(raw);
     const row = findLoop(ctx, requireString(p, 'loopId', { maxLength: 256 }));
     const fromSeq = optionalInteger(p, 'fromSeq', { min: 0 }) ?? 0;
@@ -97,7 +100,7 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
     return readLog(row, fromSeq, maxBytes);
   });
 
-  peer.onRequest(ControlMethods.subscribe, () => {
+  methods.onRequest(ControlMethods.subscribe, () => {
     s.addSubscriber(peer);
     return { loops: ctx.store.listOpen().filter((r) => r.location === 'local').map(toDaemonLoop) };
   });

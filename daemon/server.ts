@@ -18,6 +18,7 @@ import type { DaemonContext, DaemonLogger } from './context.js';
 import { serveControl } from './control.js';
 import { loadDeps, type LoopDeps } from './deps.js';
 import { HelloError, helloErrorReply, helloReply, readHello, type HelloToken } from './hello.js';
+import { busyAsRpcError, DAEMON_BUSY_TIMEOUT_MS } from './db-busy.js';
 import { createLogger } from './log.js';
 import { gitHelloProblem, handleGitChannel } from './git-service.js';
 import { dialRunner, splice } from './loop-channel.js';
@@ -104,7 +105,9 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
     if (err instanceof TokenError) throw new DaemonSetupError(err.message);
     throw err;
   }
-  const db: Db = openDb(paths.db);
+  // A short busy timeout: better-sqlite3 waits for another process's lock synchronously, and the
+  // whole daemon (every client) waits with it. A request that finds the DB locked is told so.
+  const db: Db = openDb(paths.db, { busyTimeoutMs: DAEMON_BUSY_TIMEOUT_MS });
   const store = new LoopStore(db);
   const host = hostname();
   const maxLoops = opts.maxLoops ?? opts.config.maxConcurrentLoops ?? DEFAULT_MAX_LOOPS;
@@ -218,7 +221,8 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
           return;
         }
       }
-    } catch (err) {
+    } catch (thrown) {
+      const err = busyAsRpcError(thrown);
       const error: ResponseError =
         err instanceof RpcError
           ? { code: err.code, message: err.message, ...(err.data === undefined ? {} : { data: err.data }) }

@@ -14,20 +14,21 @@ import {
   requireOneOf,
   requireString,
 } from '../rpc/params.js';
-import { isFinal, type LoopStore } from '../store/loops.js';
+import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
+import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import { resumeRefusal } from '../loop/resume.js';
 import type { Config } from '../store/config.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, agentPreflight, type AgentName } from '../agents/registry.js';
 import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, newLoopId } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
+import { DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
 import type { LoopDeps } from './deps.js';
 import { ControlEvents, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
 import type { Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
 const MAX_ITERATIONS_LIMIT = 10_000;
-const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
 
 /** loop.start params from the wire, checked field by field. */
 export function checkStartParams(raw: unknown): LoopStartParams {
@@ -60,12 +61,21 @@ export function checkStartParams(raw: unknown): LoopStartParams {
   if (maxIterations !== undefined) out.maxIterations = maxIterations;
   const pushId = optionalString(p, 'pushId', { maxLength: 128 });
   if (pushId !== undefined) out.pushId = pushId;
-  const iterationTimeoutMs = optionalInteger(p, 'iterationTimeoutMs', { min: 1000, max: MAX_TIMEOUT_MS });
+  const iterationTimeoutMs = optionalTimeout(p, 'iterationTimeoutMs');
   if (iterationTimeoutMs !== undefined) out.iterationTimeoutMs = iterationTimeoutMs;
-  const stallTimeoutMs = optionalInteger(p, 'stallTimeoutMs', { min: 1000, max: MAX_TIMEOUT_MS });
+  const stallTimeoutMs = optionalTimeout(p, 'stallTimeoutMs');
   if (stallTimeoutMs !== undefined) out.stallTimeoutMs = stallTimeoutMs;
   if (p.fallbackAgent !== undefined && p.fallbackAgent !== null) out.fallbackAgent = requireOneOf(p, 'fallbackAgent', AGENT_NAMES);
   return out;
+}
+
+/** A timeout in ms, MIN_TIMEOUT_MS to MAX_TIMEOUT_MS (the rule of push options and `ralph run`). */
+function optionalTimeout(p: Record<string, unknown>, field: string): number | undefined {
+  const ms = optionalInteger(p, field);
+  if (ms !== undefined && !timeoutInRange(ms)) {
+    throw new RpcError(ErrorCodes.InvalidParams, `${field} must be ${TIMEOUT_RANGE} (${MIN_TIMEOUT_MS} to ${MAX_TIMEOUT_MS} ms), got ${ms}`);
+  }
+  return ms;
 }
 
 /** `<branch-stem>-<4 hex>`: readable, unique in this DB, safe as a path segment and a ref. */
@@ -92,6 +102,8 @@ export interface StarterOptions {
 export class LoopStarter {
   /** Loop ids being started right now: they count against the limit before their row exists. */
   private readonly inFlight = new Set<string>();
+  /** Ids of loops being resumed right now: their new loop has no row yet. */
+  private readonly resuming = new Set<string>();
 
   constructor(private readonly o: StarterOptions) {}
 
@@ -132,22 +144,44 @@ export class LoopStarter {
 
   /** A failed or stopped loop goes on as a new one, from the commits on its branch ralph/<id>. */
   async resume(params: LoopResumeParams, progress: (line: string) => void = () => {}): Promise<LoopStartResult> {
-    const { paths, store } = this.o;
+    const { store } = this.o;
     const row = store.find(params.loopId);
     if (!row || row.location !== 'local') throw new RpcError(ErrorCodes.NotFound, `no loop ${params.loopId} on ${this.o.host}`);
-    const refusal = resumeRefusal(row);
+    const refusal = resumeRefusal(row, store);
     if (refusal) throw new RpcError(ErrorCodes.Refused, refusal);
     if (row.repo === null || row.branch === null) {
       throw new RpcError(ErrorCodes.Refused, `loop ${row.id} was not started by a push, so it has no branch to go on from`);
     }
+    // Taken before the first await: a retried or doubled request while this one is on its way (its
+    // row not written yet) is refused, not given a second agent on the same task and branch.
+    if (this.resuming.has(row.id)) {
+      throw new RpcError(ErrorCodes.Refused, `loop ${row.id} is being resumed right now (by another request); see ralph status`);
+    }
+    this.resuming.add(row.id);
+    try {
+      return await this.resumeReserved(row, params, progress);
+    } finally {
+      this.resuming.delete(row.id);
+    }
+  }
+
+  private async resumeReserved(row: LoopRow, params: LoopResumeParams, progress: (line: string) => void): Promise<LoopStartResult> {
+    const { paths } = this.o;
     const deps = await this.o.deps();
-    // The agent's work so far is on ralph/<id> (kept by prune); the pushed commit if that is gone.
-    const commit = (await deps.resolveBranchCommit(paths, row.repo, `ralph/${row.id}`)) ?? row.baseCommit ?? undefined;
+    // The agent's work so far is on ralph/<id> (kept by prune). Without it there is nothing to go on
+    // from: starting again from the pushed commit would silently drop that work.
+    const commit = await deps.resolveBranchCommit(paths, row.repo!, `ralph/${row.id}`);
+    if (!commit) {
+      throw new RpcError(
+        ErrorCodes.Refused,
+        `loop ${row.id} cannot be resumed: its branch ralph/${row.id} is gone from repo ${row.repo} on ${this.o.host}, and with it the agent's work; push ${row.branch} again to start a new loop`,
+      );
+    }
     const task = row.taskDir === null ? '' : relative(row.workDir, row.taskDir);
     const start: LoopStartParams = {
-      repo: row.repo,
-      branch: row.branch,
-      ...(commit ? { commit } : {}),
+      repo: row.repo!,
+      branch: row.branch!,
+      commit,
       ...(task !== '' && !task.startsWith('..') ? { task } : {}),
       ...(row.agentCmd !== null ? { agentCmd: row.agentCmd } : { agent: row.agent as AgentName }),
       maxIterations: params.maxIterations ?? row.maxIterations,
@@ -225,45 +259,61 @@ export class LoopStarter {
       rowWritten = true;
       writeLogLines(paths, loopId, progressLines);
       const { pid } = await deps.launchRunner(paths, loopId);
-      const now = store.get(loopId);
-      if (now && now.pid === null && !isFinal(now.status)) store.update(loopId, { pid });
+      try {
+        const now = store.get(loopId);
+        if (now && now.pid === null && !isFinal(now.status)) store.update(loopId, { pid });
+      } catch (err) {
+        // The runner is up and records its pid itself: a locked DB here must not fail a running loop.
+        if (!isDbBusy(err)) throw err;
+        log.warn(`loop ${loopId}: could not record runner pid ${pid} (${DB_BUSY_MESSAGE}); the runner records it itself`);
+      }
       supervisor.watch(loopId);
       const started = store.get(loopId)!;
       log.info(`loop ${loopId}: runner pid ${pid}, worktree ${worktree}`);
       supervisor.emit(ControlEvents.started, started);
       return { loopId, worktree, agent: started.agent, maxIterations: started.maxIterations };
     } catch (err) {
-      const reason = oneLine(err);
+      const reason = isDbBusy(err) ? DB_BUSY_MESSAGE : oneLine(err);
       writeLogLines(paths, loopId, [...(rowWritten ? [] : progressLines), `ralph: loop ${loopId} failed to start: ${reason}`]);
-      if (rowWritten) {
-        store.finish(loopId, 'failed', reason);
-      } else {
-        store.insert({
-          id: loopId,
-          name: loopId,
-          location: 'local',
-          workDir: worktree ?? join(paths.worktrees, loopId),
-          agent,
-          ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : {}),
-          maxIterations,
-          repo,
-          branch: params.branch,
-          baseCommit: commit,
-          pushId: params.pushId ?? null,
-          host,
-          status: 'failed',
-          reason,
-          logPath: paths.logFor(loopId),
-          endedAt: new Date().toISOString(),
-        });
+      try {
+        if (rowWritten) {
+          store.finish(loopId, 'failed', reason);
+        } else {
+          store.insert({
+            id: loopId,
+            name: loopId,
+            location: 'local',
+            workDir: worktree ?? join(paths.worktrees, loopId),
+            agent,
+            ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : {}),
+            maxIterations,
+            repo,
+            branch: params.branch,
+            baseCommit: commit,
+            pushId: params.pushId ?? null,
+            host,
+            resumedFrom,
+            iterationTimeoutMs: params.iterationTimeoutMs ?? null,
+            stallTimeoutMs: params.stallTimeoutMs ?? null,
+            fallbackAgent: params.fallbackAgent ?? null,
+            status: 'failed',
+            reason,
+            logPath: paths.logFor(loopId),
+            endedAt: new Date().toISOString(),
+          });
+        }
+      } catch (dbErr) {
+        // The worktree still goes below; a `starting` row left behind is failed by the next daemon start.
+        log.warn(`loop ${loopId}: could not record its failed start: ${oneLine(dbErr)}`);
       }
       log.warn(`loop ${loopId}: failed to start: ${reason}`);
       if (worktree !== undefined) {
         await deps.removeLoopWorktree(paths, repo, loopId).catch((e: Error) => log.warn(`loop ${loopId}: could not remove its worktree: ${oneLine(e)}`));
       }
       const row = store.get(loopId);
-      if (row) supervisor.emit(ControlEvents.failed, row);
-      throw new RpcError(err instanceof RpcError ? err.code : ErrorCodes.Refused, `loop ${loopId} failed to start: ${reason}`, { loopId });
+      if (row && isFinal(row.status)) supervisor.emit(ControlEvents.failed, row);
+      const code = err instanceof RpcError ? err.code : isDbBusy(err) ? ErrorCodes.Busy : ErrorCodes.Refused;
+      throw new RpcError(code, `loop ${loopId} failed to start: ${reason}`, { loopId });
     }
   }
 }

@@ -9,6 +9,7 @@ import { isFinal, type LoopRow, type LoopStatus, type LoopStore } from '../store
 import { processAlive, RUNNER_GONE_REASON } from '../store/process.js';
 import { dial } from '../transport/index.js';
 import type { DaemonLogger } from './context.js';
+import { DB_BUSY, isDbBusy } from './db-busy.js';
 import { toDaemonLoop } from './loops.js';
 import { ControlEvents, type DaemonLoop } from './protocol.js';
 
@@ -32,6 +33,7 @@ interface Watch {
 const DIAL_TIMEOUT_MS = 5000;
 const STARTING_GRACE_MS = 2 * 60_000;
 const MAX_RETRY_DELAY_MS = 5000;
+const BUSY_RETRY_MS = 1000;
 
 export class Supervisor {
   private readonly watches = new Map<string, Watch>();
@@ -175,6 +177,28 @@ export class Supervisor {
    * dropped the connection is dialled again with a growing delay.
    */
   private settle(loopId: string, why: string): void {
+    try {
+      this.settleNow(loopId, why);
+    } catch (err) {
+      // Called from connection events and timers: a DB locked by another process must not end the
+      // daemon. The loop is looked at again once the lock has had time to go.
+      if (!isDbBusy(err)) throw err;
+      this.log.warn(`loop ${loopId}: ${DB_BUSY}; looking at it again in ${BUSY_RETRY_MS} ms`);
+      const w = this.watches.get(loopId);
+      const timer = setTimeout(() => {
+        if (w) w.retryTimer = undefined;
+        if (!this.closed) this.settle(loopId, why);
+      }, BUSY_RETRY_MS);
+      if (w) {
+        clearTimeout(w.retryTimer);
+        w.retryTimer = timer;
+      } else {
+        timer.unref();
+      }
+    }
+  }
+
+  private settleNow(loopId: string, why: string): void {
     const w = this.watches.get(loopId);
     let row = this.store.get(loopId);
     if (!row) {

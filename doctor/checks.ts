@@ -6,15 +6,16 @@
 // uses it.
 
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, copyFileSync, existsSync, openSync, readdirSync, readSync, renameSync, rmSync, statfsSync, statSync, truncateSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { basename, delimiter, join } from 'node:path';
 import { settleDeadRunners } from '../client/liveness.js';
 import { DEFAULT_AGENT_PACKAGES, agentBinary, agentsBinDir, findOnPath } from '../install/agents.js';
 import { isDbDamaged, sqliteCode } from '../store/db-fault.js';
-import { openDb } from '../store/db.js';
+import { latestSchemaVersion, openDb } from '../store/db.js';
 import { readConfig } from '../store/config.js';
 import { isFinal, LoopStore } from '../store/loops.js';
 import { processAlive } from '../store/process.js';
+import { liveRunnersIn, salvageDb } from '../store/salvage.js';
 import type { HomePaths } from '../store/paths.js';
 import { socketAnswers } from '../transport/index.js';
 import { zitiBinary, zitiWorks } from '../transport/ziti/tunnel-process.js';
@@ -112,7 +113,8 @@ function checkDb(paths: HomePaths, repair: boolean, sockets: SocketProbe[], say:
   let problem: string | null = null;
   let db: Database.Database | undefined;
   try {
-    db = new Database(paths.db, { fileMustExist: true });
+    // --no-repair changes nothing: not even the WAL files a read-write open may make.
+    db = new Database(paths.db, { fileMustExist: true, readonly: !repair });
     db.pragma('busy_timeout = 5000');
     const check = db.pragma('quick_check', { simple: true }) as string;
     if (check !== 'ok') problem = `quick_check: ${check.replace(/\s+/g, ' ').slice(0, 200)}`;
@@ -121,9 +123,9 @@ function checkDb(paths: HomePaths, repair: boolean, sockets: SocketProbe[], say:
       say('ok', 'db', `${paths.db}: intact, ${n} loop(s)`);
     }
   } catch (err) {
-    if (!isDbDamaged(err) && sqliteCode(err) !== 'SQLITE_ERROR') {
-      say('problem', 'db', `${paths.db}: ${(err as Error).message}`);
-      db?.close();
+    // Only damage is salvaged: a locked, unreadable or foreign DB is reported and left as it is.
+    if (!isDbDamaged(err)) {
+      say('problem', 'db', `${paths.db}: ${(err as Error).message}${sqliteCode(err) === 'SQLITE_ERROR' ? ' (is it a ralph session DB?)' : ''}; it was left as it is`);
       return false;
     }
     problem = (err as Error).message;
@@ -132,13 +134,17 @@ function checkDb(paths: HomePaths, repair: boolean, sockets: SocketProbe[], say:
   }
   if (problem === null) return true;
 
-  const users = sockets.filter((s) => s.answers);
   if (!repair) {
     say('problem', 'db', `${paths.db} is damaged (${problem}); \`ralph doctor\` without --no-repair recovers its readable loops`);
     return false;
   }
-  if (users.length > 0) {
-    say('problem', 'db', `${paths.db} is damaged (${problem}), but ${users.length} ralph process(es) still use it (${users.map((u) => basename(u.path)).join(', ')}): stop them (ralph stop, stop the daemon) and run ralph doctor again`);
+  // Replacing the file under a process that has it open would lose that process's writes (and the
+  // new DB would be invisible to it): refuse while a daemon answers or a runner recorded in it lives.
+  const users = sockets.filter((s) => s.answers).map((u) => basename(u.path));
+  const runners = liveRunnersIn(paths.db).filter((r) => !users.includes(`${r.id}.sock`));
+  if (users.length > 0 || runners.length > 0) {
+    const who = [...users, ...runners.map((r) => `loop ${r.id} (runner pid ${r.pid})`)].join(', ');
+    say('problem', 'db', `${paths.db} is damaged (${problem}), but ralph processes still use it: ${who}; stop them (ralph stop, stop the daemon) and run ralph doctor again`);
     return false;
   }
   const { recovered, aside } = salvageDb(paths.db);
@@ -146,130 +152,28 @@ function checkDb(paths: HomePaths, repair: boolean, sockets: SocketProbe[], say:
   return true;
 }
 
-/**
- * Copies every row that can still be read from a damaged DB into a new one (table by table, as the
- * current schema has them), then puts the new one in its place; the damaged file (and its WAL) are
- * renamed, not deleted. Returns how many loops were recovered.
- */
-function salvageDb(path: string): { recovered: number; aside: string } {
-  const fresh = `${path}.salvage-${process.pid}`;
-  for (const ext of ['', '-wal', '-shm']) rmSync(fresh + ext, { force: true });
-  const target = openDb(fresh);
-  let recovered = 0;
-  let source: Database.Database | undefined;
-  const copy = readableCopy(path);
-  try {
-    source = new Database(copy, { fileMustExist: true });
-    const tables = (target.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>).map((t) => t.name);
-    for (const table of tables) {
-      const n = copyReadableRows(source, target, table);
-      if (table === 'loops') recovered = n;
-    }
-  } catch {
-    // Nothing readable at all (not a database any more): the new DB starts empty.
-  } finally {
-    source?.close();
-    for (const ext of ['', '-wal', '-shm']) rmSync(copy + ext, { force: true });
-  }
-  target.close();
-  const aside = `${path}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-  renameSync(path, aside);
-  for (const ext of ['-wal', '-shm']) if (existsSync(path + ext)) renameSync(path + ext, aside + ext);
-  renameSync(fresh, path);
-  for (const ext of ['-wal', '-shm']) rmSync(fresh + ext, { force: true });
-  return { recovered, aside };
-}
+/** The DB is at an older schema and --no-repair may not bring it up to date. */
+class SchemaBehind extends Error {}
 
-/**
- * A copy of the damaged DB (and its WAL) to read from, so the damaged file stays as it was. A file
- * cut short is padded back to the size its header records: SQLite refuses a schema whose tables or
- * indexes start past the end of the file, but reads the pages that are still there.
- */
-function readableCopy(path: string): string {
-  const copy = `${path}.read-${process.pid}`;
-  copyFileSync(path, copy);
-  if (existsSync(path + '-wal')) copyFileSync(path + '-wal', copy + '-wal');
-  try {
-    const header = Buffer.alloc(100);
-    const fd = openSync(copy, 'r');
-    const got = readSync(fd, header, 0, 100, 0);
-    closeSync(fd);
-    if (got === 100 && header.subarray(0, 16).toString('latin1') === 'SQLite format 3\0') {
-      const raw = header.readUInt16BE(16);
-      const pageSize = raw === 1 ? 65536 : raw;
-      const pages = header.readUInt32BE(28);
-      if (pageSize >= 512 && pages > 0 && statSync(copy).size < pageSize * pages) truncateSync(copy, pageSize * pages);
-    }
-  } catch {
-    /* read what there is */
+/** The DB for the loop and socket checks: brought up to date when repairing; else read as it is. */
+function openForChecks(paths: HomePaths, repair: boolean): Database.Database {
+  if (repair) return openDb(paths.db, { busyTimeoutMs: 5000 });
+  const db = new Database(paths.db, { fileMustExist: true, readonly: true });
+  db.pragma('busy_timeout = 5000');
+  const have = db.pragma('user_version', { simple: true }) as number;
+  if (have < latestSchemaVersion()) {
+    db.close();
+    throw new SchemaBehind(`${paths.db} has schema version ${have} (this ralph's is ${latestSchemaVersion()}): loops not checked; the next ralph command (or ralph doctor without --no-repair) brings it up to date`);
   }
-  return copy;
-}
-
-function columnsOf(db: Database.Database, table: string): string[] {
-  return (db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as Array<{ name: string }>).map((c) => c.name);
-}
-
-/** Copies the rows of `table` that can be read; a damaged page costs only the rows on it. */
-function copyReadableRows(source: Database.Database, target: Database.Database, table: string): number {
-  const columns = columnsOf(target, table);
-  let have: Set<string>;
-  try {
-    have = new Set(columnsOf(source, table));
-  } catch {
-    return 0;
-  }
-  const shared = columns.filter((c) => have.has(c));
-  if (shared.length === 0) return 0;
-  const q = (c: string) => `"${c}"`;
-  const insert = target.prepare(`INSERT OR IGNORE INTO ${q(table)} (${shared.map(q).join(', ')}) VALUES (${shared.map(() => '?').join(', ')})`);
-  let copied = 0;
-  const add = (row: unknown[]) => {
-    try {
-      copied += insert.run(...row).changes;
-    } catch {
-      // a row damaged into something the schema refuses
-    }
-  };
-  const select = `SELECT ${shared.map(q).join(', ')} FROM ${q(table)}`;
-  try {
-    for (const row of source.prepare(select).raw().iterate()) add(row as unknown[]);
-  } catch {
-    // A scan that hits a damaged page stops there: read the rest in rowid ranges around it.
-    salvageByRowid(source, table, select, add);
-  }
-  return copied;
-}
-
-/** Reads rows in rowid ranges, halving a range that fails, down to single rows. */
-function salvageByRowid(db: Database.Database, table: string, select: string, add: (row: unknown[]) => void): void {
-  let max = 1 << 16;
-  try {
-    max = (db.prepare(`SELECT max(rowid) AS m FROM "${table}"`).get() as { m: number | null }).m ?? max;
-  } catch {
-    /* keep the guess */
-  }
-  const stmt = db.prepare(`${select} WHERE rowid BETWEEN ? AND ?`).raw();
-  const range = (lo: number, hi: number): void => {
-    if (lo > hi) return;
-    try {
-      for (const row of stmt.all(lo, hi)) add(row as unknown[]);
-    } catch {
-      if (lo === hi) return;
-      const mid = Math.floor((lo + hi) / 2);
-      range(lo, mid);
-      range(mid + 1, hi);
-    }
-  };
-  range(1, max);
+  return db;
 }
 
 function checkLoops(paths: HomePaths, repair: boolean, say: Say): void {
   let db;
   try {
-    db = openDb(paths.db, { busyTimeoutMs: 5000 });
+    db = openForChecks(paths, repair);
   } catch (err) {
-    say('problem', 'loops', (err as Error).message);
+    say(err instanceof SchemaBehind ? 'info' : 'problem', 'loops', (err as Error).message);
     return;
   }
   try {
@@ -292,7 +196,7 @@ function checkSockets(paths: HomePaths, repair: boolean, sockets: SocketProbe[],
   let db;
   if (dbOk) {
     try {
-      db = openDb(paths.db, { busyTimeoutMs: 5000 });
+      db = openForChecks(paths, repair);
       store = new LoopStore(db);
     } catch {
       store = undefined;

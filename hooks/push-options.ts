@@ -2,7 +2,7 @@
 // GIT_PUSH_OPTION_<n>. Validated here, at the edge; options not starting with `ralph.` are not ours.
 
 import { AGENT_NAMES as AGENTS, type AgentName } from '../agents/registry.js';
-import { parseDuration } from '../store/duration.js';
+import { parseDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
 
 export const MAX_ITERATIONS = 10_000;
 
@@ -73,7 +73,8 @@ export function parsePushOptions(raw: string[]): { options: RalphPushOptions; er
         const v = needValue();
         if (v === undefined) break;
         const ms = parseDuration(v);
-        if (ms === null || ms < 1000) errors.push(`push option ${name} must be a duration such as 90s, 45m or 2h, got ${JSON.stringify(v)}`);
+        if (ms === null) errors.push(`push option ${name} must be a duration such as 90s, 45m or 2h, got ${JSON.stringify(v)}`);
+        else if (!timeoutInRange(ms)) errors.push(`push option ${name} must be ${TIMEOUT_RANGE}, got ${JSON.stringify(v)}`);
         else if (name === 'ralph.iteration-timeout') options.iterationTimeoutMs = ms;
         else options.stallTimeoutMs = ms;
         break;

@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { LoopRow, LoopStore, NewLoop } from '../store/loops.js';
+import { formatDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
 import { checkLoopId } from '../store/names.js';
 import type { HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, agentPreflight, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from '../agents/registry.js';
@@ -91,15 +92,18 @@ function checkAgentRuns(name: AgentName, searchDirs: string[]): void {
   }
 }
 
-/** Longest timeout accepted: a week (setTimeout's own limit is ~24 days). */
-const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
-
 function checkDuration(flag: string, ms: number | undefined): number | undefined {
   if (ms === undefined) return undefined;
-  if (!Number.isInteger(ms) || ms < 1000 || ms > MAX_TIMEOUT_MS) {
-    throw new LoopSetupError(`${flag} must be from 1s to 7d, got ${ms} ms`);
+  if (!timeoutInRange(ms)) {
+    throw new LoopSetupError(`${flag} must be ${TIMEOUT_RANGE}, got ${Number.isFinite(ms) && ms >= 1000 ? formatDuration(ms) : `${ms} ms`}`);
   }
   return ms;
+}
+
+/** Why loop `id` cannot be resumed again: loop `by` already goes on from it (one line). */
+export function alreadyResumedMessage(id: string, by: LoopRow): string {
+  const next = by.status === 'failed' || by.status === 'stopped' ? `; resume ${by.id} instead` : by.status === 'completed' ? '' : '; see ralph status';
+  return `loop ${id} was already resumed: loop ${by.id} goes on from it (${by.status})${next}`;
 }
 
 /** Validates a loop request and inserts its row (status `starting`). Throws LoopSetupError. */
@@ -181,5 +185,13 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
     socketPath,
     logPath: paths.logFor(id),
   };
-  return store.insert(loop);
+  // Checked and inserted in one write transaction: two `ralph resume` of the same loop (a retry, a
+  // double command, another process) cannot both put an agent on its task.
+  return store.db
+    .transaction(() => {
+      const by = loop.resumedFrom ? store.resumedBy(loop.resumedFrom) : undefined;
+      if (by) throw new LoopSetupError(alreadyResumedMessage(loop.resumedFrom!, by));
+      return store.insert(loop);
+    })
+    .immediate();
 }

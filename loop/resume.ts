@@ -5,14 +5,19 @@
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import type { HomePaths } from '../store/paths.js';
 import type { AgentName } from '../agents/registry.js';
-import { prepareLoop, LoopSetupError } from './prepare.js';
+import { alreadyResumedMessage, prepareLoop, LoopSetupError } from './prepare.js';
 
-/** Why `row` cannot be resumed (one line), or null when it can. */
-export function resumeRefusal(row: LoopRow): string | null {
+/**
+ * Why `row` cannot be resumed (one line), or null when it can. With `store`, a loop another loop
+ * already goes on from is refused too (prepareLoop checks that again as it inserts the new row).
+ */
+export function resumeRefusal(row: LoopRow, store?: LoopStore): string | null {
   if (!isFinal(row.status)) {
     return `loop ${row.id} is still ${row.status}: nothing to resume (ralph extend ${row.id} N gives it more iterations)`;
   }
   if (row.status === 'completed') return `loop ${row.id} completed: every story passed; start a new loop for new work`;
+  const by = store?.resumedBy(row.id);
+  if (by) return alreadyResumedMessage(row.id, by);
   return null;
 }
 
@@ -23,7 +28,7 @@ export function prepareResumedLoop(
   row: LoopRow,
   opts: { maxIterations?: number; agentSearchDirs?: string[] },
 ): LoopRow {
-  const refusal = resumeRefusal(row);
+  const refusal = resumeRefusal(row, store);
   if (refusal) throw new LoopSetupError(refusal);
   return prepareLoop(store, paths, {
     dir: row.workDir,

@@ -1,8 +1,9 @@
 // The config file: named remotes and daemon settings. Validated when read; written atomically, 0600.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { configPath } from './paths.js';
+import { TOKEN_SHAPE } from './token.js';
 
 export interface RemoteConfig {
   name: string;
@@ -56,6 +57,9 @@ function checkConfig(value: unknown, path: string): Config {
       for (const k of ['zitiIdentity', 'gitRemote', 'repo', 'token', 'remoteRalph'] as const) {
         if (rr[k] !== undefined && typeof rr[k] !== 'string') throw bad(`remote ${name}: "${k}" must be a string`);
       }
+      if (rr.token !== undefined && !TOKEN_SHAPE.test(rr.token as string)) {
+        throw bad(`remote ${name}: "token" is not a daemon token (one word of 16 to 256 letters and digits, as in the box's $RALPH_HOME/daemon.token)`);
+      }
       remotes[name] = { ...(rr as unknown as RemoteConfig), name };
     }
   }
@@ -106,6 +110,17 @@ export function readConfig(path = configPath()): Config {
 export function writeConfig(config: Config, path = configPath()): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  // The file may hold tokens: a tmp file left by an earlier crash (with whatever mode it had) is
+  // removed, the new one is created by us alone ('wx') and is 0600 whatever the umask, before a byte
+  // of it is written.
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeSync(fd, JSON.stringify(config, null, 2) + '\n');
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
 }

@@ -25,7 +25,15 @@ function readMigrations(): Migration[] {
   return out;
 }
 
-/** How long a write waits for another writer's lock by default (a CLI, the daemon). */
+/** The schema version this ralph brings every DB to (the last `-- version: N` of schema.sql). */
+export function latestSchemaVersion(): number {
+  return Math.max(0, ...readMigrations().map((m) => m.version));
+}
+
+/**
+ * How long a write waits for another writer's lock by default (a CLI, a runner's helpers). The wait
+ * blocks the whole process: a server (the daemon) opens with a short one and answers "busy" instead.
+ */
 export const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
 
 export interface OpenDbOptions {

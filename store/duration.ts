@@ -3,6 +3,18 @@
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
+/** Shortest iteration/stall timeout accepted. */
+export const MIN_TIMEOUT_MS = 1_000;
+/** Longest iteration/stall timeout accepted: a week (setTimeout's own limit is ~24 days). */
+export const MAX_TIMEOUT_MS = 7 * UNIT_MS.d;
+/** The accepted range of a timeout, as every message about one says it. */
+export const TIMEOUT_RANGE = 'from 1s to 7d';
+
+/** A timeout the runner can keep: whole milliseconds from MIN_TIMEOUT_MS to MAX_TIMEOUT_MS. */
+export function timeoutInRange(ms: number): boolean {
+  return Number.isInteger(ms) && ms >= MIN_TIMEOUT_MS && ms <= MAX_TIMEOUT_MS;
+}
+
 /** `7d`, `12h`, `30m`, `45s`, `2w` → milliseconds; null for anything else. */
 export function parseDuration(text: string): number | null {
   const m = /^(\d+)\s*(s|m|h|d|w)$/.exec(text.trim());

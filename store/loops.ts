@@ -228,6 +228,17 @@ export class LoopStore {
     );
   }
 
+  /**
+   * The loop that goes on from loop `id` (`ralph resume`), newest first: one that got a runner or is
+   * still being started. A resume that failed before its runner ran took nothing over and is skipped.
+   */
+  resumedBy(id: string): LoopRow | undefined {
+    const raw = this.db
+      .prepare(`${SELECT} WHERE resumed_from = ? AND (pid IS NOT NULL OR status IN (${OPEN_STATUSES_SQL})) ORDER BY started_at DESC, rowid DESC LIMIT 1`)
+      .get(id) as Record<string, unknown> | undefined;
+    return raw ? checkRow(raw) : undefined;
+  }
+
   nameTaken(name: string): boolean {
     return this.db.prepare('SELECT 1 FROM loops WHERE name = ? OR id = ?').get(name, name) !== undefined;
   }

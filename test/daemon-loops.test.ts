@@ -4,11 +4,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
 import { makeTempHome, runCommand, waitUntil, alive } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
+import { holdWriteLock } from './helpers/db-lock.js';
 
 const t = makeTempHome('ralph-dl');
 const gates = join(t.home, 'gates');
@@ -134,7 +136,9 @@ test('a bad start leaves no row: unknown repo, unknown branch, missing task dir'
   assert.match(noBranch!.message, /no branch nope in repo x/);
   assert.is(((await control.request('loop.list', {})) as any[]).length, before);
   // Past the checks, a failure leaves a failed row with the reason, and no worktree.
-  const noTask = await err(control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd, task: 'no/such/dir' }, { timeoutMs: 30_000 }));
+  const noTask = await err(
+    control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd, task: 'no/such/dir', iterationTimeoutMs: 90_000, stallTimeoutMs: 30_000 }, { timeoutMs: 30_000 }),
+  );
   assert.ok(noTask);
   const loopId = (noTask!.data as any).loopId as string;
   assert.match(noTask!.message, new RegExp(`loop ${loopId} failed to start`));
@@ -142,6 +146,41 @@ test('a bad start leaves no row: unknown repo, unknown branch, missing task dir'
   assert.is(row.status, 'failed');
   assert.ok(row.reason);
   assert.not.ok(existsSync(join(t.home, 'worktrees', loopId)));
+  // The failed row keeps the settings asked for, so `ralph resume` goes on with them.
+  const db = new Database(join(t.home, 'ralph.db'), { readonly: true });
+  const settings = db.prepare('SELECT iteration_timeout_ms AS it, stall_timeout_ms AS st FROM loops WHERE id = ?').get(loopId);
+  db.close();
+  assert.equal(settings, { it: 90_000, st: 30_000 });
+  control.close();
+});
+
+test('the session DB locked by another process: loop.start is answered "busy" while the lock is held, other clients are served, the daemon starts loops once it is free', async () => {
+  const control = await d.control();
+  const err = (p: Promise<unknown>) => p.then(() => null, (e: RpcError) => e);
+  const lock = holdWriteLock(join(t.home, 'ralph.db'), 10_000);
+  await lock.locked;
+  let lockHeld = true;
+  void lock.released.then(() => (lockHeld = false));
+  const busy = await err(control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 }));
+  assert.ok(lockHeld, 'answered while the DB was still locked, not after waiting the lock out');
+  assert.instance(busy, RpcError);
+  assert.is(busy!.code, ErrorCodes.Busy);
+  assert.match(busy!.message, /^loop \S+ failed to start: the session DB is busy \(locked by another process\); try again$/);
+  assert.not.ok(existsSync(join(t.home, 'worktrees', (busy!.data as any).loopId)), 'its worktree is removed');
+  // Another client meanwhile: reads are served during the lock, and the daemon is alive.
+  const other = await d.control();
+  const list: any[] = await other.request('loop.list', {}, { timeoutMs: 5000 });
+  assert.not.ok(list.some((l) => l.loopId === (busy!.data as any).loopId), 'no row for the start that could not write one');
+  assert.is(((await other.request('daemon.info', {}, { timeoutMs: 5000 })) as any).loopsRunning, 0);
+  assert.ok(lockHeld, 'still locked while the other client was served');
+  other.close();
+
+  await lock.released;
+  const sub = await d.subscribe();
+  const r: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  open(r.loopId);
+  assert.is((await sub.next('loop.completed', r.loopId)).status, 'completed');
+  sub.peer.close();
   control.close();
 });
 
@@ -207,6 +246,48 @@ test('a runner killed while the daemon watches is recorded failed and announced'
   const failed = await sub.next('loop.failed', r.loopId);
   assert.is(failed.status, 'failed');
   assert.match(failed.reason, /runner exited unexpectedly/);
+  sub.peer.close();
+  control.close();
+});
+
+test('loop.resume goes on from ralph/<id> once: a doubled request and a later one are refused, naming the loop that took over; a loop whose branch is gone is refused', async () => {
+  const sub = await d.subscribe();
+  const control = await d.control();
+  const err = (p: Promise<unknown>) => p.then((v: any) => v, (e: RpcError) => e);
+  const r: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd, stallTimeoutMs: 600_000 }, { timeoutMs: 30_000 });
+  process.kill(await runnerPid(r.loopId), 'SIGKILL');
+  await sub.next('loop.failed', r.loopId);
+
+  // A client that timed out and retried, or a double command: both requests arrive together.
+  const both = await Promise.all([1, 2].map(() => err(control.request('loop.resume', { loopId: r.loopId }, { timeoutMs: 30_000 }))));
+  const started = both.filter((x) => !(x instanceof RpcError));
+  const refused = both.filter((x) => x instanceof RpcError) as RpcError[];
+  assert.is(started.length, 1, JSON.stringify(both.map((x) => (x instanceof RpcError ? x.message : x))));
+  assert.is(refused[0]!.code, ErrorCodes.Refused);
+  assert.is(refused[0]!.message, `loop ${r.loopId} is being resumed right now (by another request); see ralph status`);
+  const next = started[0] as any;
+  const later = await err(control.request('loop.resume', { loopId: r.loopId }, { timeoutMs: 30_000 }));
+  assert.instance(later, RpcError);
+  assert.match(later.message, new RegExp(`^loop ${r.loopId} was already resumed: loop ${next.loopId} goes on from it \\((starting|running)\\); see ralph status$`));
+  const list: any[] = await control.request('loop.list', {});
+  assert.equal(list.filter((l) => l.resumedFrom === r.loopId).map((l) => l.loopId), [next.loopId]);
+  const db = new Database(join(t.home, 'ralph.db'), { readonly: true });
+  assert.is((db.prepare('SELECT stall_timeout_ms AS st FROM loops WHERE id = ?').get(next.loopId) as any).st, 600_000);
+  db.close();
+  open(next.loopId);
+  await sub.next('loop.completed', next.loopId);
+
+  // The agent's work lives on ralph/<id>: without it, resuming would silently start over.
+  const gone: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  process.kill(await runnerPid(gone.loopId), 'SIGKILL');
+  await sub.next('loop.failed', gone.loopId);
+  await git(['update-ref', '-d', `refs/heads/ralph/${gone.loopId}`], join(t.home, 'repos', 'x.git'));
+  const noBranch = await err(control.request('loop.resume', { loopId: gone.loopId }, { timeoutMs: 30_000 }));
+  assert.instance(noBranch, RpcError);
+  assert.is(noBranch.code, ErrorCodes.Refused);
+  assert.match(noBranch.message, new RegExp(`^loop ${gone.loopId} cannot be resumed: its branch ralph/${gone.loopId} is gone from repo x on \\S+, and with it the agent's work; push feature again to start a new loop$`));
+  const after: any[] = await control.request('loop.list', {});
+  assert.not.ok(after.some((l) => l.resumedFrom === gone.loopId), 'nothing started');
   sub.peer.close();
   control.close();
 });

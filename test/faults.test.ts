@@ -12,28 +12,10 @@ import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { runnerLogPath } from '../loop/launch.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { startDaemon } from './helpers/daemon.js';
-import { alive, makeTempHome, ralph, ROOT, RALPH_BIN, waitUntil, type TempHome } from './helpers/env.js';
+import { holdWriteLock } from './helpers/db-lock.js';
+import { alive, makeTempHome, ralph, RALPH_BIN, waitUntil, type TempHome } from './helpers/env.js';
 import { fixtureAgentCmd, LoopHarness } from './helpers/loop.js';
 import { makeTaskRepo } from './helpers/task.js';
-
-/** Another process that takes the DB's write lock, holds it for `ms`, and lets go. */
-function holdWriteLock(dbPath: string, ms: number): { locked: Promise<void>; released: Promise<void> } {
-  const script = `
-    import Database from ${JSON.stringify(join(ROOT, 'node_modules', 'better-sqlite3', 'lib', 'index.js'))};
-    const db = new Database(process.argv[1]);
-    db.exec('BEGIN IMMEDIATE');
-    console.log('locked');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(process.argv[2]));
-    db.exec('COMMIT');
-    db.close();`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script, dbPath, String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const locked = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => /locked/.test(String(d)) && resolve());
-    child.once('exit', (code) => reject(new Error(`the lock holder exited (${code}) before locking`)));
-  });
-  const released = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { locked, released };
-}
 
 function integrity(dbPath: string): string {
   const db = new Database(dbPath, { readonly: true });

@@ -9,7 +9,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { homePaths } from '../store/paths.js';
 import { hookScript, shQuote } from '../hooks/install.js';
+import { checkStartParams } from '../daemon/start-loop.js';
 import { parsePushOptions, readPushOptions } from '../hooks/push-options.js';
+import { MAX_TIMEOUT_MS } from '../store/duration.js';
 import { parseRefLines } from '../hooks/refs.js';
 import {
   checkRepoName,
@@ -72,6 +74,7 @@ test('push options: values checked, unknown ralph.* options named, others ignore
     'ralph.no-start=maybe',
     'ralph.iteration-timeout=soon',
     'ralph.fallback-agent=gpt',
+    'ralph.stall-timeout=2w',
   ]);
   assert.equal(errors, [
     'push option ralph.agent must be one of claude, opencode, codex, amp, got "gpt"',
@@ -82,7 +85,17 @@ test('push options: values checked, unknown ralph.* options named, others ignore
     'push option ralph.no-start takes no value (or true/false), got "maybe"',
     'push option ralph.iteration-timeout must be a duration such as 90s, 45m or 2h, got "soon"',
     'push option ralph.fallback-agent must be one of claude, opencode, codex, amp, got "gpt"',
+    'push option ralph.stall-timeout must be from 1s to 7d, got "2w"',
   ]);
+  // What passes the pre-receive hook is what the daemon's loop.start accepts: one limit, 7 days.
+  const week = parsePushOptions(['ralph.iteration-timeout=7d', 'ralph.stall-timeout=1s']).options;
+  assert.equal([week.iterationTimeoutMs, week.stallTimeoutMs], [MAX_TIMEOUT_MS, 1000]);
+  const start = checkStartParams({ repo: 'r', branch: 'b', iterationTimeoutMs: week.iterationTimeoutMs, stallTimeoutMs: week.stallTimeoutMs });
+  assert.equal([start.iterationTimeoutMs, start.stallTimeoutMs], [MAX_TIMEOUT_MS, 1000]);
+  assert.throws(
+    () => checkStartParams({ repo: 'r', branch: 'b', iterationTimeoutMs: MAX_TIMEOUT_MS + 1 }),
+    (e: Error) => /^iterationTimeoutMs must be from 1s to 7d \(1000 to 604800000 ms\), got 604800001$/.test(e.message),
+  );
   const z = '0'.repeat(40);
   const a = 'a'.repeat(40);
   assert.equal(

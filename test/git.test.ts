@@ -189,6 +189,12 @@ test('bad repo names, unknown remotes and bad push options are refused with one 
   assert.match(opt.stderr, /remote: ralph: push option ralph\.iterations must be a whole number from 1 to 10000, got "zero"/);
   assert.is(started(opt).length, 0);
   assert.is(await git(['ls-remote', 'ralph-remote', 'refs/heads/opts']), '', 'the push changed nothing on the box');
+  // Over the daemon's limit: refused before the push lands, not by a loop that then fails to start.
+  const long = await push(['-o', 'ralph.iteration-timeout=2w', 'ralph-remote', 'opts']);
+  assert.is.not(long.code, 0);
+  assert.match(long.stderr, /remote: ralph: push option ralph\.iteration-timeout must be from 1s to 7d, got "2w"/);
+  assert.is(started(long).length, 0);
+  assert.is(await git(['ls-remote', 'ralph-remote', 'refs/heads/opts']), '', 'the push changed nothing on the box');
 
   const noStart = await push(['-o', 'ralph.no-start', 'ralph-remote', 'opts']);
   assert.is(noStart.code, 0, noStart.stderr);

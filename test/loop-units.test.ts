@@ -15,6 +15,7 @@ import { OutputHistory } from '../loop/history.js';
 import { allPass, nextStory, parsePrd } from '../loop/prd.js';
 import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
 import { fillPlaceholders, renderPrompt } from '../loop/prompt.js';
+import { prepareResumedLoop, resumeRefusal } from '../loop/resume.js';
 import { ScreenMirror } from '../loop/screen.js';
 import { findTaskDir, taskFiles } from '../loop/task.js';
 import { completePrefixLength } from '../loop/utf8.js';
@@ -272,6 +273,8 @@ test('prepareLoop: validates first and writes nothing on a bad request; ids and 
     }
     assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', maxIterations: 0 })), /--max-iterations/);
     assert.match(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', name: 'bad name' })), /--name/);
+    assert.is(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', iterationTimeoutMs: 14 * 86_400_000 })), '--iteration-timeout must be from 1s to 7d, got 14d');
+    assert.is(setupError(() => prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'x', stallTimeoutMs: 500 })), '--stall-timeout must be from 1s to 7d, got 500 ms');
     assert.is(count(), 0, 'nothing written by bad requests');
 
     const row = prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true' });
@@ -310,6 +313,36 @@ test('prepareLoop: validates first and writes nothing on a bad request; ids and 
     db.close();
     repo.cleanup();
     empty.cleanup();
+    home.cleanup();
+  }
+});
+
+test('resume: a loop goes on once; a second resume names the loop that took it over, a resume that never ran does not count', () => {
+  const home = makeTempHome('ralph-prep');
+  const paths = homePaths(home.home);
+  const db = openDb(paths.db);
+  const store = new LoopStore(db);
+  const repo = makeTaskRepo({ stories: 1 });
+  try {
+    const first = prepareLoop(store, paths, { dir: repo.dir, agentCmd: 'true', iterationTimeoutMs: 90_000 });
+    store.finish(first.id, 'failed', 'the agent gave up');
+    // A resume whose runner never started (pid null, failed) took nothing over.
+    const stillborn = prepareResumedLoop(store, paths, store.get(first.id)!, {});
+    assert.is(stillborn.resumedFrom, first.id);
+    assert.is(stillborn.iterationTimeoutMs, 90_000);
+    store.finish(stillborn.id, 'failed', 'could not launch');
+    const next = prepareResumedLoop(store, paths, store.get(first.id)!, {});
+    assert.is(next.resumedFrom, first.id);
+    const again = setupError(() => prepareResumedLoop(store, paths, store.get(first.id)!, {}));
+    assert.is(again, `loop ${first.id} was already resumed: loop ${next.id} goes on from it (starting); see ralph status`);
+    assert.is(resumeRefusal(store.get(first.id)!, store), again);
+    store.update(next.id, { pid: 1 });
+    store.finish(next.id, 'stopped', 'stopped by the user');
+    assert.match(setupError(() => prepareResumedLoop(store, paths, store.get(first.id)!, {})), new RegExp(`\\(stopped\\); resume ${next.id} instead$`));
+    assert.is(store.list().filter((r) => r.resumedFrom === first.id).length, 2, 'nothing written by the refused resumes');
+  } finally {
+    db.close();
+    repo.cleanup();
     home.cleanup();
   }
 });

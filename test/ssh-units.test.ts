@@ -154,4 +154,32 @@ test('the bridge joins stdin/stdout to a unix socket: a half-close lets the serv
   }
 });
 
+test('the bridge ends quietly when its stdin fails (EIO, a reset): the socket is closed, nothing is thrown', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ralph-bru-'));
+  const path = join(dir, 'd.sock');
+  let gotData!: () => void;
+  const dataIn = new Promise<void>((r) => (gotData = r));
+  let closed!: () => void;
+  const serverSaw = new Promise<void>((r) => (closed = r));
+  const server = createServer((sock: Socket) => {
+    sock.once('data', () => gotData());
+    sock.once('close', () => closed());
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  try {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const done = bridgeToSocket(path, 2000, { input, output });
+    input.write('half a request');
+    await dataIn; // the bridge is piping
+    input.destroy(Object.assign(new Error('read EIO'), { code: 'EIO' }));
+    await done;
+    await serverSaw;
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -4,9 +4,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError, readConfig, writeConfig } from '../store/config.js';
 import { openDb } from '../store/db.js';
 import { IterationStore } from '../store/iterations.js';
 import { LoopStore } from '../store/loops.js';
@@ -79,6 +80,41 @@ test('iterations: one row per run, loop totals are the sums, null while no run s
     assert.is(t.cacheReadTokens, 5);
     assert.ok(Math.abs(t.costUsd! - 0.03) < 1e-9);
     db.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('the config holds tokens: written 0600 even over a tmp file an earlier crash left open to others', () => {
+  const { path: db, cleanup } = tempDb();
+  const path = join(db, '..', 'config.json');
+  try {
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, 'left by a crash');
+    chmodSync(tmp, 0o644);
+    const token = 'a'.repeat(64);
+    writeConfig({ remotes: { box: { name: 'box', address: 'tcp://127.0.0.1:7000', token } } }, path);
+    assert.is((statSync(path).mode & 0o777).toString(8), '600');
+    assert.not.ok(existsSync(tmp));
+    assert.is(readConfig(path).remotes.box!.token, token);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a config whose token is not a daemon token is refused when read, naming the remote', () => {
+  const { path: db, cleanup } = tempDb();
+  const path = join(db, '..', 'config.json');
+  try {
+    writeFileSync(path, JSON.stringify({ remotes: { box: { address: 'tcp://127.0.0.1:7000', token: 'secret with spaces\n' } } }));
+    let err: Error | undefined;
+    try {
+      readConfig(path);
+    } catch (e) {
+      err = e as Error;
+    }
+    assert.instance(err, ConfigError);
+    assert.match(err!.message, /config\.json: remote box: "token" is not a daemon token .*; fix or remove the file$/);
   } finally {
     cleanup();
   }

@@ -25,7 +25,8 @@ export async function bridgeToSocket(path: string, timeoutMs: number, io: Bridge
         output.once('drain', () => sock.resume());
       }
     });
-    // The far side gone (ssh ended): nobody is left to read.
+    // The far side gone (ssh ended, EIO or a reset on the pipes): nobody is left to talk to.
+    input.on('error', () => sock.destroy());
     output.on('error', () => sock.destroy());
     sock.on('error', () => sock.destroy());
     sock.once('close', () => {

@@ -35,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { DialError, type Listener } from '../index.js';
 import { controllerRefused, mayNotUse, noDaemonHosting, unreachableController, ZitiError } from './errors.js';
 import { controllerUrl, type ZitiIdentity } from './identity.js';
-import { zitiCacheDir } from './tunnel-process.js';
+import { zitiCacheDir } from './paths.js';
 
 export const SDK_PACKAGE = '@openziti/ziti-sdk-nodejs';
 export const SDK_VERSION = '0.13.3';

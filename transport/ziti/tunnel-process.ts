@@ -9,14 +9,9 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { ZitiError } from './errors.js';
-
-/** Where install/get-ziti.sh and install/build-ziti-sdk.sh keep what they build. */
-export function zitiCacheDir(): string {
-  return process.env.RALPH_ZITI_CACHE || join(homedir(), '.cache', 'ralph-ziti');
-}
+import { zitiCacheDir } from './paths.js';
 
 /** Environment variables naming the `ziti` CLI (v1.6.x); CI sets the first, install/get-ziti.sh reads the second. */
 export const ZITI_BIN_ENVS = ['RALPH_ZITI_BIN', 'RALPH_ZITI'] as const;

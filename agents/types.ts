@@ -15,7 +15,7 @@ export interface RunUsage {
 
 /** What kind of failure an agent reported, in the terms the runner acts on. */
 export type AgentErrorKind =
-  /** Wrong or missing credentials: retrying cannot help. */
+  /** Wrong or missing credentials, or no credit left on the account: retrying cannot help. */
   | 'auth'
   /** A rate, usage or overload limit: wait and go on. */
   | 'rate-limit'

@@ -1,12 +1,13 @@
 // The iteration driver. Each iteration runs the agent once over the task (loop/iteration.ts); the
 // loop ends `completed` when the agent promised completion and prd.json agrees, `failed` at the
-// iteration limit, after repeated agent failures or when the agent cannot authenticate, `stopped` on
-// request. A rate or usage limit pauses it (`paused`) until the limit lifts, without using up an
-// iteration. It keeps the loop's DB rows current and tells its listeners (the RPC service) about
-// every change.
+// iteration limit, after repeated agent failures, when the agent cannot authenticate (or is out of
+// credit) or after too many rate limits in a row, `stopped` on request. A rate or usage limit pauses
+// it (`paused`) until the limit lifts, without using up an iteration. It keeps the loop's DB rows
+// current and tells its listeners (the RPC service) about every change.
 
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
+import { isBillingError } from '../agents/errors.js';
 import { IterationStore } from '../store/iterations.js';
 import type { HomePaths } from '../store/paths.js';
 import { usageOf, type LoopRow, type LoopStatus, type LoopStore, type UsageTotals } from '../store/loops.js';
@@ -32,6 +33,15 @@ const RATE_LIMIT_BACKOFF_MS = 60_000;
 const RATE_LIMIT_BACKOFF_MAX_MS = 30 * 60_000;
 /** Slack after a reported reset time, so the limit has really lifted. */
 const RESET_SLACK_MS = 5_000;
+/** A reported reset time further off is waited for only this long (a misread time, a wrong clock). */
+export const MAX_RESET_WAIT_MS = 7 * 86_400_000;
+/**
+ * Rate limits in a row (no run in between got past its limit) that fail the loop: a limit that comes
+ * back every time it should have lifted is not one that waiting fixes.
+ */
+export const MAX_LIMITS_IN_A_ROW = 10;
+/** setTimeout's longest delay (a longer one fires at once): longer waits are slept in slices. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Output written to the log per write() under heavy output (see OutputHistory). */
 const LOG_BATCH_BYTES = 64 * 1024;
 
@@ -62,6 +72,21 @@ type Outcome = { status: LoopStatus; reason: string };
 function envMs(name: string, fallback: number): number {
   const v = process.env[name];
   return v && /^\d+$/.test(v) ? Number(v) : fallback;
+}
+
+/**
+ * Until when the loop waits after its `limitsInARow`-th rate limit in a row (counted from 0): the
+ * reset time the agent reported plus some slack, at most MAX_RESET_WAIT_MS away, else a backoff
+ * that doubles from `firstBackoffMs` up to RATE_LIMIT_BACKOFF_MAX_MS.
+ */
+export function rateLimitUntil(resetsAt: number | null, limitsInARow: number, now: number, firstBackoffMs = RATE_LIMIT_BACKOFF_MS): number {
+  if (resetsAt !== null) return Math.min(resetsAt + RESET_SLACK_MS, now + MAX_RESET_WAIT_MS);
+  return now + Math.min(firstBackoffMs * 2 ** limitsInARow, Math.max(firstBackoffMs, RATE_LIMIT_BACKOFF_MAX_MS));
+}
+
+/** The next timer's delay on the way to `untilMs`: never more than setTimeout can take. */
+export function timerDelay(untilMs: number, now: number): number {
+  return Math.max(0, Math.min(untilMs - now, MAX_TIMER_MS));
 }
 
 function clock(epochMs: number): string {
@@ -292,9 +317,11 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
         // Not the agent's fault, and not the task's: the iteration is not used up.
         this.iteration--;
         this.store.update(this.id, { iteration: this.iteration });
-        const resetsAt = report.error?.resetsAt ?? null;
-        const until = resetsAt !== null ? resetsAt + RESET_SLACK_MS : Date.now() + this.backoffMs(limitsInARow);
+        const until = rateLimitUntil(report.error?.resetsAt ?? null, limitsInARow, Date.now(), envMs('RALPH_RATE_LIMIT_BACKOFF_MS', RATE_LIMIT_BACKOFF_MS));
         limitsInARow++;
+        if (limitsInARow >= MAX_LIMITS_IN_A_ROW) {
+          return { status: 'failed', reason: `rate-limited ${limitsInARow} times in a row without the limit lifting (last: ${report.agent}: ${report.reason}); check the account's limits, then start the loop again` };
+        }
         const why = `${report.agent} is rate-limited: ${report.reason}`;
         if (this.row.fallbackAgent === null) {
           await this.pause(until, why);
@@ -324,7 +351,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       lastFailure = report.reason;
       // Retrying cannot fix credentials: say so now rather than after three more failures.
       if (report.error?.errorKind === 'auth') {
-        return { status: 'failed', reason: `${report.agent} cannot authenticate: ${report.error.text}` };
+        const what = isBillingError(report.error.text) ? 'is out of credit' : 'cannot authenticate';
+        return { status: 'failed', reason: `${report.agent} ${what}: ${report.error.text}` };
       }
       failuresInARow++;
       this.writer.say(`iteration ${this.iteration} failed (${report.reason}); ${failuresInARow} failed iteration${failuresInARow === 1 ? '' : 's'} in a row`);
@@ -338,11 +366,6 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   private agentNow(): { agent: string; agentCmd: string | null } {
     if (this.row.fallbackAgent !== null && Date.now() < this.primaryLimitedUntil) return { agent: this.row.fallbackAgent, agentCmd: null };
     return { agent: this.row.agent, agentCmd: this.row.agentCmd };
-  }
-
-  private backoffMs(limitsInARow: number): number {
-    const first = envMs('RALPH_RATE_LIMIT_BACKOFF_MS', RATE_LIMIT_BACKOFF_MS);
-    return Math.min(first * 2 ** limitsInARow, Math.max(first, RATE_LIMIT_BACKOFF_MAX_MS));
   }
 
   private async runIteration(agent: { agent: string; agentCmd: string | null }): Promise<IterationReport> {
@@ -405,7 +428,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.emitState();
     while (Date.now() < untilMs && !this.pendingStop()) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.nextChange(), new Promise<void>((resolve) => (timer = setTimeout(resolve, untilMs - Date.now())))]);
+      await Promise.race([this.nextChange(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timerDelay(untilMs, Date.now()))))]);
       clearTimeout(timer);
     }
     this.status = 'running';

@@ -66,11 +66,11 @@ test('a wrong key: codex’s retries, then the turn fails with its words, classi
   assert.is(rendered('codex', events).match(/\[codex\] unexpected status 401/g)?.length, 6, 'five retries and one error');
 });
 
-test('rate limit and quota are rate limits; a dead API is a connection error', () => {
+test('a rate limit pauses; an exceeded quota (out of credit) is permanent, like a wrong key; a dead API is a connection error', () => {
   const limit = ofKind(parseRecording(codexParser, 'codex-ratelimit.jsonl'), 'turn-end').at(-1)!.error!;
   assert.equal([limit.errorKind, limit.text], ['rate-limit', 'exceeded retry limit, last status: 429 Too Many Requests, request id: req_fake_6']);
   const quota = ofKind(parseRecording(codexParser, 'codex-quota.jsonl'), 'turn-end').at(-1)!.error!;
-  assert.equal([quota.errorKind, quota.text], ['rate-limit', 'Quota exceeded. Check your plan and billing details.']);
+  assert.equal([quota.errorKind, quota.text], ['auth', 'Quota exceeded. Check your plan and billing details.']);
   const events = parseRecording(codexParser, 'codex-noconn.jsonl');
   assert.ok(ofKind(events, 'retry').every((r) => r.errorKind === 'connection'));
   const conn = ofKind(events, 'turn-end').at(-1)!.error!;

@@ -108,6 +108,11 @@ test('error words: classified the same for every agent; reset times and last lin
   assert.is(classifyAgentError('Not logged in · Please run /login'), 'auth');
   assert.is(classifyAgentError('API Error: Unable to connect to API (ConnectionRefused)'), 'connection');
   assert.is(classifyAgentError('TypeError: x is undefined'), 'other');
+  // Out of credit is permanent: it fails the loop like a wrong key, though OpenAI sends it as a 429.
+  assert.is(classifyAgentError('You exceeded your current quota, please check your plan and billing details.', 429), 'auth');
+  assert.is(classifyAgentError('insufficient_quota'), 'auth');
+  assert.is(classifyAgentError('Your credit balance is too low to access the Anthropic API.', 400), 'auth');
+  assert.is(classifyAgentError('Disk quota exceeded'), 'other', 'a quota is not a rate limit by itself');
   assert.is(resetTimeIn('Claude AI usage limit reached|1767225600'), 1767225600_000);
   assert.is(resetTimeIn('no time here'), null);
   assert.is(lastTellingLine('first\n\nsecond line\n  \n---\n'), 'second line');

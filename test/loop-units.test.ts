@@ -15,6 +15,7 @@ import { OutputHistory } from '../loop/history.js';
 import { allPass, nextStory, parsePrd } from '../loop/prd.js';
 import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
 import { fillPlaceholders, renderPrompt } from '../loop/prompt.js';
+import { MAX_RESET_WAIT_MS, rateLimitUntil, timerDelay } from '../loop/runner.js';
 import { ScreenMirror } from '../loop/screen.js';
 import { findTaskDir, taskFiles } from '../loop/task.js';
 import { completePrefixLength } from '../loop/utf8.js';
@@ -217,6 +218,16 @@ test('output history: seq is the byte offset in the log; reads cut at character 
   } finally {
     t.cleanup();
   }
+});
+
+test('rate limits: a reported reset time plus slack, at most a week away; else a doubling backoff; timers never past setTimeout\'s limit', () => {
+  const now = Date.UTC(2026, 11, 2, 12);
+  assert.is(rateLimitUntil(now + 60_000, 0, now), now + 65_000, 'the reported reset, then 5 s');
+  assert.is(rateLimitUntil(now + 400 * 86_400_000, 0, now), now + MAX_RESET_WAIT_MS, 'a reset a year away is waited for a week');
+  assert.equal([0, 1, 2, 9].map((n) => rateLimitUntil(null, n, now) - now), [60_000, 120_000, 240_000, 30 * 60_000]);
+  assert.is(timerDelay(now + 30 * 86_400_000, now), 2 ** 31 - 1, '30 days are slept in slices');
+  assert.is(timerDelay(now + 1500, now), 1500);
+  assert.is(timerDelay(now - 5, now), 0);
 });
 
 test('prompt: built-in default with the task paths filled in, or prompt.md plus a context note', () => {

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import pty from 'node-pty';
-import { classifyAgentError, lastTellingLine } from '../agents/errors.js';
+import { lastTellingLine } from '../agents/errors.js';
 import { EventRenderer } from '../agents/render.js';
 import type { AgentErrorKind, AgentEvent, RunUsage, StreamDialect } from '../agents/types.js';
 import { CompletionDetector } from './completion.js';
@@ -117,7 +117,9 @@ export class PtyRun implements AgentRun {
           signal: signal ?? 0,
           promised: this.detector.detected,
           usage: null,
-          error: line ? { text: line, errorKind: classifyAgentError(line), resetsAt: null } : null,
+          // Free text (a test runner's `FAIL test/credentials.test.ts`): the reason, never a verdict
+          // on credentials or limits — only an adapter's structured events give those.
+          error: line ? { text: line, errorKind: 'other', resetsAt: null } : null,
         });
       });
     });
@@ -309,8 +311,9 @@ export class StreamRun implements AgentRun {
       if (failed && this.interruptedByUser) {
         this.error = { text: `${agent} was interrupted (Esc)`, errorKind: 'other', resetsAt: null };
       } else if (failed && this.error === null) {
+        // Free text, as a PTY agent's last line is: the reason only.
         const line = lastTellingLine(this.stderrTail);
-        if (line) this.error = { text: line, errorKind: classifyAgentError(line), resetsAt: null };
+        if (line) this.error = { text: line, errorKind: 'other', resetsAt: null };
       }
       this.afterProcess();
     });

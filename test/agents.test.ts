@@ -121,6 +121,28 @@ test('error words: classified the same for every agent; reset times and last lin
   assert.is(toolDetail('TodoWrite', { todos: [1, 2, 3] }), '3 todos');
 });
 
+test('rendering: every string an agent supplies is plain text on one clipped line (model, tool name, retry, rate limit, error)', () => {
+  const hostile = '\x1b[2J\x1b]0;owned\x07evil\r\nsecond line' + 'x'.repeat(300);
+  const r = new EventRenderer('claude');
+  const lines = [
+    { kind: 'init', model: hostile },
+    { kind: 'tool', name: hostile, detail: hostile },
+    { kind: 'retry', text: hostile, delayMs: null, errorKind: 'other' },
+    { kind: 'rate-limit', text: hostile, resetsAt: null },
+    { kind: 'error', text: hostile, errorKind: 'other', resetsAt: null },
+    { kind: 'notice', text: hostile },
+  ].flatMap((ev) => r.render(ev as AgentEvent)).map((p) => ('line' in p ? p.line : ''));
+  assert.is(lines.length, 6);
+  for (const line of lines) {
+    // eslint-disable-next-line no-control-regex
+    const visible = line.replace(/\x1b\[[0-9;]*m/g, '');
+    // eslint-disable-next-line no-control-regex
+    assert.not.match(visible, /[\x00-\x1f\x7f]/, `no control characters: ${JSON.stringify(line.slice(0, 60))}`);
+    assert.ok(visible.includes('evil second line'), visible.slice(0, 60));
+    assert.ok(visible.length <= 2 * 200 + 40, `clipped: ${visible.length} characters`);
+  }
+});
+
 test('line editor: typing, editing, Enter sends, a lone Esc interrupts, escape sequences are not text', () => {
   const ed = new LineEditor();
   assert.equal(ed.feed('helo'), [{ kind: 'changed' }]);

@@ -391,4 +391,24 @@ test('screen mirror: the screen as of a seq; after a flood it skips ahead and st
   }
 });
 
+test('screen mirror: a terminal that cannot be loaded is logged once; snapshots are empty at the current seq and the runner goes on', async () => {
+  const t = tempDir();
+  try {
+    const h = new OutputHistory(join(t.dir, 'f.log'), { ringBytes: 64 * 1024 });
+    const logged: string[] = [];
+    const mirror = new ScreenMirror(h, 40, 5, { log: (l) => logged.push(l), loadXterm: () => Promise.reject(new Error('Cannot find module @xterm/headless')) });
+    h.append('some output\r\n');
+    const a = await mirror.snapshot();
+    assert.equal(a, { screen: '', seq: h.endSeq });
+    h.append('more output\r\n');
+    const b = await mirror.snapshot();
+    assert.equal(b, { screen: '', seq: h.endSeq }, 'later snapshots too, at the seq of their time');
+    assert.equal(logged, ['cannot load the terminal emulator for screen replays (Cannot find module @xterm/headless); attaching clients get no screen']);
+    mirror.dispose();
+    h.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
 test.run();

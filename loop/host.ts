@@ -58,7 +58,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     try {
       ensurePrivateDir(paths.logs);
       ensurePrivateDir(paths.sockets);
-      runner = new LoopRunner({ store, iterations: store.iterations, paths, row, ...(opts.env ? { env: opts.env } : {}) });
+      runner = new LoopRunner({ store, paths, row, log, ...(opts.env ? { env: opts.env } : {}) });
       if (opts.size) runner.resize(opts.size.cols, opts.size.rows);
       const socketPath = row.socketPath ?? paths.socketFor(loopId);
       service = await LoopService.start(runner, { socketPath, ...(opts.log ? { log: opts.log } : {}) });

@@ -8,9 +8,10 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { isBillingError } from '../agents/errors.js';
-import { IterationStore } from '../store/iterations.js';
+import type { IterationStore } from '../store/iterations.js';
 import type { HomePaths } from '../store/paths.js';
-import { usageOf, type LoopRow, type LoopStatus, type LoopStore, type UsageTotals } from '../store/loops.js';
+import { usageOf, type LoopRow, type LoopStatus, type UsageTotals } from '../store/loops.js';
+import type { PatientLoopStore } from '../store/patient-store.js';
 import { formatDuration } from '../store/duration.js';
 import { LoopRefusedError } from './errors.js';
 import { OutputHistory } from './history.js';
@@ -46,9 +47,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const LOG_BATCH_BYTES = 64 * 1024;
 
 export interface LoopRunnerOptions {
-  store: LoopStore;
-  /** Where the `iterations` rows go. Default: an IterationStore on store.db. */
-  iterations?: IterationStore;
+  /** The loop's row and (through `store.iterations`) its runs, written in order even while the DB is locked. */
+  store: PatientLoopStore;
   paths: HomePaths;
   /** The loop's row as prepared (status `starting`). */
   row: LoopRow;
@@ -59,6 +59,8 @@ export interface LoopRunnerOptions {
   /** Between SIGTERM and SIGKILL when stopping an agent. Default: RALPH_STOP_GRACE_MS or 3 s. */
   stopGraceMs?: number;
   ringBytes?: number;
+  /** The runner's own log (stderr by default). */
+  log?: (line: string) => void;
 }
 
 export interface LoopRunnerEvents {
@@ -89,6 +91,18 @@ export function timerDelay(untilMs: number, now: number): number {
   return Math.max(0, Math.min(untilMs - now, MAX_TIMER_MS));
 }
 
+/** Totals plus one run's usage; a field stays null while no run reported it (as SQL's sum). */
+function addUsage(t: UsageTotals, u: UsageTotals): UsageTotals {
+  const add = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
+  return {
+    inputTokens: add(t.inputTokens, u.inputTokens),
+    outputTokens: add(t.outputTokens, u.outputTokens),
+    cacheReadTokens: add(t.cacheReadTokens, u.cacheReadTokens),
+    cacheWriteTokens: add(t.cacheWriteTokens, u.cacheWriteTokens),
+    costUsd: add(t.costUsd, u.costUsd),
+  };
+}
+
 function clock(epochMs: number): string {
   return new Date(epochMs).toTimeString().slice(0, 8);
 }
@@ -98,7 +112,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   readonly history: OutputHistory;
   readonly screen: ScreenMirror;
   private readonly writer: OutputWriter;
-  private readonly store: LoopStore;
+  private readonly store: PatientLoopStore;
   private readonly iterations: IterationStore;
   private readonly row: LoopRow;
   private readonly files: TaskFiles;
@@ -131,7 +145,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.id = row.id;
     this.row = row;
     this.store = opts.store;
-    this.iterations = opts.iterations ?? new IterationStore(opts.store.db);
+    this.iterations = opts.store.iterations;
     this.files = taskFiles(row.taskDir);
     this.env = opts.env ?? process.env;
     this.agentSearchDirs = opts.agentSearchDirs ?? [paths.agentsBin];
@@ -148,7 +162,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       logBatchBytes: LOG_BATCH_BYTES,
     });
     this.writer = new OutputWriter(this.history);
-    this.screen = new ScreenMirror(this.history, this.cols, this.rows);
+    this.screen = new ScreenMirror(this.history, this.cols, this.rows, opts.log ? { log: opts.log } : {});
   }
 
   get interactive(): boolean {
@@ -410,8 +424,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       costUsd: u?.costUsd ?? null,
     });
     if (u !== null) {
-      this.usage = this.iterations.totals(this.id);
-      this.store.update(this.id, this.usage);
+      this.usage = addUsage(this.usage, u);
+      this.store.updateUsageTotals(this.id);
     }
     this.writer.say(`iteration ${this.iteration} ${report.outcome === 'ok' ? 'done' : report.outcome} in ${formatDuration(Date.now() - started)}${u ? `: ${usageLine(u)}` : ''}`);
     this.emitState();
@@ -446,13 +460,15 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.reason = outcome.reason;
     this.pausedUntil = null;
     this.interactiveOn = false;
-    this.store.finish(this.id, outcome.status, outcome.reason, {
+    const endedAt = new Date().toISOString();
+    const recorded = this.store.finish(this.id, outcome.status, outcome.reason, {
       iteration: this.iteration,
       currentStory: this.currentStory,
       maxIterations: this.maxIterations,
       pausedUntil: null,
+      endedAt,
     });
-    this.endedAt = this.store.get(this.id)?.endedAt ?? new Date().toISOString();
+    this.endedAt = recorded ? endedAt : (this.storedEndedAt() ?? endedAt);
     this.completion = { status: outcome.status, reason: outcome.reason, iteration: this.iteration, seq: this.history.endSeq };
     this.emitState();
     this.emit('completed', this.completion);
@@ -460,6 +476,15 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   }
 
   // ---- helpers ---------------------------------------------------------------------------
+
+  /** When the row says the loop ended (someone else finished it first), if the DB can say now. */
+  private storedEndedAt(): string | null {
+    try {
+      return this.store.get(this.id)?.endedAt ?? null;
+    } catch {
+      return null;
+    }
+  }
 
   private pendingStop(): { when: 'now' | 'after-iteration'; reason: string; status?: 'failed' } | null {
     return this.stopRequest;

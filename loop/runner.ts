@@ -265,11 +265,12 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.wake();
   }
 
-  /** Ends the loop now as failed (the runner cannot go on: its log cannot be written). */
+  /** Ends the loop now as failed, its agent at once (the runner cannot go on: its log cannot be written). */
   fail(reason: string): void {
     if (this.ended) return;
     this.stopRequest = { when: 'now', reason, status: 'failed' };
-    this.current?.end('stopped', reason);
+    // No grace: whatever the agent prints meanwhile only fills memory the log cannot take.
+    this.current?.end('stopped', reason, true);
     this.wake();
   }
 

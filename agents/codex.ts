@@ -166,7 +166,8 @@ export function codexParser(): (line: string) => AgentEvent[] {
         if (retry) {
           const reason = retry[2] ?? retry[1] ?? '';
           const attempt = /^\d+\/\d+$/.test(retry[1] ?? '') ? `retry ${retry[1]}` : retry[1] || 'retrying';
-          return [{ kind: 'retry', text: `${reason}; ${attempt}`, delayMs: null, errorKind: classify(reason).errorKind }];
+          // The attempt first: a long reason is clipped when shown, and the count must stay.
+          return [{ kind: 'retry', text: `${attempt}: ${reason}`, delayMs: null, errorKind: classify(reason).errorKind }];
         }
         return text ? [{ kind: 'error', ...classify(text) }] : [];
       }

@@ -81,7 +81,7 @@ test('a wrong key fails the loop fast, in codex’s own words', async () => {
     assert.match(end.reason ?? '', /401 Unauthorized: Incorrect API key provided: sk-wrong/);
     assert.is(end.iteration, 1, 'no second iteration after an auth error');
     assert.ok(took < 60_000, `failed after ${took} ms`);
-    assert.match(await logs(s, id), /\[codex\] unexpected status 401 Unauthorized.*; retry 1\/5/);
+    assert.match(await logs(s, id), /\[codex\] retry 1\/5: unexpected status 401 Unauthorized/);
     assert.equal(s.trap.attempts, []);
   } finally {
     await s.cleanup();

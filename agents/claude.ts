@@ -47,11 +47,15 @@ function toolResultText(content: unknown): string {
 function resultUsage(msg: Json): RunUsage {
   const u = isObject(msg.usage) ? msg.usage : {};
   const models = isObject(msg.modelUsage) ? Object.keys(msg.modelUsage) : [];
+  const input = num(u.input_tokens);
+  const cacheRead = num(u.cache_read_input_tokens);
+  const cacheWrite = num(u.cache_creation_input_tokens);
   return {
-    inputTokens: num(u.input_tokens),
+    // The API's input_tokens leave out what was read from or written to the cache.
+    inputTokens: input === null ? null : input + (cacheRead ?? 0) + (cacheWrite ?? 0),
     outputTokens: num(u.output_tokens),
-    cacheReadTokens: num(u.cache_read_input_tokens),
-    cacheWriteTokens: num(u.cache_creation_input_tokens),
+    cacheReadTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
     costUsd: num(msg.total_cost_usd),
     // "claude-opus-4-8[1m]": the context-window tag is not part of the model's name.
     model: models[0]?.replace(/\[[^\]]*\]$/, '') ?? null,

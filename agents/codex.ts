@@ -129,6 +129,7 @@ export function codexParser(): (line: string) => AgentEvent[] {
 
   const turnUsage = (u: Json): RunUsage => {
     // Totals of the thread so far (a resumed thread counts its earlier turns too): this turn's share.
+    // input_tokens is every input token, as the API's: the cached ones are a part of it.
     const now = { input: num(u.input_tokens) ?? 0, cached: num(u.cached_input_tokens) ?? 0, output: num(u.output_tokens) ?? 0, cacheWrite: num(u.cache_write_input_tokens) ?? 0 };
     const share = {
       inputTokens: Math.max(0, now.input - total.input),

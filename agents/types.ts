@@ -5,6 +5,11 @@
 
 /** Tokens and cost of one agent run (or one turn of it); null where the agent does not say. */
 export interface RunUsage {
+  /**
+   * Every input token the model took: uncached, read from the cache and written to it, whatever
+   * part of that the agent calls "input" (Anthropic's input_tokens leaves the cache out, OpenAI's
+   * includes it). cacheReadTokens and cacheWriteTokens are parts of it.
+   */
   inputTokens: number | null;
   outputTokens: number | null;
   cacheReadTokens: number | null;

@@ -19,6 +19,7 @@ test('a turn: the thread id, the command with its output, the text, the turn’s
   assert.equal(ofKind(events, 'tool-result'), [{ kind: 'tool-result', text: 'marked US-001 passing\n1 stories still open\n', isError: false }]);
   const turnEnds = ofKind(events, 'turn-end');
   assert.is(turnEnds.length, 1);
+  // Two requests of 1500 input each, 400 of them cached: codex's input_tokens already include the cached ones.
   assert.equal(turnEnds[0]!.usage, { inputTokens: 3000, outputTokens: 240, cacheReadTokens: 800, cacheWriteTokens: 0, costUsd: null, model: null });
   assert.is(turnEnds[0]!.error, null);
   const screen = rendered('codex', events);

@@ -6,32 +6,9 @@
 // calls with their input), tool results, API retries, and a `result` per turn with usage and cost.
 
 import { classifyAgentError, resetTimeIn } from './errors.js';
+import { isObject, jsonLine, num, str, type Json } from './json.js';
+import { toolDetail } from './tools.js';
 import type { AgentErrorKind, AgentEvent, AgentProfile, RunUsage, StreamDialect } from './types.js';
-
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-
-/** The one input detail that says what a tool call does, by tool. */
-export function toolDetail(name: string, input: unknown): string {
-  if (!isObject(input)) return '';
-  const pick = (...keys: string[]) => {
-    for (const k of keys) {
-      const v = input[k];
-      if (typeof v === 'string' && v !== '') return v;
-    }
-    return null;
-  };
-  const detail =
-    pick('command', 'cmd', 'file_path', 'filePath', 'notebook_path', 'path', 'pattern', 'filePattern', 'url', 'query', 'description', 'prompt', 'skill', 'subject') ??
-    (Array.isArray(input.todos) ? `${input.todos.length} todos` : null) ??
-    '';
-  // One line: a multi-line command shows its first line and how many more.
-  const lines = detail.split('\n');
-  return lines.length > 1 ? `${lines[0]} … (+${lines.length - 1} lines)` : detail;
-}
 
 function toolResultText(content: unknown): string {
   if (typeof content === 'string') return content;
@@ -87,14 +64,9 @@ export function claudeParser(): (line: string) => AgentEvent[] {
   let limitResetsAt: number | null = null;
 
   return (line: string): AgentEvent[] => {
-    let msg: unknown;
-    try {
-      msg = JSON.parse(line);
-    } catch {
-      // Not a protocol line (a warning printed to stdout): show it as it is.
-      return line.trim() === '' ? [] : [{ kind: 'notice', text: line }];
-    }
-    if (!isObject(msg)) return [];
+    // A line that is not JSON (a warning printed to stdout) is shown as it is.
+    const msg = jsonLine(line);
+    if (Array.isArray(msg)) return msg;
     switch (msg.type) {
       case 'system': {
         if (msg.subtype === 'init') return [{ kind: 'init', model: str(msg.model)?.replace(/\[[^\]]*\]$/, '') ?? null }];

@@ -6,9 +6,9 @@
 // a typed line goes on with the session by `opencode run --session <id>` when the turn has ended, and
 // Esc is SIGINT.
 
-import { toolDetail } from './claude.js';
 import { classifyAgentError, resetTimeIn } from './errors.js';
 import { isObject, jsonLine, num, str, type Json } from './json.js';
+import { toolDetail } from './tools.js';
 import type { AgentErrorKind, AgentEvent, AgentProfile, RunUsage, StreamDialect } from './types.js';
 
 

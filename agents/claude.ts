@@ -6,32 +6,9 @@
 // calls with their input), tool results, API retries, and a `result` per turn with usage and cost.
 
 import { classifyAgentError, resetTimeIn } from './errors.js';
+import { isObject, jsonLine, num, str, type Json } from './json.js';
+import { toolDetail } from './tools.js';
 import type { AgentErrorKind, AgentEvent, AgentProfile, RunUsage, StreamDialect } from './types.js';
-
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-
-/** The one input detail that says what a tool call does, by tool. */
-export function toolDetail(name: string, input: unknown): string {
-  if (!isObject(input)) return '';
-  const pick = (...keys: string[]) => {
-    for (const k of keys) {
-      const v = input[k];
-      if (typeof v === 'string' && v !== '') return v;
-    }
-    return null;
-  };
-  const detail =
-    pick('command', 'cmd', 'file_path', 'filePath', 'notebook_path', 'path', 'pattern', 'filePattern', 'url', 'query', 'description', 'prompt', 'skill', 'subject') ??
-    (Array.isArray(input.todos) ? `${input.todos.length} todos` : null) ??
-    '';
-  // One line: a multi-line command shows its first line and how many more.
-  const lines = detail.split('\n');
-  return lines.length > 1 ? `${lines[0]} … (+${lines.length - 1} lines)` : detail;
-}
 
 function toolResultText(content: unknown): string {
   if (typeof content === 'string') return content;
@@ -47,11 +24,15 @@ function toolResultText(content: unknown): string {
 function resultUsage(msg: Json): RunUsage {
   const u = isObject(msg.usage) ? msg.usage : {};
   const models = isObject(msg.modelUsage) ? Object.keys(msg.modelUsage) : [];
+  const input = num(u.input_tokens);
+  const cacheRead = num(u.cache_read_input_tokens);
+  const cacheWrite = num(u.cache_creation_input_tokens);
   return {
-    inputTokens: num(u.input_tokens),
+    // The API's input_tokens leave out what was read from or written to the cache.
+    inputTokens: input === null ? null : input + (cacheRead ?? 0) + (cacheWrite ?? 0),
     outputTokens: num(u.output_tokens),
-    cacheReadTokens: num(u.cache_read_input_tokens),
-    cacheWriteTokens: num(u.cache_creation_input_tokens),
+    cacheReadTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
     costUsd: num(msg.total_cost_usd),
     // "claude-opus-4-8[1m]": the context-window tag is not part of the model's name.
     model: models[0]?.replace(/\[[^\]]*\]$/, '') ?? null,
@@ -83,14 +64,9 @@ export function claudeParser(): (line: string) => AgentEvent[] {
   let limitResetsAt: number | null = null;
 
   return (line: string): AgentEvent[] => {
-    let msg: unknown;
-    try {
-      msg = JSON.parse(line);
-    } catch {
-      // Not a protocol line (a warning printed to stdout): show it as it is.
-      return line.trim() === '' ? [] : [{ kind: 'notice', text: line }];
-    }
-    if (!isObject(msg)) return [];
+    // A line that is not JSON (a warning printed to stdout) is shown as it is.
+    const msg = jsonLine(line);
+    if (Array.isArray(msg)) return msg;
     switch (msg.type) {
       case 'system': {
         if (msg.subtype === 'init') return [{ kind: 'init', model: str(msg.model)?.replace(/\[[^\]]*\]$/, '') ?? null }];

@@ -129,6 +129,7 @@ export function codexParser(): (line: string) => AgentEvent[] {
 
   const turnUsage = (u: Json): RunUsage => {
     // Totals of the thread so far (a resumed thread counts its earlier turns too): this turn's share.
+    // input_tokens is every input token, as the API's: the cached ones are a part of it.
     const now = { input: num(u.input_tokens) ?? 0, cached: num(u.cached_input_tokens) ?? 0, output: num(u.output_tokens) ?? 0, cacheWrite: num(u.cache_write_input_tokens) ?? 0 };
     const share = {
       inputTokens: Math.max(0, now.input - total.input),
@@ -166,7 +167,8 @@ export function codexParser(): (line: string) => AgentEvent[] {
         if (retry) {
           const reason = retry[2] ?? retry[1] ?? '';
           const attempt = /^\d+\/\d+$/.test(retry[1] ?? '') ? `retry ${retry[1]}` : retry[1] || 'retrying';
-          return [{ kind: 'retry', text: `${reason}; ${attempt}`, delayMs: null, errorKind: classify(reason).errorKind }];
+          // The attempt first: a long reason is clipped when shown, and the count must stay.
+          return [{ kind: 'retry', text: `${attempt}: ${reason}`, delayMs: null, errorKind: classify(reason).errorKind }];
         }
         return text ? [{ kind: 'error', ...classify(text) }] : [];
       }

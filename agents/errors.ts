@@ -1,14 +1,25 @@
 // Reads an agent's own error words (and the API status it gives, if any) as the runner needs them:
-// an authentication failure ends the loop at once, a rate or usage limit pauses it, anything else
-// is a failed iteration. Shared by every adapter, so all agents are judged by one rule.
+// an authentication or billing failure ends the loop at once, a rate or usage limit pauses it,
+// anything else is a failed iteration. Shared by every adapter, so all agents are judged by one rule.
+// Only words an adapter took from the agent's structured output come here: a custom command's last
+// line is free text, and a word like "credentials" in it says nothing about the agent's API.
 
 import type { AgentErrorKind } from './types.js';
 
-const RATE_LIMIT = /rate[ _-]?limit|usage limit|hit your (?:usage )?limit|limit (?:reached|exceeded)|overloaded|too many requests|quota/i;
+// Out of credit (OpenAI's insufficient_quota, "check your plan and billing details"; Anthropic's
+// "credit balance is too low"): permanent until someone pays, although OpenAI sends it as a 429.
+const BILLING = /insufficient[ _-]?quota|exceeded your current quota|billing|credit balance/i;
+const RATE_LIMIT = /rate[ _-]?limit|usage limit|hit your (?:usage )?limit|limit (?:reached|exceeded)|overloaded|too many requests/i;
 const AUTH = /authenticat|api[ _-]?key|unauthori[sz]ed|not logged in|log ?in again|invalid (?:x-)?api|credential|forbidden/i;
 const CONNECTION = /unable to connect|connection (?:refused|reset|error|failed)|econnrefused|enotfound|etimedout|network|fetch failed|socket hang up/i;
 
+/** The agent's account is out of credit (classified `auth`, told apart in the loop's reason). */
+export function isBillingError(text: string): boolean {
+  return BILLING.test(text);
+}
+
 export function classifyAgentError(text: string, apiStatus: number | null = null): AgentErrorKind {
+  if (BILLING.test(text)) return 'auth';
   if (apiStatus === 429 || apiStatus === 529) return 'rate-limit';
   if (apiStatus === 401 || apiStatus === 403) return 'auth';
   if (RATE_LIMIT.test(text)) return 'rate-limit';

@@ -6,9 +6,9 @@
 // a typed line goes on with the session by `opencode run --session <id>` when the turn has ended, and
 // Esc is SIGINT.
 
-import { toolDetail } from './claude.js';
 import { classifyAgentError, resetTimeIn } from './errors.js';
 import { isObject, jsonLine, num, str, type Json } from './json.js';
+import { toolDetail } from './tools.js';
 import type { AgentErrorKind, AgentEvent, AgentProfile, RunUsage, StreamDialect } from './types.js';
 
 
@@ -42,8 +42,8 @@ export function opencodeParser(): (line: string) => AgentEvent[] {
     const cache = isObject(t.cache) ? t.cache : {};
     const step = { input: num(t.input) ?? 0, output: num(t.output) ?? 0, read: num(cache.read) ?? 0, write: num(cache.write) ?? 0, cost: num(part.cost) };
     usage ??= { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: null, model: null };
-    // opencode counts input without the cached part; ralph's "tokens in" include it, as the API's do.
-    usage.inputTokens! += step.input + step.read;
+    // opencode counts input without what was read from or written to the cache; ralph's include both.
+    usage.inputTokens! += step.input + step.read + step.write;
     usage.outputTokens! += step.output;
     usage.cacheReadTokens! += step.read;
     usage.cacheWriteTokens! += step.write;

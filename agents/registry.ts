@@ -33,8 +33,6 @@ export function isAgentName(name: string): name is AgentName {
   return (AGENT_NAMES as readonly string[]).includes(name);
 }
 
-const MAX_PROMPT_BYTES = 120 * 1024;
-
 /** What the runner starts for one iteration: the executable and how it runs. */
 export interface AgentCommand {
   /** A profile's name, or CUSTOM_AGENT. */
@@ -110,11 +108,6 @@ export function agentCommand(
   const refusal = agentPreflight(loop.agent, env);
   if (refusal) throw new AgentSetupError(refusal);
   const file = requireAgent(loop.agent, extraDirs, env);
-  const launch = profile.launch(prompt);
-  // A prompt given as an argument is one argv string, which Linux caps at 128 KiB (MAX_ARG_STRLEN).
-  const promptBytes = Buffer.byteLength(prompt);
-  if ((launch.mode === 'pty' || launch.dialect.initialInput === null) && promptBytes > MAX_PROMPT_BYTES) {
-    throw new AgentSetupError(`the prompt is ${Math.ceil(promptBytes / 1024)} KiB; ${loop.agent} takes it as one argument of at most 128 KiB: shorten prompt.md`);
-  }
-  return { agent: loop.agent, file, launch, envDefaults: profile.envDefaults ?? {} };
+  // Every profile takes the prompt on stdin: no argument-length limit applies to it.
+  return { agent: loop.agent, file, launch: profile.launch(prompt), envDefaults: profile.envDefaults ?? {} };
 }

@@ -32,6 +32,11 @@ function clip(line: string): string {
   return line.length > LINE_CHARS ? line.slice(0, LINE_CHARS - 1) + '…' : line;
 }
 
+/** An agent-supplied string shown within one line: no control characters, no line breaks, clipped. */
+function oneLine(text: string): string {
+  return clip(plainText(text).replace(/\n/g, ' '));
+}
+
 function clock(epochMs: number): string {
   const d = new Date(epochMs);
   return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
@@ -46,7 +51,7 @@ export class EventRenderer {
   render(ev: AgentEvent): Piece[] {
     switch (ev.kind) {
       case 'init':
-        return ev.model ? [{ line: `${DIM}${this.agent} · ${ev.model}${RESET}` }] : [];
+        return ev.model ? [{ line: `${DIM}${this.agent} · ${oneLine(ev.model)}${RESET}` }] : [];
       case 'text':
         return [{ inline: plainText(ev.text).replace(/\n/g, '\r\n') }];
       case 'text-end':
@@ -54,22 +59,22 @@ export class EventRenderer {
       case 'thinking':
         return [{ line: `${DIM}✻ thinking…${RESET}` }];
       case 'tool':
-        return [{ line: `${CYAN}●${RESET} ${BOLD}${ev.name}${RESET}${ev.detail ? ` ${clip(plainText(ev.detail).replace(/\n/g, ' '))}` : ''}` }];
+        return [{ line: `${CYAN}●${RESET} ${BOLD}${oneLine(ev.name)}${RESET}${ev.detail ? ` ${oneLine(ev.detail)}` : ''}` }];
       case 'tool-result':
         return this.result(ev.text, ev.isError);
       case 'retry':
-        return [{ line: `${YELLOW}[${this.agent}] ${ev.text}${RESET}` }];
+        return [{ line: `${YELLOW}[${this.agent}] ${oneLine(ev.text)}${RESET}` }];
       case 'rate-limit':
-        return [{ line: `${YELLOW}[${this.agent}] ${ev.text}${ev.resetsAt ? `; resets ${clock(ev.resetsAt)}` : ''}${RESET}` }];
+        return [{ line: `${YELLOW}[${this.agent}] ${oneLine(ev.text)}${ev.resetsAt ? `; resets ${clock(ev.resetsAt)}` : ''}${RESET}` }];
       case 'error':
         this.lastError = ev.text;
-        return [{ line: `${RED}[${this.agent}] ${clip(plainText(ev.text))}${RESET}` }];
+        return [{ line: `${RED}[${this.agent}] ${oneLine(ev.text)}${RESET}` }];
       case 'turn-end':
         if (ev.error === null || ev.error.text === this.lastError) return [{ endLine: true }];
         this.lastError = ev.error.text;
-        return [{ line: `${RED}[${this.agent}] ${clip(plainText(ev.error.text))}${RESET}` }];
+        return [{ line: `${RED}[${this.agent}] ${oneLine(ev.error.text)}${RESET}` }];
       case 'notice':
-        return [{ line: `${DIM}${clip(plainText(ev.text))}${RESET}` }];
+        return [{ line: `${DIM}${oneLine(ev.text)}${RESET}` }];
     }
   }
 

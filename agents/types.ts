@@ -5,6 +5,11 @@
 
 /** Tokens and cost of one agent run (or one turn of it); null where the agent does not say. */
 export interface RunUsage {
+  /**
+   * Every input token the model took: uncached, read from the cache and written to it, whatever
+   * part of that the agent calls "input" (Anthropic's input_tokens leaves the cache out, OpenAI's
+   * includes it). cacheReadTokens and cacheWriteTokens are parts of it.
+   */
   inputTokens: number | null;
   outputTokens: number | null;
   cacheReadTokens: number | null;
@@ -15,7 +20,7 @@ export interface RunUsage {
 
 /** What kind of failure an agent reported, in the terms the runner acts on. */
 export type AgentErrorKind =
-  /** Wrong or missing credentials: retrying cannot help. */
+  /** Wrong or missing credentials, or no credit left on the account: retrying cannot help. */
   | 'auth'
   /** A rate, usage or overload limit: wait and go on. */
   | 'rate-limit'

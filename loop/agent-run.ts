@@ -9,7 +9,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import pty from 'node-pty';
-import { classifyAgentError, lastTellingLine } from '../agents/errors.js';
+import { lastTellingLine } from '../agents/errors.js';
 import { EventRenderer } from '../agents/render.js';
 import type { AgentErrorKind, AgentEvent, RunUsage, StreamDialect } from '../agents/types.js';
 import { CompletionDetector } from './completion.js';
@@ -61,12 +61,14 @@ export interface RunOptions {
   interactive: boolean;
 }
 
-function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
-  if (pid === undefined) return;
+/** Signals a process group; false when it has no process left. */
+function signalGroup(pid: number | undefined, sig: NodeJS.Signals | 0): boolean {
+  if (pid === undefined) return false;
   try {
     process.kill(-pid, sig);
+    return true;
   } catch {
-    /* already gone */
+    return false; // already gone
   }
 }
 
@@ -117,7 +119,9 @@ export class PtyRun implements AgentRun {
           signal: signal ?? 0,
           promised: this.detector.detected,
           usage: null,
-          error: line ? { text: line, errorKind: classifyAgentError(line), resetsAt: null } : null,
+          // Free text (a test runner's `FAIL test/credentials.test.ts`): the reason, never a verdict
+          // on credentials or limits — only an adapter's structured events give those.
+          error: line ? { text: line, errorKind: 'other', resetsAt: null } : null,
         });
       });
     });
@@ -147,28 +151,34 @@ export class PtyRun implements AgentRun {
 
 /**
  * The stream agent runs under a few lines of sh that hold a pipe from the runner on fd 3: when the
- * runner goes away in any way (SIGKILL included), the kernel closes it and the guard ends the agent's
- * whole process group (its tools too). A PTY agent needs none: it gets SIGHUP when its terminal goes.
- * The agent keeps the runner's stdin pipe (fd 4 carries it past sh's rule that a background command
- * reads /dev/null).
+ * runner goes away in any way (SIGKILL included), the kernel closes it and the guard's watcher ends
+ * the agent's whole process group (its tools too). A PTY agent needs none: it gets SIGHUP when its
+ * terminal goes. The agent runs in the foreground with the signal dispositions the runner had (a
+ * background job of a non-interactive sh would ignore SIGINT and SIGQUIT, and so would everything
+ * it starts): Esc as SIGINT ends an agent that has no handler of its own, as Ctrl-C in a terminal.
  */
 const GUARD = [
-  // An interrupt by signal (Esc for an agent without an interrupt message) is for the agent, which
-  // handles it; the guard stays to see the agent's end.
-  "trap '' INT",
-  'exec 4<&0',
-  '"$@" <&4 4<&- 3<&- &',
-  'a=$!',
-  'exec 4<&- 0</dev/null',
-  // A TERM to the group is the runner's own doing (a stop): the guard just goes. After end-of-file
-  // it must outlive its own TERM to send the KILL.
-  "{ trap 'exit 0' TERM; while read -r _ <&3; do :; done; trap '' TERM; kill -TERM 0; sleep 3; kill -KILL 0; } >/dev/null 2>&1 &",
+  // The group's SIGINT (Esc) is for the agent: sh stays to report its end. A caught signal is reset
+  // to its default for the agent (an ignored one would not be).
+  'trap : INT QUIT',
+  // The watcher, a background job (so it ignores SIGINT and SIGQUIT). A TERM to the group is the
+  // runner's own doing (a stop): the watcher just goes. After end-of-file it must outlive its own
+  // TERM to send the KILL.
+  "{ trap 'exit 0' TERM; while read -r _ <&3; do :; done; trap '' TERM; kill -TERM 0; sleep 3; kill -KILL 0; } </dev/null >/dev/null 2>&1 &",
   'w=$!',
   'exec 3<&-',
-  'wait "$a"; rc=$?',
+  '"$@"',
+  'rc=$?',
   'kill -KILL "$w" 2>/dev/null',
   'exit "$rc"',
 ].join('\n');
+
+/**
+ * After the agent has exited, what it left in its process group (a dev server it started in the
+ * background) gets SIGTERM, and SIGKILL this long after: it may hold the agent's stdout, and the run
+ * ends only when that closes.
+ */
+const LEFTOVER_GRACE_MS = 2000;
 
 /** Longest stdout line taken from an agent (a tool result quoting a huge file); longer ones are cut. */
 const MAX_EVENT_LINE = 32 * 1024 * 1024;
@@ -299,7 +309,14 @@ export class StreamRun implements AgentRun {
     if (input === null || !this.dialect.userMessage) this.endInput();
     let spawnError: Error | null = null;
     proc.on('error', (err) => (spawnError = err));
+    let leftovers: NodeJS.Timeout | undefined;
+    proc.on('exit', () => {
+      // The agent has exited (the guard exits right after it): end what it left behind.
+      if (!signalGroup(proc.pid, 'SIGTERM')) return;
+      leftovers = setTimeout(() => signalGroup(proc.pid, 'SIGKILL'), LEFTOVER_GRACE_MS);
+    });
     proc.on('close', (code, signal) => {
+      if (!signalGroup(proc.pid, 0)) clearTimeout(leftovers);
       this.proc = null;
       this.turnActive = false;
       if (spawnError) o.writer.say(`cannot start ${agent}: ${(spawnError as Error).message}`);
@@ -309,8 +326,9 @@ export class StreamRun implements AgentRun {
       if (failed && this.interruptedByUser) {
         this.error = { text: `${agent} was interrupted (Esc)`, errorKind: 'other', resetsAt: null };
       } else if (failed && this.error === null) {
+        // Free text, as a PTY agent's last line is: the reason only.
         const line = lastTellingLine(this.stderrTail);
-        if (line) this.error = { text: line, errorKind: classifyAgentError(line), resetsAt: null };
+        if (line) this.error = { text: line, errorKind: 'other', resetsAt: null };
       }
       this.afterProcess();
     });

@@ -7,7 +7,8 @@
 // after the first of them, or on flush() / close() — one write() per batch instead of one per PTY
 // read (~4 KiB). The not-yet-written bytes are always the newest, so they are in the ring: readers
 // in this process never notice, and a reader of the file sees a prefix of the output that is at
-// most one batch (or LOG_FLUSH_MS) short.
+// most one batch (or LOG_FLUSH_MS) short. When the log cannot be written (a full disk), pending bytes
+// wait in the ring; once more than the ring holds is pending, the log stays the prefix it is.
 
 import { EventEmitter } from 'node:events';
 import { isUtf8 } from 'node:buffer';
@@ -82,8 +83,12 @@ class ByteRing {
     return Buffer.concat([this.buf.subarray(pos), this.buf.subarray(0, n - (this.capacity - pos))], n);
   }
 
-  /** Writes stream bytes [from, to) to `fd`; `wrote` hears each write's byte count (a failing one throws). */
+  /**
+   * Writes stream bytes [from, to) to `fd`; `wrote` hears each write's byte count (a failing one
+   * throws). Bytes no longer in the ring are refused: the ring now holds newer ones in their place.
+   */
   writeTo(fd: number, from: number, to: number, wrote: (n: number) => void): void {
+    if (from < to - this.capacity) throw new RangeError(`stream bytes from ${from} are no longer in the ring (it holds ${to - this.capacity} to ${to})`);
     while (from < to) {
       const pos = from % this.capacity;
       const n = Math.min(to - from, this.capacity - pos);
@@ -98,6 +103,11 @@ export interface OutputHistoryEvents {
   append: [chunk: AppendedChunk];
   /** The log file cannot be written (disk full, over quota, failing): once, with the error. */
   logFailed: [err: NodeJS.ErrnoException];
+  /**
+   * While the log could not be written, output from `from` on fell out of memory: the log stays the
+   * output up to `from` and gets nothing more (once).
+   */
+  logLost: [from: number];
 }
 
 export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
@@ -118,6 +128,8 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
   /** Why the log cannot be written now; bytes not written yet stay in the ring meanwhile. */
   private logError: NodeJS.ErrnoException | null = null;
   private reportedFailure = false;
+  /** Output from here on is lost to the log (see logLost); null while the log can still catch up. */
+  private lostFrom: number | null = null;
 
   constructor(
     readonly logPath: string,
@@ -182,7 +194,7 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
 
   /** `bytes`: whole characters, owned by the history from now on. */
   private appendWhole(bytes: Buffer, text?: string): AppendedChunk {
-    if ((this.logBatchBytes === 0 || bytes.length > this.logBatchBytes) && this.logError === null) {
+    if ((this.logBatchBytes === 0 || bytes.length > this.logBatchBytes) && this.logError === null && this.lostFrom === null) {
       // Written at once (after what is pending): once append returns, the bytes are in the log.
       this.flush();
       if (this.logError === null && this.written === this.end) {
@@ -198,10 +210,13 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     this.ring.write(this.end, bytes);
     const chunk = new AppendedChunk(this.end, bytes, text);
     this.end += bytes.length;
+    // Unwritten bytes the ring no longer holds: writing what it holds instead would put it at the
+    // wrong offsets, so the log ends where it is.
+    if (this.lostFrom === null && this.written < this.ringStart) this.lose();
     this.emit('append', chunk);
     // (After the listeners: a subscriber sent this chunk on and flushed it, as a lone keystroke's echo
     // is, leaves nothing for a timer to do.)
-    const pending = this.end - this.written;
+    const pending = this.lostFrom === null ? this.end - this.written : 0;
     if (pending >= this.logBatchBytes) this.flush();
     else if (pending > 0 && this.flushTimer === undefined) {
       this.flushTimer = setTimeout(() => {
@@ -218,7 +233,7 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
    * unless the log cannot be written (see logFailed), when they stay pending.
    */
   flush(): void {
-    if (this.closed || this.written === this.end || this.logError !== null) return;
+    if (this.closed || this.written === this.end || this.logError !== null || this.lostFrom !== null) return;
     try {
       this.ring.writeTo(this.writeFd, this.written, this.end, (n) => (this.written += n));
     } catch (err) {
@@ -231,16 +246,27 @@ export class OutputHistory extends EventEmitter<OutputHistoryEvents> {
     return this.logError;
   }
 
+  /** Where the log ends for good (output from there on was lost to it, see logLost), or null. */
+  get logLostFrom(): number | null {
+    return this.lostFrom;
+  }
+
   /**
    * After a failed log write: tries again to write what is pending (space may have come back).
-   * True once the log holds everything appended. The bytes must still be in the ring: a runner stops
-   * its agent when the log fails, so little more comes.
+   * True once nothing more can be done: the log holds everything appended, or all it ever will
+   * (logLostFrom). A runner stops its agent when the log fails, so little more comes meanwhile.
    */
   retryLog(): boolean {
-    if (this.closed) return this.written === this.end;
+    if (this.closed || this.lostFrom !== null) return this.lostFrom !== null || this.written === this.end;
     this.logError = null;
     this.flush();
-    return this.logError === null && this.written === this.end;
+    return this.lostFrom !== null || (this.logError === null && this.written === this.end);
+  }
+
+  private lose(): void {
+    this.lostFrom = this.written;
+    clearTimeout(this.flushTimer);
+    this.emit('logLost', this.lostFrom);
   }
 
   private failed(err: NodeJS.ErrnoException): void {

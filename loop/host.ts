@@ -32,7 +32,10 @@ const SETTLE_ROW_MS = 5 * 60_000;
 /** How often a log that could not be written is tried again. */
 const LOG_RETRY_MS = 500;
 
-/** Waits until the log holds all output (after a failed write, once the disk takes it again). */
+/**
+ * Waits until the log holds all output (after a failed write, once the disk takes it again), or all
+ * it ever will (output lost meanwhile, see OutputHistory's logLost).
+ */
 async function logWritten(runner: LoopRunner, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!runner.history.retryLog()) {
@@ -58,7 +61,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     try {
       ensurePrivateDir(paths.logs);
       ensurePrivateDir(paths.sockets);
-      runner = new LoopRunner({ store, iterations: store.iterations, paths, row, ...(opts.env ? { env: opts.env } : {}) });
+      runner = new LoopRunner({ store, paths, row, log, ...(opts.env ? { env: opts.env } : {}) });
       if (opts.size) runner.resize(opts.size.cols, opts.size.rows);
       const socketPath = row.socketPath ?? paths.socketFor(loopId);
       service = await LoopService.start(runner, { socketPath, ...(opts.log ? { log: opts.log } : {}) });
@@ -75,6 +78,10 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
       log(why);
       r.fail(`${why}; free some space and start the loop again`);
     });
+    runner.history.on('logLost', (from) => {
+      const h = runner!.history;
+      log(`${h.logPath} ends at byte ${from}: output from there on (${h.endSeq - from} bytes so far) no longer fit in memory while the log could not be written, and is lost to the log`);
+    });
     const output = opts.output;
     if (output) runner.history.on('append', (chunk) => output.write(chunk.data));
     if (opts.handleSignals ?? true) for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
@@ -83,6 +90,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     await service.drainAndClose(opts.lingerMs);
     if (!(await store.settled(SETTLE_ROW_MS))) log(`could not record the loop's end in the session DB: ${store.faultReason}`);
     if (!(await logWritten(runner, SETTLE_ROW_MS))) log(`the log still lacks the last output: ${runner.history.logFailure?.message}`);
+    else if (runner.history.logLostFrom !== null) log(`${runner.history.logPath} holds the output up to byte ${runner.history.logLostFrom}; bytes ${runner.history.logLostFrom} to ${runner.history.endSeq} are lost`);
     return done;
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);

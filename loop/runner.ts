@@ -1,15 +1,17 @@
 // The iteration driver. Each iteration runs the agent once over the task (loop/iteration.ts); the
 // loop ends `completed` when the agent promised completion and prd.json agrees, `failed` at the
-// iteration limit, after repeated agent failures or when the agent cannot authenticate, `stopped` on
-// request. A rate or usage limit pauses it (`paused`) until the limit lifts, without using up an
-// iteration. It keeps the loop's DB rows current and tells its listeners (the RPC service) about
-// every change.
+// iteration limit, after repeated agent failures, when the agent cannot authenticate (or is out of
+// credit) or after too many rate limits in a row, `stopped` on request. A rate or usage limit pauses
+// it (`paused`) until the limit lifts, without using up an iteration. It keeps the loop's DB rows
+// current and tells its listeners (the RPC service) about every change.
 
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { IterationStore } from '../store/iterations.js';
+import { isBillingError } from '../agents/errors.js';
+import type { IterationStore } from '../store/iterations.js';
 import type { HomePaths } from '../store/paths.js';
-import { usageOf, type LoopRow, type LoopStatus, type LoopStore, type UsageTotals } from '../store/loops.js';
+import { usageOf, type LoopRow, type LoopStatus, type UsageTotals } from '../store/loops.js';
+import type { PatientLoopStore } from '../store/patient-store.js';
 import { formatDuration } from '../store/duration.js';
 import { LoopRefusedError } from './errors.js';
 import { OutputHistory } from './history.js';
@@ -32,13 +34,21 @@ const RATE_LIMIT_BACKOFF_MS = 60_000;
 const RATE_LIMIT_BACKOFF_MAX_MS = 30 * 60_000;
 /** Slack after a reported reset time, so the limit has really lifted. */
 const RESET_SLACK_MS = 5_000;
+/** A reported reset time further off is waited for only this long (a misread time, a wrong clock). */
+export const MAX_RESET_WAIT_MS = 7 * 86_400_000;
+/**
+ * Rate limits in a row (no run in between got past its limit) that fail the loop: a limit that comes
+ * back every time it should have lifted is not one that waiting fixes.
+ */
+export const MAX_LIMITS_IN_A_ROW = 10;
+/** setTimeout's longest delay (a longer one fires at once): longer waits are slept in slices. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Output written to the log per write() under heavy output (see OutputHistory). */
 const LOG_BATCH_BYTES = 64 * 1024;
 
 export interface LoopRunnerOptions {
-  store: LoopStore;
-  /** Where the `iterations` rows go. Default: an IterationStore on store.db. */
-  iterations?: IterationStore;
+  /** The loop's row and (through `store.iterations`) its runs, written in order even while the DB is locked. */
+  store: PatientLoopStore;
   paths: HomePaths;
   /** The loop's row as prepared (status `starting`). */
   row: LoopRow;
@@ -49,6 +59,8 @@ export interface LoopRunnerOptions {
   /** Between SIGTERM and SIGKILL when stopping an agent. Default: RALPH_STOP_GRACE_MS or 3 s. */
   stopGraceMs?: number;
   ringBytes?: number;
+  /** The runner's own log (stderr by default). */
+  log?: (line: string) => void;
 }
 
 export interface LoopRunnerEvents {
@@ -64,6 +76,33 @@ function envMs(name: string, fallback: number): number {
   return v && /^\d+$/.test(v) ? Number(v) : fallback;
 }
 
+/**
+ * Until when the loop waits after its `limitsInARow`-th rate limit in a row (counted from 0): the
+ * reset time the agent reported plus some slack, at most MAX_RESET_WAIT_MS away, else a backoff
+ * that doubles from `firstBackoffMs` up to RATE_LIMIT_BACKOFF_MAX_MS.
+ */
+export function rateLimitUntil(resetsAt: number | null, limitsInARow: number, now: number, firstBackoffMs = RATE_LIMIT_BACKOFF_MS): number {
+  if (resetsAt !== null) return Math.min(resetsAt + RESET_SLACK_MS, now + MAX_RESET_WAIT_MS);
+  return now + Math.min(firstBackoffMs * 2 ** limitsInARow, Math.max(firstBackoffMs, RATE_LIMIT_BACKOFF_MAX_MS));
+}
+
+/** The next timer's delay on the way to `untilMs`: never more than setTimeout can take. */
+export function timerDelay(untilMs: number, now: number): number {
+  return Math.max(0, Math.min(untilMs - now, MAX_TIMER_MS));
+}
+
+/** Totals plus one run's usage; a field stays null while no run reported it (as SQL's sum). */
+function addUsage(t: UsageTotals, u: UsageTotals): UsageTotals {
+  const add = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
+  return {
+    inputTokens: add(t.inputTokens, u.inputTokens),
+    outputTokens: add(t.outputTokens, u.outputTokens),
+    cacheReadTokens: add(t.cacheReadTokens, u.cacheReadTokens),
+    cacheWriteTokens: add(t.cacheWriteTokens, u.cacheWriteTokens),
+    costUsd: add(t.costUsd, u.costUsd),
+  };
+}
+
 function clock(epochMs: number): string {
   return new Date(epochMs).toTimeString().slice(0, 8);
 }
@@ -73,7 +112,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   readonly history: OutputHistory;
   readonly screen: ScreenMirror;
   private readonly writer: OutputWriter;
-  private readonly store: LoopStore;
+  private readonly store: PatientLoopStore;
   private readonly iterations: IterationStore;
   private readonly row: LoopRow;
   private readonly files: TaskFiles;
@@ -106,7 +145,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.id = row.id;
     this.row = row;
     this.store = opts.store;
-    this.iterations = opts.iterations ?? new IterationStore(opts.store.db);
+    this.iterations = opts.store.iterations;
     this.files = taskFiles(row.taskDir);
     this.env = opts.env ?? process.env;
     this.agentSearchDirs = opts.agentSearchDirs ?? [paths.agentsBin];
@@ -123,7 +162,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       logBatchBytes: LOG_BATCH_BYTES,
     });
     this.writer = new OutputWriter(this.history);
-    this.screen = new ScreenMirror(this.history, this.cols, this.rows);
+    this.screen = new ScreenMirror(this.history, this.cols, this.rows, opts.log ? { log: opts.log } : {});
   }
 
   get interactive(): boolean {
@@ -226,11 +265,12 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.wake();
   }
 
-  /** Ends the loop now as failed (the runner cannot go on: its log cannot be written). */
+  /** Ends the loop now as failed, its agent at once (the runner cannot go on: its log cannot be written). */
   fail(reason: string): void {
     if (this.ended) return;
     this.stopRequest = { when: 'now', reason, status: 'failed' };
-    this.current?.end('stopped', reason);
+    // No grace: whatever the agent prints meanwhile only fills memory the log cannot take.
+    this.current?.end('stopped', reason, true);
     this.wake();
   }
 
@@ -292,9 +332,11 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
         // Not the agent's fault, and not the task's: the iteration is not used up.
         this.iteration--;
         this.store.update(this.id, { iteration: this.iteration });
-        const resetsAt = report.error?.resetsAt ?? null;
-        const until = resetsAt !== null ? resetsAt + RESET_SLACK_MS : Date.now() + this.backoffMs(limitsInARow);
+        const until = rateLimitUntil(report.error?.resetsAt ?? null, limitsInARow, Date.now(), envMs('RALPH_RATE_LIMIT_BACKOFF_MS', RATE_LIMIT_BACKOFF_MS));
         limitsInARow++;
+        if (limitsInARow >= MAX_LIMITS_IN_A_ROW) {
+          return { status: 'failed', reason: `rate-limited ${limitsInARow} times in a row without the limit lifting (last: ${report.agent}: ${report.reason}); check the account's limits, then start the loop again` };
+        }
         const why = `${report.agent} is rate-limited: ${report.reason}`;
         if (this.row.fallbackAgent === null) {
           await this.pause(until, why);
@@ -324,7 +366,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       lastFailure = report.reason;
       // Retrying cannot fix credentials: say so now rather than after three more failures.
       if (report.error?.errorKind === 'auth') {
-        return { status: 'failed', reason: `${report.agent} cannot authenticate: ${report.error.text}` };
+        const what = isBillingError(report.error.text) ? 'is out of credit' : 'cannot authenticate';
+        return { status: 'failed', reason: `${report.agent} ${what}: ${report.error.text}` };
       }
       failuresInARow++;
       this.writer.say(`iteration ${this.iteration} failed (${report.reason}); ${failuresInARow} failed iteration${failuresInARow === 1 ? '' : 's'} in a row`);
@@ -338,11 +381,6 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   private agentNow(): { agent: string; agentCmd: string | null } {
     if (this.row.fallbackAgent !== null && Date.now() < this.primaryLimitedUntil) return { agent: this.row.fallbackAgent, agentCmd: null };
     return { agent: this.row.agent, agentCmd: this.row.agentCmd };
-  }
-
-  private backoffMs(limitsInARow: number): number {
-    const first = envMs('RALPH_RATE_LIMIT_BACKOFF_MS', RATE_LIMIT_BACKOFF_MS);
-    return Math.min(first * 2 ** limitsInARow, Math.max(first, RATE_LIMIT_BACKOFF_MAX_MS));
   }
 
   private async runIteration(agent: { agent: string; agentCmd: string | null }): Promise<IterationReport> {
@@ -387,8 +425,8 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
       costUsd: u?.costUsd ?? null,
     });
     if (u !== null) {
-      this.usage = this.iterations.totals(this.id);
-      this.store.update(this.id, this.usage);
+      this.usage = addUsage(this.usage, u);
+      this.store.updateUsageTotals(this.id);
     }
     this.writer.say(`iteration ${this.iteration} ${report.outcome === 'ok' ? 'done' : report.outcome} in ${formatDuration(Date.now() - started)}${u ? `: ${usageLine(u)}` : ''}`);
     this.emitState();
@@ -405,7 +443,7 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.emitState();
     while (Date.now() < untilMs && !this.pendingStop()) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.nextChange(), new Promise<void>((resolve) => (timer = setTimeout(resolve, untilMs - Date.now())))]);
+      await Promise.race([this.nextChange(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timerDelay(untilMs, Date.now()))))]);
       clearTimeout(timer);
     }
     this.status = 'running';
@@ -423,13 +461,15 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
     this.reason = outcome.reason;
     this.pausedUntil = null;
     this.interactiveOn = false;
-    this.store.finish(this.id, outcome.status, outcome.reason, {
+    const endedAt = new Date().toISOString();
+    const recorded = this.store.finish(this.id, outcome.status, outcome.reason, {
       iteration: this.iteration,
       currentStory: this.currentStory,
       maxIterations: this.maxIterations,
       pausedUntil: null,
+      endedAt,
     });
-    this.endedAt = this.store.get(this.id)?.endedAt ?? new Date().toISOString();
+    this.endedAt = recorded ? endedAt : (this.storedEndedAt() ?? endedAt);
     this.completion = { status: outcome.status, reason: outcome.reason, iteration: this.iteration, seq: this.history.endSeq };
     this.emitState();
     this.emit('completed', this.completion);
@@ -437,6 +477,15 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
   }
 
   // ---- helpers ---------------------------------------------------------------------------
+
+  /** When the row says the loop ended (someone else finished it first), if the DB can say now. */
+  private storedEndedAt(): string | null {
+    try {
+      return this.store.get(this.id)?.endedAt ?? null;
+    } catch {
+      return null;
+    }
+  }
 
   private pendingStop(): { when: 'now' | 'after-iteration'; reason: string; status?: 'failed' } | null {
     return this.stopRequest;

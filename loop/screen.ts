@@ -52,7 +52,7 @@ interface Waiter {
   resolve(s: ScreenSnapshot): void;
 }
 
-interface Xterm {
+export interface Xterm {
   term: XtermTerminal;
   serializer: XtermSerializeAddon;
 }
@@ -66,9 +66,20 @@ async function makeXterm(cols: number, rows: number): Promise<Xterm> {
   return { term, serializer };
 }
 
+export interface ScreenMirrorOptions {
+  /** Where a failure to load the terminal is told (the runner's log). */
+  log?: (line: string) => void;
+  /** Makes the terminal (tests give one that fails). */
+  loadXterm?: (cols: number, rows: number) => Promise<Xterm>;
+}
+
 export class ScreenMirror {
   private xterm: Xterm | null = null;
   private loading: Promise<void> | null = null;
+  /** The terminal could not be loaded: snapshots are empty from then on, and the runner goes on. */
+  private loadFailed = false;
+  private readonly log: (line: string) => void;
+  private readonly loadXterm: (cols: number, rows: number) => Promise<Xterm>;
   /** Output up to here has been handed to the terminal. */
   private fedSeq: number;
   /** Output up to here has been parsed by it. */
@@ -102,7 +113,10 @@ export class ScreenMirror {
     private readonly history: OutputHistory,
     private cols: number,
     private rows: number,
+    opts: ScreenMirrorOptions = {},
   ) {
+    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.loadXterm = opts.loadXterm ?? makeXterm;
     this.fedSeq = this.parsedSeq = history.endSeq;
     this.catchUpBytes = Math.min(CATCH_UP_BYTES, history.ringCapacity >> 2);
     this.maxLagBytes = Math.min(MAX_LAG_BYTES, this.catchUpBytes >> 1);
@@ -121,7 +135,7 @@ export class ScreenMirror {
 
   /** The screen as of the end of the output now (or a little later, under heavy output). */
   snapshot(): Promise<ScreenSnapshot> {
-    if (this.disposed) return Promise.resolve({ screen: '', seq: this.history.endSeq });
+    if (this.disposed || this.loadFailed) return Promise.resolve({ screen: '', seq: this.history.endSeq });
     const minSeq = this.history.endSeq;
     if (this.xterm !== null && this.parsedSeq === this.fedSeq && this.parsedSeq >= minSeq && this.pendingSize === null) {
       return Promise.resolve({ screen: this.xterm.serializer.serialize(), seq: this.parsedSeq });
@@ -135,7 +149,7 @@ export class ScreenMirror {
   /** The hot path: one comparison; past CATCH_UP_BYTES, a catch-up now or once the flood is over. */
   private appended(): void {
     const backlog = this.history.endSeq - this.fedSeq;
-    if (backlog < this.maxLagBytes || this.disposed) return;
+    if (backlog < this.maxLagBytes || this.disposed || this.loadFailed) return;
     const now = performance.now();
     if (this.lagSince === 0) this.lagSince = now;
     if (backlog < this.catchUpBytes) return;
@@ -175,16 +189,24 @@ export class ScreenMirror {
    * must not overtake them), and for the terminal to be loaded.
    */
   private catchUp(): void {
-    if (this.disposed) return;
+    if (this.disposed || this.loadFailed) return;
     clearTimeout(this.catchUpTimer);
     this.catchUpTimer = undefined;
     const xterm = this.xterm;
     if (xterm === null) {
-      this.loading ??= makeXterm(this.cols, this.rows).then((x) => {
-        if (this.disposed) x.term.dispose();
-        else this.xterm = x;
-        this.catchUp();
-      });
+      this.loading ??= this.loadXterm(this.cols, this.rows).then(
+        (x) => {
+          if (this.disposed) x.term.dispose();
+          else this.xterm = x;
+          this.catchUp();
+        },
+        (err: unknown) => {
+          // Attaching clients lose the replayed screen, not the loop: its output goes on as it is.
+          this.loadFailed = true;
+          this.log(`cannot load the terminal emulator for screen replays (${(err as Error)?.message ?? String(err)}); attaching clients get no screen`);
+          for (const w of this.waiters.splice(0)) w.resolve({ screen: '', seq: this.history.endSeq });
+        },
+      );
       return;
     }
     if (this.fedSeq !== this.parsedSeq) {

@@ -1,5 +1,6 @@
 // One run's usage as the short line ralph prints after each iteration:
-// "12.3k tokens in, 2.1k out, cache 40.1k read / 3.2k written, $0.0412 (claude-sonnet-4-5)".
+// "55.6k tokens in, 2.1k out, cache 40.1k read / 3.2k written, $0.0412 (claude-sonnet-4-5)" (the
+// tokens in include those read from and written to the cache).
 
 import type { RunUsage } from '../agents/types.js';
 

@@ -7,9 +7,9 @@
 // clients to serve.
 
 import type { Db } from './db.js';
-import { dbFaultMessage, isTransientDbFault } from './db-fault.js';
+import { dbFaultMessage, DbFaultError, isTransientDbFault } from './db-fault.js';
 import { IterationStore, type IterationEnd } from './iterations.js';
-import { LoopStore, type LoopPatch, type LoopRow, type LoopStatus } from './loops.js';
+import { LoopStore, nowIso, type LoopPatch, type LoopRow, type LoopStatus } from './loops.js';
 
 const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 5000;
@@ -103,7 +103,11 @@ export class PatientLoopStore extends LoopStore {
   /** The runner's `iterations` rows, written through the same queue (order kept). */
   readonly iterations: PatientIterationStore;
 
-  constructor(db: Db, dbPath: string, log: (line: string) => void) {
+  constructor(
+    db: Db,
+    private readonly dbPath: string,
+    log: (line: string) => void,
+  ) {
     super(db);
     this.writes = new HeldWrites(db, dbPath, log);
     this.iterations = new PatientIterationStore(db, this.writes);
@@ -124,13 +128,26 @@ export class PatientLoopStore extends LoopStore {
     return done;
   }
 
+  /** The row; a DB that cannot be read now throws its fault in the user's terms (never "no such loop"). */
   override get(id: string): LoopRow | undefined {
     try {
       return super.get(id);
     } catch (err) {
       if (!isTransientDbFault(err)) throw err;
-      return undefined;
+      throw new DbFaultError(this.dbPath, err);
     }
+  }
+
+  /**
+   * Sets the loop's usage totals to the sums over its `iterations` rows, after the writes held
+   * before it: a run's held finish counts, and nothing is read outside the queue.
+   */
+  updateUsageTotals(id: string): void {
+    const sum = (col: string) => `${col} = (SELECT sum(${col}) FROM iterations WHERE loop_id = @id)`;
+    const cols = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cost_usd'];
+    this.writes.run(() => {
+      this.db.prepare(`UPDATE loops SET ${cols.map(sum).join(', ')}, updated_at = @now WHERE id = @id`).run({ id, now: nowIso() });
+    });
   }
 
   /**
@@ -175,6 +192,9 @@ export class PatientIterationStore extends IterationStore {
 
   override finish(id: number, end: IterationEnd, endedAt?: string): void {
     const at = endedAt ?? new Date().toISOString();
-    this.writes.run(() => super.finish(this.realIds.get(id) ?? id, end, at));
+    this.writes.run(() => {
+      super.finish(this.realIds.get(id) ?? id, end, at);
+      this.realIds.delete(id);
+    });
   }
 }

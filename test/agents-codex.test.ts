@@ -19,6 +19,7 @@ test('a turn: the thread id, the command with its output, the text, the turn’s
   assert.equal(ofKind(events, 'tool-result'), [{ kind: 'tool-result', text: 'marked US-001 passing\n1 stories still open\n', isError: false }]);
   const turnEnds = ofKind(events, 'turn-end');
   assert.is(turnEnds.length, 1);
+  // Two requests of 1500 input each, 400 of them cached: codex's input_tokens already include the cached ones.
   assert.equal(turnEnds[0]!.usage, { inputTokens: 3000, outputTokens: 240, cacheReadTokens: 800, cacheWriteTokens: 0, costUsd: null, model: null });
   assert.is(turnEnds[0]!.error, null);
   const screen = rendered('codex', events);
@@ -57,20 +58,22 @@ test('a wrong key: codex’s retries, then the turn fails with its words, classi
   const events = parseRecording(codexParser, 'codex-auth.jsonl');
   const retries = ofKind(events, 'retry');
   assert.is(retries.length, 5);
-  assert.match(retries[0]!.text, /^unexpected status 401 Unauthorized: Incorrect API key provided: sk-wrong\..*; retry 1\/5$/);
+  assert.match(retries[0]!.text, /^retry 1\/5: unexpected status 401 Unauthorized: Incorrect API key provided: sk-wrong\./);
   assert.ok(retries.every((r) => r.errorKind === 'auth'));
   const end = ofKind(events, 'turn-end').at(-1)!;
   assert.equal(end.error?.errorKind, 'auth');
   assert.match(end.error?.text ?? '', /^unexpected status 401 Unauthorized: Incorrect API key provided/);
   // The error line and the failed turn carry the same words: shown once.
-  assert.is(rendered('codex', events).match(/\[codex\] unexpected status 401/g)?.length, 6, 'five retries and one error');
+  const screen = rendered('codex', events);
+  assert.is(screen.match(/\[codex\] retry \d\/5: unexpected status 401/g)?.length, 5, 'five retries');
+  assert.is(screen.match(/\[codex\] unexpected status 401/g)?.length, 1, 'and one error');
 });
 
-test('rate limit and quota are rate limits; a dead API is a connection error', () => {
+test('a rate limit pauses; an exceeded quota (out of credit) is permanent, like a wrong key; a dead API is a connection error', () => {
   const limit = ofKind(parseRecording(codexParser, 'codex-ratelimit.jsonl'), 'turn-end').at(-1)!.error!;
   assert.equal([limit.errorKind, limit.text], ['rate-limit', 'exceeded retry limit, last status: 429 Too Many Requests, request id: req_fake_6']);
   const quota = ofKind(parseRecording(codexParser, 'codex-quota.jsonl'), 'turn-end').at(-1)!.error!;
-  assert.equal([quota.errorKind, quota.text], ['rate-limit', 'Quota exceeded. Check your plan and billing details.']);
+  assert.equal([quota.errorKind, quota.text], ['auth', 'Quota exceeded. Check your plan and billing details.']);
   const events = parseRecording(codexParser, 'codex-noconn.jsonl');
   assert.ok(ofKind(events, 'retry').every((r) => r.errorKind === 'connection'));
   const conn = ofKind(events, 'turn-end').at(-1)!.error!;

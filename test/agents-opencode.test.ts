@@ -16,6 +16,10 @@ test('a turn: the session, each text part, the command with its output, the step
   assert.is(ends.length, 1, 'a step that ends in tool calls is not the turn’s end');
   // Two steps of 1100 uncached + 400 cached in, 100 out: "tokens in" include the cached part.
   assert.equal(ends[0]!.usage, { inputTokens: 3000, outputTokens: 200, cacheReadTokens: 800, cacheWriteTokens: 0, costUsd: 0, model: null });
+  // Tokens written to the cache are input too (opencode counts them apart, as it does those read).
+  const step = { type: 'step_finish', sessionID: 'ses_x', part: { type: 'step-finish', reason: 'stop', cost: 0.01, tokens: { input: 10, output: 1, reasoning: 0, cache: { read: 5, write: 7 } } } };
+  const [, end] = opencodeParser()(JSON.stringify(step));
+  assert.equal(end, { kind: 'turn-end', usage: { inputTokens: 22, outputTokens: 1, cacheReadTokens: 5, cacheWriteTokens: 7, costUsd: 0.01, model: null }, error: null });
   assert.match(rendered('opencode', events), /I will mark the next story done\.\n● bash node \S+mark-story\.mjs\n  ⎿ marked US-001 passing\n    1 stories still open\nStory done; the next iteration takes the next one\.\n/);
 });
 

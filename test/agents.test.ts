@@ -8,9 +8,10 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { claudeParser, toolDetail } from '../agents/claude.js';
+import { claudeParser } from '../agents/claude.js';
 import { classifyAgentError, lastTellingLine, resetTimeIn } from '../agents/errors.js';
 import { EventRenderer } from '../agents/render.js';
+import { toolDetail } from '../agents/tools.js';
 import type { AgentEvent } from '../agents/types.js';
 import { PlainLines } from '../loop/escapes.js';
 import { OutputHistory } from '../loop/history.js';
@@ -61,7 +62,8 @@ test('claude: a recorded turn becomes text (streamed once), a tool call with its
   const end = events[events.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
   assert.is(end.kind, 'turn-end');
   assert.is(end.error, null);
-  assert.equal({ ...end.usage!, costUsd: null }, { inputTokens: 2400, outputTokens: 160, cacheReadTokens: 600, cacheWriteTokens: 100, costUsd: null, model: 'claude-opus-4-8' });
+  // The API said 2400 input besides 600 read from the cache and 100 written to it: 3100 in all.
+  assert.equal({ ...end.usage!, costUsd: null }, { inputTokens: 3100, outputTokens: 160, cacheReadTokens: 600, cacheWriteTokens: 100, costUsd: null, model: 'claude-opus-4-8' });
   assert.ok(end.usage!.costUsd! > 0);
 
   const { text: out } = rendered(events);
@@ -108,12 +110,39 @@ test('error words: classified the same for every agent; reset times and last lin
   assert.is(classifyAgentError('Not logged in · Please run /login'), 'auth');
   assert.is(classifyAgentError('API Error: Unable to connect to API (ConnectionRefused)'), 'connection');
   assert.is(classifyAgentError('TypeError: x is undefined'), 'other');
+  // Out of credit is permanent: it fails the loop like a wrong key, though OpenAI sends it as a 429.
+  assert.is(classifyAgentError('You exceeded your current quota, please check your plan and billing details.', 429), 'auth');
+  assert.is(classifyAgentError('insufficient_quota'), 'auth');
+  assert.is(classifyAgentError('Your credit balance is too low to access the Anthropic API.', 400), 'auth');
+  assert.is(classifyAgentError('Disk quota exceeded'), 'other', 'a quota is not a rate limit by itself');
   assert.is(resetTimeIn('Claude AI usage limit reached|1767225600'), 1767225600_000);
   assert.is(resetTimeIn('no time here'), null);
   assert.is(lastTellingLine('first\n\nsecond line\n  \n---\n'), 'second line');
   assert.is(toolDetail('Edit', { file_path: '/a/b.ts', old_string: 'x' }), '/a/b.ts');
   assert.is(toolDetail('Bash', { command: 'npm test\nnpm run lint' }), 'npm test … (+1 lines)');
   assert.is(toolDetail('TodoWrite', { todos: [1, 2, 3] }), '3 todos');
+});
+
+test('rendering: every string an agent supplies is plain text on one clipped line (model, tool name, retry, rate limit, error)', () => {
+  const hostile = '\x1b[2J\x1b]0;owned\x07evil\r\nsecond line' + 'x'.repeat(300);
+  const r = new EventRenderer('claude');
+  const lines = [
+    { kind: 'init', model: hostile },
+    { kind: 'tool', name: hostile, detail: hostile },
+    { kind: 'retry', text: hostile, delayMs: null, errorKind: 'other' },
+    { kind: 'rate-limit', text: hostile, resetsAt: null },
+    { kind: 'error', text: hostile, errorKind: 'other', resetsAt: null },
+    { kind: 'notice', text: hostile },
+  ].flatMap((ev) => r.render(ev as AgentEvent)).map((p) => ('line' in p ? p.line : ''));
+  assert.is(lines.length, 6);
+  for (const line of lines) {
+    // eslint-disable-next-line no-control-regex
+    const visible = line.replace(/\x1b\[[0-9;]*m/g, '');
+    // eslint-disable-next-line no-control-regex
+    assert.not.match(visible, /[\x00-\x1f\x7f]/, `no control characters: ${JSON.stringify(line.slice(0, 60))}`);
+    assert.ok(visible.includes('evil second line'), visible.slice(0, 60));
+    assert.ok(visible.length <= 2 * 200 + 40, `clipped: ${visible.length} characters`);
+  }
 });
 
 test('line editor: typing, editing, Enter sends, a lone Esc interrupts, escape sequences are not text', () => {

@@ -59,13 +59,13 @@ test('a pushed loop runs Claude Code on the box; the laptop sees its progress, t
   assert.is(end.status, 'completed', end.reason ?? '');
   assert.is(end.location, 'remote');
   assert.is(end.remote, 'box');
-  assert.equal({ ...end.usage, costUsd: null }, { inputTokens: 4800, outputTokens: 320, cacheReadTokens: 1200, cacheWriteTokens: 200, costUsd: null });
+  assert.equal({ ...end.usage, costUsd: null }, { inputTokens: 6200, outputTokens: 320, cacheReadTokens: 1200, cacheWriteTokens: 200, costUsd: null });
   assert.ok((end.usage.costUsd ?? 0) > 0, 'the daemon reported the cost');
   const table = (await laptop.cli(['status'])).stdout;
   assert.match(table, new RegExp(`${id}\\s+box\\s+completed\\s+2/10\\s+claude\\s+\\$\\d+\\.\\d\\d`));
   const logs = (await laptop.cli(['logs', id!])).stdout;
   assert.match(logs, /^● Bash node \S+mark-story\.mjs$/m);
-  assert.match(logs, /\[ralph\] iteration 2 done in \S+: 2\.4k tokens in, 160 out/);
+  assert.match(logs, /\[ralph\] iteration 2 done in \S+: 3\.1k tokens in, 160 out/);
   await laptop.git(['fetch', '--quiet', 'ralph-remote']);
   const commits = await laptop.git(['log', '--format=%s', `ralph-remote/ralph/${id}`]);
   assert.match(commits, /feat: US-1 - first/);

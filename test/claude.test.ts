@@ -66,18 +66,19 @@ test('a loop completes with Claude Code: live tool calls in the log, tokens and 
   assert.is(end.iteration, 2);
   assert.is(end.agent, 'claude');
 
-  // The fake model answers 2 requests per iteration, each with 1200 in / 80 out / 300 cache read / 50 written.
-  assert.equal({ ...end.usage, costUsd: null }, { inputTokens: 4800, outputTokens: 320, cacheReadTokens: 1200, cacheWriteTokens: 200, costUsd: null });
+  // The fake model answers 2 requests per iteration, each with 1200 uncached in besides 300 read from
+  // the cache and 50 written to it (1550 in all), and 80 out.
+  assert.equal({ ...end.usage, costUsd: null }, { inputTokens: 6200, outputTokens: 320, cacheReadTokens: 1200, cacheWriteTokens: 200, costUsd: null });
   assert.ok(typeof end.usage.costUsd === 'number' && end.usage.costUsd > 0, `cost reported: ${end.usage.costUsd}`);
   const runs = iterations(w, id);
-  assert.equal(runs.map((r) => [r.iteration, r.outcome, r.input_tokens, r.output_tokens]), [[1, 'ok', 2400, 160], [2, 'ok', 2400, 160]]);
+  assert.equal(runs.map((r) => [r.iteration, r.outcome, r.input_tokens, r.output_tokens]), [[1, 'ok', 3100, 160], [2, 'ok', 3100, 160]]);
   assert.ok(runs.every((r) => typeof r.model === 'string' && r.model.startsWith('claude') && r.duration_ms > 0), JSON.stringify(runs));
 
   const logs = (await w.ralph(['logs', id])).stdout;
   assert.match(logs, /^I will mark the next story done\.$/m, 'the model\'s words');
   assert.match(logs, new RegExp(`^● Bash node ${MARK_STORY.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'), 'each tool call, with its command');
   assert.match(logs, /^ {2}⎿ marked US-001 passing$/m, 'the first line of its result');
-  assert.match(logs, /\[ralph\] iteration 1 done in \S+: 2\.4k tokens in, 160 out, cache 600 read \/ 100 written, \$\d\.\d{4} \(claude-\S+\)/);
+  assert.match(logs, /\[ralph\] iteration 1 done in \S+: 3\.1k tokens in, 160 out, cache 600 read \/ 100 written, \$\d\.\d{4} \(claude-\S+\)/);
   assert.not.match(logs, /\x1b/, 'no escape sequences into a pipe');
 
   const table = (await w.ralph(['status'])).stdout;

@@ -81,7 +81,24 @@ test('a wrong key fails the loop fast, in codex’s own words', async () => {
     assert.match(end.reason ?? '', /401 Unauthorized: Incorrect API key provided: sk-wrong/);
     assert.is(end.iteration, 1, 'no second iteration after an auth error');
     assert.ok(took < 60_000, `failed after ${took} ms`);
-    assert.match(await logs(s, id), /\[codex\] unexpected status 401 Unauthorized.*; retry 1\/5/);
+    assert.match(await logs(s, id), /\[codex\] retry 1\/5: unexpected status 401 Unauthorized/);
+    assert.equal(s.trap.attempts, []);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+test('an account out of credit (insufficient_quota, sent as a 429) fails the loop at once instead of pausing it', async () => {
+  if (!available) return;
+  const s = await setup({
+    script: () => ({ httpError: { status: 429, error: { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', code: 'insufficient_quota' } } }),
+  });
+  try {
+    const id = await runLoop(s);
+    const end = await s.w.waitForLoop(id, 'to fail or pause', (e) => e.status === 'failed' || e.status === 'paused', 60_000);
+    assert.is(end.status, 'failed', end.reason ?? '');
+    assert.match(end.reason ?? '', /^codex is out of credit: .*billing details/);
+    assert.is(end.iteration, 1, 'no second iteration');
     assert.equal(s.trap.attempts, []);
   } finally {
     await s.cleanup();

@@ -11,6 +11,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { OutputHistory } from '../loop/history.js';
 import { runnerLogPath } from '../loop/launch.js';
 import { homePaths } from '../store/paths.js';
 import { alive, ralph, waitUntil, type TempHome } from './helpers/env.js';
@@ -19,9 +20,9 @@ import { makeTaskRepo } from './helpers/task.js';
 
 const MOUNT_MB = 12;
 
-function mountTmpfs(): { dir: string; unmount(): void } | { skip: string } {
+function mountTmpfs(sizeMb = MOUNT_MB): { dir: string; unmount(): void } | { skip: string } {
   const dir = mkdtempSync(join(tmpdir(), 'ralph-full-'));
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${MOUNT_MB}m,mode=0700`, 'ralph-test-full', dir], { encoding: 'utf8' });
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0700`, 'ralph-test-full', dir], { encoding: 'utf8' });
   if (r.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     return { skip: `cannot mount a tmpfs here (${(r.stderr || r.error?.message || '').trim()}); the disk-full test needs root` };
@@ -117,6 +118,48 @@ test('disk full under RALPH_HOME: the loop fails with the reason, clients lose n
   } finally {
     if (runnerPid && alive(runnerPid)) process.kill(runnerPid, 'SIGKILL');
     repo.cleanup();
+    m.unmount();
+  }
+});
+
+test('more output than memory holds while the log cannot be written: the log stays an exact prefix, and where it ends is told', () => {
+  const m = mountTmpfs(1);
+  if ('skip' in m) {
+    console.log(m.skip);
+    return;
+  }
+  const path = join(m.dir, 'loop.log');
+  const h = new OutputHistory(path, { ringBytes: 64 * 1024, logBatchBytes: 8 * 1024 });
+  try {
+    const failed: string[] = [];
+    const lost: number[] = [];
+    h.on('logFailed', (err) => failed.push(err.code ?? err.message));
+    h.on('logLost', (from) => lost.push(from));
+    // Numbered lines: a byte at the wrong offset shows.
+    let all = '';
+    const say = (n: number) => {
+      const line = `line ${String(n).padStart(6, '0')} ${'.'.repeat(40)}\n`;
+      all += line;
+      h.append(line);
+    };
+    for (let i = 0; i < 100; i++) say(i);
+    h.flush();
+    const filler = fill(m.dir, 0);
+    for (let i = 100; i < 5000; i++) say(i); // ~250 KiB: far more than the ring
+    assert.equal(failed, ['ENOSPC']);
+    assert.is(lost.length, 1, 'told once');
+    const from = lost[0]!;
+    assert.ok(from >= 100 * 52 && from < h.endSeq - h.ringCapacity, `lost from ${from}`);
+    rmSync(filler);
+    assert.is(h.retryLog(), true, 'nothing more to try');
+    for (let i = 5000; i < 5010; i++) say(i);
+    h.flush();
+    assert.is(h.logLostFrom, from);
+    const log = readFileSync(path, 'utf8');
+    assert.is(log.length, from, 'the log ends where the loss began');
+    assert.ok(log === all.slice(0, from), 'the log is exactly the output up to there');
+  } finally {
+    h.close();
     m.unmount();
   }
 });

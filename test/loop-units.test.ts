@@ -16,6 +16,7 @@ import { allPass, nextStory, parsePrd } from '../loop/prd.js';
 import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
 import { fillPlaceholders, renderPrompt } from '../loop/prompt.js';
 import { prepareResumedLoop, resumeRefusal } from '../loop/resume.js';
+import { MAX_RESET_WAIT_MS, rateLimitUntil, timerDelay } from '../loop/runner.js';
 import { ScreenMirror } from '../loop/screen.js';
 import { findTaskDir, taskFiles } from '../loop/task.js';
 import { completePrefixLength } from '../loop/utf8.js';
@@ -220,6 +221,16 @@ test('output history: seq is the byte offset in the log; reads cut at character 
   }
 });
 
+test('rate limits: a reported reset time plus slack, at most a week away; else a doubling backoff; timers never past setTimeout\'s limit', () => {
+  const now = Date.UTC(2026, 11, 2, 12);
+  assert.is(rateLimitUntil(now + 60_000, 0, now), now + 65_000, 'the reported reset, then 5 s');
+  assert.is(rateLimitUntil(now + 400 * 86_400_000, 0, now), now + MAX_RESET_WAIT_MS, 'a reset a year away is waited for a week');
+  assert.equal([0, 1, 2, 9].map((n) => rateLimitUntil(null, n, now) - now), [60_000, 120_000, 240_000, 30 * 60_000]);
+  assert.is(timerDelay(now + 30 * 86_400_000, now), 2 ** 31 - 1, '30 days are slept in slices');
+  assert.is(timerDelay(now + 1500, now), 1500);
+  assert.is(timerDelay(now - 5, now), 0);
+});
+
 test('prompt: built-in default with the task paths filled in, or prompt.md plus a context note', () => {
   const t = tempDir();
   try {
@@ -406,6 +417,26 @@ test('screen mirror: the screen as of a seq; after a flood it skips ahead and st
     assert.is(b.seq, h.endSeq);
     assert.match(b.screen, /THE LAST LINE/);
     assert.not.match(b.screen, /first line/);
+    mirror.dispose();
+    h.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('screen mirror: a terminal that cannot be loaded is logged once; snapshots are empty at the current seq and the runner goes on', async () => {
+  const t = tempDir();
+  try {
+    const h = new OutputHistory(join(t.dir, 'f.log'), { ringBytes: 64 * 1024 });
+    const logged: string[] = [];
+    const mirror = new ScreenMirror(h, 40, 5, { log: (l) => logged.push(l), loadXterm: () => Promise.reject(new Error('Cannot find module @xterm/headless')) });
+    h.append('some output\r\n');
+    const a = await mirror.snapshot();
+    assert.equal(a, { screen: '', seq: h.endSeq });
+    h.append('more output\r\n');
+    const b = await mirror.snapshot();
+    assert.equal(b, { screen: '', seq: h.endSeq }, 'later snapshots too, at the seq of their time');
+    assert.equal(logged, ['cannot load the terminal emulator for screen replays (Cannot find module @xterm/headless); attaching clients get no screen']);
     mirror.dispose();
     h.close();
   } finally {

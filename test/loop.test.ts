@@ -100,6 +100,23 @@ test('an agent that fails three iterations in a row fails the loop', async () =>
   }
 });
 
+test('a custom command\'s last words are its reason, never a verdict: "credentials" does not fail the loop, "rate limit" does not pause it', async () => {
+  const h = new LoopHarness();
+  try {
+    const agentCmd = `case "$RALPH_ITERATION" in 1) echo 'FAIL test/credentials.test.ts' ;; *) echo 'Error: rate limit exceeded (Disk quota exceeded)' ;; esac; exit 1`;
+    const loop = await h.start({ maxIterations: 10, prepare: { agentCmd } });
+    const client = await h.connect(loop);
+    const end = await client.watchToEnd();
+    assert.is(end.status, 'failed');
+    assert.is(end.iteration, 3, 'three failed iterations, no pause and no auth failure');
+    assert.match(client.output, /\[ralph\] iteration 1 failed \(exit code 1: FAIL test\/credentials\.test\.ts\)/);
+    assert.not.match(client.output, /paused/);
+    assert.is(h.row(loop.row.id).reason, 'the agent failed 3 iterations in a row (last: exit code 1: Error: rate limit exceeded (Disk quota exceeded))');
+  } finally {
+    await h.cleanup();
+  }
+});
+
 test('stop now ends the agent (its whole process group) and the loop is stopped', async () => {
   const h = new LoopHarness();
   try {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { allText, answersTool, lastMessageText, MARK_STORY, ralphWorker, type Script } from './fixtures/anthropic-api.js';
 import { ClaudeWorld } from './helpers/claude.js';
-import { RALPH_BIN, waitUntil } from './helpers/env.js';
+import { RALPH_BIN, waitUntil, within } from './helpers/env.js';
 
 const worlds: ClaudeWorld[] = [];
 async function world(script?: Script): Promise<ClaudeWorld | null> {
@@ -125,7 +125,7 @@ test('interactive: a typed line reaches the model in its next request; stdin EOF
   attach.type('please also add tests\r');
   attach.done();
   // Its line was sent (it shows in the loop's output), then attach detached on EOF.
-  assert.is(await attach.exited, 0, attach.output());
+  assert.is(await within(attach.exited, 30_000, 'attach to detach on stdin EOF'), 0, attach.output());
   assert.match(attach.output(), /detached from loop/);
   assert.match((await w.ralph(['logs', id])).stdout, /^› please also add tests$/m);
   gate.open();
@@ -155,7 +155,7 @@ test('interactive: Esc interrupts the agent\'s turn; the next line goes on from 
   attach.done();
   const req = await w.api.waitForRequest((r) => lastMessageText(r).includes('now finish'));
   assert.match(allText(req), /Request interrupted by user/);
-  assert.is(await attach.exited, 0, attach.output());
+  assert.is(await within(attach.exited, 30_000, 'attach to detach on stdin EOF'), 0, attach.output());
   const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
   assert.is(end.status, 'completed', end.reason ?? '');
   assert.is(end.iteration, 1);

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { FIXTURES, ROOT, RALPH_BIN, exited, makeTempHome, ralph, waitUntil, within, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import { sshdOrSkip, type Sshd } from './helpers/sshd.js';
 import { Laptop, startedIds } from './helpers/laptop.js';
@@ -168,7 +168,7 @@ test('attach over ssh types into the agent; the shared ssh connection killed mid
     const logins = sshd.logins();
     process.kill(master!, 'SIGKILL');
     await a.stderr('reconnected', 30_000);
-    const end = await exited(a.child);
+    const end = await within(exited(a.child), 120_000, 'attach to exit at the loop\'s end');
     assert.is(end.code, 0, a.errors());
     assert.match(a.errors(), /connection lost .*reconnecting/);
     assert.ok(sshd.logins() > logins, 'a new ssh connection was made');

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { attachProcess } from './helpers/attach.js';
-import { FIXTURES, exited, waitUntil } from './helpers/env.js';
+import { FIXTURES, exited, waitUntil, within } from './helpers/env.js';
 import { startedIds } from './helpers/laptop.js';
 import { zitiE2eOrSkip, type ZitiE2e } from './helpers/ziti-e2e.js';
 
@@ -86,7 +86,7 @@ test('attach over the SDK: live output, keystrokes into the agent, the final sta
     await a.stderr('interactive —', 15_000);
     a.keys('typed through the SDK\rq\r\x1d');
     await a.stdout('typed through the SDK', 15_000);
-    const end = await exited(a.child);
+    const end = await within(exited(a.child), 120_000, 'attach to exit at the loop\'s end');
     assert.is(end.code, 0, a.errors());
     const seen = [...a.output().matchAll(/slow line (\d+)\b/g)].map((m) => Number(m[1]));
     assert.equal(seen, Array.from({ length: 100 }, (_, i) => i + 1), 'every slow line exactly once, in order');

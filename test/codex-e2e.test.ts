@@ -18,7 +18,7 @@ import {
   type ResponsesRequest,
   type Script,
 } from './fixtures/openai-responses-api.js';
-import { agentAvailable } from './helpers/agent-clis.js';
+import { agentAvailable, gatedCommand } from './helpers/agent-clis.js';
 import { agentLoopSetup, type AgentLoopSetup } from './helpers/agent-loops.js';
 import { waitUntil } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
@@ -30,8 +30,8 @@ const setup = (opts: { script?: Script; key?: string; stories?: number } = {}) =
 const runLoop = (s: AgentLoopSetup) => s.runLoop();
 const logs = (s: AgentLoopSetup, id: string) => s.logs(id);
 
-/** A shell command that waits for the test's go file, then runs `then`. */
-const waitFor = (go: string, then: string) => `while [ ! -e ${go} ]; do sleep 0.05; done; ${then}`;
+/** A shell command that waits (bounded) for the test's go file, then runs `then`. */
+const waitFor = (go: string, then: string) => gatedCommand(go, then);
 
 test('a loop completes: live progress while a command runs, usage per iteration and in status', async () => {
   if (!available) return;

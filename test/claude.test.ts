@@ -21,7 +21,12 @@ async function world(script?: Script): Promise<ClaudeWorld | null> {
   return w;
 }
 test.after.each(async () => {
-  for (const w of worlds.splice(0)) await w.cleanup();
+  const attempts: string[] = [];
+  for (const w of worlds.splice(0)) {
+    attempts.push(...w.trap.attempts);
+    await w.cleanup();
+  }
+  assert.equal(attempts, [], 'Claude Code sent nothing off the machine');
 });
 
 const markStory = { tool: 'Bash', input: { command: `node ${MARK_STORY}`, description: 'mark the next story' } };

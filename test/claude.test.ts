@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { allText, answersTool, lastMessageText, MARK_STORY, ralphWorker, type Script } from './fixtures/anthropic-api.js';
 import { ClaudeWorld } from './helpers/claude.js';
-import { RALPH_BIN, waitUntil, within } from './helpers/env.js';
+import { RALPH_BIN, waitUntil, within, skipped } from './helpers/env.js';
 
 const worlds: ClaudeWorld[] = [];
 async function world(script?: Script): Promise<ClaudeWorld | null> {
@@ -64,7 +64,7 @@ function attachWithKeys(w: ClaudeWorld, id: string) {
 
 test('a loop completes with Claude Code: live tool calls in the log, tokens and cost per iteration and in status', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const id = await w.runClaude({ stories: 2 });
   const end = await w.waitForLoop(id, 'completed', (e) => e.status !== 'running' && e.status !== 'starting', 120_000);
   assert.is(end.status, 'completed', end.reason ?? '');
@@ -94,7 +94,7 @@ test('a loop completes with Claude Code: live tool calls in the log, tokens and 
 
 test('progress shows while a tool call is still running; the promise counts even when said before the last tool call', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const gate = w.gate('slow-tool');
   w.api.script = (req) =>
     answersTool(req)
@@ -118,7 +118,7 @@ test('progress shows while a tool call is still running; the promise counts even
 
 test('interactive: a typed line reaches the model in its next request; stdin EOF leaves interactive mode and the loop goes on', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const gate = w.gate('steer');
   w.api.script = (req) => {
     if (answersTool(req)) return allText(req).includes('ALL STORIES PASS') ? { blocks: [{ text: 'All pass. <promise>COMPLETE</promise>' }] } : { blocks: [{ text: 'ok' }] };
@@ -142,7 +142,7 @@ test('interactive: a typed line reaches the model in its next request; stdin EOF
 
 test('interactive: Esc interrupts the agent\'s turn; the next line goes on from there', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const never = w.gate('never');
   w.api.script = (req) => {
     const last = lastMessageText(req);
@@ -168,7 +168,7 @@ test('interactive: Esc interrupts the agent\'s turn; the next line goes on from 
 
 test('a wrong API key fails the loop at once, in Claude Code\'s own words', async () => {
   const w = await world(() => ({ error: { status: 401, type: 'authentication_error', message: 'invalid x-api-key' } }));
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const started = Date.now();
   const id = await w.runClaude({ stories: 1 });
   const end = await w.waitForLoop(id, 'failed', (e) => e.status !== 'running', 120_000);
@@ -182,7 +182,7 @@ test('a wrong API key fails the loop at once, in Claude Code\'s own words', asyn
 
 test('a rate limit pauses the loop without using up an iteration, then it goes on', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   // The first request and Claude Code's own two retries are refused with retry-after: 1.
   let refused = 0;
   w.api.script = (req, n) => {
@@ -212,7 +212,7 @@ test('iteration timeout and stall timeout end the agent and count as failed iter
   const w = await world((req) =>
     answersTool(req) ? { blocks: [{ text: 'done' }] } : { blocks: [{ tool: 'Bash', input: { command: 'sleep 60', description: 'a silent hang' } }] },
   );
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const timedOut = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--iteration-timeout', '3s'] });
   const stalled = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--stall-timeout', '3s'] });
   const a = await w.waitForLoop(timedOut, 'failed', (e) => e.status !== 'running', 120_000);
@@ -227,7 +227,7 @@ test('iteration timeout and stall timeout end the agent and count as failed iter
 
 test('extend gives a running loop more iterations; resume goes on with a failed one as a new loop', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const gate = w.gate('extend');
   let gated = false;
   w.api.script = (req, n) => {
@@ -272,9 +272,9 @@ test('extend gives a running loop more iterations; resume goes on with a failed 
 });
 
 test('as root without IS_SANDBOX=1, ralph run --agent claude refuses up front; it never sets IS_SANDBOX itself', async () => {
-  if (process.getuid?.() !== 0) return;
+  if (process.getuid?.() !== 0) return skipped('not root');
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const repo = w.repo({ stories: 1 });
   const r = await w.ralph(['run', repo.dir, '--agent', 'claude'], { env: { IS_SANDBOX: '' } });
   assert.is(r.code, 1);

@@ -20,7 +20,7 @@ import {
 } from './fixtures/openai-responses-api.js';
 import { agentAvailable, gatedCommand } from './helpers/agent-clis.js';
 import { agentLoopSetup, type AgentLoopSetup } from './helpers/agent-loops.js';
-import { waitUntil } from './helpers/env.js';
+import { waitUntil, skipped } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
 
 // Installed once, before any test's clock starts.
@@ -34,7 +34,7 @@ const logs = (s: AgentLoopSetup, id: string) => s.logs(id);
 const waitFor = (go: string, then: string) => gatedCommand(go, then);
 
 test('a loop completes: live progress while a command runs, usage per iteration and in status', async () => {
-  if (!available) return;
+  if (!available) return skipped('no Codex CLI');
   const s = await setup();
   s.api.script = (req, n) => (answersTool(req) ? ralphWorker(req, n) : runCommand(req, 'I will mark the next story done.', waitFor(s.go, `node ${MARK_STORY}`)));
   try {
@@ -71,7 +71,7 @@ test('a loop completes: live progress while a command runs, usage per iteration 
 });
 
 test('a wrong key fails the loop fast, in codex’s own words', async () => {
-  if (!available) return;
+  if (!available) return skipped('no Codex CLI');
   const s = await setup({ key: 'sk-wrong' });
   try {
     const id = await runLoop(s);
@@ -90,7 +90,7 @@ test('a wrong key fails the loop fast, in codex’s own words', async () => {
 });
 
 test('steering: a line typed mid-turn waits for it, Esc interrupts, the session goes on with the line', async () => {
-  if (!available) return;
+  if (!available) return skipped('no Codex CLI');
   const s = await setup({ stories: 1 });
   const said = (req: ResponsesRequest, words: string) => userTexts(req).at(-1)?.includes(words) === true && !answersTool(req);
   s.api.script = (req, n) => {

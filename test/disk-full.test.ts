@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { runnerLogPath } from '../loop/launch.js';
 import { homePaths } from '../store/paths.js';
-import { alive, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { alive, ralph, waitUntil, skipped, type TempHome } from './helpers/env.js';
 import { fixtureAgentCmd, LoopClient } from './helpers/loop.js';
 import { makeTaskRepo } from './helpers/task.js';
 
@@ -58,8 +58,7 @@ function fill(dir: string, leaveBytes: number): string {
 test('disk full under RALPH_HOME: the loop fails with the reason, clients lose nothing, and all is recorded once space returns', async () => {
   const m = mountTmpfs();
   if ('skip' in m) {
-    console.log(m.skip);
-    return;
+    return skipped(m.skip);
   }
   const home = m.dir;
   const t: TempHome = {

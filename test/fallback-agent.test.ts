@@ -11,10 +11,10 @@ import { ralphWorker } from './fixtures/anthropic-api.js';
 import { answersTool, FakeResponsesApi, MARK_STORY, ralphWorker as codexWorker, runCommand } from './fixtures/openai-responses-api.js';
 import { agentAvailable, codexWorld, FAKE_OPENAI_KEY, gatedCommand, OutboundTrap } from './helpers/agent-clis.js';
 import { ClaudeWorld } from './helpers/claude.js';
-import { waitUntil } from './helpers/env.js';
+import { waitUntil, skipped } from './helpers/env.js';
 
 test('claude rate-limited: codex runs until the limit lifts, then claude again; no iteration is used up', async () => {
-  if (!agentAvailable('codex')) return;
+  if (!agentAvailable('codex')) return skipped('no Codex CLI');
   // Claude Code's first request and its own two retries are refused, with retry-after: 3.
   let refused = 0;
   const w = await ClaudeWorld.create((req, n) => {
@@ -24,7 +24,7 @@ test('claude rate-limited: codex runs until the limit lifts, then claude again; 
     }
     return ralphWorker(req, n);
   });
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   // Codex's story waits at a gate the test opens only once claude's limit has lifted: the next
   // iteration is claude's by construction, however quick codex is.
   const responses = new FakeResponsesApi(codexWorker, FAKE_OPENAI_KEY);

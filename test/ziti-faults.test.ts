@@ -16,15 +16,15 @@ import { RpcPeer } from '../rpc/peer.js';
 import { homePaths } from '../store/paths.js';
 import { stopProxy } from '../transport/ziti/proxy.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
-import { makeTempHome, ralph, waitUntil, within, type TempHome } from './helpers/env.js';
+import { makeTempHome, ralph, waitUntil, within, skipped, type TempHome } from './helpers/env.js';
 import { fixtureAgentCmd } from './helpers/loop.js';
 import { makeTaskRepo, type TaskRepo } from './helpers/task.js';
 import { zitiNetworkOrSkip, zitiSdkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
 
 const overlayRestart = (backend: 'tunnel' | 'sdk') => async () => {
-  if (backend === 'sdk' && !(await zitiSdkOrSkip())) return;
+  if (backend === 'sdk' && !(await zitiSdkOrSkip())) return skipped('no ziti SDK build');
   const net: ZitiNetwork | null = await zitiNetworkOrSkip(`ralph-zf-${backend}`);
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   let box: TempHome | undefined;
   let d: DaemonHandle | undefined;
   let feed: LoopFeed | undefined;

@@ -17,7 +17,7 @@ import { readFirstLine } from '../rpc/reader.js';
 import { dial, DialError } from '../transport/index.js';
 import { ZitiError } from '../transport/ziti/index.js';
 import { cachedBuildDir } from '../transport/ziti/sdk.js';
-import { exited, makeTempHome, ROOT, type TempHome } from './helpers/env.js';
+import { exited, makeTempHome, ROOT, skipped, type TempHome } from './helpers/env.js';
 import { pattern, zitiNetworkOrSkip, zitiSdkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
 
 const PEER = join(ROOT, 'dist', 'test', 'helpers', 'ziti-sdk-peer.js');
@@ -183,7 +183,7 @@ async function open(mode: object): Promise<Duplex> {
 }
 
 test('an RpcPeer echo crosses two processes over the real network; closing it ends the host side', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   const conn = await open({ mode: 'rpc' });
   const rpc = new RpcPeer(conn);
   assert.equal(await rpc.request('echo', { hello: 'ziti', n: 1 }, T), { hello: 'ziti', n: 1 });
@@ -196,7 +196,7 @@ test('an RpcPeer echo crosses two processes over the real network; closing it en
 });
 
 test('a flood each way arrives intact, writes paced by the SDK', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   const N = 8 * 1024 * 1024;
   const data = pattern(N);
   const want = createHash('sha256').update(data).digest('hex');
@@ -217,7 +217,7 @@ test('a flood each way arrives intact, writes paced by the SDK', async () => {
 });
 
 test('end of stream both ways: the host ending is seen by the dialer; a dialer that half-closes still gets its answer', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   // The host ends: the dialed stream ends by itself (stock 0.13.3 never told, then freed the connection).
   const conn = await open({ mode: 'rpc' });
   const rpc = new RpcPeer(conn);
@@ -248,7 +248,7 @@ test('end of stream both ways: the host ending is seen by the dialer; a dialer t
 });
 
 test('many clients on one listener at once, each echoed its own bytes', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   const N = 1024 * 1024;
   const one = async (i: number) => {
     const data = pattern(N + i * 4096);
@@ -264,7 +264,7 @@ test('many clients on one listener at once, each echoed its own bytes', async ()
 });
 
 test('refused identities and services: one line each, at once', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   const ids = net.identities;
   // Dials get a 60 s timeout of their own: "at once" is then far below anything a timer would give
   // (a refusal is the controller's answer, well under a second), and the words say which refusal it is.
@@ -290,7 +290,7 @@ test('refused identities and services: one line each, at once', async () => {
 });
 
 test('an unreachable controller is a clear error at once, dialing and hosting', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   const identity = JSON.parse(readFileSync(net.identities.client, 'utf8'));
   identity.ztAPI = 'https://127.0.0.1:9/edge/client/v1';
   const file = join(t.home, 'lost.json');
@@ -321,7 +321,7 @@ async function dialError(opts: object): Promise<Error> {
 }
 
 test('identity files: missing, not one, or a second identity in this process: one line naming it', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   const dir = join(t.home, 'bad');
   mkdirSync(dir);
   const missing = join(dir, 'missing.json');
@@ -351,7 +351,7 @@ test('identity files: missing, not one, or a second identity in this process: on
 });
 
 test('auto takes only a build with ralph\'s fixes: a stock SDK is refused in one line saying what to run', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network or SDK build');
   const ours = await attempt(['choice'], net.identities.client, { RALPH_ZITI_BACKEND: 'auto' });
   assert.is(ours.use, true, JSON.stringify(ours));
   const hasDefault = await attempt(['dial', SERVICE], net.identities.client, { RALPH_ZITI_BACKEND: 'auto', RALPH_ZITI_PROXY_DIR: join(t.home, 'zp'), RALPH_ZITI_PROXY_IDLE_MS: '500' });

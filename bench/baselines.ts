@@ -12,29 +12,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pty from 'node-pty';
 import { AGENT_FIXTURE } from '../test/helpers/loop.js';
-import { percentiles, type Percentiles } from './measure.js';
+import { FloodWindow, percentiles, type Percentiles } from './measure.js';
 
-/** node-pty reading FIXTURE_FLOOD_MB of the fixture's flood, as fast as it can: MB/s. */
-export function rawPtyFlood(floodMb: number, encoding: 'utf8' | null = 'utf8'): Promise<{ mbPerS: number; chunks: number; mb: number }> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    let bytes = 0;
+/**
+ * node-pty reading FIXTURE_FLOOD_MB of the fixture's flood, as fast as it can: MB/s. Raw Buffers
+ * (encoding null), as ralph's runner reads its PTY, and timed over the same FloodWindow as every
+ * ralph path (first flood chunk to the end marker: the fixture's start-up is outside it).
+ */
+export function rawPtyFlood(floodMb: number): Promise<{ mbPerS: number; chunks: number; mb: number }> {
+  return new Promise((resolve, reject) => {
+    const window = new FloodWindow();
     let chunks = 0;
     const term = pty.spawn(process.execPath, [AGENT_FIXTURE, 'flood'], {
       name: 'xterm-256color',
       cols: 120,
       rows: 40,
       env: { ...process.env, FIXTURE_FLOOD_MB: String(floodMb) } as Record<string, string>,
-      encoding,
+      encoding: null,
     });
     term.onData((d: string | Buffer) => {
+      if (window.result) return;
       chunks++;
-      bytes += typeof d === 'string' ? Buffer.byteLength(d) : d.length;
+      window.add(d as Buffer);
     });
+    void window.done.then((r) => resolve({ mbPerS: r.mbPerS, chunks, mb: r.mb }));
+    // node-pty may report the exit before the last reads: give those a moment before giving up.
     term.onExit(() => {
-      const s = Number(process.hrtime.bigint() - t0) / 1e9;
-      const mb = bytes / (1024 * 1024);
-      resolve({ mbPerS: mb / s, chunks, mb });
+      setTimeout(() => window.result ?? reject(new Error('the flood fixture exited without its end marker')), 5000).unref();
     });
   });
 }

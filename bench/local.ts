@@ -23,7 +23,7 @@ import { makeTempHome, RALPH_BIN } from '../test/helpers/env.js';
 import { fixtureAgentCmd } from '../test/helpers/loop.js';
 import { makeTaskRepo } from '../test/helpers/task.js';
 import { bareSocketEcho, rawPtyFlood } from './baselines.js';
-import { cpuSeconds, fmtMs, measureEcho, measureFlood, memoryOf, OutputWatch, percentiles, rssKiB, type Memory } from './measure.js';
+import { cpuSeconds, FloodWindow, fmtMs, measureEcho, measureFlood, memoryOf, OutputWatch, percentiles, rssKiB, type Memory } from './measure.js';
 import { CAT_COMMAND, interleavedEcho, PtyClient, TmuxSession } from './terminals.js';
 
 const KEYSTROKES = Number(process.env.BENCH_KEYSTROKES || 2000);
@@ -184,12 +184,9 @@ async function floodThroughAttach(): Promise<number> {
     const attach = spawn(process.execPath, [RALPH_BIN, 'attach', '--no-replay', loop.id], { env: loop.t.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     attach.stderr!.on('data', (d) => (stderr += d));
-    let bytes = 0;
-    let t0 = 0n;
-    attach.stdout!.on('data', (d: Buffer) => {
-      if (t0 === 0n) t0 = process.hrtime.bigint();
-      bytes += d.length;
-    });
+    // Timed over the FloodWindow (first flood chunk to the end marker), as the baseline is.
+    const window = new FloodWindow();
+    attach.stdout!.on('data', (d: Buffer) => void window.add(d));
     await new Promise<void>((resolve, reject) => {
       const check = () => (stderr.includes('attached to loop') ? resolve() : undefined);
       attach.stderr!.on('data', check);
@@ -199,14 +196,17 @@ async function floodThroughAttach(): Promise<number> {
     await loop.watch.peer.request('write', { data: '\rq\r' });
     await loop.watch.peer.request('interactive', { on: false });
     const code = await new Promise<number | null>((r) => attach.once('exit', r));
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     if (code !== 0) throw new Error(`ralph attach exited with ${code}: ${stderr}`);
-    return bytes / (1024 * 1024) / seconds;
+    if (!window.result) throw new Error(`ralph attach showed no flood end marker: ${stderr}`);
+    return window.result.mbPerS;
   } finally {
     loop.cleanup();
   }
 }
 
+// Every flood figure (node-pty alone, the bench's RPC client, `ralph attach`) is timed over the same
+// window: from the first chunk holding a flood line to the chunk that completes the fixture's
+// "flood done:" marker, raw bytes counted alike (bench/measure.ts FloodWindow).
 async function throughput(): Promise<void> {
   const ratios: number[] = [];
   const cpuRatios: number[] = [];

@@ -31,6 +31,47 @@ export function fmtMs(p: Percentiles): string {
   return `p50 ${p.p50.toFixed(3)} ms  p95 ${p.p95.toFixed(3)} ms  p99 ${p.p99.toFixed(3)} ms  max ${p.max.toFixed(2)} ms  (n=${p.n})`;
 }
 
+/** A flood line (each holds it) and the fixture's last line after its flood (demo/agent.mjs). */
+export const FLOOD_LINE = Buffer.from('flöod');
+export const FLOOD_END = Buffer.from('flood done:');
+
+/**
+ * The window every flood figure is timed over, on every path (node-pty alone, the bench's RPC client,
+ * `ralph attach`'s stdout): from the arrival of the first chunk holding a flood line to the arrival of
+ * the chunk that completes the fixture's end marker ("flood done:"), counting the raw bytes of those
+ * chunks. Spawning, the echo step before the flood and anything after the marker (the loop's end,
+ * exits) are outside it on all paths alike.
+ */
+export class FloodWindow {
+  private t0 = 0n;
+  private bytes = 0;
+  private tail = Buffer.alloc(0);
+  result: { mb: number; seconds: number; mbPerS: number } | null = null;
+  private resolveDone!: (r: { mb: number; seconds: number; mbPerS: number }) => void;
+  readonly done = new Promise<{ mb: number; seconds: number; mbPerS: number }>((r) => (this.resolveDone = r));
+
+  /** Feed every chunk as it arrives (raw bytes, no decoding); true once the end marker has arrived. */
+  add(chunk: Buffer): boolean {
+    if (this.result) return true;
+    if (this.t0 === 0n) {
+      if (!chunk.includes(FLOOD_LINE)) return false;
+      this.t0 = process.hrtime.bigint();
+    }
+    this.bytes += chunk.length;
+    // The marker may straddle two chunks: look at the previous chunk's last bytes with this one's first.
+    const seam = Buffer.concat([this.tail, chunk.subarray(0, FLOOD_END.length)]);
+    if (chunk.includes(FLOOD_END) || seam.includes(FLOOD_END)) {
+      const seconds = Number(process.hrtime.bigint() - this.t0) / 1e9;
+      const mb = this.bytes / (1024 * 1024);
+      this.result = { mb, seconds, mbPerS: mb / seconds };
+      this.resolveDone(this.result);
+      return true;
+    }
+    this.tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - FLOOD_END.length)));
+    return false;
+  }
+}
+
 /**
  * A subscription that collects output text and lets a caller await a substring (ASCII: the text is
  * the output's bytes read as latin1, which costs no UTF-8 decoding of a flood).
@@ -45,6 +86,8 @@ export class OutputWatch {
   private waiters: Array<{ needle: string; from: number; resolve: () => void }> = [];
   private completedEvent: CompletedEvent | null = null;
   private completedResolve!: () => void;
+  /** While a flood is measured: the window its payloads are fed to. */
+  flood: FloodWindow | null = null;
   /** Resolves once the loop has completed and all its output has arrived. */
   readonly completed = new Promise<void>((r) => (this.completedResolve = r));
 
@@ -52,6 +95,7 @@ export class OutputWatch {
     peer.onNotification('output', (p, _peer, payload) => {
       const e = p as OutputEvent;
       if (!payload) return;
+      this.flood?.add(payload);
       // Matching only needs the tail: don't make the client pay for copying floods around.
       this.text += (payload.length > 8192 ? payload.subarray(payload.length - 8192) : payload).toString('latin1');
       const n = payload.length;
@@ -118,7 +162,8 @@ export async function measureEcho(watch: OutputWatch, count: number): Promise<Pe
 
 /**
  * Output throughput: ends the echo step ("q" line) so the fixture floods its PTY, and times the
- * bytes arriving at this client until the loop completes.
+ * bytes arriving at this client over the FloodWindow (first flood chunk to the end marker), as the
+ * baselines are timed. Then waits for the loop to complete (outside the window).
  */
 export async function measureFlood(
   watch: OutputWatch,
@@ -127,7 +172,7 @@ export async function measureFlood(
   watch.text = '';
   const startBytes = watch.bytes;
   const startEvents = watch.events;
-  const t0 = process.hrtime.bigint();
+  const window = (watch.flood = new FloodWindow());
   let maxRss = 0;
   const sampler = rssOf ? setInterval(() => (maxRss = Math.max(maxRss, rssOf())), 50) : undefined;
   await watch.peer.request('write', { data: '\rq\r' }); // a line of its own: "q" ends the echo step
@@ -139,14 +184,15 @@ export async function measureFlood(
     throw new Error(`the connection closed before all output arrived (${((watch.bytes - startBytes) / (1 << 20)).toFixed(1)} MB received): ${why}; use a smaller BENCH_FLOOD_MB`);
   });
   try {
+    await Promise.race([window.done, closed]);
     await Promise.race([watch.completed, closed]);
   } finally {
     clearInterval(sampler);
+    watch.flood = null;
   }
   closed.catch(() => {});
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const mb = (watch.bytes - startBytes) / (1024 * 1024);
-  return { mb, seconds, mbPerS: mb / seconds, maxRssMb: maxRss / 1024, events: watch.events - startEvents };
+  const { mb, seconds, mbPerS } = window.result!;
+  return { mb, seconds, mbPerS, maxRssMb: maxRss / 1024, events: watch.events - startEvents };
 }
 
 /** CPU time (user + system) a process has used so far, in seconds (Linux). */

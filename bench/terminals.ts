@@ -51,8 +51,11 @@ export class PtyClient {
     });
   }
 
-  /** Round trips of single keys, `count` of them after `warmup` untimed ones. */
-  async echo(count: number, warmup = 50): Promise<number[]> {
+  /**
+   * Round trips of single keys, `count` of them after `warmup` untimed ones; with `pauseMs`, that
+   * long a pause after the i-th key (a typist's pace, as bench/tui.ts types).
+   */
+  async echo(count: number, warmup = 50, pauseMs?: (i: number) => number): Promise<number[]> {
     const samples: number[] = [];
     const alphabet = 'abcdefgijknopqsuvwxyz';
     for (let i = 0; i < count + warmup; i++) {
@@ -63,6 +66,7 @@ export class PtyClient {
       this.term.write(ch);
       await echoed;
       if (i >= warmup) samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs(i)));
     }
     return samples;
   }

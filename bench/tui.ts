@@ -2,11 +2,14 @@
 //  1. time to the first full frame with 1,000 loops in the session DB and 3 remotes (two daemons on
 //     loopback tcp, one address nothing answers), beside `node -e 0` and `ralph status` on the same DB;
 //  2. keystroke-to-screen latency (a digit typed at the `+` prompt until that prompt is redrawn with
-//     it), with the selected loop idle and while it floods output;
-//  3. the TUI's RSS with 50 loops streaming, while its selection walks over all of them twice.
+//     it), with the selected loop idle and while it floods output; beside each, the floor measured
+//     right after it the same way (same keys, same pace): node-pty alone typing into a PTY running
+//     `stty raw -echo; cat` (bench/terminals.ts), under the same load;
+//  3. the TUI's RSS with 50 loops streaming, while its selection walks over all of them twice,
+//     beside a bare idle `node` process measured in the same run.
 // Targets (2-core machine): first frame <= 500 ms; keystroke p99 <= 50 ms while flooding; RSS bounded.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +24,7 @@ import { makeTempHome, RALPH_BIN, type TempHome } from '../test/helpers/env.js';
 import { fixtureAgentCmd } from '../test/helpers/loop.js';
 import { makeTaskRepo } from '../test/helpers/task.js';
 import { cpuSeconds, percentiles, rssKiB } from './measure.js';
+import { CAT_COMMAND, PtyClient } from './terminals.js';
 
 const LOOPS = 1000;
 const FRAME_RUNS = Number(process.env.BENCH_TUI_RUNS || 7);
@@ -231,10 +235,23 @@ async function keystrokes(): Promise<void> {
       tui.write('\x1b');
       await new Promise((r) => setTimeout(r, 30));
       await tui.quit();
+      // The floor, right after, the same way: as many keys at the same pace, through node-pty alone
+      // to `stty raw -echo; cat` (the loops, flooding or not, still running as they were).
+      const cat = new PtyClient('/bin/sh', ['-c', CAT_COMMAND], t.env);
+      let floor;
+      try {
+        await cat.seen('ECHO READY');
+        floor = percentiles(await cat.echo(KEYSTROKES, 0, (i) => 20 + (i % 7) * 5));
+      } finally {
+        cat.kill();
+      }
       const p = percentiles(samples);
       const loop = JSON.parse(readFileSync(stats, 'utf8')) as { p50: number; p99: number; max: number };
       console.log(
         `keystroke to screen, ${label.padEnd(22)}: p50 ${p.p50.toFixed(1)} ms  p95 ${p.p95.toFixed(1)} ms  p99 ${p.p99.toFixed(1)} ms  max ${p.max.toFixed(1)} ms  (n=${p.n}${label.startsWith('flood') ? '; target p99 <= 50 ms' : ''})`,
+      );
+      console.log(
+        `  floor, node-pty alone to \`stty raw -echo; cat\`: p50 ${floor.p50.toFixed(1)} ms  p95 ${floor.p95.toFixed(1)} ms  p99 ${floor.p99.toFixed(1)} ms  max ${floor.max.toFixed(1)} ms (n=${floor.n}); tui p99 / floor p99 ${(p.p99 / floor.p99).toFixed(2)}x`,
       );
       console.log(`  the tui meanwhile: ${(busy * 100).toFixed(0)} % of a core; its event loop delayed p50 ${loop.p50} ms, p99 ${loop.p99} ms, max ${loop.max} ms`);
     }
@@ -279,12 +296,22 @@ async function rss(): Promise<void> {
       }
       samples.push({ at: `after walking all ${STREAMING_LOOPS} (round ${round})`, kib: rssKiB(tui.pid) });
     }
-    await new Promise((r) => setTimeout(r, 5000));
+    // The baseline in the same run: a bare idle node process, settled over the same 5 s.
+    const bare = spawn(process.execPath, ['-e', "process.stdout.write('ready\\n'); setInterval(() => {}, 1e6)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let bareKib = 0;
+    try {
+      await new Promise<void>((r) => bare.stdout!.once('data', () => r()));
+      await new Promise((r) => setTimeout(r, 5000));
+      bareKib = rssKiB(bare.pid!);
+    } finally {
+      bare.kill();
+    }
     samples.push({ at: '5 s later, one selected', kib: rssKiB(tui.pid) });
     clearInterval(sampler);
     await tui.quit();
     const mb = (k: number) => `${(k / 1024).toFixed(0)} MB`;
     console.log(`tui RSS with ${STREAMING_LOOPS} loops streaming: ${samples.map((s) => `${s.at} ${mb(s.kib)}`).join('; ')}; peak ${mb(peak)}`);
+    console.log(`  baseline, a bare idle node in the same run: RSS ${mb(bareKib)}; the tui at the end / bare node: ${(samples.at(-1)!.kib / bareKib).toFixed(2)}x`);
   } finally {
     store.db.close();
     killRunners(t.home);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { allText, answersTool, MARK_STORY, ralphWorker } from './fixtures/anthropic-api.js';
 import { ClaudeWorld } from './helpers/claude.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
-import { makeTempHome, waitUntil, type TempHome } from './helpers/env.js';
+import { makeTempHome, waitUntil, skipped, type TempHome } from './helpers/env.js';
 import { Laptop, startedIds, withGitRemoteHelper } from './helpers/laptop.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
 
@@ -48,7 +48,7 @@ function waitForRemote(id: string, what: string, check: (e: StatusJsonEntry) => 
 }
 
 test('a pushed loop runs Claude Code on the box; the laptop sees its progress, tokens and cost', async () => {
-  if (!box) return;
+  if (!box) return skipped('no Claude Code CLI');
   box.api.script = ralphWorker;
   const push = await laptop.gitResult(['push', 'ralph-remote', 'feature']);
   assert.is(push.code, 0, push.stderr);
@@ -73,7 +73,7 @@ test('a pushed loop runs Claude Code on the box; the laptop sees its progress, t
 });
 
 test('through the daemon: extend reaches the runner; a 401 fails the loop in the agent\'s words; resume goes on from its branch', async () => {
-  if (!box) return;
+  if (!box) return skipped('no Claude Code CLI');
   const gate = box.gate('remote-extend');
   let gated = false;
   box.api.script = (req, n) => {
@@ -116,7 +116,8 @@ test('through the daemon: extend reaches the runner; a 401 fails the loop in the
 });
 
 test('a daemon running as root without IS_SANDBOX=1 refuses a claude loop on the push\'s remote: lines', async () => {
-  if (!box || process.getuid?.() !== 0) return;
+  if (!box) return skipped('no Claude Code CLI');
+  if (process.getuid?.() !== 0) return skipped('not root');
   const rootHome = makeTempHome('ralph-claude-root');
   const rootDaemon = await startDaemon(rootHome, { listen: ['tcp://127.0.0.1:0'], env: { ...box.claudeEnv(), IS_SANDBOX: '' } });
   try {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { allText, answersTool, lastMessageText, MARK_STORY, ralphWorker, type Script } from './fixtures/anthropic-api.js';
 import { ClaudeWorld } from './helpers/claude.js';
-import { RALPH_BIN, waitUntil } from './helpers/env.js';
+import { RALPH_BIN, waitUntil, within, skipped } from './helpers/env.js';
 
 const worlds: ClaudeWorld[] = [];
 async function world(script?: Script): Promise<ClaudeWorld | null> {
@@ -21,7 +21,12 @@ async function world(script?: Script): Promise<ClaudeWorld | null> {
   return w;
 }
 test.after.each(async () => {
-  for (const w of worlds.splice(0)) await w.cleanup();
+  const attempts: string[] = [];
+  for (const w of worlds.splice(0)) {
+    attempts.push(...w.trap.attempts);
+    await w.cleanup();
+  }
+  assert.equal(attempts, [], 'Claude Code sent nothing off the machine');
 });
 
 const markStory = { tool: 'Bash', input: { command: `node ${MARK_STORY}`, description: 'mark the next story' } };
@@ -59,7 +64,7 @@ function attachWithKeys(w: ClaudeWorld, id: string) {
 
 test('a loop completes with Claude Code: live tool calls in the log, tokens and cost per iteration and in status', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const id = await w.runClaude({ stories: 2 });
   const end = await w.waitForLoop(id, 'completed', (e) => e.status !== 'running' && e.status !== 'starting', 120_000);
   assert.is(end.status, 'completed', end.reason ?? '');
@@ -90,7 +95,7 @@ test('a loop completes with Claude Code: live tool calls in the log, tokens and 
 
 test('progress shows while a tool call is still running; the promise counts even when said before the last tool call', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const gate = w.gate('slow-tool');
   w.api.script = (req) =>
     answersTool(req)
@@ -114,7 +119,7 @@ test('progress shows while a tool call is still running; the promise counts even
 
 test('interactive: a typed line reaches the model in its next request; stdin EOF leaves interactive mode and the loop goes on', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const gate = w.gate('steer');
   w.api.script = (req) => {
     if (answersTool(req)) return allText(req).includes('ALL STORIES PASS') ? { blocks: [{ text: 'All pass. <promise>COMPLETE</promise>' }] } : { blocks: [{ text: 'ok' }] };
@@ -126,7 +131,7 @@ test('interactive: a typed line reaches the model in its next request; stdin EOF
   attach.type('please also add tests\r');
   attach.done();
   // Its line was sent (it shows in the loop's output), then attach detached on EOF.
-  assert.is(await attach.exited, 0, attach.output());
+  assert.is(await within(attach.exited, 30_000, 'attach to detach on stdin EOF'), 0, attach.output());
   assert.match(attach.output(), /detached from loop/);
   assert.match((await w.ralph(['logs', id])).stdout, /^› please also add tests$/m);
   gate.open();
@@ -138,7 +143,7 @@ test('interactive: a typed line reaches the model in its next request; stdin EOF
 
 test('interactive: Esc interrupts the agent\'s turn; the next line goes on from there', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const never = w.gate('never');
   w.api.script = (req) => {
     const last = lastMessageText(req);
@@ -156,7 +161,7 @@ test('interactive: Esc interrupts the agent\'s turn; the next line goes on from 
   attach.done();
   const req = await w.api.waitForRequest((r) => lastMessageText(r).includes('now finish'));
   assert.match(allText(req), /Request interrupted by user/);
-  assert.is(await attach.exited, 0, attach.output());
+  assert.is(await within(attach.exited, 30_000, 'attach to detach on stdin EOF'), 0, attach.output());
   const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
   assert.is(end.status, 'completed', end.reason ?? '');
   assert.is(end.iteration, 1);
@@ -164,21 +169,21 @@ test('interactive: Esc interrupts the agent\'s turn; the next line goes on from 
 
 test('a wrong API key fails the loop at once, in Claude Code\'s own words', async () => {
   const w = await world(() => ({ error: { status: 401, type: 'authentication_error', message: 'invalid x-api-key' } }));
-  if (!w) return;
-  const started = Date.now();
+  if (!w) return skipped('no Claude Code CLI');
   const id = await w.runClaude({ stories: 1 });
   const end = await w.waitForLoop(id, 'failed', (e) => e.status !== 'running', 120_000);
-  const took = Date.now() - started;
   assert.is(end.status, 'failed');
   assert.is(end.reason, 'claude cannot authenticate: Invalid API key · Fix external API key');
   assert.is(end.iteration, 1, 'no more iterations burned');
-  assert.ok(took < 60_000, `failed within a minute (${took} ms)`);
+  // At once: one Claude Code run, its first request and its own two retries (ralph sets
+  // CLAUDE_CODE_MAX_RETRIES=2), and no second run (which would ask 3 times more).
+  assert.is(w.api.requests.length, 3, `${w.api.requests.length} requests`);
   assert.match((await w.ralph(['logs', id])).stdout, /\[claude\] Invalid API key · Fix external API key/);
 });
 
 test('a rate limit pauses the loop without using up an iteration, then it goes on', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   // The first request and Claude Code's own two retries are refused with retry-after: 1.
   let refused = 0;
   w.api.script = (req, n) => {
@@ -189,23 +194,26 @@ test('a rate limit pauses the loop without using up an iteration, then it goes o
     return ralphWorker(req, n);
   };
   const id = await w.runClaude({ stories: 1 });
-  const paused = await w.waitForLoop(id, 'paused', (e) => e.status === 'paused' || e.status === 'completed' || e.status === 'failed', 120_000);
-  assert.is(paused.status, 'paused', paused.reason ?? '');
-  assert.match(paused.reason ?? '', /^claude is rate-limited: API Error: Request rejected \(429\) · This request would exceed your rate limit\.; going on at \d\d:\d\d:\d\d$/);
-  assert.ok(paused.pausedUntil && Date.parse(paused.pausedUntil) > Date.now() - 10_000, `pausedUntil ${paused.pausedUntil}`);
-  assert.is(paused.iteration, 0, 'the limited run did not use up the iteration');
+  // The pause lasts about a second: rather than catch it by polling, the record says it happened
+  // afterwards (the loop's own log of it, and the iterations table).
   const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
   assert.is(end.status, 'completed', end.reason ?? '');
-  assert.is(end.iteration, 1);
+  assert.is(end.iteration, 1, 'the limited run did not use up the iteration');
   assert.is(end.pausedUntil, null);
   assert.equal(iterations(w, id).map((r) => [r.iteration, r.outcome]), [[1, 'rate-limited'], [1, 'ok']]);
+  const log = (await w.ralph(['logs', id])).stdout;
+  const paused = [...log.matchAll(/\[ralph\] paused: (.*) \(in [^)]+\); no iteration is used meanwhile/g)].map((m) => m[1]);
+  assert.is(paused.length, 1, log);
+  assert.match(paused[0]!, /^claude is rate-limited: API Error: Request rejected \(429\) · This request would exceed your rate limit\.; going on at \d\d:\d\d:\d\d$/);
+  // The pause came before the run that did the work: its line precedes the second iteration's start.
+  assert.ok(log.indexOf('[ralph] paused:') < log.lastIndexOf('[ralph] iteration 1/10'), log);
 });
 
 test('iteration timeout and stall timeout end the agent and count as failed iterations, with reasons that name them', async () => {
   const w = await world((req) =>
     answersTool(req) ? { blocks: [{ text: 'done' }] } : { blocks: [{ tool: 'Bash', input: { command: 'sleep 60', description: 'a silent hang' } }] },
   );
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const timedOut = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--iteration-timeout', '3s'] });
   const stalled = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--stall-timeout', '3s'] });
   const a = await w.waitForLoop(timedOut, 'failed', (e) => e.status !== 'running', 120_000);
@@ -220,7 +228,7 @@ test('iteration timeout and stall timeout end the agent and count as failed iter
 
 test('extend gives a running loop more iterations; resume goes on with a failed one as a new loop', async () => {
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const gate = w.gate('extend');
   let gated = false;
   w.api.script = (req, n) => {
@@ -265,9 +273,9 @@ test('extend gives a running loop more iterations; resume goes on with a failed 
 });
 
 test('as root without IS_SANDBOX=1, ralph run --agent claude refuses up front; it never sets IS_SANDBOX itself', async () => {
-  if (process.getuid?.() !== 0) return;
+  if (process.getuid?.() !== 0) return skipped('not root');
   const w = await world();
-  if (!w) return;
+  if (!w) return skipped('no Claude Code CLI');
   const repo = w.repo({ stories: 1 });
   const r = await w.ralph(['run', repo.dir, '--agent', 'claude'], { env: { IS_SANDBOX: '' } });
   assert.is(r.code, 1);

@@ -157,25 +157,26 @@ test('a bad start leaves no row: unknown repo, unknown branch, missing task dir'
 test('the session DB locked by another process: loop.start is answered "busy" while the lock is held, other clients are served, the daemon starts loops once it is free', async () => {
   const control = await d.control();
   const err = (p: Promise<unknown>) => p.then(() => null, (e: RpcError) => e);
-  const lock = holdWriteLock(join(t.home, 'ralph.db'), 10_000);
-  await lock.locked;
-  let lockHeld = true;
-  void lock.released.then(() => (lockHeld = false));
-  const busy = await err(control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 }));
-  assert.ok(lockHeld, 'answered while the DB was still locked, not after waiting the lock out');
-  assert.instance(busy, RpcError);
-  assert.is(busy!.code, ErrorCodes.Busy);
-  assert.match(busy!.message, /^loop \S+ failed to start: the session DB is busy \(locked by another process\); try again$/);
-  assert.not.ok(existsSync(join(t.home, 'worktrees', (busy!.data as any).loopId)), 'its worktree is removed');
-  // Another client meanwhile: reads are served during the lock, and the daemon is alive.
-  const other = await d.control();
-  const list: any[] = await other.request('loop.list', {}, { timeoutMs: 5000 });
-  assert.not.ok(list.some((l) => l.loopId === (busy!.data as any).loopId), 'no row for the start that could not write one');
-  assert.is(((await other.request('daemon.info', {}, { timeoutMs: 5000 })) as any).loopsRunning, 0);
-  assert.ok(lockHeld, 'still locked while the other client was served');
-  other.close();
+  const lock = holdWriteLock(join(t.home, 'ralph.db'));
+  try {
+    await lock.locked;
+    // Held until lock.release() below, by construction.
+    const busy = await err(control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 })) as RpcError | null;
+    assert.instance(busy, RpcError);
+    assert.is(busy!.code, ErrorCodes.Busy);
+    assert.match(busy!.message, /^loop \S+ failed to start: the session DB is busy \(locked by another process\); try again$/);
+    assert.not.ok(existsSync(join(t.home, 'worktrees', (busy!.data as any).loopId)), 'its worktree is removed');
+    // Another client meanwhile: reads are served during the lock, and the daemon is alive.
+    const other = await d.control();
+    const list: any[] = await other.request('loop.list', {}, { timeoutMs: 5000 });
+    assert.not.ok(list.some((l) => l.loopId === (busy!.data as any).loopId), 'no row for the start that could not write one');
+    assert.is(((await other.request('daemon.info', {}, { timeoutMs: 5000 })) as any).loopsRunning, 0);
+    other.close();
+    await lock.release();
+  } finally {
+    lock.kill();
+  }
 
-  await lock.released;
   const sub = await d.subscribe();
   const r: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
   open(r.loopId);

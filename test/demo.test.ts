@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { ROOT, RALPH_BIN, exited, makeTempHome, runCommand, waitUntil, type RunResult } from './helpers/env.js';
+import { ROOT, RALPH_BIN, exited, makeTempHome, runCommand, waitUntil, skipped, type RunResult } from './helpers/env.js';
 import { findZiti } from './helpers/ziti-network.js';
 
 // The demo makes its own homes; this one only keeps the user's config and data out of the way.
@@ -119,8 +119,7 @@ test('Ctrl-C while the loop runs: the demo ends the loop, the daemon and everyth
 test('over a throwaway OpenZiti network when a ziti CLI is here', async () => {
   const found = findZiti();
   if ('skip' in found) {
-    console.log(found.skip);
-    return;
+    return skipped(found.skip);
   }
   const started = Date.now();
   const r = await runCommand(process.execPath, [RALPH_BIN, 'demo', '--transport', 'ziti'], { env: { ...env, RALPH_ZITI_BIN: found.bin }, timeoutMs: 240_000 });

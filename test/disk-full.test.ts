@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import { OutputHistory } from '../loop/history.js';
 import { runnerLogPath } from '../loop/launch.js';
 import { homePaths } from '../store/paths.js';
-import { alive, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { alive, ralph, waitUntil, skipped, type TempHome } from './helpers/env.js';
 import { fixtureAgentCmd, LoopClient } from './helpers/loop.js';
 import { makeTaskRepo } from './helpers/task.js';
 
@@ -59,8 +59,7 @@ function fill(dir: string, leaveBytes: number): string {
 test('disk full under RALPH_HOME: the loop fails with the reason, clients lose nothing, and all is recorded once space returns', async () => {
   const m = mountTmpfs();
   if ('skip' in m) {
-    console.log(m.skip);
-    return;
+    return skipped(m.skip);
   }
   const home = m.dir;
   const t: TempHome = {
@@ -71,6 +70,7 @@ test('disk full under RALPH_HOME: the loop fails with the reason, clients lose n
   const repo = makeTaskRepo({ stories: 1 });
   const gate = join(repo.dir, '.gate');
   let runnerPid = 0;
+  const second = makeTaskRepo({ stories: 1 });
   try {
     const r = await ralph(['run', repo.dir, '--agent-cmd', fixtureAgentCmd('wait,flood,work')], {
       env: { ...t.env, FIXTURE_GATE: gate, FIXTURE_FLOOD_MB: '16' },
@@ -110,7 +110,7 @@ test('disk full under RALPH_HOME: the loop fails with the reason, clients lose n
     check.close();
 
     // And the home works again.
-    const again = await ralph(['run', makeTaskRepo({ stories: 1 }).dir, '--agent-cmd', fixtureAgentCmd('work')], { env: t.env });
+    const again = await ralph(['run', second.dir, '--agent-cmd', fixtureAgentCmd('work')], { env: t.env });
     assert.is(again.code, 0, again.stderr);
     const logs = await ralph(['logs', '-f', again.stdout.trim()], { env: t.env, timeoutMs: 60_000 });
     assert.match(logs.stdout, /all 1 stories pass|story US-1 done/, logs.stdout + logs.stderr);
@@ -118,6 +118,7 @@ test('disk full under RALPH_HOME: the loop fails with the reason, clients lose n
   } finally {
     if (runnerPid && alive(runnerPid)) process.kill(runnerPid, 'SIGKILL');
     repo.cleanup();
+    second.cleanup();
     m.unmount();
   }
 });

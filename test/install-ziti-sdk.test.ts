@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachedBuildDir } from '../transport/ziti/sdk.js';
-import { makeTempHome, ROOT, runCommand } from './helpers/env.js';
+import { makeTempHome, ROOT, runCommand, skipped } from './helpers/env.js';
 import { zitiSdkOrSkip } from './helpers/ziti-network.js';
 
 const SCRIPT = join(ROOT, 'install', 'build-ziti-sdk.sh');
@@ -19,7 +19,7 @@ test.after(() => t.cleanup());
 const build = (args: string[], env: NodeJS.ProcessEnv = {}) => runCommand('bash', [SCRIPT, ...args], { env: { ...t.env, ...env }, timeoutMs: 60_000 });
 
 test('a build for these fixes is found at once: its path on stdout, nothing rebuilt', async () => {
-  if (!(await zitiSdkOrSkip())) return;
+  if (!(await zitiSdkOrSkip())) return skipped('no ziti SDK build');
   const started = Date.now();
   const r = await build([]);
   assert.is(r.code, 0, r.stderr);

@@ -7,9 +7,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { answersTool, MARK_STORY, ralphWorker, runCommand } from './fixtures/openai-responses-api.js';
-import { agentAvailable, OPENCODE_BACKGROUND_FETCHES } from './helpers/agent-clis.js';
+import { agentAvailable, gatedCommand, OPENCODE_BACKGROUND_FETCHES } from './helpers/agent-clis.js';
 import { agentLoopSetup, type AgentLoopSetup } from './helpers/agent-loops.js';
-import { waitUntil } from './helpers/env.js';
+import { waitUntil, skipped } from './helpers/env.js';
 
 const available = agentAvailable('opencode');
 
@@ -19,10 +19,10 @@ function nothingElseLeft(s: AgentLoopSetup): void {
 }
 
 test('a loop completes: progress in ralph logs as it goes, usage in status', async () => {
-  if (!available) return;
+  if (!available) return skipped('no OpenCode CLI');
   const s = await agentLoopSetup('opencode', { stories: 1 });
   // The command waits for the test: what opencode did before it is in the log while it waits.
-  s.api.script = (req, n) => (answersTool(req) ? ralphWorker(req, n) : runCommand(req, 'I will mark the next story done.', `while [ ! -e ${s.go} ]; do sleep 0.05; done; node ${MARK_STORY}`));
+  s.api.script = (req, n) => (answersTool(req) ? ralphWorker(req, n) : runCommand(req, 'I will mark the next story done.', gatedCommand(s.go, `node ${MARK_STORY}`)));
   try {
     const id = await s.runLoop();
     await s.api.waitForRequest(() => true, 180_000);
@@ -49,7 +49,7 @@ test('a loop completes: progress in ralph logs as it goes, usage in status', asy
 });
 
 test('a wrong key fails the loop at once, in the API’s words as opencode reports them', async () => {
-  if (!available) return;
+  if (!available) return skipped('no OpenCode CLI');
   const s = await agentLoopSetup('opencode', { key: 'sk-wrong' });
   try {
     const id = await s.runLoop();

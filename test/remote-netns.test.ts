@@ -11,7 +11,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
-import { FIXTURES, RALPH_BIN, ROOT, exited, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { FIXTURES, RALPH_BIN, ROOT, exited, makeTempHome, ralph, waitUntil, skipped, type TempHome } from './helpers/env.js';
 import { killRunners } from './helpers/daemon.js';
 
 const AGENT = `node ${join(FIXTURES, 'agent-package', 'agent.js')}`;
@@ -94,7 +94,7 @@ async function startDaemonInNamespace(box: TempHome): Promise<{ child: ChildProc
 
 if (why) {
   test(`daemon in its own network namespace — skipped: ${why}`, () => {
-    console.log(`skipped: the network-namespace test needs root and ip netns (${why})`);
+    skipped(`the network-namespace test needs root and ip netns (${why})`);
   });
 } else {
   test('push across a veth into a daemon in its own namespace → loop runs → status reconciles its completion', async () => {

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
-import { FIXTURES, makeTempHome, ralph, waitUntil, type TempHome } from './helpers/env.js';
+import { FIXTURES, makeTempHome, ralph, waitUntil, skipped, type TempHome } from './helpers/env.js';
 import { Tmux } from './helpers/tmux.js';
 import { endProxyOwners, zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
 
@@ -64,7 +64,7 @@ test.after(async () => {
 });
 
 test('a remote loop over OpenZiti in the tui: listed with its location, live output, typed text reaches the agent', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const agent = `node ${join(FIXTURES, 'agent.mjs')} echo`;
   const start = await ralph(['start', '--remote', 'box', '--branch', 'feature', '--agent-cmd', agent, '--max-iterations', '1'], { env, cwd: work, timeoutMs: 60_000 });
   assert.is(start.code, 0, start.stderr);

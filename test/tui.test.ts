@@ -190,7 +190,16 @@ test('tui at 80x24 with NO_COLOR (no colour, inverse kept) and with colours; a m
     assert.is(lines.length, 24);
     assert.ok(lines.every((l) => [...l].length <= 80), 'no line wraps');
     assert.match(rowOf(screen, id), /local\s+running\s+1\/10\s+custom/);
-    assert.match(screen, /config\.json is not valid JSON.*remotes and notify\.command are off|config\.json is not valid JSON/);
+    // The whole message, clipped to the 80 columns with an ellipsis (the JSON error is this Node's own words).
+    let parseError = '';
+    try {
+      JSON.parse('{ not json');
+    } catch (err) {
+      parseError = (err as Error).message;
+    }
+    const said = `${w.env.RALPH_CONFIG} is not valid JSON (${parseError}); fix or remove the file (remotes and notify.command are off)`;
+    assert.ok(said.length > 80, 'the message is longer than the screen');
+    assert.is(lines.find((l) => l.startsWith(w.env.RALPH_CONFIG!))?.trimEnd(), `${said.slice(0, 79)}…`, screen);
     const mono = await tmux.screen('small', { escapes: true });
     assert.not.match(mono, /\x1b\[[0-9;]*(3[0-7]|9[0-7])m/, 'NO_COLOR: no colour');
     assert.match(mono, /\x1b\[[0-9;]*7m/, 'the selected row is drawn inverse');

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
-import { exited, RALPH_BIN, waitUntil } from './helpers/env.js';
+import { exited, RALPH_BIN, waitUntil, within } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
 
 /** A notify.command that appends `id|status|reason|location` to `file`, one line per call. */
@@ -55,7 +55,7 @@ test('watch prints each loop as it ends and exits 0 when none runs; notify.comma
     await waitUntil(() => r.stdout.includes(`loop ${quick} completed`), { what: 'the first end printed', timeoutMs: 30_000 });
     assert.is((await w.entry(crash)).status, 'running', 'watch goes on while a loop runs');
     await finishEcho(w, crash);
-    const end = await exited(watch);
+    const end = await within(exited(watch), 30_000, 'watch to exit after the last loop ended');
     assert.is(end.code, 0, r.stderr);
     const out = r.stdout.trim().split('\n');
     assert.is(out.length, 2, r.stdout);
@@ -86,7 +86,7 @@ test('watch --json: one status object per line; a stop counts as an end', async 
     await waitUntil(() => stderr.includes('watching 1 loop'), { what: 'watch to start' });
     const stop = await w.ralph(['stop', id]);
     assert.is(stop.code, 0, stop.stderr);
-    const end = await exited(child);
+    const end = await within(exited(child), 30_000, 'watch --json to exit after the stop');
     assert.is(end.code, 0, stderr);
     const entry = JSON.parse(stdout.trim()) as Record<string, unknown>;
     assert.is(entry.id, id);
@@ -111,7 +111,7 @@ test('notify.command: from attach when the loop ends there; loop text never reac
     child.stderr.on('data', (d) => (attach.stderr += d));
     await waitUntil(() => attach.stdout.includes('ECHO READY'), { what: 'attach to show the loop' });
     await finishEcho(w, id);
-    assert.is((await exited(child)).code, 0, attach.stderr);
+    assert.is((await within(exited(child), 30_000, 'attach to exit at the loop\'s end')).code, 0, attach.stderr);
     assert.match(attach.stderr, new RegExp(`loop ${id} completed`));
     assert.ok(lines(file).some((l) => l.startsWith(`${id}|completed|`)), lines(file).join('\n'));
     // Attaching to a loop that ended before: no second notification.
@@ -132,7 +132,7 @@ test('notify.command: from attach when the loop ends there; loop text never reac
     child2.stderr.on('data', (d) => (watch.stderr += d));
     await waitUntil(() => watch.stderr.includes('watching 1 loop'), { what: 'watch to start' });
     await finishEcho(w, last);
-    assert.is((await exited(child2)).code, 0, watch.stderr);
+    assert.is((await within(exited(child2), 30_000, 'watch to exit after the last loop ended')).code, 0, watch.stderr);
     assert.match(watch.stderr, /^ralph: notify\.command ".*node.*" exited 3: no display$/m);
 
     // A notify.command given as a shell string is refused when the config is read, in one line.

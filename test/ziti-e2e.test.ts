@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import { FIXTURES, RALPH_BIN, exited, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
+import { FIXTURES, RALPH_BIN, exited, ralph, runCommand, waitUntil, skipped, type RunResult, type TempHome } from './helpers/env.js';
 import type { DaemonHandle } from './helpers/daemon.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
 import { endProxyOwners, proxyOwners, type ZitiNetwork } from './helpers/ziti-network.js';
@@ -61,7 +61,7 @@ test.after(async () => {
 });
 
 test('the daemon hosts its service over OpenZiti; remote add --ziti-service/--ziti-identity checks it across the overlay', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   assert.equal(d.addresses.slice(1), [`ziti:${net.service}`]);
   const add = await cli(['remote', 'add', 'box', '--ziti-service', net.service, '--ziti-identity', net.identities.client, '--repo', 'app']);
   assert.is(add.code, 0, add.stderr);
@@ -71,7 +71,7 @@ test('the daemon hosts its service over OpenZiti; remote add --ziti-service/--zi
 let firstLoop = '';
 
 test('git push over Ziti starts a loop that runs to completion; status reconciles it; git fetch brings ralph/<id>', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const pushed = await git(['rev-parse', 'HEAD']);
   const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=node ${AGENT} work`, '-o', 'ralph.iterations=3', 'ralph-remote', 'feature'], { env, cwd: work, timeoutMs: 90_000 });
   assert.is(r.code, 0, r.stderr);
@@ -97,7 +97,7 @@ test('git push over Ziti starts a loop that runs to completion; status reconcile
 });
 
 test('attach over Ziti streams output and types into the agent; the daemon-side tunneler killed mid-attach: attach reconnects and resumes from seq, nothing lost or doubled', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const COUNT = 400; // 16 s of output: room for two tunneler restarts and the reconnects after them
   await git(['switch', '--quiet', '-c', 'typing']);
   const agentCmd = `FIXTURE_SLOW_MS=40 FIXTURE_SLOW_COUNT=${COUNT} node ${AGENT} echo,slow,work,work`;
@@ -154,7 +154,7 @@ test('attach over Ziti streams output and types into the agent; the daemon-side 
 });
 
 test('an identity with no Dial policy is refused by OpenZiti: push, status, attach fail with a clear message, and the daemon sees nothing', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   await git(['switch', '--quiet', 'feature']);
   const r = await runCommand('git', ['push', '-o', `ralph.agent-cmd=FIXTURE_SLOW_MS=200 FIXTURE_SLOW_COUNT=100000 node ${AGENT} slow`, 'ralph-remote', 'feature:long'], { env, cwd: work, timeoutMs: 90_000 });
   assert.is(r.code, 0, r.stderr);
@@ -197,7 +197,7 @@ test('an identity with no Dial policy is refused by OpenZiti: push, status, atta
 });
 
 test("the laptop's proxy: shared by commands, a stranger on its port gains nothing, stopped on demand or when idle, never orphaned; zcat still works", async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   // Shared: two commands, one proxy process, one tunneler.
   const first = await cli(['remote', 'test', 'box']);
   assert.is(first.code, 0, first.stderr);
@@ -276,7 +276,7 @@ test("the laptop's proxy: shared by commands, a stranger on its port gains nothi
 });
 
 test('nothing is left behind: a daemon killed with SIGKILL takes its tunneler with it; then the laptop hears "no daemon is hosting"', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const ours = () => net!.zitiProcesses().filter((p) => / (tunnel host|demo) /.test(p.cmdline));
   const [host] = tunnelers();
   assert.ok(host, 'one tunneler');
@@ -294,7 +294,7 @@ test('nothing is left behind: a daemon killed with SIGKILL takes its tunneler wi
 });
 
 test('clear errors, each one line: a controller that cannot be reached; a daemon without its host port; a daemon identity that may not bind', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const identity = JSON.parse(readFileSync(net.identities.client, 'utf8'));
   identity.ztAPI = 'https://127.0.0.1:9/edge/client/v1';
   const unreachable = join(laptop.home, 'unreachable.json');

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, ROOT, makeTempHome, ralph, runCommand, waitUntil, type RunResult, type TempHome } from './helpers/env.js';
+import { FIXTURES, ROOT, makeTempHome, ralph, runCommand, waitUntil, skipped, type RunResult, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
 import { zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
@@ -85,7 +85,7 @@ test.after(async () => {
 });
 
 test('--dry-run prints the ziti edge commands and changes nothing', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const before = await snapshot();
   const r = await setup(['--dry-run']);
   assert.is(r.code, 0, r.stderr);
@@ -109,7 +109,7 @@ test('--dry-run prints the ziti edge commands and changes nothing', async () => 
 let firstRun = '';
 
 test('setup creates the service, both configs, the four policies and two enrolled identities (0600), and prints the next two commands', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const r = await setup([]);
   assert.is(r.code, 0, r.stderr);
   firstRun = r.stdout;
@@ -136,7 +136,7 @@ test('setup creates the service, both configs, the four policies and two enrolle
 });
 
 test('a second run changes nothing and says so; so does --dry-run', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const before = await snapshot();
   const r = await setup([]);
   assert.is(r.code, 0, r.stderr);
@@ -151,7 +151,7 @@ test('a second run changes nothing and says so; so does --dry-run', async () => 
 });
 
 test('the printed commands work: the daemon hosts the service with the box identity; the laptop adds the remote, tests it, and a pushed loop completes', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const daemonArgs = printed(firstRun, 'ralph daemon').slice(2);
   d = await startDaemon(box, { args: daemonArgs, env: { RALPH_ZITI_BIN: net.ziti, RALPH_ZITI_BACKEND: 'tunnel' }, readyTimeoutMs: 60_000 });
   assert.equal(d.addresses.slice(1), [`ziti:${SERVICE}`]);
@@ -191,7 +191,7 @@ test('the printed commands work: the daemon hosts the service with the box ident
 });
 
 test('a laptop added later gets only its identity; a half-done identity (created, never enrolled, token expired) is enrolled', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   // As if an earlier run stopped after `create identity`, and its token ran out: one with a token
   // valid for one minute counts as expired (enrolling takes a while), so setup makes a new one.
   await ziti(['edge', 'create', 'identity', 'ralph-st-half', '--jwt-output-file', '/dev/null']);
@@ -212,7 +212,7 @@ test('a laptop added later gets only its identity; a half-done identity (created
 });
 
 test('errors are one line and change nothing: not logged in, a stray identity file, bad names', async () => {
-  if (!net) return;
+  if (!net) return skipped('no ziti network');
   const before = await snapshot();
   const empty = join(laptop.home, 'no-login');
   mkdirSync(empty);

@@ -39,6 +39,16 @@ export function agentAvailable(name: string): boolean {
   }
 }
 
+/**
+ * A shell command (for an agent's scripted tool call) that waits for the test to create `path`, then
+ * runs `then`. It begins `while [ ! -e <path> ]` (what the tests look for in the logs). The wait is
+ * bounded (`maxSeconds`, 300 by default): a test that fails before opening its gate leaves no shell
+ * spinning; a wait that runs out does not run `then`. Cleanups open every gate anyway.
+ */
+export function gatedCommand(path: string, then: string, maxSeconds = 300): string {
+  return `while [ ! -e ${path} ] && [ $((ralph_gate_n+=1)) -le ${maxSeconds * 10} ]; do sleep 0.1; done; [ -e ${path} ] && ${then}`;
+}
+
 /** A proxy on 127.0.0.1 that refuses every request and records where it was going. */
 export class OutboundTrap {
   /** `CONNECT host:port` or `GET http://…`, in arrival order. */

@@ -1,6 +1,7 @@
 // A loop of a real agent CLI against its fake model API, driven through the `ralph` CLI: the fake,
 // the agent's private world (test/helpers/agent-clis.ts), a task repo, and what a test asks of it.
 
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeResponsesApi, ralphWorker, type Script } from '../fixtures/openai-responses-api.js';
 import { codexWorld, FAKE_OPENAI_KEY, opencodeWorld, OutboundTrap, type AgentWorld } from './agent-clis.js';
@@ -51,6 +52,12 @@ export async function agentLoopSetup(name: 'codex' | 'opencode', opts: { script?
         .join('\n');
     },
     async cleanup() {
+      // A command still waiting for the go file goes on (and ends) rather than spin in a removed dir.
+      try {
+        writeFileSync(join(agent.home, 'go'), '');
+      } catch {
+        /* its home is gone already */
+      }
       await w.cleanup();
       await api.close();
       await trap.close();

@@ -1,14 +1,15 @@
 // The real Claude Code CLI for tests: the version npm installs for Node 20 (2.1.197: later ones need
 // Node 22), pinned in test/fixtures/agent-clis.json and cached between runs (helpers/agent-clis.ts),
 // pointed at the local fake of the Anthropic API (test/fixtures/anthropic-api.ts) with its own HOME
-// and no traffic beyond 127.0.0.1. Without the CLI (and no npm registry to get it) the suites that
+// and an outbound trap (helpers/agent-clis.ts) as its HTTP(S) proxy that records anything it tries to
+// send beyond 127.0.0.1 (the tests assert nothing did). Without the CLI (and no npm registry to get it) the suites that
 // need it skip with one line, unless RALPH_REQUIRE_AGENTS=1 (CI): then they fail.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeAnthropicApi, type Script } from '../fixtures/anthropic-api.js';
-import { agentAvailable, agentBinDir } from './agent-clis.js';
+import { agentAvailable, agentBinDir, gatedCommand, OutboundTrap } from './agent-clis.js';
 import { CliWorld } from './cli.js';
 
 /**
@@ -17,8 +18,11 @@ import { CliWorld } from './cli.js';
  */
 export class ClaudeWorld extends CliWorld {
   readonly api: FakeAnthropicApi;
+  /** Claude Code's proxy: what it tried to send off the machine (tests assert it stays empty). */
+  readonly trap = new OutboundTrap();
   private readonly claudeHome: string;
   private readonly binDir: string;
+  private readonly gates: string[] = [];
 
   private constructor(binDir: string, script?: Script) {
     super('ralph-claude');
@@ -32,6 +36,7 @@ export class ClaudeWorld extends CliWorld {
     if (!agentAvailable('claude')) return null;
     const w = new ClaudeWorld(agentBinDir('claude'), script);
     await w.api.start();
+    await w.trap.start();
     return w;
   }
 
@@ -39,7 +44,7 @@ export class ClaudeWorld extends CliWorld {
     return { ...super.env, ...this.claudeEnv() };
   }
 
-  /** What the agent's process needs: the CLI on PATH, the fake model, a HOME of its own, nothing phoning home. */
+  /** What the agent's process needs: the CLI on PATH, the fake model, a HOME of its own, nothing phoning home (and the trap as its proxy). */
   claudeEnv(): Record<string, string> {
     return {
       PATH: `${this.binDir}:${process.env.PATH ?? ''}`,
@@ -51,6 +56,7 @@ export class ClaudeWorld extends CliWorld {
       DISABLE_ERROR_REPORTING: '1',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
       IS_SANDBOX: '1',
+      ...this.trap.env,
     };
   }
 
@@ -65,18 +71,22 @@ export class ClaudeWorld extends CliWorld {
   /** A file a scripted tool call waits for: the test opens the gate when it has seen what it wanted. */
   gate(name: string): { path: string; command: (then: string) => string; open(): void } {
     const path = join(this.claudeHome, `gate-${name}`);
+    this.gates.push(path);
     return {
       path,
-      command: (then) => `while [ ! -e ${path} ]; do sleep 0.1; done; ${then}`,
+      command: (then) => gatedCommand(path, then),
       open: () => writeFileSync(path, 'open\n'),
     };
   }
 
   override async cleanup(): Promise<void> {
+    // A tool call still waiting at a gate goes on (and ends) rather than spin in a removed dir.
+    for (const g of this.gates) writeFileSync(g, 'open\n');
     try {
       await super.cleanup();
     } finally {
       await this.api.close();
+      await this.trap.close();
       rmSync(this.claudeHome, { recursive: true, force: true });
     }
   }

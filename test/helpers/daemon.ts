@@ -211,7 +211,7 @@ export function killRunners(home: string): number[] {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    const rows = db.prepare("SELECT pid FROM loops WHERE pid IS NOT NULL AND status IN ('starting', 'running')").all() as Array<{ pid: number }>;
+    const rows = db.prepare("SELECT pid FROM loops WHERE pid IS NOT NULL AND status IN ('starting', 'running', 'paused')").all() as Array<{ pid: number }>;
     const killed: number[] = [];
     for (const { pid } of rows) {
       try {

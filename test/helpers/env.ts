@@ -103,6 +103,31 @@ export function exited(child: ChildProcess): Promise<{ code: number | null; sign
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
+/** The promise's value, or an error naming what did not happen within `ms` (for awaits with no bound of their own). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * What a test prints when it returns early because something it needs is not here (a CLI, sshd, the
+ * ziti CLI or SDK build, root): test/run.mjs counts each as skipped, not passed. Under RALPH_REQUIRE_*
+ * the helpers that find those things throw instead, so nothing is skipped there.
+ */
+export const SKIP_MARK = 'RALPH_TEST_SKIPPED:';
+
+/** Marks the running test as skipped (see SKIP_MARK); `return skipped('why')` ends it. */
+export function skipped(why: string): void {
+  console.log(`\n${SKIP_MARK} ${why}`);
+}
+
 /** Is a process with this pid alive? */
 export function alive(pid: number): boolean {
   try {

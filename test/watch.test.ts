@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
-import { exited, RALPH_BIN, waitUntil } from './helpers/env.js';
+import { exited, makeTempHome, RALPH_BIN, waitUntil } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
 
 /** A notify.command that appends `id|status|reason|location` to `file`, one line per call. */
@@ -142,6 +142,22 @@ test('notify.command: from attach when the loop ends there; loop text never reac
     assert.match(bad.stderr, /^ralph: .*config\.json: "notify\.command" must be a program and its arguments, e\.g\. \["notify-send", "ralph"\]; fix or remove the file$/m);
   } finally {
     await w.cleanup();
+  }
+});
+
+test('notify.command never rejects: a NUL byte in an agent\'s reason is dropped from the environment, one in the config\'s arguments is one line', async () => {
+  const { runNotifyCommand } = await import('../client/notify.js');
+  const dir = makeTempHome('ralph-notify');
+  try {
+    const file = join(dir.home, 'notified.txt');
+    const loop = { id: 'app-1', name: 'app-1', status: 'failed', reason: 'bad\0 bytes', iteration: 1, maxIterations: 3, location: 'local', remote: null };
+    assert.is(await runNotifyCommand({ notify: { command: recordingNotify(file) } }, loop), null);
+    assert.is(readFileSync(file, 'utf8'), 'app-1|failed|bad bytes|local\n');
+    const problem = await runNotifyCommand({ notify: { command: [process.execPath, '-e', '', 'a\0b'] } }, loop);
+    assert.match(problem ?? '', /^notify\.command ".*node.*" could not run: .+$/);
+    assert.not.match(problem ?? '', /\n/);
+  } finally {
+    dir.cleanup();
   }
 });
 

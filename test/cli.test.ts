@@ -212,6 +212,9 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
       assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'claude'], { env: { PATH: path, IS_SANDBOX: '' } }), /as root.*non-root user.*export IS_SANDBOX=1/);
     }
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'gpt-nine']), /unknown agent "gpt-nine"/);
+    // Names are checked before --install-agent looks for a package to install.
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'clade', '--install-agent']), /^ralph: --agent: unknown agent "clade"; use one of claude, opencode, codex, amp or --agent-cmd$/);
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--fallback-agent', 'constructor', '--install-agent']), /^ralph: --fallback-agent: unknown agent "constructor"; use one of claude, opencode, codex, amp$/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--max-iterations', '0']), /--max-iterations/);
 
     assert.equal(await w.status(), [], 'no row was written');

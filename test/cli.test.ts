@@ -223,6 +223,19 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
   }
 });
 
+test('ralph start outside a git repository asks for --repo; where git cannot run at all, it says that instead', async () => {
+  const w = new CliWorld();
+  try {
+    writeFileSync(w.env.RALPH_CONFIG!, JSON.stringify({ remotes: { box: { address: 'tcp://127.0.0.1:9', token: 't' } } }));
+    const notRepo = w.home.home; // a temporary directory, in no repository
+    assertOneLineError(await w.ralph(['start', '--remote', 'box', '--branch', 'main'], { cwd: notRepo }), /^ralph: which repo on box\? give --repo NAME/);
+    const noGit = await w.ralph(['start', '--remote', 'box', '--branch', 'main'], { cwd: notRepo, env: { PATH: join(notRepo, 'no-such-dir') } });
+    assertOneLineError(noGit, /^ralph: cannot find the git repository around .+: cannot run git \(ENOENT\); is git installed and on PATH\?$/);
+  } finally {
+    await w.cleanup();
+  }
+});
+
 test('ralph run --foreground: output on stdout, exit 0 when completed, 1 otherwise', async () => {
   const w = new CliWorld();
   try {

@@ -145,6 +145,26 @@ test('notify.command: from attach when the loop ends there; loop text never reac
   }
 });
 
+test('attach: a config file broken while attached costs only the notification; the attach still ends 0', async () => {
+  const w = new CliWorld('ralph-notify');
+  try {
+    const id = await w.startLoop({ steps: 'echo,work', stories: 1 });
+    const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env: w.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const attach = { stdout: '', stderr: '' };
+    child.stdout.on('data', (d) => (attach.stdout += d));
+    child.stderr.on('data', (d) => (attach.stderr += d));
+    await waitUntil(() => attach.stdout.includes('ECHO READY'), { what: 'attach to show the loop' });
+    writeFileSync(w.env.RALPH_CONFIG!, '{ not json');
+    await finishEcho(w, id);
+    assert.is((await exited(child)).code, 0, attach.stderr);
+    assert.match(attach.stderr, new RegExp(`^ralph: loop ${id} completed`, 'm'));
+    assert.match(attach.stderr, /^ralph: notify\.command not run: .*config\.json is not valid JSON.*$/m);
+    assert.not.match(attach.stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    await w.cleanup();
+  }
+});
+
 test('notify.command never rejects: a NUL byte in an agent\'s reason is dropped from the environment, one in the config\'s arguments is one line', async () => {
   const { runNotifyCommand } = await import('../client/notify.js');
   const dir = makeTempHome('ralph-notify');

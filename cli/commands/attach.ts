@@ -23,7 +23,13 @@ export async function run(loop: string, opts: { interactive?: boolean; replay?: 
   // Seen to its end here (not a loop that had ended before attach): notify.command, if configured.
   if (outcome.kind === 'ended' && outcome.seenEnd) {
     const now = store.get(row.id) ?? row;
-    const problem = await runNotifyCommand(readConfig(), { ...now, ...outcome.end, location: now.location, remote: now.remote });
+    let problem: string | null;
+    try {
+      problem = await runNotifyCommand(readConfig(), { ...now, ...outcome.end, location: now.location, remote: now.remote });
+    } catch (err) {
+      // The attach itself went well: a config broken meanwhile only costs the notification.
+      problem = `notify.command not run: ${(err as Error).message}`;
+    }
     if (problem) process.stderr.write(`ralph: ${problem}\n`);
   }
   store.db.close();

@@ -6,11 +6,6 @@ import { reconcileRemoteRows } from '../../client/reconcile.js';
 import { statusJson, statusTable } from '../../client/status-view.js';
 
 export async function run(opts: { json?: boolean; timeout: number; all?: boolean; limit?: number }): Promise<void> {
-  // `ralph status | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   const store = openLoopStore();
   settleDeadRunners(store);
   const reasons = new Map<string, string>();

@@ -8,11 +8,6 @@ import type { StatusEntry } from '../../client/status-view.js';
 import { readConfig } from '../../store/config.js';
 
 export async function run(opts: { json?: boolean; timeout: number }): Promise<void> {
-  // `ralph watch | head -1` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   const config = readConfig();
   const store = openLoopStore();
   const notifying = new Set<Promise<void>>();

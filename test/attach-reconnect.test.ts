@@ -15,7 +15,10 @@ import { RpcPeer } from '../rpc/peer.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { dial } from '../transport/index.js';
+import { LiveView } from '../tui/live.js';
+import type { LiveHeader } from '../tui/state.js';
 import { CliWorld } from './helpers/cli.js';
+import { LoopClient } from './helpers/loop.js';
 import { waitUntil } from './helpers/env.js';
 
 /** A unix-socket relay in front of a runner's socket whose connections the test can cut. */
@@ -165,6 +168,45 @@ test('attach --interactive: keys typed while the connection is down are dropped 
     stdin.end();
     assert.is((await attached).kind, 'detached');
   } finally {
+    await relay?.close();
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('tui live pane: interactive mode turned off while the connection is down stays off when it comes back (the loop is not left waiting)', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  const relayPath = join(w.home.home, 'relay.sock');
+  let relay: CuttableRelay | undefined;
+  let view: LiveView | undefined;
+  let runner: LoopClient | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    const target = requireLoop(store, id).socketPath!;
+    relay = new CuttableRelay(relayPath, target);
+    await relay.listen();
+    store.update(id, { socketPath: relayPath });
+    let header: Partial<LiveHeader> = {};
+    view = new LiveView(store, requireLoop(store, id), 80, 20, { header: (patch) => (header = { ...header, ...patch }), changed: () => {} });
+    view.start();
+    await waitUntil(() => header.connection === 'live', { what: 'the pane live' });
+    await view.setInteractive(true);
+    runner = await LoopClient.connect(target);
+    assert.is((await runner.status()).interactive, true);
+
+    await relay.close();
+    await waitUntil(() => header.connection === 'reconnecting', { what: 'the drop noticed' });
+    await view.setInteractive(false); // what the TUI does when it goes back to the list: no throw
+    assert.is(view.interactive, false);
+    relay = new CuttableRelay(relayPath, target);
+    await relay.listen();
+    await waitUntil(() => header.connection === 'live' && header.note === 'reconnected', { what: 'the reconnect' });
+    assert.is((await runner.status()).interactive, false, 'interactive mode was not turned on again');
+  } finally {
+    runner?.close();
+    await view?.close();
     await relay?.close();
     db.close();
     await w.cleanup();

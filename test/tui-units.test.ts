@@ -245,4 +245,12 @@ test('frame: text from agents and remote daemons (reason, story, why, messages) 
   assert.ok(remoteFrame.some((l) => l.includes('remote box: evil')), remoteFrame.join('\n'));
 });
 
+test('frame: the pane header says when the selected loop is in interactive mode', () => {
+  const s = stateWith([entry(1)], 100, 30, false);
+  const live = { loopId: 'loop-0001', status: 'running', iteration: 1, maxIterations: 10, story: 'US-2', reason: null, pausedUntil: null, interactive: false, connection: 'live' as const, note: null };
+  const header = (on: boolean) => renderFrame({ ...s, live: { ...live, interactive: on } }).find((l) => l.startsWith('─ loop-0001')) ?? '';
+  assert.match(header(true), /^─ loop-0001 · running · iteration 1\/10 · interactive · US-2 /);
+  assert.not.match(header(false), /interactive/);
+});
+
 test.run();

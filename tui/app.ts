@@ -290,6 +290,8 @@ export class TuiApp {
     const live = { ...this.state.live, ...patch };
     const leave = this.state.mode === 'interactive' && (live.connection === 'ended' || live.connection === 'reconnecting');
     this.set({ ...this.state, live, ...(leave ? { mode: 'list' as const } : {}) });
+    // Back in the list, the loop is not to be typed to: a reconnect must not turn interactive mode on again.
+    if (leave) this.live?.setInteractive(false).catch(() => {});
   }
 
   /** Frames for pane output come at a bounded rate; everything else is drawn at once. */

@@ -189,6 +189,7 @@ function paneHeader(s: TuiState): string {
   const live = s.live?.loopId === e.id ? s.live : null;
   const status = live?.status ?? e.status;
   const parts: string[] = [e.id, status, `iteration ${live?.iteration ?? e.iteration}/${live?.maxIterations ?? e.maxIterations}`];
+  if (live?.interactive) parts.push('interactive');
   if (live?.story) parts.push(live.story);
   const used = [tokens(e.usage?.inputTokens), tokens(e.usage?.outputTokens)];
   if (used[0] !== null || used[1] !== null) parts.push(`${used[0] ?? '?'} in / ${used[1] ?? '?'} out tokens`);

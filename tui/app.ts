@@ -15,7 +15,7 @@ import { runNotifyCommand } from '../client/notify.js';
 import { resumeLoop } from '../client/resume.js';
 import type { StatusEntry } from '../client/status-view.js';
 import { stopLoop } from '../client/stop.js';
-import { attachToLoop } from '../cli/attach/session.js';
+import { attachToLoop } from '../client/attach/session.js';
 import type { Config } from '../store/config.js';
 import type { LoopRow, LoopStore } from '../store/loops.js';
 import { handleKey, type Effect } from './keys.js';

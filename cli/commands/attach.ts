@@ -4,7 +4,7 @@ import v8 from 'node:v8';
 import { openLoopStore, requireLoop } from '../../client/lookup.js';
 import { runNotifyCommand } from '../../client/notify.js';
 import { readConfig } from '../../store/config.js';
-import { attachToLoop } from '../attach/session.js';
+import { attachToLoop } from '../../client/attach/session.js';
 import { endAsOnHangUp, whenOutputLost } from '../output.js';
 
 const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };

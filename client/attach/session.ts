@@ -2,10 +2,10 @@
 // reconnection across drops, and the terminal given back on every way out.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeEnd } from '../../client/describe.js';
-import { watchCompletionsForRow, type CompletionWatch } from '../../client/events.js';
-import { endOf, freshRow, loopAccess } from '../../client/loop-access.js';
-import { LoopFeed, type LoopEnd } from '../../client/loop-feed.js';
+import { describeEnd } from '../describe.js';
+import { watchCompletionsForRow, type CompletionWatch } from '../events.js';
+import { endOf, freshRow, loopAccess } from '../loop-access.js';
+import { LoopFeed, type LoopEnd } from '../loop-feed.js';
 import { LoopMethods } from '../../loop/protocol.js';
 import type { RpcPeer } from '../../rpc/peer.js';
 import type { LoopRow, LoopStore } from '../../store/loops.js';

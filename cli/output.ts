@@ -26,3 +26,37 @@ export function fail(err: unknown, exitCode?: number): never {
   if (process.env.RALPH_DEBUG && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
   process.exit(code);
 }
+
+/**
+ * What a command does when its own output fails for good (EIO after a hang-up, a full disk): by
+ * default one line where it can still go and exit 1. A command that owns the terminal (attach, tui)
+ * sets endAsOnHangUp instead. A closed pipe on stdout (`ralph status | head`) always ends quietly, 0.
+ */
+let outputLost: (err: NodeJS.ErrnoException, stream: 'stdout' | 'stderr') => void = (err, stream) => {
+  if (stream === 'stderr') return; // nowhere left to say anything; the exit code still tells
+  try {
+    process.stderr.write(`ralph: cannot write the output: ${err.message}\n`);
+  } catch {
+    /* stderr is gone too */
+  }
+  process.exit(1);
+};
+
+export function whenOutputLost(handler: typeof outputLost): void {
+  outputLost = handler;
+}
+
+/** The one 'error' listener of process.stdout and process.stderr (set in ralph.ts). */
+export function outputError(stream: 'stdout' | 'stderr', err: NodeJS.ErrnoException): void {
+  if (stream === 'stdout' && err.code === 'EPIPE') process.exit(0);
+  outputLost(err, stream);
+}
+
+let hungUp = false;
+/** The terminal is gone: end the way SIGHUP ends this command (its SIGHUP listener runs), once. */
+export function endAsOnHangUp(): void {
+  if (hungUp) return;
+  hungUp = true;
+  if (process.listenerCount('SIGHUP') > 0) process.emit('SIGHUP', 'SIGHUP');
+  else process.exit(129);
+}

@@ -4,13 +4,12 @@
 
 import { Command, Option } from 'commander';
 import { parseDuration } from '../store/duration.js';
-import { fail } from './output.js';
+import { fail, outputError } from './output.js';
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for cat.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
+// Any other failure to write is the command's to handle (see whenOutputLost), never an uncaught throw.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => outputError('stdout', err));
+process.stderr.on('error', (err: NodeJS.ErrnoException) => outputError('stderr', err));
 
 const program = new Command();
 
@@ -219,4 +218,7 @@ try {
 // the event loop alive for good once it has signed in), after what was printed has been written.
 const written = (s: NodeJS.WriteStream) => new Promise<void>((resolve) => (s.destroyed || s.writableEnded ? resolve() : s.write('', () => resolve())));
 await Promise.all([written(process.stdout), written(process.stderr)]);
+// A write that failed just now has its 'error' event still to come: see to it before exiting 0.
+if (process.stdout.errored) outputError('stdout', process.stdout.errored as NodeJS.ErrnoException);
+if (process.stderr.errored) outputError('stderr', process.stderr.errored as NodeJS.ErrnoException);
 process.exit(process.exitCode ?? 0);

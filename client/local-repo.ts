@@ -19,20 +19,28 @@ function gitIn(dir: string): SimpleGit {
   return simpleGit({ baseDir: dir, allowEnvironment: Object.keys(process.env) });
 }
 
-/** git's own reason, first line, for a one-line error. */
+/** git's own reason, first line, for a one-line error (or why git did not run at all). */
 function reason(err: unknown): string {
   if (!(err instanceof SimpleGitError)) throw err;
-  return err.message.trim().split('\n')[0]!.replace(/^(fatal|error): /, '');
+  const first = err.message.trim().split('\n')[0]!;
+  // simple-git hands a failed spawn on as a GitError too: "Error: spawn git ENOENT".
+  const spawnFailed = /^Error: spawn \S+ (\S+)/.exec(first);
+  if (spawnFailed) return `cannot run git (${spawnFailed[1]}); is git installed and on PATH?`;
+  return first.replace(/^(fatal|error): /, '');
 }
 
-/** The top-level directory of the git repository around `cwd`, or null when there is none. */
+/**
+ * The top-level directory of the git repository around `cwd`, or null when there is none. Any
+ * other failure (git missing, a repository git refuses) is a GitError saying so.
+ */
 export async function repoTop(cwd = process.cwd()): Promise<string | null> {
   try {
     const top = await gitIn(cwd).revparse(['--show-toplevel']);
     return top !== '' ? top : null;
   } catch (err) {
-    reason(err); // rethrows what is not git's own "no"
-    return null;
+    const why = reason(err);
+    if (/^not a git repository/.test(why)) return null;
+    throw new GitError(`cannot find the git repository around ${cwd}: ${why}`);
   }
 }
 

@@ -2,6 +2,7 @@
 // that it ended while we could not reach it, and (local loops) where the rest of its output is.
 
 import { Buffer } from 'node:buffer';
+import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import { homePaths } from '../store/paths.js';
@@ -9,7 +10,7 @@ import { connectToLoop } from './connect.js';
 import { settleIfRunnerGone } from './liveness.js';
 import type { LoopEnd, LoopFeedOptions } from './loop-feed.js';
 import { reconcileRow } from './reconcile.js';
-import { readRemoteLog, readRemoteLogTail } from './remote-loop.js';
+import { readRemoteLog, readRemoteLogPages, readRemoteLogTail } from './remote-loop.js';
 
 /** How long a remote daemon may take to say how a loop stands. */
 const RECONCILE_TIMEOUT_MS = 3000;
@@ -56,6 +57,17 @@ export async function freshRow(store: LoopStore, row: LoopRow): Promise<LoopRow>
 export function readStoredOutput(row: LoopRow, fromSeq: number): Promise<Buffer> {
   const logPath = logPathOf(row);
   return logPath ? readFileFrom(logPath, fromSeq) : readRemoteLog(row, fromSeq);
+}
+
+/**
+ * The loop's whole stored output, a piece at a time as it is read (a pager takes what it shows):
+ * a local loop's log file, or the remote daemon's copy of it page by page. Stopping early lets go
+ * of the file or the connection.
+ */
+export async function* storedOutputPages(row: LoopRow): AsyncGenerator<Buffer> {
+  const logPath = logPathOf(row);
+  if (logPath) yield* createReadStream(logPath) as AsyncIterable<Buffer>;
+  else yield* readRemoteLogPages(row, 0);
 }
 
 /**

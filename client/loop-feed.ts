@@ -69,8 +69,10 @@ export class LoopFeed {
   /** The connection whose subscription is in place: only its loss means "reconnect". */
   private live: RpcPeer | undefined;
   private subscribing = false;
-  /** The loop protocol of the live subscription (older runners speak 1). */
+  /** The loop protocol of the current connection's runner (older runners speak 1), once its subscribe answer is in. */
   private protocol = LOOP_PROTOCOL;
+  /** The connection whose subscribe answer has arrived: keys go out only on it (in its runner's protocol). */
+  private answered: RpcPeer | undefined;
   private queued: Array<{ seq: number; data: Buffer }> = [];
   private completed: CompletedEvent | undefined;
   private closedByUs = false;
@@ -124,11 +126,12 @@ export class LoopFeed {
   /**
    * Sends keys to the agent (the loop must be in interactive mode): fire and forget, so keystrokes
    * never wait for each other; a refusal comes back through onWriteRefused. False when not
-   * connected right now (the keys are not sent).
+   * connected right now, or the runner has not answered this connection's subscribe yet (its
+   * protocol, and so how keys are sent, is not known): the keys are not sent.
    */
   write(data: string): boolean {
     const peer = this.connection;
-    if (!peer) return false;
+    if (!peer || peer !== this.answered) return false;
     const params: WriteParams = { data };
     if (this.protocol >= 2) peer.notify(LoopMethods.write, params);
     else peer.request(LoopMethods.write, params).catch((err: Error) => {
@@ -167,6 +170,7 @@ export class LoopFeed {
 
   private async subscribeOn(peer: RpcPeer, isReconnect: boolean): Promise<void> {
     this.peer = peer;
+    this.answered = undefined;
     peer.onNotification(LoopEvents.output, (p, _peer, payload) => {
       const seq = (p as OutputEvent | null)?.seq;
       if (typeof seq !== 'number') return;
@@ -191,6 +195,7 @@ export class LoopFeed {
     try {
       result = await peer.request<SubscribeResult>(LoopMethods.subscribe, params);
       this.protocol = result.protocol ?? 1;
+      this.answered = peer;
       if (result.screen !== undefined) this.opts.onScreen?.(result.screen);
       if (this.nextSeq === undefined || result.seq > this.nextSeq) {
         // First subscription (events start where the screen ends), or the runner holds no more

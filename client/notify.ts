@@ -2,7 +2,7 @@
 // pauses. It gets the loop in its environment, never on a command line: the program and its
 // arguments come from the config as an array, so nothing a loop printed or was named can reach a shell.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Config } from '../store/config.js';
 
 /** What a notification says about a loop (the fields of `ralph status --json` it needs). */
@@ -22,18 +22,21 @@ export interface NotifiedLoop {
 /** A notify command that runs longer than this is left to run on its own (it is not waited for). */
 const NOTIFY_WAIT_MS = 10_000;
 
+/** An environment value cannot hold a NUL byte (spawn refuses it); an agent's reason text may. */
+const envValue = (text: string) => text.replaceAll('\0', '');
+
 /** The environment a notify command sees for this loop. */
 export function notifyEnv(loop: NotifiedLoop, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return {
     ...base,
-    RALPH_LOOP_ID: loop.id,
-    RALPH_LOOP_NAME: loop.name,
-    RALPH_LOOP_STATUS: loop.status,
-    RALPH_LOOP_REASON: loop.reason ?? '',
+    RALPH_LOOP_ID: envValue(loop.id),
+    RALPH_LOOP_NAME: envValue(loop.name),
+    RALPH_LOOP_STATUS: envValue(loop.status),
+    RALPH_LOOP_REASON: envValue(loop.reason ?? ''),
     RALPH_LOOP_ITERATION: String(loop.iteration),
     RALPH_LOOP_MAX_ITERATIONS: String(loop.maxIterations),
-    RALPH_LOOP_LOCATION: loop.location === 'remote' ? (loop.remote ?? 'remote') : 'local',
-    RALPH_LOOP_PAUSED_UNTIL: loop.pausedUntil ?? '',
+    RALPH_LOOP_LOCATION: envValue(loop.location === 'remote' ? (loop.remote ?? 'remote') : 'local'),
+    RALPH_LOOP_PAUSED_UNTIL: envValue(loop.pausedUntil ?? ''),
   };
 }
 
@@ -48,15 +51,22 @@ export function runNotifyCommand(config: Pick<Config, 'notify'>, loop: NotifiedL
   return new Promise((resolve) => {
     let stderr = '';
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const settle = (problem: string | null) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       resolve(problem);
     };
     // stdout is ignored: in `ralph tui` it would scribble over the screen, in `ralph watch --json` over the JSON.
-    const child = spawn(program, args, { env: notifyEnv(loop), stdio: ['ignore', 'ignore', 'pipe'] });
-    const timer = setTimeout(() => {
+    let child: ChildProcess;
+    try {
+      child = spawn(program, args, { env: notifyEnv(loop), stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      // spawn throws at once for what it cannot even try (a NUL byte in the config's arguments).
+      return settle(`notify.command ${JSON.stringify(program)} could not run: ${(err as Error).message}`);
+    }
+    timer = setTimeout(() => {
       child.unref();
       child.stderr?.destroy();
       settle(null);

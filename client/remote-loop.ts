@@ -68,9 +68,25 @@ export async function readRemoteLogTail(row: LoopRow, maxBytes: number, opts: Re
   }
 }
 
+/**
+ * A remote loop's stored output from byte `fromSeq`, one `loop.logs` page at a time, as it is read
+ * (for a pager: nothing held but the page in hand). Stopping early closes the connection.
+ */
+export async function* readRemoteLogPages(row: LoopRow, fromSeq: number, opts: RemoteDialOptions = {}): AsyncGenerator<Buffer> {
+  if (row.location !== 'remote' || row.remoteLoopId === null) {
+    throw new Error(`loop ${row.id} is not a remote loop`);
+  }
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const conn = await openControl(remoteForRow(row, readConfig()), { timeoutMs });
+  try {
+    yield* logPages(conn, row.remoteLoopId, fromSeq, timeoutMs);
+  } finally {
+    conn.peer.close('done');
+  }
+}
+
 /** `loop.logs` page by page from `fromSeq` to the end of the log as the daemon sees it. */
-async function readLogPages(conn: ControlConnection, loopId: string, fromSeq: number, timeoutMs: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+async function* logPages(conn: ControlConnection, loopId: string, fromSeq: number, timeoutMs: number): AsyncGenerator<Buffer> {
   let seq = fromSeq;
   for (;;) {
     const r = await controlRequest<LoopLogsResult>(conn, ControlMethods.loopLogs, { loopId, fromSeq: seq }, { timeoutMs });
@@ -78,9 +94,14 @@ async function readLogPages(conn: ControlConnection, loopId: string, fromSeq: nu
       throw new Error(`remote ${conn.remote.name}: malformed loop.logs answer for loop ${loopId}`);
     }
     const bytes = Buffer.from(r.data, 'utf8');
-    if (bytes.length > 0) chunks.push(bytes);
+    if (bytes.length > 0) yield bytes;
     seq = r.seq + bytes.length;
     if (bytes.length === 0 || seq >= r.endSeq) break;
   }
+}
+
+async function readLogPages(conn: ControlConnection, loopId: string, fromSeq: number, timeoutMs: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const bytes of logPages(conn, loopId, fromSeq, timeoutMs)) chunks.push(bytes);
   return Buffer.concat(chunks);
 }

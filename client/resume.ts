@@ -20,7 +20,7 @@ export interface ResumeOptions {
 /** Starts the new loop; resolves with its row. Throws a one-line error when the loop cannot be resumed. */
 export async function resumeLoop(store: LoopStore, loop: LoopRow, opts: ResumeOptions = {}): Promise<LoopRow> {
   const row = await freshRow(store, loop);
-  const { resumeRefusal } = await import('../loop/resume.js');
+  const { resumeRefusal, prepareResumedLoop } = await import('../loop/resume.js');
   const refusal = resumeRefusal(row);
   if (refusal) throw new Error(refusal);
   if (row.location === 'remote') {
@@ -36,7 +36,7 @@ export async function resumeLoop(store: LoopStore, loop: LoopRow, opts: ResumeOp
     return store.get(started.id) ?? started;
   }
   const paths = homePaths();
-  const [{ prepareResumedLoop }, { launchRunner }] = await Promise.all([import('../loop/resume.js'), import('../loop/launch.js')]);
+  const { launchRunner } = await import('../loop/launch.js');
   const next = prepareResumedLoop(store, paths, row, {
     ...(opts.maxIterations !== undefined ? { maxIterations: opts.maxIterations } : {}),
     agentSearchDirs: [paths.agentsBin],

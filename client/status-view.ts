@@ -49,7 +49,7 @@ const JSON_COLUMN_OF: Record<(typeof STATUS_JSON_KEYS)[number], string> = {
   reason: 'reason',
   pausedUntil: 'paused_until',
   resumedFrom: 'resumed_from',
-  // Loop totals (numbers, or null while unknown); json() keeps the object from being quoted as text.
+  // Loop totals (numbers, or null while unknown): an object, so it goes in as JSON (not through json_quote()).
   usage: `json_object('inputTokens', input_tokens, 'outputTokens', output_tokens, 'cacheReadTokens', cache_read_tokens,
     'cacheWriteTokens', cache_write_tokens, 'costUsd', cost_usd)`,
 };

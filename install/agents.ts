@@ -33,11 +33,13 @@ export class AgentInstallError extends Error {
 }
 
 export function agentBinary(agent: string): string {
-  return AGENT_BINARIES[agent] ?? agent;
+  // Own keys only: `constructor` is no agent, and Object.prototype's is no command.
+  return Object.hasOwn(AGENT_BINARIES, agent) ? AGENT_BINARIES[agent]! : agent;
 }
 
 export function agentPackage(agent: string, config: Config): string | undefined {
-  return config.agentPackages?.[agent] ?? DEFAULT_AGENT_PACKAGES[agent];
+  const own = config.agentPackages && Object.hasOwn(config.agentPackages, agent) ? config.agentPackages[agent] : undefined;
+  return own ?? (Object.hasOwn(DEFAULT_AGENT_PACKAGES, agent) ? DEFAULT_AGENT_PACKAGES[agent] : undefined);
 }
 
 /** $RALPH_HOME/agents/node_modules/.bin */

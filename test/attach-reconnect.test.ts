@@ -4,16 +4,21 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { requireLoop } from '../client/lookup.js';
 import { loopAccess } from '../client/loop-access.js';
 import { LoopFeed } from '../client/loop-feed.js';
-import { KeyRouter } from '../cli/attach/keys.js';
+import { KeyRouter } from '../client/attach/keys.js';
+import { attachToLoop } from '../client/attach/session.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { dial } from '../transport/index.js';
+import { LiveView } from '../tui/live.js';
+import type { LiveHeader } from '../tui/state.js';
 import { CliWorld } from './helpers/cli.js';
+import { LoopClient } from './helpers/loop.js';
 import { waitUntil } from './helpers/env.js';
 
 /** A unix-socket relay in front of a runner's socket whose connections the test can cut. */
@@ -119,6 +124,90 @@ test('a runner killed mid-loop: the feed ends as failed ("runner exited unexpect
     assert.is(output, w.log(id));
     assert.is(store.get(id)!.status, 'failed');
   } finally {
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('attach --interactive: keys typed while the connection is down are dropped with a note, not replayed when it is back', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  const relayPath = join(w.home.home, 'relay.sock');
+  let relay: CuttableRelay | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    const target = requireLoop(store, id).socketPath!;
+    relay = new CuttableRelay(relayPath, target);
+    await relay.listen();
+    store.update(id, { socketPath: relayPath }); // attach reaches the runner through the relay
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = '';
+    let notes = '';
+    stdout.on('data', (d) => (out += d));
+    stderr.on('data', (d) => (notes += d));
+    const io = { stdin, stdout, stderr } as unknown as Parameters<typeof attachToLoop>[3];
+    const attached = attachToLoop(store, requireLoop(store, id), { interactive: true, replay: true }, io);
+    await waitUntil(() => out.includes('ECHO READY') && notes.includes('interactive — keys go to the agent'), { what: 'attach in interactive mode' });
+    stdin.write('before\r');
+    await waitUntil(() => w.log(id).includes('before'), { what: 'a key typed while connected' });
+
+    await relay.close(); // cut, and no new connection gets through
+    await waitUntil(() => notes.includes('connection lost'), { what: 'the drop noticed' });
+    stdin.write('offline\r');
+    await waitUntil(() => notes.includes('not connected right now: that key was not delivered'), { what: 'the note' });
+
+    relay = new CuttableRelay(relayPath, target);
+    await relay.listen();
+    await waitUntil(() => notes.includes('reconnected'), { what: 'the reconnect' });
+    stdin.write('after\r');
+    await waitUntil(() => w.log(id).includes('after'), { what: 'a key typed after the reconnect' });
+    assert.not.ok(w.log(id).includes('offline'), 'the key typed while disconnected never reached the agent');
+    stdin.end();
+    assert.is((await attached).kind, 'detached');
+  } finally {
+    await relay?.close();
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('tui live pane: interactive mode turned off while the connection is down stays off when it comes back (the loop is not left waiting)', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  const relayPath = join(w.home.home, 'relay.sock');
+  let relay: CuttableRelay | undefined;
+  let view: LiveView | undefined;
+  let runner: LoopClient | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    const target = requireLoop(store, id).socketPath!;
+    relay = new CuttableRelay(relayPath, target);
+    await relay.listen();
+    store.update(id, { socketPath: relayPath });
+    let header: Partial<LiveHeader> = {};
+    view = new LiveView(store, requireLoop(store, id), 80, 20, { header: (patch) => (header = { ...header, ...patch }), changed: () => {} });
+    view.start();
+    await waitUntil(() => header.connection === 'live', { what: 'the pane live' });
+    await view.setInteractive(true);
+    runner = await LoopClient.connect(target);
+    assert.is((await runner.status()).interactive, true);
+
+    await relay.close();
+    await waitUntil(() => header.connection === 'reconnecting', { what: 'the drop noticed' });
+    await view.setInteractive(false); // what the TUI does when it goes back to the list: no throw
+    assert.is(view.interactive, false);
+    relay = new CuttableRelay(relayPath, target);
+    await relay.listen();
+    await waitUntil(() => header.connection === 'live' && header.note === 'reconnected', { what: 'the reconnect' });
+    assert.is((await runner.status()).interactive, false, 'interactive mode was not turned on again');
+  } finally {
+    runner?.close();
+    await view?.close();
+    await relay?.close();
     db.close();
     await w.cleanup();
   }

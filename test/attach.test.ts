@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
 import { exited, RALPH_BIN, waitUntil } from './helpers/env.js';
@@ -81,7 +82,7 @@ test('attach from a pipe (no TTY): keys still work, and the loop\'s end ends att
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     await waitUntil(() => stdout.includes('ECHO READY'), { what: 'the echo agent' });
     child.stdin.write('i');
     await waitUntil(() => stderr.includes('interactive —'), { what: 'interactive mode' });
@@ -115,7 +116,7 @@ test('attach --interactive, then SIGTERM: exit 143, interactive mode handed back
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     await waitUntil(() => stderr.includes('interactive —'), { what: 'interactive mode' });
     assert.ok((await client.status()).interactive);
     child.stdin.write('typed at once');
@@ -129,6 +130,32 @@ test('attach --interactive, then SIGTERM: exit 143, interactive mode handed back
     assert.is(after.status, 'running');
   } finally {
     runner?.close();
+    await w.cleanup();
+  }
+});
+
+test('output that cannot be written (stdout on a full disk, as a terminal gone with EIO): attach ends as on SIGHUP, one line, no stack trace; the loop runs on', async () => {
+  const w = new CliWorld('ralph-attach');
+  const full = openSync('/dev/full', 'w');
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env: w.env, stdio: ['pipe', full, 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const end = await exited(child);
+    assert.is(end.code, 129, stderr);
+    assert.match(stderr, new RegExp(`^ralph: detached from loop ${id} on SIGHUP; it runs on$`, 'm'));
+    assert.not.match(stderr, /\n\s+at /, 'no stack trace');
+    assert.is((await w.entry(id)).status, 'running');
+
+    // A command that does not own the terminal: one line, exit 1.
+    const status = spawn(process.execPath, [RALPH_BIN, 'status'], { env: w.env, stdio: ['ignore', full, 'pipe'] });
+    let said = '';
+    status.stderr!.on('data', (d) => (said += d));
+    assert.is((await exited(status)).code, 1);
+    assert.is(said, 'ralph: cannot write the output: ENOSPC: no space left on device, write\n');
+  } finally {
+    closeSync(full);
     await w.cleanup();
   }
 });

@@ -212,9 +212,25 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
       assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'claude'], { env: { PATH: path, IS_SANDBOX: '' } }), /as root.*non-root user.*export IS_SANDBOX=1/);
     }
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'gpt-nine']), /unknown agent "gpt-nine"/);
+    // Names are checked before --install-agent looks for a package to install.
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'clade', '--install-agent']), /^ralph: --agent: unknown agent "clade"; use one of claude, opencode, codex, amp or --agent-cmd$/);
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--fallback-agent', 'constructor', '--install-agent']), /^ralph: --fallback-agent: unknown agent "constructor"; use one of claude, opencode, codex, amp$/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--max-iterations', '0']), /--max-iterations/);
 
     assert.equal(await w.status(), [], 'no row was written');
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('ralph start outside a git repository asks for --repo; where git cannot run at all, it says that instead', async () => {
+  const w = new CliWorld();
+  try {
+    writeFileSync(w.env.RALPH_CONFIG!, JSON.stringify({ remotes: { box: { address: 'tcp://127.0.0.1:9', token: 't' } } }));
+    const notRepo = w.home.home; // a temporary directory, in no repository
+    assertOneLineError(await w.ralph(['start', '--remote', 'box', '--branch', 'main'], { cwd: notRepo }), /^ralph: which repo on box\? give --repo NAME/);
+    const noGit = await w.ralph(['start', '--remote', 'box', '--branch', 'main'], { cwd: notRepo, env: { PATH: join(notRepo, 'no-such-dir') } });
+    assertOneLineError(noGit, /^ralph: cannot find the git repository around .+: cannot run git \(ENOENT\); is git installed and on PATH\?$/);
   } finally {
     await w.cleanup();
   }

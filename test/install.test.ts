@@ -143,6 +143,15 @@ test('an agent with no command and no known package: one clear line', async () =
   assert.match(r.error!, /agentPackages\.no-such-agent/);
 });
 
+test('a name that is a key of every object (constructor, toString) is no known agent', async () => {
+  const s = newSetup({});
+  for (const agent of ['constructor', 'toString']) {
+    const r = await ensureIn(s, agent);
+    assert.is(r.code, 3);
+    assert.match(r.error!, new RegExp(`^agent ${agent}: no \`${agent}\` command on PATH and no npm package known for it`));
+  }
+});
+
 test('a failed install says why in a line or two, leaves nothing that looks installed, and the next attempt succeeds', async () => {
   const missing = join(t.home, 'pack', 'does-not-exist.tgz');
   const s = newSetup({ 'ralph-test-agent': missing });

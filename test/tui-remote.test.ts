@@ -13,6 +13,7 @@ import { LoopStore } from '../store/loops.js';
 import { CliWorld } from './helpers/cli.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import { FIXTURES, RALPH_BIN, makeTempHome, waitUntil, type TempHome } from './helpers/env.js';
+import { TestPager } from './helpers/pager.js';
 import { Tmux } from './helpers/tmux.js';
 
 const ECHO_AGENT = `node ${join(FIXTURES, 'agent.mjs')} echo`;
@@ -75,7 +76,8 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
   store.insert({ id: 'lost-0001', name: 'lost-0001', location: 'remote', remote: 'gone', remoteLoopId: 'lost-0001', workDir: '/srv/app', agent: 'claude', maxIterations: 5, status: 'running' });
   store.db.close();
 
-  const tmux = new Tmux(laptop.env);
+  const pager = new TestPager(laptop.home.home);
+  const tmux = new Tmux({ ...laptop.env, PAGER: pager.command });
   try {
     await tmux.start('t', ['tui']);
     const listed = await tmux.waitForScreen('t', 'local and remote loops listed', (s) => /\bbox\b/.test(rowOf(s, remoteId)) && /\blocal\b/.test(rowOf(s, localId)) && rowOf(s, 'lost-0001') !== '');
@@ -96,6 +98,14 @@ test('a remote loop over tcp beside a local one: listed with its location, live,
     };
     await waitUntil(() => boxLog().includes('over the daemon'), { what: "the typed text in the box's log" });
     await tmux.keys('t', 'C-]');
+
+    // l: the remote log, read from the daemon page by page, whole in the pager.
+    await tmux.keys('t', 'l');
+    const paged = await tmux.waitForScreen('t', 'the remote log in the pager', (s) => /PAGER READY \d+/.test(s));
+    assert.is(Number(/PAGER READY (\d+)/.exec(paged)![1]), Buffer.byteLength(boxLog()));
+    await tmux.text('t', 'q');
+    await tmux.keys('t', 'Enter');
+    await tmux.waitForScreen('t', 'back from the pager', (s) => s.includes('↑↓/jk select') && s.includes('over the daemon'));
 
     // The daemon dies: its loop runs on, the TUI says it lost the connection and that the box does not answer.
     await d.kill();

@@ -221,4 +221,36 @@ test('LoopsWatcher: a loop ending or pausing in another process is told once; pa
   }
 });
 
+test('frame: text from agents and remote daemons (reason, story, why, messages) is drawn as one line with no escape sequences of its own', () => {
+  const hostile = 'evil\x1b]0;pwned title\x07 \x1b]8;;http://x.invalid\x1b\\link\x1b]8;;\x1b\\ \x1b[2J\x1b[31mred\r\nnext line\x9b1mc1\x00nul\ttab';
+  const loops = [entry(1, 'running', { reason: hostile, name: `named\n\x1b[1mbold` }), entry(3, 'failed')];
+  let s = stateWith(loops, 100, 30, false);
+  s = { ...s, remotes: new Map([['box', { reachable: false, why: `remote box: ${hostile}` }]]), message: { text: `loop loop-0001 failed: ${hostile}`, tone: 'error' } };
+  s = { ...s, live: { loopId: 'loop-0001', status: 'running', iteration: 1, maxIterations: 10, story: `US-1 ${hostile}`, reason: hostile, pausedUntil: null, interactive: false, connection: 'live', note: `lost: ${hostile}` } };
+  const check = (frame: string[]) => {
+    assert.is(frame.length, 30);
+    for (const line of frame) {
+      assert.ok(visibleWidth(line) <= 100, line);
+      assert.not.match(line, /[\r\n\t\x00\x07\x9b]|\x1b\]|\x1b\[2J|\x1b\[31m/, JSON.stringify(line));
+    }
+  };
+  const frame = renderFrame(s);
+  check(frame);
+  assert.ok(frame.some((l) => l.startsWith('─ loop-0001 · running · iteration 1/10 · US-1 evil link red next line')), frame.join('\n'));
+  assert.ok(frame.some((l) => l.includes('loop-0001 (named bold)')), frame.join('\n'));
+  // The remote's reason, in the pane of one of its loops.
+  s = handleKey(s, key('j')).state;
+  const remoteFrame = renderFrame({ ...s, live: null });
+  check(remoteFrame);
+  assert.ok(remoteFrame.some((l) => l.includes('remote box: evil')), remoteFrame.join('\n'));
+});
+
+test('frame: the pane header says when the selected loop is in interactive mode', () => {
+  const s = stateWith([entry(1)], 100, 30, false);
+  const live = { loopId: 'loop-0001', status: 'running', iteration: 1, maxIterations: 10, story: 'US-2', reason: null, pausedUntil: null, interactive: false, connection: 'live' as const, note: null };
+  const header = (on: boolean) => renderFrame({ ...s, live: { ...live, interactive: on } }).find((l) => l.startsWith('─ loop-0001')) ?? '';
+  assert.match(header(true), /^─ loop-0001 · running · iteration 1\/10 · interactive · US-2 /);
+  assert.not.match(header(false), /interactive/);
+});
+
 test.run();

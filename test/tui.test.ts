@@ -5,11 +5,12 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
 import { RALPH_BIN, waitUntil } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
+import { TestPager } from './helpers/pager.js';
 import { Tmux } from './helpers/tmux.js';
 import { layout } from '../tui/state.js';
 
@@ -163,6 +164,50 @@ test('tui in tmux: every loop listed, live output, i types into the agent, PgUp 
     assert.is((await w.entry(echoId)).status, 'running', 'loops run on after the TUI quits');
   } finally {
     runner?.close();
+    await tmux.kill();
+    await w.cleanup();
+  }
+});
+
+
+test('tui: l lends the terminal to the pager: every key is the pager\'s, Ctrl-C and Ctrl-\\ there leave the TUI running, and SIGTERM to the TUI takes the pager with it', async () => {
+  const w = new CliWorld('ralph-tui');
+  const tmux = new Tmux({ ...w.env, PS1: '$ ' });
+  const dir = w.home.home;
+  const pager = new TestPager(dir);
+  const said = () => pager.said();
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    await tmux.shell('p');
+    await startTuiInShell(tmux, 'p', dir, `PAGER='${pager.command}' `);
+    await tmux.waitForScreen('p', 'the loop live in the pane', (s) => s.includes('ECHO READY'));
+    const shellPid = Number(await tmux.format('p', '#{pane_pid}'));
+    const tuiPid = await waitUntil(() => childrenOf(shellPid)[0], { what: 'the tui process' });
+
+    await tmux.keys('p', 'l');
+    const ready = await tmux.waitForScreen('p', 'the pager', (s) => /PAGER READY \d+/.test(s));
+    assert.is(Number(/PAGER READY (\d+)/.exec(ready)![1]), Buffer.byteLength(w.log(id)), 'the whole log went through the pipe');
+    for (const line of ['one', 'two', 'three', 'four', 'five', 'six']) {
+      await tmux.text('p', line);
+      await tmux.keys('p', 'Enter');
+    }
+    await waitUntil(() => said() === 'one\ntwo\nthree\nfour\nfive\nsix\n', { what: 'every line typed to reach the pager' });
+    await tmux.keys('p', 'C-c');
+    await tmux.keys('p', 'C-\\');
+    await waitUntil(() => said().includes('SIGINT\nSIGQUIT\n'), { what: 'Ctrl-C and Ctrl-\\ to reach the pager' });
+    await tmux.text('p', 'q');
+    await tmux.keys('p', 'Enter');
+    await tmux.waitForScreen('p', 'the TUI again, still running', (s) => s.includes('↑↓/jk select') && s.includes('ECHO READY'));
+    assert.ok(childrenOf(shellPid).includes(tuiPid));
+
+    await tmux.keys('p', 'l');
+    await tmux.waitForScreen('p', 'the pager again', (s) => /PAGER READY \d+/.test(s));
+    const pagerPid = pager.pid();
+    process.kill(tuiPid, 'SIGTERM');
+    await tmux.waitForScreen('p', 'the shell again', (s) => s.includes('TUI-EXIT=143'));
+    await waitUntil(() => !existsSync(`/proc/${pagerPid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pagerPid}/status`, 'utf8')), { what: 'the pager to end with the TUI' });
+    assert.is((await w.entry(id)).status, 'running');
+  } finally {
     await tmux.kill();
     await w.cleanup();
   }

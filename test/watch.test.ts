@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
-import { exited, RALPH_BIN, waitUntil, within } from './helpers/env.js';
+import { exited, makeTempHome, RALPH_BIN, waitUntil, within } from './helpers/env.js';
 import { LoopClient } from './helpers/loop.js';
 
 /** A notify.command that appends `id|status|reason|location` to `file`, one line per call. */
@@ -142,6 +142,42 @@ test('notify.command: from attach when the loop ends there; loop text never reac
     assert.match(bad.stderr, /^ralph: .*config\.json: "notify\.command" must be a program and its arguments, e\.g\. \["notify-send", "ralph"\]; fix or remove the file$/m);
   } finally {
     await w.cleanup();
+  }
+});
+
+test('attach: a config file broken while attached costs only the notification; the attach still ends 0', async () => {
+  const w = new CliWorld('ralph-notify');
+  try {
+    const id = await w.startLoop({ steps: 'echo,work', stories: 1 });
+    const child = spawn(process.execPath, [RALPH_BIN, 'attach', id], { env: w.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const attach = { stdout: '', stderr: '' };
+    child.stdout.on('data', (d) => (attach.stdout += d));
+    child.stderr.on('data', (d) => (attach.stderr += d));
+    await waitUntil(() => attach.stdout.includes('ECHO READY'), { what: 'attach to show the loop' });
+    writeFileSync(w.env.RALPH_CONFIG!, '{ not json');
+    await finishEcho(w, id);
+    assert.is((await exited(child)).code, 0, attach.stderr);
+    assert.match(attach.stderr, new RegExp(`^ralph: loop ${id} completed`, 'm'));
+    assert.match(attach.stderr, /^ralph: notify\.command not run: .*config\.json is not valid JSON.*$/m);
+    assert.not.match(attach.stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('notify.command never rejects: a NUL byte in an agent\'s reason is dropped from the environment, one in the config\'s arguments is one line', async () => {
+  const { runNotifyCommand } = await import('../client/notify.js');
+  const dir = makeTempHome('ralph-notify');
+  try {
+    const file = join(dir.home, 'notified.txt');
+    const loop = { id: 'app-1', name: 'app-1', status: 'failed', reason: 'bad\0 bytes', iteration: 1, maxIterations: 3, location: 'local', remote: null };
+    assert.is(await runNotifyCommand({ notify: { command: recordingNotify(file) } }, loop), null);
+    assert.is(readFileSync(file, 'utf8'), 'app-1|failed|bad bytes|local\n');
+    const problem = await runNotifyCommand({ notify: { command: [process.execPath, '-e', '', 'a\0b'] } }, loop);
+    assert.match(problem ?? '', /^notify\.command ".*node.*" could not run: .+$/);
+    assert.not.match(problem ?? '', /\n/);
+  } finally {
+    dir.cleanup();
   }
 });
 

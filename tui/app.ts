@@ -3,21 +3,21 @@
 // states and effects; the renderer (pi-tui) draws renderFrame(state) and writes only what changed.
 // No key waits on the network: every request is started and its answer becomes a later state.
 
-import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Readable, pipeline } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { StdinBuffer, TUI, parseKey } from './renderer.js';
 import { describeEnd } from '../client/describe.js';
 import { extendLoop } from '../client/extend.js';
-import { logPathOf, readStoredOutput } from '../client/loop-access.js';
+import { storedOutputPages } from '../client/loop-access.js';
 import { LoopsWatcher } from '../client/loop-watch.js';
 import { runNotifyCommand } from '../client/notify.js';
 import { resumeLoop } from '../client/resume.js';
 import type { StatusEntry } from '../client/status-view.js';
 import { stopLoop } from '../client/stop.js';
-import { attachToLoop } from '../cli/attach/session.js';
+import { attachToLoop } from '../client/attach/session.js';
 import type { Config } from '../store/config.js';
-import type { LoopStore } from '../store/loops.js';
+import type { LoopRow, LoopStore } from '../store/loops.js';
 import { handleKey, type Effect } from './keys.js';
 import type { LiveView } from './live.js';
 import type { PaneTerminal } from './pane.js';
@@ -92,10 +92,19 @@ export class TuiApp {
   /** The terminal went away under us (EIO after a hang-up): leave quietly, as on SIGHUP. */
   private readonly onInputError = () => this.finish({ code: SIGNAL_EXIT.SIGHUP! });
   private readonly onResize = () => this.resized();
+  /** The pager showing a log (l), while it runs. */
+  private pagerChild: ChildProcess | undefined;
   private readonly onSignal = (signal: NodeJS.Signals) => {
-    // During attach, attach answers the signal itself and returns; then we leave with its code.
-    if (!this.attaching) this.finish({ code: SIGNAL_EXIT[signal] ?? 1, line: `tui ended on ${signal}; loops run on` });
+    // While the terminal is lent, Ctrl-C and Ctrl-\ are the borrower's (as git does with its pager):
+    // cooked mode sends them to us too. During attach, attach answers the signal itself and returns;
+    // then we leave with its code.
+    if (this.suspended && (signal === 'SIGINT' || signal === 'SIGQUIT')) return;
+    if (this.attaching) return;
+    // SIGTERM, SIGHUP: the pager goes with us rather than being left on a terminal nobody owns.
+    this.pagerChild?.kill(signal);
+    this.finish({ code: SIGNAL_EXIT[signal] ?? 1, line: `tui ended on ${signal}; loops run on` });
   };
+  private readonly ignoreSignal = () => {};
 
   constructor(private readonly opts: TuiOptions) {
     this.term = new TuiTerminal(opts.io);
@@ -290,6 +299,8 @@ export class TuiApp {
     const live = { ...this.state.live, ...patch };
     const leave = this.state.mode === 'interactive' && (live.connection === 'ended' || live.connection === 'reconnecting');
     this.set({ ...this.state, live, ...(leave ? { mode: 'list' as const } : {}) });
+    // Back in the list, the loop is not to be typed to: a reconnect must not turn interactive mode on again.
+    if (leave) this.live?.setInteractive(false).catch(() => {});
   }
 
   /** Frames for pane output come at a bounded rate; everything else is drawn at once. */
@@ -474,7 +485,12 @@ export class TuiApp {
   private async pager(id: string): Promise<void> {
     const row = this.opts.store.get(id);
     if (!row) return;
-    const problem = await this.lendTerminal(() => showInPager(row, pagerCommand(process.env)));
+    const problem = await this.lendTerminal(() =>
+      showInPager(row, pagerCommand(process.env), (child) => {
+        this.pagerChild = child;
+        child.on('close', () => this.pagerChild === child && (this.pagerChild = undefined));
+      }),
+    );
     if (problem) this.message(problem, 'error');
   }
 
@@ -485,6 +501,10 @@ export class TuiApp {
     const { stdin } = this.opts.io;
     stdin.off('data', this.onData);
     stdin.off('end', this.onEnd);
+    // Not reading the terminal at all meanwhile: every key is the borrower's.
+    stdin.pause();
+    // Ctrl-\ would end us with a core dump by default (SIGINT is in SIGNAL_EXIT already).
+    process.on('SIGQUIT', this.ignoreSignal);
     const old = this.live;
     this.live = undefined;
     this.dropHistory();
@@ -498,6 +518,8 @@ export class TuiApp {
       this.state = { ...this.state, message: { text: (err as Error).message, tone: 'error' } };
       return undefined;
     } finally {
+      process.off('SIGQUIT', this.ignoreSignal);
+      if (this.finished) return undefined; // a signal ended us meanwhile: shutdown() has the terminal
       this.term.takeBack();
       this.tui.start();
       stdin.on('data', this.onData);
@@ -559,21 +581,29 @@ export function pagerCommand(env: NodeJS.ProcessEnv): string[] {
   return words.length > 0 ? words : ['less', '-R', '+G'];
 }
 
-/** Pipes the loop's stored output into the pager; resolves with a one-line problem, or null. */
-async function showInPager(row: Parameters<typeof logPathOf>[0], argv: string[]): Promise<string | null> {
-  const logPath = logPathOf(row);
-  // A remote loop's log comes from its daemon first (it may be unreachable: say so, open nothing).
-  const remote = logPath ? null : await readStoredOutput(row, 0);
+/**
+ * Pipes the loop's stored output into the pager, a piece at a time (a remote log page by page);
+ * resolves with a one-line problem, or null. A pager quit early stops the reading.
+ */
+async function showInPager(row: LoopRow, argv: string[], started: (child: ChildProcess) => void): Promise<string | null> {
+  const pages = storedOutputPages(row);
+  // The first piece before the pager: a remote daemon that does not answer is said, and nothing opened.
+  let first: IteratorResult<Buffer>;
+  try {
+    first = await pages.next();
+  } catch (err) {
+    return `cannot read the log of loop ${row.id}: ${(err as Error).message}`;
+  }
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'inherit', 'inherit'] });
-    child.stdin!.on('error', () => {}); // the user quit the pager before reading everything
+    started(child);
     child.on('error', (err) => resolve(`cannot run the pager ${JSON.stringify(argv[0])}: ${err.message} (set PAGER)`));
     child.on('close', () => resolve(null));
-    if (remote) child.stdin!.end(remote);
-    else {
-      const file = createReadStream(logPath!);
-      file.on('error', () => child.stdin!.end());
-      file.pipe(child.stdin!);
+    async function* all(): AsyncGenerator<Buffer> {
+      if (!first.done) yield first.value;
+      yield* pages;
     }
+    // The user quitting before the end closes the pipe (EPIPE): the reading stops there, nothing to say.
+    pipeline(Readable.from(all()), child.stdin!, () => void pages.return(undefined));
   });
 }

@@ -9,7 +9,6 @@ import {
   moveSelection,
   selectedEntry,
   settleSelection,
-  visibleLoops,
   type Message,
   type TuiState,
 } from './state.js';
@@ -108,7 +107,6 @@ function listKey(s: TuiState, key: KeyPress): KeyResult {
   const ended = isEndStatus(entry.status);
   switch (id) {
     case 'enter':
-    case 'return':
       return ended ? done({ ...s, message: info(`loop ${entry.id} has ended (${entry.status}): l shows its log`) }) : done(s, { kind: 'attach', id: entry.id });
     case 'i':
       if (ended) return done({ ...s, message: info(`loop ${entry.id} has ended: there is no agent to type to`) });
@@ -136,7 +134,6 @@ function filterKey(s: TuiState, key: KeyPress): KeyResult {
   const live = (input: string) => settleSelection({ ...s, input, filter: input, listTop: 0 });
   switch (key.id) {
     case 'enter':
-    case 'return':
       return done({ ...s, mode: 'list', filter: s.input });
     case 'escape':
       return done(settleSelection({ ...s, mode: 'list', input: '', filter: '' }));
@@ -151,8 +148,7 @@ function filterKey(s: TuiState, key: KeyPress): KeyResult {
 function extendKey(s: TuiState, key: KeyPress): KeyResult {
   const entry = selectedEntry(s);
   switch (key.id) {
-    case 'enter':
-    case 'return': {
+    case 'enter': {
       const n = s.input === '' ? DEFAULT_EXTEND : Number(s.input);
       const back = { ...s, mode: 'list' as const, input: '' };
       if (!entry || n < 1) return done({ ...back, message: info('no iterations added') });
@@ -182,4 +178,3 @@ export function promptOf(s: TuiState): string | null {
   return null;
 }
 
-export { visibleLoops };

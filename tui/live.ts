@@ -74,10 +74,18 @@ export class LiveView {
     this.feed?.connection?.request(LoopMethods.resize, { cols, rows }).catch(() => {});
   }
 
-  /** Turns interactive mode on or off for this client (the runner holds it per connection). */
+  /**
+   * Turns interactive mode on or off for this client (the runner holds it per connection). Off
+   * always takes at once here: without a connection there is nothing to tell the runner (it let
+   * interactive mode go with the connection), and a reconnect must not turn it on again.
+   */
   async setInteractive(on: boolean): Promise<void> {
+    if (!on) this.wantInteractive = false;
     const peer = this.feed?.connection;
-    if (!peer) throw new Error(`not connected to loop ${this.row.id}`);
+    if (!peer) {
+      if (!on) return;
+      throw new Error(`not connected to loop ${this.row.id}`);
+    }
     this.wantInteractive = on;
     try {
       await peer.request(LoopMethods.interactive, { on });

@@ -3,7 +3,7 @@
 // feed, remotes) and keys produce new states; nothing here does I/O.
 
 import type { RemoteState } from '../client/loop-watch.js';
-import { isEndStatus, isRunningStatus } from '../client/loop-watch.js';
+import { isEndStatus } from '../client/loop-watch.js';
 import type { StatusEntry } from '../client/status-view.js';
 
 export type Mode = 'list' | 'filter' | 'confirm-stop' | 'extend' | 'confirm-resume' | 'interactive' | 'help';
@@ -195,8 +195,4 @@ export function unflagSelected(s: TuiState): TuiState {
   return { ...s, flagged };
 }
 
-export function isOpen(entry: StatusEntry | undefined): boolean {
-  return entry !== undefined && !isEndStatus(entry.status);
-}
-
-export { isEndStatus, isRunningStatus };
+export { isEndStatus };

@@ -7,6 +7,7 @@
 //   message     a prompt, a notification, an error
 //   key bar     the keys of the current mode
 
+import { oneLine } from '../client/describe.js';
 import type { StatusEntry } from '../client/status-view.js';
 import { promptOf } from './keys.js';
 import { Colors, clip, fit, paint, visibleWidth, type Style } from './style.js';
@@ -77,7 +78,7 @@ function listLines(s: TuiState, height: number): string[] {
     const mark = (selected ? '▶' : ' ') + (s.flagged.has(e.id) ? '●' : ' ');
     let row = paint(mark, { fg: Colors.yellow, bold: true }, s.color);
     columns.forEach((c, i) => {
-      const text = fit(c.cell(e), c.width);
+      const text = fit(oneLine(c.cell(e)), c.width);
       row += (i > 0 ? ' ' : '') + (selected ? text : paint(text, c.style?.(e) ?? {}, s.color));
     });
     // Cells are cut to their columns, which fit the width by construction (unless the terminal is very narrow).
@@ -92,7 +93,7 @@ function listLines(s: TuiState, height: number): string[] {
 
 function listColumns(s: TuiState, rows: StatusEntry[]): Column[] {
   const widest = (f: (e: StatusEntry) => string, min: number, max: number) =>
-    Math.min(max, Math.max(min, ...rows.map((e) => f(e).length)));
+    Math.min(max, Math.max(min, ...rows.map((e) => oneLine(f(e)).length)));
   const where = (e: StatusEntry) => {
     if (e.location !== 'remote') return 'local';
     const name = e.remote ?? 'remote';
@@ -188,6 +189,7 @@ function paneHeader(s: TuiState): string {
   const live = s.live?.loopId === e.id ? s.live : null;
   const status = live?.status ?? e.status;
   const parts: string[] = [e.id, status, `iteration ${live?.iteration ?? e.iteration}/${live?.maxIterations ?? e.maxIterations}`];
+  if (live?.interactive) parts.push('interactive');
   if (live?.story) parts.push(live.story);
   const used = [tokens(e.usage?.inputTokens), tokens(e.usage?.outputTokens)];
   if (used[0] !== null || used[1] !== null) parts.push(`${used[0] ?? '?'} in / ${used[1] ?? '?'} out tokens`);
@@ -205,7 +207,8 @@ function paneHeader(s: TuiState): string {
   } else if (live && live.connection !== 'live' && live.connection !== 'ended') {
     parts.push(live.connection === 'connecting' ? 'connecting…' : live.connection);
   }
-  const text = clip(`─ ${parts.join(' · ')} `, s.cols);
+  // Story, reason and notes come from the agent and from remote daemons: one line, no escapes.
+  const text = clip(`─ ${oneLine(parts.join(' · '))} `, s.cols);
   const rule = text + '─'.repeat(Math.max(0, s.cols - visibleWidth(text)));
   const fg = statusStyle(status).fg;
   return paint(rule, fg === undefined ? { dim: true } : { fg }, s.color);
@@ -220,7 +223,7 @@ function paneLines(s: TuiState, height: number): string[] {
   const remote = e?.location === 'remote' ? s.remotes.get(e.remote ?? '') : undefined;
   if (remote && !remote.reachable && out.every((l) => l.trim() === '')) {
     // Nothing to show from a box that does not answer: say why instead, in full.
-    const why = [`remote ${e!.remote} does not answer:`, remote.why ?? 'no answer', 'its loops keep their last known state here; ralph tui asks again every few seconds'];
+    const why = [`remote ${e!.remote} does not answer:`, oneLine(remote.why ?? 'no answer'), 'its loops keep their last known state here; ralph tui asks again every few seconds'];
     out.splice(0, out.length, ...why.flatMap((t) => wrap(t, s.cols - 2)).map((t) => paint(`  ${t}`, { fg: Colors.red }, s.color)));
   }
   while (out.length < height) out.push('');
@@ -253,7 +256,7 @@ function messageLine(s: TuiState): string {
   if (prompt !== null) return clip(prompt, s.cols);
   if (!s.message) return '';
   const style: Style = s.message.tone === 'error' ? { fg: Colors.red, bold: true } : s.message.tone === 'notice' ? { fg: Colors.yellow, bold: true } : {};
-  return paint(clip(s.message.text, s.cols), style, s.color);
+  return paint(clip(oneLine(s.message.text), s.cols), style, s.color);
 }
 
 const LIST_KEYS = '↑↓/jk select · Enter attach · i type · s stop · + extend · r resume · l log · / filter · Tab open · ? help · q quit';

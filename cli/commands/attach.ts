@@ -4,7 +4,8 @@ import v8 from 'node:v8';
 import { openLoopStore, requireLoop } from '../../client/lookup.js';
 import { runNotifyCommand } from '../../client/notify.js';
 import { readConfig } from '../../store/config.js';
-import { attachToLoop } from '../attach/session.js';
+import { attachToLoop } from '../../client/attach/session.js';
+import { endAsOnHangUp, whenOutputLost } from '../output.js';
 
 const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
@@ -14,8 +15,8 @@ export async function run(loop: string, opts: { interactive?: boolean; replay?: 
   // optimized sooner (set at run time it misses what node compiled while starting: ~10% less CPU
   // per key over 2000 keys, where the same flag on node's command line gives ~45%).
   v8.setFlagsFromString('--interrupt-budget=20000');
-  // After SIGHUP the terminal is gone: writing to it fails (EIO, EPIPE), and nobody is left to tell.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  // Output that cannot be written any more (EIO: the terminal is gone) ends attach as SIGHUP does.
+  whenOutputLost(endAsOnHangUp);
   const store = openLoopStore();
   const row = requireLoop(store, loop);
   const outcome = await attachToLoop(store, row, { interactive: opts.interactive ?? false, replay: opts.replay ?? true });
@@ -23,7 +24,13 @@ export async function run(loop: string, opts: { interactive?: boolean; replay?: 
   // Seen to its end here (not a loop that had ended before attach): notify.command, if configured.
   if (outcome.kind === 'ended' && outcome.seenEnd) {
     const now = store.get(row.id) ?? row;
-    const problem = await runNotifyCommand(readConfig(), { ...now, ...outcome.end, location: now.location, remote: now.remote });
+    let problem: string | null;
+    try {
+      problem = await runNotifyCommand(readConfig(), { ...now, ...outcome.end, location: now.location, remote: now.remote });
+    } catch (err) {
+      // The attach itself went well: a config broken meanwhile only costs the notification.
+      problem = `notify.command not run: ${(err as Error).message}`;
+    }
     if (problem) process.stderr.write(`ralph: ${problem}\n`);
   }
   store.db.close();

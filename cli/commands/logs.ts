@@ -7,10 +7,6 @@ import { openLoopStore, requireLoop } from '../../client/lookup.js';
 export async function run(loop: string, opts: { follow?: boolean; raw?: boolean }): Promise<void> {
   const store = openLoopStore();
   const row = requireLoop(store, loop);
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0); // `ralph logs x | head`
-    throw err;
-  });
   // Escape sequences are for a terminal; into a file or a pipe (grep) goes the text, unless --raw.
   const out = process.stdout.isTTY || opts.raw ? process.stdout : plainTextTo(process.stdout);
   const end = await printLoopOutput(store, row, { follow: opts.follow ?? false, out });

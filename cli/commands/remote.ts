@@ -221,7 +221,11 @@ export async function remove(name: string): Promise<void> {
   const { [name]: _gone, ...rest } = config.remotes;
   writeConfig({ ...config, remotes: rest });
   process.stdout.write(`removed remote ${name}\n`);
-  const top = await repoTop();
+  // The remote is gone already: git not running here is a note, not a failure.
+  const top = await repoTop().catch((err: Error) => {
+    process.stderr.write(`ralph: ${err.message}; git remotes pointing at ${name} were left as they are\n`);
+    return null;
+  });
   if (top) {
     for (const gitRemote of await gitRemotesWithUrlPrefix(top, `ralph://${name}/`)) {
       await removeGitRemote(top, gitRemote);

@@ -1,11 +1,13 @@
 // `ralph run [DIR]`: validate and record the loop, then start its runner — detached (print the id
 // and return) or, with --foreground, in this process with its output on stdout.
 
+import { AGENT_NAMES, isAgentName } from '../../agents/registry.js';
 import { describeEnd } from '../../client/describe.js';
 import { openLoopStore } from '../../client/lookup.js';
 import { launchRunner } from '../../loop/launch.js';
 import { DEFAULT_AGENT, prepareLoop, type PrepareRequest } from '../../loop/prepare.js';
 import { homePaths } from '../../store/paths.js';
+import { UserError } from '../output.js';
 
 export interface RunOptions {
   agent?: string;
@@ -34,6 +36,9 @@ export async function run(dir: string, opts: RunOptions): Promise<void> {
   if (opts.iterationTimeout !== undefined) request.iterationTimeoutMs = opts.iterationTimeout;
   if (opts.stallTimeout !== undefined) request.stallTimeoutMs = opts.stallTimeout;
   if (opts.fallbackAgent !== undefined) request.fallbackAgent = opts.fallbackAgent as NonNullable<PrepareRequest['fallbackAgent']>;
+  // Names first: --install-agent must not go looking for a package of a typo.
+  checkAgentName('--agent', opts.agent, ' or --agent-cmd');
+  checkAgentName('--fallback-agent', opts.fallbackAgent, '');
   if (opts.installAgent && opts.agentCmd === undefined) {
     const { installAgentsFor } = await import('../../client/install-agent.js');
     await installAgentsFor(paths, [opts.agent ?? DEFAULT_AGENT, ...(opts.fallbackAgent ? [opts.fallbackAgent] : [])], (line) =>
@@ -61,4 +66,8 @@ export async function run(dir: string, opts: RunOptions): Promise<void> {
   process.stderr.write(
     `ralph: started loop ${row.id} (${row.agent}, at most ${row.maxIterations} iterations) — watch it: ralph attach ${row.id}\n`,
   );
+}
+
+function checkAgentName(flag: string, name: string | undefined, orElse: string): void {
+  if (name !== undefined && !isAgentName(name)) throw new UserError(`${flag}: unknown agent ${JSON.stringify(name)}; use one of ${AGENT_NAMES.join(', ')}${orElse}`);
 }

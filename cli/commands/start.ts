@@ -3,7 +3,7 @@
 
 import { findRemote } from '../../client/daemon.js';
 import { defaultRepoName } from '../../client/local-repo.js';
-import { startOnRemote } from '../../client/remote-start.js';
+import { RemoteStartError, startOnRemote } from '../../client/remote-start.js';
 import { ControlMethods, type LoopStartParams } from '../../daemon/protocol.js';
 import { readConfig } from '../../store/config.js';
 import { openDb } from '../../store/db.js';
@@ -66,8 +66,8 @@ export async function run(opts: StartOptions): Promise<void> {
       branch: opts.branch,
       // What the daemon does meanwhile (installing the agent CLI, ...), as it happens.
       progress: (line) => process.stderr.write(`${line.startsWith('ralph: ') ? '' : 'ralph: '}${line}\n`),
-    }).catch((err: Error) => {
-      throw new UserError(err.message);
+    }).catch((err: unknown) => {
+      throw err instanceof RemoteStartError ? new UserError(err.message) : err;
     });
     process.stdout.write(`${row.id}\n`);
     process.stderr.write(`ralph: started loop ${row.id} on ${remote.name} (${started.agent}, ${started.maxIterations} iterations) — ralph attach ${row.id}\n`);

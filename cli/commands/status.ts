@@ -1,16 +1,12 @@
 // `ralph status [--json] [--all | --limit N]`: the loops, newest first. Stays light: no node-pty, no xterm, no execa.
 
+import { oneLine } from '../../client/describe.js';
 import { settleDeadRunners } from '../../client/liveness.js';
 import { openLoopStore } from '../../client/lookup.js';
 import { reconcileRemoteRows } from '../../client/reconcile.js';
 import { statusJson, statusTable } from '../../client/status-view.js';
 
 export async function run(opts: { json?: boolean; timeout: number; all?: boolean; limit?: number }): Promise<void> {
-  // `ralph status | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   const store = openLoopStore();
   settleDeadRunners(store);
   const reasons = new Map<string, string>();
@@ -22,5 +18,5 @@ export async function run(opts: { json?: boolean; timeout: number; all?: boolean
   store.db.close();
   process.stdout.write(text || 'no loops yet (start one with: ralph run DIR)\n');
   // Why a remote shows as unreachable, on stderr: the table (or the JSON) stays as it is.
-  for (const why of reasons.values()) process.stderr.write(`ralph: ${why}\n`);
+  for (const why of reasons.values()) process.stderr.write(`ralph: ${oneLine(why)}\n`);
 }

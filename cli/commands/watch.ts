@@ -1,6 +1,7 @@
 // `ralph watch [--json]`: waits for the loops still running to end, prints each as it ends (or
 // pauses), runs notify.command for each, and exits 0 when none is left running.
 
+import { oneLine } from '../../client/describe.js';
 import { isEndStatus, LoopsWatcher, type RemoteState } from '../../client/loop-watch.js';
 import { openLoopStore } from '../../client/lookup.js';
 import { runNotifyCommand } from '../../client/notify.js';
@@ -8,11 +9,6 @@ import type { StatusEntry } from '../../client/status-view.js';
 import { readConfig } from '../../store/config.js';
 
 export async function run(opts: { json?: boolean; timeout: number }): Promise<void> {
-  // `ralph watch | head -1` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   const config = readConfig();
   const store = openLoopStore();
   const notifying = new Set<Promise<void>>();
@@ -53,14 +49,14 @@ export async function run(opts: { json?: boolean; timeout: number }): Promise<vo
 /** "loop app-3f2a completed (iteration 3/10): all 3 stories pass", with the remote when there is one. */
 function describe(e: StatusEntry): string {
   const where = e.location === 'remote' ? ` on ${e.remote ?? 'remote'}` : '';
-  return `loop ${e.id}${where} ${e.status} (iteration ${e.iteration}/${e.maxIterations})${e.reason ? `: ${e.reason}` : ''}`;
+  return oneLine(`loop ${e.id}${where} ${e.status} (iteration ${e.iteration}/${e.maxIterations})${e.reason ? `: ${e.reason}` : ''}`);
 }
 
 /** Each time a remote stops (or starts again) answering, one line on stderr. */
 function sayUnreachable(remotes: ReadonlyMap<string, RemoteState>, told: Map<string, boolean>): void {
   for (const [name, r] of remotes) {
     if (told.get(name) === r.reachable) continue;
-    if (!r.reachable) process.stderr.write(`ralph: ${r.why ?? `remote ${name} did not answer`}; its loops count as running until it answers\n`);
+    if (!r.reachable) process.stderr.write(`ralph: ${oneLine(r.why ?? `remote ${name} did not answer`)}; its loops count as running until it answers\n`);
     else if (told.has(name)) process.stderr.write(`ralph: remote ${name} answers again\n`);
     told.set(name, r.reachable);
   }

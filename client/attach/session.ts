@@ -2,10 +2,10 @@
 // reconnection across drops, and the terminal given back on every way out.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeEnd } from '../../client/describe.js';
-import { watchCompletionsForRow, type CompletionWatch } from '../../client/events.js';
-import { endOf, freshRow, loopAccess } from '../../client/loop-access.js';
-import { LoopFeed, type LoopEnd } from '../../client/loop-feed.js';
+import { describeEnd } from '../describe.js';
+import { watchCompletionsForRow, type CompletionWatch } from '../events.js';
+import { endOf, freshRow, loopAccess } from '../loop-access.js';
+import { LoopFeed, type LoopEnd } from '../loop-feed.js';
 import { LoopMethods } from '../../loop/protocol.js';
 import type { RpcPeer } from '../../rpc/peer.js';
 import type { LoopRow, LoopStore } from '../../store/loops.js';
@@ -53,8 +53,14 @@ class AttachSession {
    * runner takes requests in order, so they arrive after it).
    */
   private interactiveReady = false;
-  /** Keys typed before interactive mode was on (e.g. piped in before attach connected), in order. */
+  /**
+   * Keys typed before interactive mode was first in place (e.g. piped in before attach connected),
+   * in order. Not while the connection is down: keys delivered minutes late to a screen that has
+   * moved on could answer a question nobody saw, so those are dropped with a note instead.
+   */
   private outbox: string[] = [];
+  /** The connection was lost and is not back yet. */
+  private disconnected = false;
   /** stdin ended while interactive: detach once every key typed has reached the loop. */
   private stdinEnded = false;
   private readonly feed: LoopFeed;
@@ -84,7 +90,9 @@ class AttachSession {
       onSubscribed: (result, peer, isReconnect) => this.subscribed(result.interactive, peer, isReconnect),
       onDisconnected: (reason) => {
         this.interactiveReady = false;
-        term.note(`connection lost (${reason}); reconnecting…`);
+        this.disconnected = true;
+        const lost = this.outbox.splice(0).length;
+        term.note(`connection lost (${reason}); reconnecting…${lost > 0 ? ` (${lost} key${lost === 1 ? '' : 's'} typed meanwhile not delivered)` : ''}`);
       },
     });
   }
@@ -145,6 +153,7 @@ class AttachSession {
 
   private async subscribed(runnerInteractive: boolean, peer: RpcPeer, isReconnect: boolean): Promise<void> {
     this.warnedOffline = false;
+    this.disconnected = false;
     if (isReconnect) this.term.note('reconnected');
     if (!this.wantInteractive) return;
     if (runnerInteractive) {
@@ -182,12 +191,18 @@ class AttachSession {
 
   /**
    * Keys go out as they come, unanswered (a refusal comes back as a note); they wait in the outbox
-   * only while interactive mode is not in place or the connection is down. The runner takes
-   * messages in order, so the request that leaves interactive mode on the way out is answered
-   * only after every key sent before it was handled.
+   * only while interactive mode is being put in place. While the connection is down they are
+   * dropped, and the user told. The runner takes messages in order, so the request that leaves
+   * interactive mode on the way out is answered only after every key sent before it was handled.
    */
   private sendKeys(data: string): void {
-    if (!this.interactiveReady || !this.feed.write(data)) this.outbox.push(data);
+    if (this.interactiveReady) {
+      if (!this.feed.write(data)) this.notConnected();
+    } else if (this.disconnected) {
+      this.notConnected();
+    } else {
+      this.outbox.push(data);
+    }
   }
 
   /** stdin ended: in interactive mode, leave it (the loop goes on) and detach; watching goes on. */

@@ -3,7 +3,7 @@
 // so `ralph status` never pays for node-pty or the daemon.
 
 import { Command, Option } from 'commander';
-import { parseDuration } from '../store/duration.js';
+import { parseDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
 import { fail, outputError } from './output.js';
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for cat.
@@ -23,7 +23,7 @@ program
 const agentNames = ['claude', 'opencode', 'codex', 'amp'];
 const duration = (flag: string) => (v: string) => {
   const ms = parseDuration(v);
-  if (ms === null || ms < 1000) fail(`${flag} must be a duration such as 90s, 45m, 2h or 1d, got ${JSON.stringify(v)}`);
+  if (ms === null || !timeoutInRange(ms)) fail(`${flag} must be a duration ${TIMEOUT_RANGE}, such as 90s, 45m, 2h or 1d, got ${JSON.stringify(v)}`);
   return ms;
 };
 const positiveInt = (flag: string) => (v: string) => {

@@ -21,7 +21,7 @@ export interface ResumeOptions {
 export async function resumeLoop(store: LoopStore, loop: LoopRow, opts: ResumeOptions = {}): Promise<LoopRow> {
   const row = await freshRow(store, loop);
   const { resumeRefusal, prepareResumedLoop } = await import('../loop/resume.js');
-  const refusal = resumeRefusal(row);
+  const refusal = resumeRefusal(row, store);
   if (refusal) throw new Error(refusal);
   if (row.location === 'remote') {
     const remote = remoteForRow(row, readConfig());

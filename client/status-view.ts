@@ -8,6 +8,7 @@
 
 import { homedir } from 'node:os';
 import { OPEN_STATUSES_SQL, type LoopStore } from '../store/loops.js';
+import { oneLine } from './describe.js';
 
 /** The keys of `ralph status --json`, a public interface: keep them stable. */
 export const STATUS_JSON_KEYS = [
@@ -119,7 +120,7 @@ const WIDTHS_SQL = `${SHOWN_SQL} SELECT ${['id', PLACE_SQL, 'status', ITER_SQL, 
 const LINES_SQL = `${SHOWN_SQL}
   SELECT rtrim(printf('${'%!-*s  '.repeat(8)}%s',
     @w0, id, @w1, ${PLACE_SQL}, @w2, status, @w3, ${ITER_SQL}, @w4, agent, @w5, ${COST_SQL}, @w6, ${TARGET_SQL}, @w7, ${AGE_SQL},
-    replace(replace(coalesce(reason, ''), char(13), ' '), char(10), ' ')))
+    replace(replace(replace(coalesce(reason, ''), char(13, 10), ' '), char(13), ' '), char(10), ' ')))
   FROM (SELECT *, ${SECS_SQL} AS secs FROM shown ORDER BY started_at DESC)`;
 
 /** Rows the table shows by default (loops not yet final are always shown). */
@@ -147,7 +148,8 @@ export function statusTable(
   if (shown === 0) return '';
   const widths = [...row, AGE_WIDTH].map((w, i) => Math.max(w, HEADER[i]!.length));
   widths.forEach((w, i) => (params[`w${i}`] = w));
-  const lines = store.db.prepare(LINES_SQL).pluck().all(params) as string[];
+  // A reason is an agent's or a daemon's words: no escape sequence of theirs reaches the terminal.
+  const lines = (store.db.prepare(LINES_SQL).pluck().all(params) as string[]).map(oneLine);
   const header = widths.map((w, i) => HEADER[i]!.padEnd(w + 2)).join('') + HEADER[widths.length];
   let text = header + '\n' + lines.join('\n') + '\n';
   if (limit !== null) {

@@ -12,18 +12,6 @@ const TOKEN_BYTES = 32;
 
 export { parseToken, TokenError } from '../store/token.js';
 
-/** Reads a token file someone copied from a box (the laptop side of --token-file). */
-export function readTokenFile(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new TokenError(code === 'ENOENT' ? `no token file at ${file}: copy $RALPH_HOME/daemon.token from the box first` : `cannot read ${file}: ${(err as Error).message}`);
-  }
-  return parseToken(text, file);
-}
-
 /**
  * The daemon's token, made on first start: random, written to a private file beside it and linked
  * into place, so another process never reads a half-written one. A file that others may read is

@@ -216,6 +216,9 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'clade', '--install-agent']), /^ralph: --agent: unknown agent "clade"; use one of claude, opencode, codex, amp or --agent-cmd$/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--fallback-agent', 'constructor', '--install-agent']), /^ralph: --fallback-agent: unknown agent "constructor"; use one of claude, opencode, codex, amp$/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--max-iterations', '0']), /--max-iterations/);
+    // The same range as push options and the daemon: a timeout the runner could not keep is refused here.
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--iteration-timeout', '2w']), /^ralph: --iteration-timeout must be a duration from 1s to 7d, such as 90s, 45m, 2h or 1d, got "2w"$/);
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--stall-timeout', 'soon']), /^ralph: --stall-timeout must be a duration from 1s to 7d/);
 
     assert.equal(await w.status(), [], 'no row was written');
   } finally {
@@ -226,7 +229,7 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
 test('ralph start outside a git repository asks for --repo; where git cannot run at all, it says that instead', async () => {
   const w = new CliWorld();
   try {
-    writeFileSync(w.env.RALPH_CONFIG!, JSON.stringify({ remotes: { box: { address: 'tcp://127.0.0.1:9', token: 't' } } }));
+    writeFileSync(w.env.RALPH_CONFIG!, JSON.stringify({ remotes: { box: { address: 'tcp://127.0.0.1:9', token: 'f'.repeat(64) } } }));
     const notRepo = w.home.home; // a temporary directory, in no repository
     assertOneLineError(await w.ralph(['start', '--remote', 'box', '--branch', 'main'], { cwd: notRepo }), /^ralph: which repo on box\? give --repo NAME/);
     const noGit = await w.ralph(['start', '--remote', 'box', '--branch', 'main'], { cwd: notRepo, env: { PATH: join(notRepo, 'no-such-dir') } });

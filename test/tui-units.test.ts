@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { visibleWidth } from '@mariozechner/pi-tui';
 import { LoopsWatcher } from '../client/loop-watch.js';
-import type { StatusEntry } from '../client/status-view.js';
+import { statusTable, type StatusEntry } from '../client/status-view.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { handleKey, type KeyPress } from '../tui/keys.js';
@@ -217,6 +217,22 @@ test('LoopsWatcher: a loop ending or pausing in another process is told once; pa
     watcher.close();
     writer.db.close();
     reader.db.close();
+    t.cleanup();
+  }
+});
+
+test('ralph status table: a reason with escape sequences and line breaks is printed as one plain line', () => {
+  const t = makeTempHome('ralph-status-reason');
+  const store = new LoopStore(openDb(join(t.home, 'ralph.db')));
+  try {
+    store.insert({ id: 'a-0001', name: 'a-0001', location: 'local', workDir: '/x', agent: 'custom', maxIterations: 3, status: 'running' });
+    store.finish('a-0001', 'failed', 'API said \x1b]0;owned\x07\x1b[2Jno\r\nmore\x9b1m\x00');
+    const lines = statusTable(store).trimEnd().split('\n');
+    assert.is(lines.length, 2, 'a header and one line');
+    assert.ok(lines[1]!.endsWith('API said no more'), lines[1]);
+    assert.not.match(lines.join('\n'), /[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  } finally {
+    store.db.close();
     t.cleanup();
   }
 });

@@ -16,7 +16,7 @@ import type { DaemonInfo } from '../../daemon/protocol.js';
 import { readConfig, writeConfig, type RemoteConfig } from '../../store/config.js';
 import { checkRepoName } from '../../store/names.js';
 import { configPath } from '../../store/paths.js';
-import { readTokenFile } from '../../daemon/token.js';
+import { readTokenFile } from '../../client/token-file.js';
 import { parseAddress, type Address } from '../../transport/index.js';
 import { UserError } from '../output.js';
 

@@ -3,13 +3,11 @@
 // states and effects; the renderer (pi-tui) draws renderFrame(state) and writes only what changed.
 // No key waits on the network: every request is started and its answer becomes a later state.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { Readable, pipeline } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
 import { StringDecoder } from 'node:string_decoder';
 import { StdinBuffer, TUI, parseKey } from './renderer.js';
 import { describeEnd } from '../client/describe.js';
 import { extendLoop } from '../client/extend.js';
-import { storedOutputPages } from '../client/loop-access.js';
 import { LoopsWatcher } from '../client/loop-watch.js';
 import { runNotifyCommand } from '../client/notify.js';
 import { resumeLoop } from '../client/resume.js';
@@ -17,10 +15,12 @@ import type { StatusEntry } from '../client/status-view.js';
 import { stopLoop } from '../client/stop.js';
 import { attachToLoop } from '../client/attach/session.js';
 import type { Config } from '../store/config.js';
-import type { LoopRow, LoopStore } from '../store/loops.js';
+import type { LoopStore } from '../store/loops.js';
 import { handleKey, type Effect } from './keys.js';
+import { TerminalLender } from './lend.js';
 import type { LiveView } from './live.js';
 import type { PaneTerminal } from './pane.js';
+import { pagerCommand, showInPager } from './pager.js';
 import {
   initialState,
   layout,
@@ -66,6 +66,8 @@ export class TuiApp {
   private state: TuiState;
   private readonly term: TuiTerminal;
   private readonly tui: TUI;
+  /** Enter and l lend it the whole terminal; while lent, nothing here reads keys or draws. */
+  private readonly lender: TerminalLender;
   private readonly watcher: LoopsWatcher;
   private readonly keys = new StdinBuffer({ timeout: 10 });
   private readonly decoder = new StringDecoder('utf8');
@@ -80,8 +82,6 @@ export class TuiApp {
   private tick: NodeJS.Timeout | undefined;
   /** The live pane's code (it brings the terminal emulator): loaded after the first frame is out. */
   private liveModule: Promise<typeof import('./live.js')> | undefined;
-  private suspended = false;
-  private attaching = false;
   /** Loops stopped from here: their end is no news to the user (no bell, no notify.command). */
   private readonly stoppedHere = new Set<string>();
   private finished = false;
@@ -95,20 +95,39 @@ export class TuiApp {
   /** The pager showing a log (l), while it runs. */
   private pagerChild: ChildProcess | undefined;
   private readonly onSignal = (signal: NodeJS.Signals) => {
-    // While the terminal is lent, Ctrl-C and Ctrl-\ are the borrower's (as git does with its pager):
-    // cooked mode sends them to us too. During attach, attach answers the signal itself and returns;
-    // then we leave with its code.
-    if (this.suspended && (signal === 'SIGINT' || signal === 'SIGQUIT')) return;
-    if (this.attaching) return;
+    if (this.lender.borrowerSignal(signal)) return;
     // SIGTERM, SIGHUP: the pager goes with us rather than being left on a terminal nobody owns.
     this.pagerChild?.kill(signal);
     this.finish({ code: SIGNAL_EXIT[signal] ?? 1, line: `tui ended on ${signal}; loops run on` });
   };
-  private readonly ignoreSignal = () => {};
 
   constructor(private readonly opts: TuiOptions) {
     this.term = new TuiTerminal(opts.io);
     this.tui = new TUI(this.term);
+    this.lender = new TerminalLender({
+      io: opts.io,
+      term: this.term,
+      tui: this.tui,
+      onData: this.onData,
+      onEnd: this.onEnd,
+      hooks: {
+        release: async () => {
+          const old = this.live;
+          this.live = undefined;
+          this.dropHistory();
+          await old?.close();
+        },
+        failed: (text) => {
+          this.state = { ...this.state, message: { text, tone: 'error' } };
+        },
+        ended: () => this.finished,
+        takenBack: () => {
+          this.state = { ...this.state, live: null, pane: EMPTY_PANE, history: null, mode: 'list' };
+          this.watcher.refresh();
+          this.switchLive();
+        },
+      },
+    });
     this.state = initialState({
       cols: this.term.columns,
       rows: this.term.rows,
@@ -167,7 +186,7 @@ export class TuiApp {
       this.tui.setShowHardwareCursor(next.mode === 'interactive');
       if (next.mode === 'interactive' || before.mode === 'interactive') this.snapshotPane();
     }
-    if (!this.suspended) this.tui.requestRender();
+    if (!this.lender.lent) this.tui.requestRender();
   }
 
   private message(text: string, tone: Message['tone'] = 'info'): void {
@@ -194,7 +213,7 @@ export class TuiApp {
   // ---- keys ----
 
   private input(chunk: Buffer): void {
-    if (this.suspended) return;
+    if (this.lender.lent) return;
     let rest = chunk;
     if (this.state.mode === 'interactive') {
       // Every byte goes to the agent as typed (Esc, Ctrl-C and all), up to Ctrl-].
@@ -211,7 +230,7 @@ export class TuiApp {
   }
 
   private key(seq: string): void {
-    if (this.suspended) return;
+    if (this.lender.lent) return;
     if (this.state.mode === 'interactive') {
       // Keys that arrived in one read with the `i` that turned interactive mode on.
       if (seq === '\x1d') this.leaveInteractive();
@@ -263,7 +282,7 @@ export class TuiApp {
   private switchLive(): void {
     clearTimeout(this.switchTimer);
     const id = this.state.selectedId;
-    if (this.live?.loopId === id || this.suspended || !this.liveModule) return;
+    if (this.live?.loopId === id || this.lender.lent || !this.liveModule) return;
     const old = this.live;
     this.live = undefined;
     void old?.close();
@@ -284,7 +303,7 @@ export class TuiApp {
   private openLive(View: typeof LiveView, id: string): void {
     const row = this.opts.store.get(id);
     // The selection may have moved on while the code loaded.
-    if (!row || this.state.selectedId !== id || this.live !== undefined || this.suspended || this.finished) return;
+    if (!row || this.state.selectedId !== id || this.live !== undefined || this.lender.lent || this.finished) return;
     const { paneRows } = layout(this.state.cols, this.state.rows);
     const live: LiveView = new View(this.opts.store, row, this.state.cols, Math.max(1, paneRows), {
       header: (patch) => this.live === live && this.header(patch),
@@ -457,7 +476,7 @@ export class TuiApp {
       ...withFlag(this.state, entry),
       message: { text: `loop ${entry.id} ${entry.status}${entry.reason ? `: ${entry.reason}` : ''}`, tone: entry.status === 'completed' ? 'notice' : 'error' },
     });
-    if (!this.suspended) this.opts.io.stdout.write('\x07');
+    if (!this.lender.lent) this.opts.io.stdout.write('\x07');
     void runNotifyCommand(this.opts.config, entry).then((problem) => {
       if (problem) this.message(problem, 'error');
     });
@@ -468,14 +487,10 @@ export class TuiApp {
     const row = this.opts.store.get(id);
     if (!row) return;
     const { stdin, stdout, stderr } = this.opts.io;
-    const outcome = await this.lendTerminal(async () => {
-      this.attaching = true;
-      try {
-        return await attachToLoop(this.opts.store, row, { interactive: false, replay: true }, { stdin, stdout, stderr });
-      } finally {
-        this.attaching = false;
-      }
-    });
+    const outcome = await this.lender.lend(
+      () => attachToLoop(this.opts.store, row, { interactive: false, replay: true }, { stdin, stdout, stderr }),
+      { answersSignals: true },
+    );
     if (!outcome) return;
     if (outcome.kind === 'signal') this.finish({ code: SIGNAL_EXIT[outcome.signal] ?? 1, line: outcome.line });
     else this.message(outcome.line);
@@ -485,52 +500,13 @@ export class TuiApp {
   private async pager(id: string): Promise<void> {
     const row = this.opts.store.get(id);
     if (!row) return;
-    const problem = await this.lendTerminal(() =>
+    const problem = await this.lender.lend(() =>
       showInPager(row, pagerCommand(process.env), (child) => {
         this.pagerChild = child;
         child.on('close', () => this.pagerChild === child && (this.pagerChild = undefined));
       }),
     );
     if (problem) this.message(problem, 'error');
-  }
-
-  /** Gives the whole terminal to `use` (keys, screen, raw mode) and takes it back afterwards. */
-  private async lendTerminal<T>(use: () => Promise<T>): Promise<T | undefined> {
-    if (this.suspended) return undefined;
-    this.suspended = true;
-    const { stdin } = this.opts.io;
-    stdin.off('data', this.onData);
-    stdin.off('end', this.onEnd);
-    // Not reading the terminal at all meanwhile: every key is the borrower's.
-    stdin.pause();
-    // Ctrl-\ would end us with a core dump by default (SIGINT is in SIGNAL_EXIT already).
-    process.on('SIGQUIT', this.ignoreSignal);
-    const old = this.live;
-    this.live = undefined;
-    this.dropHistory();
-    await old?.close();
-    // The renderer stops first: a frame it had scheduled must not land on the borrower's screen.
-    this.tui.stop();
-    this.term.lend();
-    try {
-      return await use();
-    } catch (err) {
-      this.state = { ...this.state, message: { text: (err as Error).message, tone: 'error' } };
-      return undefined;
-    } finally {
-      process.off('SIGQUIT', this.ignoreSignal);
-      if (this.finished) return undefined; // a signal ended us meanwhile: shutdown() has the terminal
-      this.term.takeBack();
-      this.tui.start();
-      stdin.on('data', this.onData);
-      stdin.on('end', this.onEnd);
-      stdin.resume();
-      this.suspended = false;
-      this.state = { ...this.state, live: null, pane: EMPTY_PANE, history: null, mode: 'list' };
-      this.watcher.refresh();
-      this.switchLive();
-      this.tui.requestRender(true);
-    }
   }
 
   private async shutdown(): Promise<void> {
@@ -573,37 +549,4 @@ function headerOf(e: StatusEntry): LiveHeader {
     connection: 'connecting',
     note: null,
   };
-}
-
-/** $PAGER split into a program and its arguments (no shell), else less showing colours from the end. */
-export function pagerCommand(env: NodeJS.ProcessEnv): string[] {
-  const words = (env.PAGER ?? '').trim().split(/\s+/).filter(Boolean);
-  return words.length > 0 ? words : ['less', '-R', '+G'];
-}
-
-/**
- * Pipes the loop's stored output into the pager, a piece at a time (a remote log page by page);
- * resolves with a one-line problem, or null. A pager quit early stops the reading.
- */
-async function showInPager(row: LoopRow, argv: string[], started: (child: ChildProcess) => void): Promise<string | null> {
-  const pages = storedOutputPages(row);
-  // The first piece before the pager: a remote daemon that does not answer is said, and nothing opened.
-  let first: IteratorResult<Buffer>;
-  try {
-    first = await pages.next();
-  } catch (err) {
-    return `cannot read the log of loop ${row.id}: ${(err as Error).message}`;
-  }
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'inherit', 'inherit'] });
-    started(child);
-    child.on('error', (err) => resolve(`cannot run the pager ${JSON.stringify(argv[0])}: ${err.message} (set PAGER)`));
-    child.on('close', () => resolve(null));
-    async function* all(): AsyncGenerator<Buffer> {
-      if (!first.done) yield first.value;
-      yield* pages;
-    }
-    // The user quitting before the end closes the pipe (EPIPE): the reading stops there, nothing to say.
-    pipeline(Readable.from(all()), child.stdin!, () => void pages.return(undefined));
-  });
 }

@@ -6,9 +6,11 @@ import { agentCommand, type AgentCommand } from '../agents/registry.js';
 import type { RunUsage } from '../agents/types.js';
 import { formatDuration } from '../store/duration.js';
 import type { IterationOutcome } from '../store/iterations.js';
-import { PtyRun, StreamRun, type AgentError, type AgentRun, type AgentRunResult } from './agent-run.js';
+import type { AgentError, AgentRun, AgentRunResult } from './agent-run.js';
 import type { OutputWriter } from './output-writer.js';
 import { writePromptFile } from './prompt.js';
+import { PtyRun } from './pty-run.js';
+import { StreamRun } from './stream-run.js';
 import type { TaskFiles } from './task.js';
 
 export interface IterationSetup {

@@ -9,9 +9,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StreamDialect } from '../agents/types.js';
-import { StreamRun, type AgentRunResult } from '../loop/agent-run.js';
+import type { AgentRunResult } from '../loop/agent-run.js';
 import { OutputHistory } from '../loop/history.js';
 import { OutputWriter } from '../loop/output-writer.js';
+import { StreamRun } from '../loop/stream-run.js';
 import { gone } from './helpers/loop.js';
 import { ROOT, waitUntil } from './helpers/env.js';
 
@@ -87,7 +88,7 @@ test('the runner SIGKILLed: the guard ends the agent and what it started', async
     const pidFile = join(w.dir, 'agent.pid');
     // A runner of its own (this process must live on): a StreamRun of an agent that runs a tool.
     const runner = `
-      import { StreamRun } from ${JSON.stringify(join(ROOT, 'dist', 'loop', 'agent-run.js'))};
+      import { StreamRun } from ${JSON.stringify(join(ROOT, 'dist', 'loop', 'stream-run.js'))};
       import { OutputHistory } from ${JSON.stringify(join(ROOT, 'dist', 'loop', 'history.js'))};
       import { OutputWriter } from ${JSON.stringify(join(ROOT, 'dist', 'loop', 'output-writer.js'))};
       const writer = new OutputWriter(new OutputHistory(process.argv[1] + '/runner.log'));

@@ -1,9 +1,14 @@
 // `ralph ziti setup` against a real OpenZiti network (install/ziti-dev-network.sh): it creates the
 // service, configs, policies and enrolled identities; a second run and --dry-run change nothing; the
-// two commands it prints really work (a daemon with the box identity, `ralph remote add` with the
-// laptop's, `remote test` and a push whose loop completes). The dev network's own catch-all router
-// policies are deleted first, so only what setup made lets anything through.
-// Without a ziti CLI it skips with one line; with RALPH_REQUIRE_ZITI=1 (CI) that is a failure.
+// two commands it prints really work, over both Ziti backends on the same network: a daemon started
+// from the printed command with the box identity, `ralph remote add` from the printed command with
+// the laptop's, `remote test` and a push whose loop completes — first with the `ziti tunnel`
+// processes (RALPH_ZITI_BACKEND=tunnel on both sides), then, that daemon stopped (a service has one
+// host at a time), the same printed daemon command with RALPH_ZITI_BACKEND=sdk and a second laptop
+// on the SDK (ralph's build; no tunneler runs). The dev network's own catch-all router policies are
+// deleted first, so only what setup made lets anything through.
+// Without a ziti CLI it skips with one line; with RALPH_REQUIRE_ZITI=1 (CI) that is a failure; the SDK
+// test likewise without the SDK build (RALPH_REQUIRE_ZITI_SDK=1).
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,7 +17,7 @@ import { join } from 'node:path';
 import { FIXTURES, ROOT, makeTempHome, ralph, runCommand, waitUntil, skipped, type RunResult, type TempHome } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import type { StatusJsonEntry } from './helpers/cli.js';
-import { zitiNetworkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
+import { zitiNetworkOrSkip, zitiSdkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
 
 const SERVICE = 'ralph-st';
 let net: ZitiNetwork | null = null;
@@ -22,6 +27,8 @@ let env: NodeJS.ProcessEnv;
 let ids: string;
 let work: string;
 let d: DaemonHandle | undefined;
+/** The second laptop, on the SDK backend. */
+let laptopSdk: TempHome | undefined;
 
 /** `ziti <args>` as the dev network's logged-in admin; JSON output parsed when asked. */
 const ziti = async (args: string[]): Promise<string> => {
@@ -54,17 +61,7 @@ test.before(async () => {
   if (!net) return;
   laptop = makeTempHome('ralph-stl');
   box = makeTempHome('ralph-stb');
-  const bin = join(laptop.home, 'bin');
-  mkdirSync(bin);
-  symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
-  env = {
-    ...laptop.env,
-    ...net.env,
-    ZITI_CONFIG_DIR: join(net.home, 'cli'),
-    ZITI_CHECK_VERSION: 'false',
-    PATH: `${bin}:${process.env.PATH}`,
-    RALPH_ZITI_PROXY_DIR: join(laptop.home, 'zp'),
-  };
+  env = laptopEnv(laptop, 'tunnel');
   ids = join(laptop.home, 'ids');
   mkdirSync(ids);
   // Only setup's own policies may give its identities and service the routers.
@@ -80,6 +77,7 @@ test.after(async () => {
   } finally {
     await net?.stop();
     laptop?.cleanup();
+    laptopSdk?.cleanup();
     box?.cleanup();
   }
 });
@@ -150,44 +148,82 @@ test('a second run changes nothing and says so; so does --dry-run', async () => 
   assert.equal(printed(r.stdout, 'ralph daemon'), printed(firstRun, 'ralph daemon'));
 });
 
-test('the printed commands work: the daemon hosts the service with the box identity; the laptop adds the remote, tests it, and a pushed loop completes', async () => {
-  if (!net) return skipped('no ziti network');
+/** A laptop's RALPH_HOME with git-remote-ralph on PATH and the network's admin login; `backend` as RALPH_ZITI_BACKEND. */
+function laptopEnv(home: TempHome, backend: 'tunnel' | 'sdk'): NodeJS.ProcessEnv {
+  const bin = join(home.home, 'bin');
+  mkdirSync(bin);
+  symlinkSync(join(ROOT, 'dist', 'cli', 'git-remote-ralph.js'), join(bin, 'git-remote-ralph'));
+  return {
+    ...home.env,
+    ...net!.env,
+    ZITI_CONFIG_DIR: join(net!.home, 'cli'),
+    ZITI_CHECK_VERSION: 'false',
+    PATH: `${bin}:${process.env.PATH}`,
+    RALPH_ZITI_PROXY_DIR: join(home.home, 'zp'),
+    RALPH_ZITI_BACKEND: backend,
+  };
+}
+
+/** The printed daemon command started on the box with `backend`; on a laptop (its env, its home)
+ * with the same backend the printed `remote add`, then `remote test`, and a push whose loop completes. */
+async function printedCommandsWork(backend: 'tunnel' | 'sdk', lenv: NodeJS.ProcessEnv, home: string): Promise<void> {
   const daemonArgs = printed(firstRun, 'ralph daemon').slice(2);
-  d = await startDaemon(box, { args: daemonArgs, env: { RALPH_ZITI_BIN: net.ziti, RALPH_ZITI_BACKEND: 'tunnel' }, readyTimeoutMs: 60_000 });
+  d = await startDaemon(box, { args: daemonArgs, env: { RALPH_ZITI_BIN: net!.ziti, RALPH_ZITI_BACKEND: backend }, readyTimeoutMs: 60_000 });
   assert.equal(d.addresses.slice(1), [`ziti:${SERVICE}`]);
 
-  work = join(laptop.home, 'app');
-  mkdirSync(work);
+  const dir = join(home, 'app');
+  mkdirSync(dir);
   const git = async (args: string[]) => {
-    const r = await runCommand('git', args, { env, cwd: work, timeoutMs: 90_000 });
+    const r = await runCommand('git', args, { env: lenv, cwd: dir, timeoutMs: 90_000 });
     assert.is(r.code, 0, `git ${args.join(' ')}: ${r.stderr}`);
     return r;
   };
   await git(['init', '--quiet', '-b', 'feature']);
-  writeFileSync(join(work, 'prd.json'), JSON.stringify({ project: 'app', userStories: [{ id: 'US-1', title: 'one', passes: false, priority: 1 }] }) + '\n');
+  writeFileSync(join(dir, 'prd.json'), JSON.stringify({ project: 'app', userStories: [{ id: 'US-1', title: 'one', passes: false, priority: 1 }] }) + '\n');
   await git(['add', 'prd.json']);
   await git(['commit', '--quiet', '-m', 'task']);
 
-  const add = await ralph(printed(firstRun, 'ralph remote add').slice(1), { env, cwd: work, timeoutMs: 60_000 });
+  const add = await ralph(printed(firstRun, 'ralph remote add').slice(1), { env: lenv, cwd: dir, timeoutMs: 60_000 });
   assert.is(add.code, 0, add.stderr);
   assert.match(add.stdout, /^added remote ralph-st-box \(ziti:ralph-st\): daemon on /m);
-  const t = await ralph(['remote', 'test', 'ralph-st-box'], { env, cwd: work, timeoutMs: 60_000 });
+  const t = await ralph(['remote', 'test', 'ralph-st-box'], { env: lenv, cwd: dir, timeoutMs: 60_000 });
   assert.is(t.code, 0, t.stderr);
   assert.match(t.stdout, /^remote ralph-st-box \(ziti:ralph-st\) answers$/m);
 
-  const push = await runCommand('git', ['push', '-o', `ralph.agent-cmd=node ${join(FIXTURES, 'agent.mjs')} work`, 'ralph-remote', 'feature'], { env, cwd: work, timeoutMs: 90_000 });
+  // A branch of its own per backend: the box's repo keeps the one pushed before.
+  const branch = backend === 'tunnel' ? 'feature' : `feature-${backend}`;
+  const push = await runCommand('git', ['push', '-o', `ralph.agent-cmd=node ${join(FIXTURES, 'agent.mjs')} work`, 'ralph-remote', `feature:${branch}`], { env: lenv, cwd: dir, timeoutMs: 90_000 });
   assert.is(push.code, 0, push.stderr);
   const id = /^remote: ralph: started loop (\S+) /m.exec(push.stderr)?.[1];
   assert.ok(id, push.stderr);
   await waitUntil(
     async () => {
-      const r = await ralph(['status', '--json'], { env, cwd: work, timeoutMs: 60_000 });
+      const r = await ralph(['status', '--json'], { env: lenv, cwd: dir, timeoutMs: 60_000 });
       return (JSON.parse(r.stdout) as StatusJsonEntry[]).find((e) => e.id === id)?.status === 'completed';
     },
-    { timeoutMs: 90_000, intervalMs: 500, what: `loop ${id} completed over the service setup made` },
+    { timeoutMs: 90_000, intervalMs: 500, what: `loop ${id} completed over the service setup made (${backend} backend)` },
   );
   await git(['fetch', '--quiet', 'ralph-remote']);
   assert.match((await git(['log', '-1', '--format=%s', `ralph-remote/ralph/${id}`])).stdout, /US-1/);
+}
+
+test('the printed commands work: the daemon hosts the service with the box identity; the laptop adds the remote, tests it, and a pushed loop completes', async () => {
+  if (!net) return skipped('no ziti network');
+  work = join(laptop.home, 'app');
+  await printedCommandsWork('tunnel', env, laptop.home);
+});
+
+test('the printed commands work over the SDK backend too: the same daemon command with RALPH_ZITI_BACKEND=sdk, a laptop on the SDK', async () => {
+  if (!net) return skipped('no ziti network');
+  if (!(await zitiSdkOrSkip())) return skipped('no OpenZiti SDK build');
+  // One host per service: the tunnel daemon (and the first laptop's proxy) go first.
+  await d?.stop();
+  d = undefined;
+  killRunners(box.home);
+  if (work) await ralph(['remote', 'disconnect', 'ralph-st-box'], { env, cwd: work, timeoutMs: 20_000 }).catch(() => undefined);
+  laptopSdk = makeTempHome('ralph-sts');
+  await printedCommandsWork('sdk', laptopEnv(laptopSdk, 'sdk'), laptopSdk.home);
+  assert.equal(net.zitiProcesses().filter((x) => / (tunnel|demo) /.test(x.cmdline)), [], 'no ziti tunneler on either side');
 });
 
 test('a laptop added later gets only its identity; a half-done identity (created, never enrolled, token expired) is enrolled', async () => {

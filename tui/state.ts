@@ -176,7 +176,19 @@ export function moveSelection(s: TuiState, delta: number | 'first' | 'last'): Tu
 // ---- what the subscriptions say ----
 
 export function withLoops(s: TuiState, loops: StatusEntry[]): TuiState {
-  return settleSelection({ ...s, loops });
+  return settleSelection({ ...s, loops, live: headerWhileConnecting(s.live, loops) });
+}
+
+/**
+ * Until the selected loop's feed is up, its header is the copy of its row taken at selection: it
+ * follows the row, so the header does not say `starting · iteration 0/1` next to a row that says
+ * `running 1/1` while a slow connection (a remote over the Ziti tunnelers) comes up.
+ */
+function headerWhileConnecting(live: LiveHeader | null, loops: StatusEntry[]): LiveHeader | null {
+  if (!live || live.connection !== 'connecting') return live;
+  const e = loops.find((x) => x.id === live.loopId);
+  if (!e) return live;
+  return { ...live, status: e.status, iteration: e.iteration, maxIterations: e.maxIterations, reason: e.reason, pausedUntil: e.pausedUntil };
 }
 
 /** A loop ended or paused: flagged until the user selects it (the selected one is not flagged). */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isBillingError } from '../agents/errors.js';
 import type { IterationStore } from '../store/iterations.js';
 import type { HomePaths } from '../store/paths.js';
-import { usageOf, type LoopRow, type LoopStatus, type UsageTotals } from '../store/loops.js';
+import { addUsage, usageOf, type LoopRow, type LoopStatus, type UsageTotals } from '../store/loops.js';
 import type { PatientLoopStore } from '../store/patient-store.js';
 import { formatDuration } from '../store/duration.js';
 import { LoopRefusedError } from './errors.js';
@@ -89,18 +89,6 @@ export function rateLimitUntil(resetsAt: number | null, limitsInARow: number, no
 /** The next timer's delay on the way to `untilMs`: never more than setTimeout can take. */
 export function timerDelay(untilMs: number, now: number): number {
   return Math.max(0, Math.min(untilMs - now, MAX_TIMER_MS));
-}
-
-/** Totals plus one run's usage; a field stays null while no run reported it (as SQL's sum). */
-function addUsage(t: UsageTotals, u: UsageTotals): UsageTotals {
-  const add = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
-  return {
-    inputTokens: add(t.inputTokens, u.inputTokens),
-    outputTokens: add(t.outputTokens, u.outputTokens),
-    cacheReadTokens: add(t.cacheReadTokens, u.cacheReadTokens),
-    cacheWriteTokens: add(t.cacheWriteTokens, u.cacheWriteTokens),
-    costUsd: add(t.costUsd, u.costUsd),
-  };
 }
 
 function clock(epochMs: number): string {

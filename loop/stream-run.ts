@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { lastTellingLine } from '../agents/errors.js';
 import { EventRenderer } from '../agents/render.js';
 import type { AgentEvent, RunUsage, StreamDialect } from '../agents/types.js';
+import { addUsage } from '../store/loops.js';
 import { signalGroup, TAIL_CHARS, type AgentError, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
 import { CompletionDetector } from './completion.js';
 import { LineEditor } from './line-editor.js';
@@ -51,17 +52,9 @@ const INPUT_PROMPT = '\x1b[1;36m›\x1b[0m ';
 /** The exit code a process gets when it could not be started at all. */
 const spawnFailed = (exitCode: number) => exitCode === 127;
 
-function addUsage(sum: RunUsage | null, u: RunUsage): RunUsage {
-  if (sum === null) return { ...u };
-  const add = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
-  return {
-    inputTokens: add(sum.inputTokens, u.inputTokens),
-    outputTokens: add(sum.outputTokens, u.outputTokens),
-    cacheReadTokens: add(sum.cacheReadTokens, u.cacheReadTokens),
-    cacheWriteTokens: add(sum.cacheWriteTokens, u.cacheWriteTokens),
-    costUsd: add(sum.costUsd, u.costUsd),
-    model: u.model ?? sum.model,
-  };
+/** One turn's usage added to the run's so far; the model is the latest one named. */
+function addRunUsage(sum: RunUsage | null, u: RunUsage): RunUsage {
+  return sum === null ? { ...u } : { ...addUsage(sum, u), model: u.model ?? sum.model };
 }
 
 /**
@@ -314,7 +307,7 @@ export class StreamRun implements AgentRun {
           if (this.error?.errorKind === 'rate-limit') this.error.resetsAt ??= ev.resetsAt;
           break;
         case 'turn-end':
-          if (ev.usage) this.usage = addUsage(this.usage, ev.usage);
+          if (ev.usage) this.usage = addRunUsage(this.usage, ev.usage);
           // The run's error is its last turn's: a turn that went well after a failed one clears it.
           this.error = ev.error;
           this.turnActive = false;

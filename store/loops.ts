@@ -36,6 +36,18 @@ export function usageOf(u: UsageTotals): UsageTotals {
   };
 }
 
+/** Totals plus one run's usage; a field stays null while no run reported it (as SQL's sum). */
+export function addUsage(t: UsageTotals, u: UsageTotals): UsageTotals {
+  const add = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : a + b);
+  return {
+    inputTokens: add(t.inputTokens, u.inputTokens),
+    outputTokens: add(t.outputTokens, u.outputTokens),
+    cacheReadTokens: add(t.cacheReadTokens, u.cacheReadTokens),
+    cacheWriteTokens: add(t.cacheWriteTokens, u.cacheWriteTokens),
+    costUsd: add(t.costUsd, u.costUsd),
+  };
+}
+
 export interface LoopRow {
   id: string;
   name: string;

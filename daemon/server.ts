@@ -13,6 +13,7 @@ import type { Config } from '../store/config.js';
 import { openDb, type Db } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { ensurePrivateDir, homePaths, type HomePaths } from '../store/paths.js';
+import { TokenError } from '../store/token.js';
 import { endAndLinger, isLoopbackHost, listen, parseAddress, type Listener, type ZitiOptions } from '../transport/index.js';
 import type { DaemonContext, DaemonLogger } from './context.js';
 import { serveControl } from './control.js';
@@ -25,7 +26,7 @@ import { dialRunner, splice } from './loop-channel.js';
 import { ControlNotifications, HELLO_TIMEOUT_MS, PROTOCOL_VERSION, type DaemonInfo, type HelloParams, type LoopResumeParams, type LoopStartParams } from './protocol.js';
 import { DEFAULT_MAX_LOOPS, LoopStarter } from './start-loop.js';
 import { Supervisor } from './supervisor.js';
-import { loadOrCreateToken, TokenError } from './token.js';
+import { loadOrCreateToken } from './token.js';
 
 export interface DaemonOptions {
   /** RALPH_HOME of the daemon. */

@@ -10,8 +10,6 @@ import { parseToken, TokenError } from '../store/token.js';
 
 const TOKEN_BYTES = 32;
 
-export { parseToken, TokenError } from '../store/token.js';
-
 /**
  * The daemon's token, made on first start: random, written to a private file beside it and linked
  * into place, so another process never reads a half-written one. A file that others may read is

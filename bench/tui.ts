@@ -192,15 +192,19 @@ async function keystrokes(): Promise<void> {
   process.env.RALPH_HOME = t.home;
   const store = new LoopStore(openDb(paths.db));
   try {
-    // One loop that waits (echo), one that floods (1 GB at whatever rate the PTY takes it).
-    const idle = prepareLoop(store, paths, { dir: task.dir, agentCmd: fixtureAgentCmd('echo'), maxIterations: 1, name: 'idle' });
-    await launchRunner(paths, idle.id, { env: t.env });
-    const flood = prepareLoop(store, paths, { dir: task.dir, agentCmd: fixtureAgentCmd('flood'), maxIterations: 1, name: 'flood' });
-    await launchRunner(paths, flood.id, { env: { ...t.env, FIXTURE_FLOOD_MB: '1024' } });
-    for (const [label, id] of [
-      ['idle loop selected', idle.id],
-      ['flooding loop selected', flood.id],
+    // One loop that waits (echo), one that floods (1 GB at whatever rate the PTY takes it). Each is
+    // started when its part begins: a flood started with the first would be over (and its loop ended,
+    // refusing `+`) by the time the idle part and its floor are done.
+    const startLoop = async (name: string, agent: string, env: NodeJS.ProcessEnv) => {
+      const row = prepareLoop(store, paths, { dir: task.dir, agentCmd: fixtureAgentCmd(agent), maxIterations: 1, name });
+      await launchRunner(paths, row.id, { env });
+      return row.id;
+    };
+    for (const [label, start] of [
+      ['idle loop selected', () => startLoop('idle', 'echo', t.env)],
+      ['flooding loop selected', () => startLoop('flood', 'flood', { ...t.env, FIXTURE_FLOOD_MB: '1024' })],
     ] as const) {
+      const id = await start();
       const stats = join(t.home, `stats-${id}.json`);
       const tui = new TuiProcess({ ...t.env, RALPH_TUI_STATS: stats });
       await tui.next(KEY_BAR);

@@ -7,6 +7,8 @@
 //  3. output throughput from the agent's PTY to an attached client vs node-pty alone reading the
 //     same flood (rounds alternate), and through the real `ralph attach` with stdout a pipe;
 //  4. `ralph status` wall time with 10,000 rows in the session DB vs a bare `node -e 0`.
+// BENCH_ECHO_WARMUP=N: untimed keys through every client before the echo figures (default 50): the
+// figures of a warm client and runner, after V8 has compiled their hot paths.
 // Targets (issue 11): echo p50 and p99 <= tmux; throughput >= 0.8x node-pty alone; idle runner RSS <= 40 MB.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -122,6 +124,7 @@ async function echoAndMemory(): Promise<void> {
       console.log('  (tmux is not installed: no tmux baseline)');
     }
     const [f, a, x] = await interleavedEcho(clients, KEYSTROKES);
+    if (process.env.BENCH_ECHO_WARMUP) console.log(`(after ${process.env.BENCH_ECHO_WARMUP} untimed keys through each client)`);
     console.log(`echo, \`ralph attach --interactive\` in a PTY: ${fmtMs(a!)}`);
     if (x) console.log(`  baseline, \`tmux attach\` in a PTY:          ${fmtMs(x)}`);
     console.log(`  floor, node-pty alone with the same far end: ${fmtMs(f!)}`);

@@ -7,6 +7,9 @@ import { spawnSync } from 'node:child_process';
 import pty from 'node-pty';
 import { percentiles, type Percentiles } from './measure.js';
 
+/** Untimed keys through each client before its first timed one (BENCH_ECHO_WARMUP; see bench/local.ts). */
+const ECHO_WARMUP = Number(process.env.BENCH_ECHO_WARMUP || 50);
+
 /** The far end both clients type into: raw, no echo of its own, every byte back as it came. */
 export const CAT_COMMAND = "stty raw -echo; printf 'ECHO READY\\r\\n'; exec cat";
 
@@ -128,7 +131,7 @@ export async function interleavedEcho(clients: PtyClient[], count: number, round
   const samples = clients.map(() => [] as number[]);
   const perRound = Math.ceil(count / rounds);
   for (let r = 0; r < rounds; r++) {
-    for (let c = 0; c < clients.length; c++) samples[c]!.push(...(await clients[c]!.echo(perRound, r === 0 ? 50 : 5)));
+    for (let c = 0; c < clients.length; c++) samples[c]!.push(...(await clients[c]!.echo(perRound, r === 0 ? ECHO_WARMUP : 5)));
   }
   return samples.map((s) => percentiles(s));
 }

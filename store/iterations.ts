@@ -1,5 +1,5 @@
 // The `iterations` table: one row per agent run of a local loop (tokens, cost, model, duration, how
-// it ended), and the loop's totals derived from it. Written by the loop runner only.
+// it ended); the loop's totals are their sums (LoopStore.updateUsageTotals). Written by the loop runner only.
 
 import type { Db } from './db.js';
 import { nowIso, type UsageTotals } from './loops.js';
@@ -66,17 +66,5 @@ export class IterationStore {
   /** A loop's runs, in order. */
   list(loopId: string): IterationRow[] {
     return this.db.prepare(`${SELECT} WHERE loop_id = ? ORDER BY id`).all(loopId) as IterationRow[];
-  }
-
-  /** Sums over a loop's runs; a field stays null while no run reported it. */
-  totals(loopId: string): UsageTotals {
-    return this.db
-      .prepare(
-        `SELECT sum(input_tokens) AS inputTokens, sum(output_tokens) AS outputTokens,
-           sum(cache_read_tokens) AS cacheReadTokens, sum(cache_write_tokens) AS cacheWriteTokens,
-           sum(cost_usd) AS costUsd
-         FROM iterations WHERE loop_id = ?`,
-      )
-      .get(loopId) as UsageTotals;
   }
 }

@@ -182,6 +182,16 @@ export class LoopStore {
   }
 
   /**
+   * Sets the loop's usage totals to the sums over its `iterations` rows (a field stays null while no
+   * run reported it, as SQL's sum): one statement, so nothing is read and written back apart.
+   */
+  updateUsageTotals(id: string): void {
+    const sum = (col: string) => `${col} = (SELECT sum(${col}) FROM iterations WHERE loop_id = @id)`;
+    const cols = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cost_usd'];
+    this.db.prepare(`UPDATE loops SET ${cols.map(sum).join(', ')}, updated_at = @now WHERE id = @id`).run({ id, now: nowIso() });
+  }
+
+  /**
    * Moves a loop to a final status unless it already has one; returns whether it did.
    * A runner and a `ralph status` racing to finish the same loop cannot overwrite each other.
    */

@@ -138,16 +138,9 @@ export class PatientLoopStore extends LoopStore {
     }
   }
 
-  /**
-   * Sets the loop's usage totals to the sums over its `iterations` rows, after the writes held
-   * before it: a run's held finish counts, and nothing is read outside the queue.
-   */
-  updateUsageTotals(id: string): void {
-    const sum = (col: string) => `${col} = (SELECT sum(${col}) FROM iterations WHERE loop_id = @id)`;
-    const cols = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cost_usd'];
-    this.writes.run(() => {
-      this.db.prepare(`UPDATE loops SET ${cols.map(sum).join(', ')}, updated_at = @now WHERE id = @id`).run({ id, now: nowIso() });
-    });
+  /** The usage totals, after the writes held before them: a run's held finish counts. */
+  override updateUsageTotals(id: string): void {
+    this.writes.run(() => super.updateUsageTotals(id));
   }
 
   /**

@@ -61,7 +61,14 @@ test('iterations: one row per run, loop totals are the sums, null while no run s
   try {
     const db = openDb(path);
     const its = new IterationStore(db);
-    assert.equal(its.totals('x'), { inputTokens: null, outputTokens: null, cacheReadTokens: null, cacheWriteTokens: null, costUsd: null });
+    const loops = new LoopStore(db);
+    loops.insert({ id: 'x', name: 'x', location: 'local', workDir: '/w', agent: 'claude', maxIterations: 10, status: 'running' });
+    const totals = () => {
+      loops.updateUsageTotals('x');
+      const r = loops.get('x')!;
+      return { inputTokens: r.inputTokens, outputTokens: r.outputTokens, cacheReadTokens: r.cacheReadTokens, cacheWriteTokens: r.cacheWriteTokens, costUsd: r.costUsd };
+    };
+    assert.equal(totals(), { inputTokens: null, outputTokens: null, cacheReadTokens: null, cacheWriteTokens: null, costUsd: null });
     const a = its.start('x', 1, 'claude', 'US-001', '2026-12-02T10:00:00.000Z');
     its.finish(
       a,
@@ -74,7 +81,7 @@ test('iterations: one row per run, loop totals are the sums, null while no run s
     assert.is(rows.length, 2);
     assert.is(rows[0]!.durationMs, 1500);
     assert.is(rows[1]!.reason, 'Invalid API key');
-    const t = its.totals('x');
+    const t = totals();
     assert.is(t.inputTokens, 150);
     assert.is(t.outputTokens, 20);
     assert.is(t.cacheReadTokens, 5);

@@ -3,6 +3,7 @@
 // agent's own words. Shared by every agent; colour is plain SGR, which `ralph logs` strips when it
 // does not print to a terminal.
 
+import { oneLine, plainText } from './safe-text.js';
 import type { AgentEvent } from './types.js';
 
 /** A piece of rendered output: text that continues the current line, or a line of its own. */
@@ -20,21 +21,13 @@ const RESULT_LINES = 4;
 /** Characters of one shown line. */
 const LINE_CHARS = 200;
 
-// Escape sequences and other control characters of a tool's output would move the watcher's cursor.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f]/g;
-
-export function plainText(text: string): string {
-  return text.replace(/\r\n?/g, '\n').replace(CONTROL, '');
-}
-
 function clip(line: string): string {
   return line.length > LINE_CHARS ? line.slice(0, LINE_CHARS - 1) + '…' : line;
 }
 
 /** An agent-supplied string shown within one line: no control characters, no line breaks, clipped. */
-function oneLine(text: string): string {
-  return clip(plainText(text).replace(/\n/g, ' '));
+function shortLine(text: string): string {
+  return clip(oneLine(text));
 }
 
 function clock(epochMs: number): string {
@@ -51,7 +44,7 @@ export class EventRenderer {
   render(ev: AgentEvent): Piece[] {
     switch (ev.kind) {
       case 'init':
-        return ev.model ? [{ line: `${DIM}${this.agent} · ${oneLine(ev.model)}${RESET}` }] : [];
+        return ev.model ? [{ line: `${DIM}${this.agent} · ${shortLine(ev.model)}${RESET}` }] : [];
       case 'text':
         return [{ inline: plainText(ev.text).replace(/\n/g, '\r\n') }];
       case 'text-end':
@@ -59,22 +52,22 @@ export class EventRenderer {
       case 'thinking':
         return [{ line: `${DIM}✻ thinking…${RESET}` }];
       case 'tool':
-        return [{ line: `${CYAN}●${RESET} ${BOLD}${oneLine(ev.name)}${RESET}${ev.detail ? ` ${oneLine(ev.detail)}` : ''}` }];
+        return [{ line: `${CYAN}●${RESET} ${BOLD}${shortLine(ev.name)}${RESET}${ev.detail ? ` ${shortLine(ev.detail)}` : ''}` }];
       case 'tool-result':
         return this.result(ev.text, ev.isError);
       case 'retry':
-        return [{ line: `${YELLOW}[${this.agent}] ${oneLine(ev.text)}${RESET}` }];
+        return [{ line: `${YELLOW}[${this.agent}] ${shortLine(ev.text)}${RESET}` }];
       case 'rate-limit':
-        return [{ line: `${YELLOW}[${this.agent}] ${oneLine(ev.text)}${ev.resetsAt ? `; resets ${clock(ev.resetsAt)}` : ''}${RESET}` }];
+        return [{ line: `${YELLOW}[${this.agent}] ${shortLine(ev.text)}${ev.resetsAt ? `; resets ${clock(ev.resetsAt)}` : ''}${RESET}` }];
       case 'error':
         this.lastError = ev.text;
-        return [{ line: `${RED}[${this.agent}] ${oneLine(ev.text)}${RESET}` }];
+        return [{ line: `${RED}[${this.agent}] ${shortLine(ev.text)}${RESET}` }];
       case 'turn-end':
         if (ev.error === null || ev.error.text === this.lastError) return [{ endLine: true }];
         this.lastError = ev.error.text;
-        return [{ line: `${RED}[${this.agent}] ${oneLine(ev.error.text)}${RESET}` }];
+        return [{ line: `${RED}[${this.agent}] ${shortLine(ev.error.text)}${RESET}` }];
       case 'notice':
-        return [{ line: `${DIM}${oneLine(ev.text)}${RESET}` }];
+        return [{ line: `${DIM}${shortLine(ev.text)}${RESET}` }];
     }
   }
 

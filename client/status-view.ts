@@ -8,7 +8,7 @@
 
 import { homedir } from 'node:os';
 import { OPEN_STATUSES_SQL, type LoopStore } from '../store/loops.js';
-import { oneLine } from './describe.js';
+import { oneLine } from '../agents/safe-text.js';
 
 /** The keys of `ralph status --json`, a public interface: keep them stable. */
 export const STATUS_JSON_KEYS = [

@@ -124,7 +124,7 @@ test('error words: classified the same for every agent; reset times and last lin
 });
 
 test('rendering: every string an agent supplies is plain text on one clipped line (model, tool name, retry, rate limit, error)', () => {
-  const hostile = '\x1b[2J\x1b]0;owned\x07evil\r\nsecond line' + 'x'.repeat(300);
+  const hostile = '\x1b[2J\x1b]0;owned\x07\x1bPq#0;2;0;0;0\x1b\\\x9b31mevil\r\nsecond line' + 'x'.repeat(300);
   const r = new EventRenderer('claude');
   const lines = [
     { kind: 'init', model: hostile },
@@ -139,10 +139,15 @@ test('rendering: every string an agent supplies is plain text on one clipped lin
     // eslint-disable-next-line no-control-regex
     const visible = line.replace(/\x1b\[[0-9;]*m/g, '');
     // eslint-disable-next-line no-control-regex
-    assert.not.match(visible, /[\x00-\x1f\x7f]/, `no control characters: ${JSON.stringify(line.slice(0, 60))}`);
-    assert.ok(visible.includes('evil second line'), visible.slice(0, 60));
+    assert.not.match(visible, /[\x00-\x1f\x7f-\x9f]/, `no control characters: ${JSON.stringify(line.slice(0, 60))}`);
+    assert.ok(visible.startsWith('evil second line') || visible.includes(' evil second line'), visible.slice(0, 60));
     assert.ok(visible.length <= 2 * 200 + 40, `clipped: ${visible.length} characters`);
   }
+  // A tool's output keeps its lines (and tabs), and nothing else that is not text.
+  const result = r
+    .render({ kind: 'tool-result', text: 'one\ttab\r\n\x1b]0;owned\x07two \x9b2Jthree\rfour\x00', isError: false } as AgentEvent)
+    .map((p) => ('line' in p ? p.line.replace(/\x1b\[[0-9;]*m/g, '') : ''));
+  assert.equal(result, ['  ⎿ one\ttab', '    two three', '    four']);
 });
 
 test('line editor: typing, editing, Enter sends, a lone Esc interrupts, escape sequences are not text', () => {

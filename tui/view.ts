@@ -7,7 +7,7 @@
 //   message     a prompt, a notification, an error
 //   key bar     the keys of the current mode
 
-import { oneLine } from '../client/describe.js';
+import { oneLine } from '../agents/safe-text.js';
 import type { StatusEntry } from '../client/status-view.js';
 import { promptOf } from './keys.js';
 import { Colors, clip, fit, paint, visibleWidth, type Style } from './style.js';

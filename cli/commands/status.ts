@@ -1,6 +1,6 @@
 // `ralph status [--json] [--all | --limit N]`: the loops, newest first. Stays light: no node-pty, no xterm, no execa.
 
-import { oneLine } from '../../client/describe.js';
+import { oneLine } from '../../agents/safe-text.js';
 import { settleDeadRunners } from '../../client/liveness.js';
 import { openLoopStore } from '../../client/lookup.js';
 import { reconcileRemoteRows } from '../../client/reconcile.js';

@@ -1,7 +1,7 @@
 // `ralph watch [--json]`: waits for the loops still running to end, prints each as it ends (or
 // pauses), runs notify.command for each, and exits 0 when none is left running.
 
-import { oneLine } from '../../client/describe.js';
+import { oneLine } from '../../agents/safe-text.js';
 import { isEndStatus, LoopsWatcher, type RemoteState } from '../../client/loop-watch.js';
 import { openLoopStore } from '../../client/lookup.js';
 import { runNotifyCommand } from '../../client/notify.js';

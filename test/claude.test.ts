@@ -211,7 +211,8 @@ test('a rate limit pauses the loop without using up an iteration, then it goes o
 
 test('iteration timeout and stall timeout end the agent and count as failed iterations, with reasons that name them', async () => {
   const w = await world((req) =>
-    answersTool(req) ? { blocks: [{ text: 'done' }] } : { blocks: [{ tool: 'Bash', input: { command: 'sleep 60', description: 'a silent hang' } }] },
+    // Not `sleep 60`: Claude Code (2.1.3xx) refuses a standalone sleep as a tool call.
+    answersTool(req) ? { blocks: [{ text: 'done' }] } : { blocks: [{ tool: 'Bash', input: { command: 'node -e "setTimeout(() => {}, 60000)"', description: 'a silent hang' } }] },
   );
   if (!w) return skipped('no Claude Code CLI');
   const timedOut = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--iteration-timeout', '3s'] });

@@ -1,5 +1,6 @@
 // The real Claude Code CLI for tests: the version npm installs for Node 20 (2.1.197: later ones need
-// Node 22), pinned in test/fixtures/agent-clis.json and cached between runs (helpers/agent-clis.ts),
+// Node 22), pinned in test/fixtures/agent-clis.json and cached between runs (helpers/agent-clis.ts);
+// RALPH_TEST_CLAUDE_PIN=claude-latest takes the newest instead (test/claude-latest.test.ts),
 // pointed at the local fake of the Anthropic API (test/fixtures/anthropic-api.ts) with its own HOME
 // and an outbound trap (helpers/agent-clis.ts) as its HTTP(S) proxy that records anything it tries to
 // send beyond 127.0.0.1 (the tests assert nothing did). Without the CLI (and no npm registry to get it) the suites that
@@ -33,8 +34,9 @@ export class ClaudeWorld extends CliWorld {
 
   /** A world with the fake model listening, or null (after saying why) when there is no CLI. */
   static async create(script?: Script): Promise<ClaudeWorld | null> {
-    if (!agentAvailable('claude')) return null;
-    const w = new ClaudeWorld(agentBinDir('claude'), script);
+    const pin = process.env.RALPH_TEST_CLAUDE_PIN || 'claude';
+    if (!agentAvailable(pin)) return null;
+    const w = new ClaudeWorld(agentBinDir(pin), script);
     await w.api.start();
     await w.trap.start();
     return w;

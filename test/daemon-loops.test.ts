@@ -251,6 +251,33 @@ test('a runner killed while the daemon watches is recorded failed and announced'
   control.close();
 });
 
+test('a runner killed while another process holds the DB lock: the daemon says so and serves on; once the lock goes the loop is recorded failed and announced', async () => {
+  const sub = await d.subscribe();
+  const control = await d.control();
+  const r: any = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd }, { timeoutMs: 30_000 });
+  const pid = await runnerPid(r.loopId);
+  const lock = holdWriteLock(join(t.home, 'ralph.db'));
+  try {
+    await lock.locked;
+    process.kill(pid, 'SIGKILL');
+    // The supervisor cannot write the loop's end while the lock is held: it says so and looks again.
+    await d.waitForLog(new RegExp(`loop ${r.loopId}: the session DB is busy \\(locked by another process\\); looking at it again`), 30_000);
+    const info: any = await control.request('daemon.info', {}, { timeoutMs: 5000 });
+    assert.ok(info, 'the daemon answers while the lock is held');
+    assert.not.ok(sub.events.some((e) => e.params?.loopId === r.loopId && e.method === 'loop.failed'), 'nothing announced before it is recorded');
+    await lock.release();
+  } finally {
+    lock.kill();
+  }
+  const failed = await sub.next('loop.failed', r.loopId);
+  assert.is(failed.status, 'failed');
+  assert.match(failed.reason, /runner exited unexpectedly/);
+  const row = ((await control.request('loop.list', {})) as any[]).find((l) => l.loopId === r.loopId);
+  assert.is(row.status, 'failed');
+  sub.peer.close();
+  control.close();
+});
+
 test('loop.resume goes on from ralph/<id> once: a doubled request and a later one are refused, naming the loop that took over; a loop whose branch is gone is refused', async () => {
   const sub = await d.subscribe();
   const control = await d.control();

@@ -3,8 +3,10 @@
 // and nothing is shown twice. Used by `attach`, `logs -f` and `stop`; knows nothing of terminals.
 
 import { Buffer } from 'node:buffer';
+import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import type { RpcPeer } from '../rpc/peer.js';
 import {
+  clampTerminalSize,
   LOOP_PROTOCOL,
   LoopEvents,
   LoopMethods,
@@ -19,6 +21,16 @@ import {
   type WriteRefusedEvent,
 } from '../loop/protocol.js';
 import { isFinal, type LoopStatus } from '../store/loops.js';
+
+/** How long the runner (or the daemon in between) may take to answer a request of the feed's. */
+const ANSWER_TIMEOUT_MS = 30_000;
+/**
+ * With nothing heard from the loop for this long, the feed asks for its status: a connection that
+ * died without a word (a suspended laptop, a NAT entry gone) is found and replaced, instead of a
+ * frozen screen and keystrokes sent into nothing.
+ */
+const QUIET_CHECK_MS = 15_000;
+const QUIET_ANSWER_TIMEOUT_MS = 10_000;
 
 /** How a loop ended, as far as this client could learn it. */
 export interface LoopEnd {
@@ -60,6 +72,9 @@ export interface LoopFeedOptions {
   retryMaxMs?: number;
   /** How long the first connection may keep failing before start() gives up. */
   firstConnectTimeoutMs?: number;
+  /** Quiet this long, the loop is asked for its status (default QUIET_CHECK_MS), and must answer within quietAnswerTimeoutMs. */
+  quietCheckMs?: number;
+  quietAnswerTimeoutMs?: number;
 }
 
 export class LoopFeed {
@@ -92,6 +107,12 @@ export class LoopFeed {
   /** The live connection, if there is one right now. */
   get connection(): RpcPeer | undefined {
     return this.peer && !this.peer.closed ? this.peer : undefined;
+  }
+
+  /** The live connection once its runner has answered the subscribe (keys can go out on it). */
+  get subscribedConnection(): RpcPeer | undefined {
+    const peer = this.connection;
+    return peer && peer === this.answered ? peer : undefined;
   }
 
   /**
@@ -183,7 +204,12 @@ export class LoopFeed {
     peer.onClose((reason) => this.onClose(peer, reason));
 
     const size = this.opts.size?.();
-    if (size) await peer.request(LoopMethods.resize, size);
+    if (size) {
+      await peer.request(LoopMethods.resize, clampTerminalSize(size), { timeoutMs: ANSWER_TIMEOUT_MS }).catch((err: unknown) => {
+        // A size the runner refuses leaves the agent at its size; only a connection gone is fatal.
+        if (!(err instanceof RpcError && err.code === ErrorCodes.InvalidParams)) throw err;
+      });
+    }
     const params: SubscribeParams =
       this.nextSeq !== undefined
         ? { protocol: LOOP_PROTOCOL, fromSeq: this.nextSeq }
@@ -193,7 +219,7 @@ export class LoopFeed {
     this.subscribing = true;
     let result: SubscribeResult;
     try {
-      result = await peer.request<SubscribeResult>(LoopMethods.subscribe, params);
+      result = await peer.request<SubscribeResult>(LoopMethods.subscribe, params, { timeoutMs: ANSWER_TIMEOUT_MS });
       this.protocol = result.protocol ?? 1;
       this.answered = peer;
       if (result.screen !== undefined) this.opts.onScreen?.(result.screen);
@@ -206,6 +232,7 @@ export class LoopFeed {
       await this.opts.onSubscribed?.(result, peer, isReconnect);
       if (peer.closed) throw new Error('the connection closed while subscribing');
       this.live = peer;
+      this.checkWhenQuiet(peer);
     } catch (err) {
       this.queued = []; // the resubscription asks again from nextSeq
       throw err;
@@ -224,6 +251,30 @@ export class LoopFeed {
         seq: result.endSeq,
       });
     }
+  }
+
+  /** Asks the loop for its status when it has been quiet for QUIET_CHECK_MS; no answer closes the connection (and so reconnects). */
+  private checkWhenQuiet(peer: RpcPeer): void {
+    const quietMs = this.opts.quietCheckMs ?? QUIET_CHECK_MS;
+    const answerMs = this.opts.quietAnswerTimeoutMs ?? QUIET_ANSWER_TIMEOUT_MS;
+    let heard = Date.now();
+    let asking = false;
+    const onData = () => (heard = Date.now());
+    peer.stream.on('data', onData);
+    const timer = setInterval(() => {
+      // While we hold reading (the terminal is slow) nothing can be heard: not the connection's fault.
+      if (asking || this.holding || Date.now() - heard < quietMs) return;
+      asking = true;
+      peer.request(LoopMethods.status, undefined, { timeoutMs: answerMs }).then(
+        () => (asking = false),
+        () => peer.close(`no answer from the loop within ${answerMs / 1000} s`),
+      );
+    }, quietMs / 3);
+    timer.unref();
+    peer.onClose(() => {
+      clearInterval(timer);
+      peer.stream.off('data', onData);
+    });
   }
 
   private onOutputEvent(seq: number, data: Buffer): void {

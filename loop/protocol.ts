@@ -173,3 +173,11 @@ export const LOOP_PROTOCOL = 2;
 
 /** Largest `write` payload accepted (a paste, not a file transfer). */
 export const MAX_WRITE_BYTES = 64 * 1024;
+/** The largest terminal a `resize` may ask for, in columns and in rows. */
+export const MAX_TERMINAL_SIZE = 1000;
+
+/** A terminal's size as a `resize` may ask for it: a wider or taller one gets the largest allowed. */
+export function clampTerminalSize(size: { cols: number; rows: number }): { cols: number; rows: number } {
+  const clamp = (n: number, min: number) => Math.max(min, Math.min(MAX_TERMINAL_SIZE, Math.floor(n)));
+  return { cols: clamp(size.cols, 2), rows: clamp(size.rows, 1) };
+}

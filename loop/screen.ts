@@ -58,12 +58,31 @@ export interface Xterm {
 }
 
 /** Loads @xterm/headless (CommonJS) and makes a terminal with its serializer. */
-async function makeXterm(cols: number, rows: number): Promise<Xterm> {
+export async function makeXterm(cols: number, rows: number): Promise<Xterm> {
   const [{ default: headless }, { default: serialize }] = await Promise.all([import('@xterm/headless'), import('@xterm/addon-serialize')]);
   const term = new headless.Terminal({ cols, rows, scrollback: SCROLLBACK_LINES, allowProposedApi: true });
   const serializer = new serialize.SerializeAddon();
   term.loadAddon(serializer);
   return { term, serializer };
+}
+
+/**
+ * A screen goes out in one JSON message (escape sequences cost 6 bytes each there): it must stay
+ * well under what a client takes in one message (rpc/reader.ts DEFAULT_MAX_LINE_BYTES, 1 MiB).
+ */
+export const MAX_SCREEN_JSON_BYTES = 768 * 1024;
+
+/**
+ * The screen with as much scrollback as fits MAX_SCREEN_JSON_BYTES (a colourful screen with 500
+ * lines above it can take several MB); a screen that does not fit even alone is left out (''),
+ * and the client starts from the live output.
+ */
+export function fittingScreen(xterm: Xterm): string {
+  for (const scrollback of [SCROLLBACK_LINES, 100, 0]) {
+    const screen = xterm.serializer.serialize({ scrollback });
+    if (Buffer.byteLength(JSON.stringify(screen)) <= MAX_SCREEN_JSON_BYTES) return screen;
+  }
+  return '';
 }
 
 export interface ScreenMirrorOptions {
@@ -138,7 +157,7 @@ export class ScreenMirror {
     if (this.disposed || this.loadFailed) return Promise.resolve({ screen: '', seq: this.history.endSeq });
     const minSeq = this.history.endSeq;
     if (this.xterm !== null && this.parsedSeq === this.fedSeq && this.parsedSeq >= minSeq && this.pendingSize === null) {
-      return Promise.resolve({ screen: this.xterm.serializer.serialize(), seq: this.parsedSeq });
+      return Promise.resolve({ screen: fittingScreen(this.xterm), seq: this.parsedSeq });
     }
     return new Promise((resolve) => {
       this.waiters.push({ minSeq, resolve });
@@ -256,7 +275,7 @@ export class ScreenMirror {
     const ready = all ? this.waiters : this.waiters.filter((w) => w.minSeq <= end);
     if (ready.length === 0) return;
     this.waiters = all ? [] : this.waiters.filter((w) => w.minSeq > end);
-    const snap = { screen: this.xterm.serializer.serialize(), seq: end };
+    const snap = { screen: fittingScreen(this.xterm), seq: end };
     for (const w of ready) w.resolve(snap);
   }
 

@@ -21,6 +21,7 @@ import {
   LOOP_PROTOCOL,
   LoopEvents,
   LoopMethods,
+  MAX_TERMINAL_SIZE,
   MAX_WRITE_BYTES,
   type OutputEvent,
   type SubscribeResult,
@@ -441,8 +442,8 @@ export class LoopService {
 
     peer.onRequest(LoopMethods.resize, (params) => {
       const p = paramsObject(params);
-      const cols = requireInteger(p, 'cols', { min: 2, max: 1000 });
-      const rows = requireInteger(p, 'rows', { min: 1, max: 1000 });
+      const cols = requireInteger(p, 'cols', { min: 2, max: MAX_TERMINAL_SIZE });
+      const rows = requireInteger(p, 'rows', { min: 1, max: MAX_TERMINAL_SIZE });
       runner.resize(cols, rows);
       return runner.size;
     });

@@ -11,6 +11,7 @@ import { loopAccess } from '../client/loop-access.js';
 import { LoopFeed } from '../client/loop-feed.js';
 import { KeyRouter } from '../client/attach/keys.js';
 import { attachToLoop } from '../client/attach/session.js';
+import { AttachTerminal, type AttachIo } from '../client/attach/terminal.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
@@ -26,17 +27,22 @@ class CuttableRelay {
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
   private readonly server: net.Server;
   cuts = 0;
+  connections = 0;
 
+  /** `delayToClientMs`: what the runner sends reaches the client this much later (a slow link). */
   constructor(
     readonly path: string,
     target: string,
+    delayToClientMs = 0,
   ) {
     this.server = net.createServer((client) => {
       const upstream = net.connect(target);
       const pair: [net.Socket, net.Socket] = [client, upstream];
       this.pairs.add(pair);
+      this.connections += 1;
       client.pipe(upstream);
-      upstream.pipe(client);
+      if (delayToClientMs > 0) upstream.on('data', (d: Buffer) => void setTimeout(() => client.writable && client.write(d), delayToClientMs));
+      else upstream.pipe(client);
       const drop = () => {
         client.destroy();
         upstream.destroy();
@@ -58,6 +64,16 @@ class CuttableRelay {
       b.destroy();
     }
     this.pairs.clear();
+  }
+
+  /** Every connection through it goes silent both ways without closing (a link that died without a word). */
+  blackhole(): void {
+    for (const [a, b] of this.pairs) {
+      a.unpipe(b);
+      b.unpipe(a);
+      a.pause();
+      b.pause();
+    }
   }
 
   close(): Promise<void> {
@@ -174,6 +190,138 @@ test('attach --interactive: keys typed while the connection is down are dropped 
   }
 });
 
+test('a connection that goes silent without closing is found (the loop is asked for its status) and replaced; output goes on', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  let relay: CuttableRelay | undefined;
+  let feed: LoopFeed | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    const row = requireLoop(store, id);
+    const r = (relay = new CuttableRelay(join(w.home.home, 'relay.sock'), row.socketPath!));
+    await relay.listen();
+    let output = '';
+    const disconnects: string[] = [];
+    let reconnects = 0;
+    feed = new LoopFeed({
+      ...loopAccess(store, row),
+      connect: async () => new RpcPeer(await dial(`unix:${r.path}`)),
+      fromSeq: 0,
+      quietCheckMs: 300,
+      quietAnswerTimeoutMs: 300,
+      onOutput: (data) => (output += data),
+      onDisconnected: (reason) => disconnects.push(reason),
+      onSubscribed: (_result, _peer, isReconnect) => void (isReconnect && (reconnects += 1)),
+    });
+    await feed.start();
+    await waitUntil(() => output.includes('ECHO READY'), { what: 'the agent ready' });
+    r.blackhole();
+    await waitUntil(() => reconnects === 1, { what: 'a new connection', timeoutMs: 10_000 });
+    assert.equal(disconnects, ['no answer from the loop within 0.3 s']);
+    assert.is(r.connections, 2);
+    // The new connection carries keys and output.
+    const client = await LoopClient.connect(row.socketPath!);
+    await client.request('interactive', { on: true });
+    await client.request('write', { data: 'still here\r' });
+    await waitUntil(() => output.includes('still here'), { what: 'output over the new connection' });
+    client.close();
+  } finally {
+    feed?.close();
+    await relay?.close();
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('attach --interactive joins a loop someone else holds interactive: it holds the mode too, and keys reach the agent after the other leaves', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  let other: LoopClient | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    const row = requireLoop(store, id);
+    other = await LoopClient.connect(row.socketPath!);
+    await other.request('interactive', { on: true });
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let notes = '';
+    stderr.on('data', (d) => (notes += d));
+    stdout.resume();
+    const io = { stdin, stdout, stderr } as unknown as Parameters<typeof attachToLoop>[3];
+    const attached = attachToLoop(store, row, { interactive: true, replay: true }, io);
+    await waitUntil(() => notes.includes('interactive — keys go to the agent'), { what: 'attach in interactive mode' });
+    other.close(); // the first holder leaves: the mode stays, attach holds it too
+    other = undefined;
+    stdin.write('from the second holder\r');
+    await waitUntil(() => w.log(id).includes('from the second holder'), { what: 'the key at the agent' });
+    assert.not.match(notes, /write failed/);
+    stdin.end();
+    assert.is((await attached).kind, 'detached');
+  } finally {
+    other?.close();
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test('attach: i and keys typed while the runner has not answered the subscribe yet (a slow link) reach the agent', async () => {
+  const w = new CliWorld('ralph-feed');
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  const store = new LoopStore(db);
+  const relayPath = join(w.home.home, 'relay.sock');
+  let relay: CuttableRelay | undefined;
+  try {
+    const id = await w.startLoop({ steps: 'echo' });
+    const target = requireLoop(store, id).socketPath!;
+    await waitUntil(() => w.log(id).includes('ECHO READY'), { what: 'the agent ready' });
+    relay = new CuttableRelay(relayPath, target, 700);
+    await relay.listen();
+    store.update(id, { socketPath: relayPath });
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let notes = '';
+    stderr.on('data', (d) => (notes += d));
+    stdout.resume();
+    const io = { stdin, stdout, stderr } as unknown as Parameters<typeof attachToLoop>[3];
+    const r = relay;
+    const attached = attachToLoop(store, requireLoop(store, id), { interactive: false, replay: true }, io);
+    // Connected, and the answer to subscribe is at least 700 ms away.
+    await waitUntil(() => r.connections === 1, { what: 'the connection' });
+    stdin.write('i');
+    stdin.write('typed early\r');
+    await waitUntil(() => w.log(id).includes('typed early'), { what: 'the early keys at the agent' });
+    assert.not.match(notes, /not delivered/);
+    stdin.write('\x1d');
+    stdin.write('q');
+    assert.is((await attached).kind, 'detached');
+  } finally {
+    await relay?.close();
+    db.close();
+    await w.cleanup();
+  }
+});
+
+test("attach: leaving restores the normal screen if the agent's output entered the alternate one, and only then", () => {
+  const run = (output: string) => {
+    let written = '';
+    const stdout = Object.assign(new PassThrough(), { isTTY: true, columns: 80, rows: 24 });
+    stdout.on('data', (d) => (written += d));
+    const stdin = Object.assign(new PassThrough(), { isTTY: false });
+    const term = new AttachTerminal({ stdin, stdout, stderr: new PassThrough() } as unknown as AttachIo);
+    term.enter(() => {});
+    term.write(Buffer.from(output));
+    term.restore();
+    return written.slice(output.length);
+  };
+  assert.match(run('\x1b[?1049h\x1b[Hfull screen'), /^\x1b\[\?1049l/);
+  assert.not.match(run('plain lines\r\n'), /1049/);
+  assert.not.match(run('\x1b[?1049hin and \x1b[?1049lout'), /1049/);
+});
+
 test('tui live pane: interactive mode turned off while the connection is down stays off when it comes back (the loop is not left waiting)', async () => {
   const w = new CliWorld('ralph-feed');
   const db = openDb(join(w.home.home, 'ralph.db'));
@@ -221,9 +369,26 @@ test('keys: watch mode i / s / q / Ctrl-C, others ignored', () => {
   assert.equal(k.route(Buffer.from('s')), [{ kind: 'ask-stop' }]);
   assert.is(k.mode, 'confirm-stop');
   assert.equal(k.route(Buffer.from('n')), [{ kind: 'keep-running' }]);
-  assert.equal(k.route(Buffer.from('sy')), [{ kind: 'ask-stop' }, { kind: 'stop' }]);
+  assert.equal(k.route(Buffer.from('s')), [{ kind: 'ask-stop' }]);
+  assert.equal(k.route(Buffer.from('y')), [{ kind: 'stop' }]);
   assert.equal(k.route(Buffer.from('i')), [{ kind: 'interactive', on: true }]);
   assert.is(k.mode, 'interactive');
+});
+
+test('keys: a paste in watch mode never stops the loop (the answer to "stop?" is a lone key of a later read); a bracketed paste is ignored', () => {
+  const k = new KeyRouter('watch');
+  // "systemctl status" pasted by mistake: "s" asks, the rest of that read is no answer.
+  assert.equal(k.route(Buffer.from('systemctl status ralph')), [{ kind: 'ask-stop' }]);
+  assert.is(k.mode, 'confirm-stop');
+  // A second pasted line (or keys typed ahead) is no answer either.
+  assert.equal(k.route(Buffer.from('yes please')), [{ kind: 'keep-running' }]);
+  assert.is(k.mode, 'watch');
+  // Bracketed, even split across reads: nothing inside counts.
+  assert.equal(k.route(Buffer.from('\x1b[200~sy q\x1b[201~')), []);
+  assert.equal(k.route(Buffer.from('\x1b[200~is')), []);
+  assert.equal(k.route(Buffer.from('yq\x1b[20')), []);
+  assert.equal(k.route(Buffer.from('1~q')), [{ kind: 'detach' }]);
+  assert.is(k.mode, 'watch');
 });
 
 test('keys: interactive mode sends every byte (Esc, Ctrl-C, q, multi-byte split across reads); Ctrl-] leaves mid-chunk', () => {

@@ -17,7 +17,7 @@ import { LoopSetupError, prepareLoop, slugify } from '../loop/prepare.js';
 import { fillPlaceholders, renderPrompt } from '../loop/prompt.js';
 import { prepareResumedLoop, resumeRefusal } from '../loop/resume.js';
 import { MAX_RESET_WAIT_MS, rateLimitUntil, timerDelay } from '../loop/runner.js';
-import { ScreenMirror } from '../loop/screen.js';
+import { fittingScreen, makeXterm, MAX_SCREEN_JSON_BYTES, ScreenMirror } from '../loop/screen.js';
 import { findTaskDir, taskFiles } from '../loop/task.js';
 import { completePrefixLength } from '../loop/utf8.js';
 import { openDb } from '../store/db.js';
@@ -398,6 +398,21 @@ test('screen mirror: output parsed in catch-ups is still exact: state set long b
   } finally {
     t.cleanup();
   }
+});
+
+test('screen mirror: a screen whose scrollback would not fit one client message is sent with less of it', async () => {
+  const xterm = await makeXterm(200, 50);
+  // 600 lines of per-character true colour (as an agent printing slowly leaves them): MBs as JSON.
+  const colourful = (i: number) => [...`line ${i} `.padEnd(150, 'x')].map((c, k) => `\x1b[38;2;${k};${i % 256};99m${c}`).join('') + '\x1b[0m\r\n';
+  await new Promise<void>((resolve) => xterm.term.write(Array.from({ length: 600 }, (_, i) => colourful(i)).join(''), resolve));
+  assert.ok(Buffer.byteLength(JSON.stringify(xterm.serializer.serialize())) > MAX_SCREEN_JSON_BYTES, 'the whole screen would not fit');
+  const screen = fittingScreen(xterm);
+  const bytes = Buffer.byteLength(JSON.stringify(screen));
+  assert.ok(bytes <= MAX_SCREEN_JSON_BYTES, `${bytes} bytes as JSON`);
+  const text = screen.replace(/\x1b\[[0-9;]*m/g, '');
+  assert.ok(text.includes('line 599 xxx'), 'the last line is on it');
+  assert.ok(text.includes('line 551 xxx'), 'and the whole screen above it');
+  xterm.term.dispose();
 });
 
 test('screen mirror: the screen as of a seq; after a flood it skips ahead and still shows the end', async () => {

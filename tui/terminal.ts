@@ -46,7 +46,8 @@ export class TuiTerminal implements Terminal {
   /** Takes it back after lend(). */
   takeBack(): void {
     this.setRaw(true);
-    this.io.stdout.write(RESET_MODES + HIDE_CURSOR + CLEAR);
+    // The borrower (attach) leaves the alternate screen if its agent's output had entered it.
+    this.io.stdout.write(ALT_SCREEN_ON + RESET_MODES + HIDE_CURSOR + CLEAR);
   }
 
   /** Gives the terminal back as it was. Safe to call more than once, and when the terminal is gone. */

@@ -6,7 +6,7 @@ import { describeEnd } from '../describe.js';
 import { watchCompletionsForRow, type CompletionWatch } from '../events.js';
 import { endOf, freshRow, loopAccess } from '../loop-access.js';
 import { LoopFeed, type LoopEnd } from '../loop-feed.js';
-import { LoopMethods } from '../../loop/protocol.js';
+import { clampTerminalSize, LoopMethods } from '../../loop/protocol.js';
 import type { RpcPeer } from '../../rpc/peer.js';
 import type { LoopRow, LoopStore } from '../../store/loops.js';
 import { KeyRouter, type KeyAction } from './keys.js';
@@ -87,7 +87,7 @@ class AttachSession {
       onScreen: (screen) => term.write(screen),
       onOutput: (data) => this.showOutput(data),
       onWriteRefused: (message) => term.note(`write failed: ${message}`),
-      onSubscribed: (result, peer, isReconnect) => this.subscribed(result.interactive, peer, isReconnect),
+      onSubscribed: (_result, peer, isReconnect) => this.subscribed(peer, isReconnect),
       onDisconnected: (reason) => {
         this.interactiveReady = false;
         this.disconnected = true;
@@ -151,15 +151,13 @@ class AttachSession {
     if (!this.term.write(data)) this.feed.holdUntilDrained(this.term.io.stdout);
   }
 
-  private async subscribed(runnerInteractive: boolean, peer: RpcPeer, isReconnect: boolean): Promise<void> {
+  private async subscribed(peer: RpcPeer, isReconnect: boolean): Promise<void> {
     this.warnedOffline = false;
     this.disconnected = false;
     if (isReconnect) this.term.note('reconnected');
     if (!this.wantInteractive) return;
-    if (runnerInteractive) {
-      this.interactiveOn();
-      return;
-    }
+    // Asked even when the loop is interactive already (someone else holds it): the runner counts
+    // who holds the mode, and ends it when the last holder leaves.
     const asked = peer.request(LoopMethods.interactive, { on: true });
     this.interactiveOn();
     try {
@@ -232,8 +230,10 @@ class AttachSession {
         this.interactiveReady = false;
         if (!action.on) this.outbox = [];
         this.term.note(action.on ? INTERACTIVE_HELP : WATCH_HELP);
-        const peer = this.feed.connection;
-        if (!peer) return; // asked again as soon as the connection is back (subscribed)
+        // Not before the runner has answered this connection's subscribe: keys typed meanwhile wait
+        // in the outbox, and subscribed() asks for the mode and sends them.
+        const peer = this.feed.subscribedConnection;
+        if (!peer) return;
         peer
           .request(LoopMethods.interactive, { on: action.on })
           // Refused (the loop is ending, say): back to watching.
@@ -278,7 +278,7 @@ class AttachSession {
 
   private sendSize(): void {
     const size = this.term.size();
-    if (size) this.feed.connection?.request(LoopMethods.resize, size).catch(() => {});
+    if (size) this.feed.connection?.request(LoopMethods.resize, clampTerminalSize(size)).catch(() => {});
   }
 
   /** A detaching client that turned interactive mode on turns it off, so the loop can go on. */

@@ -9,12 +9,20 @@ export interface AttachIo {
 }
 
 // What an agent's TUI may have turned on and a shell would not want left on: mouse reporting,
-// bracketed paste, application cursor keys and keypad; then plain attributes and a visible cursor.
-const RESET_MODES = '\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?1l\x1b>\x1b[0m\x1b[?25h';
+// bracketed paste, focus reporting, application cursor keys and keypad; then plain attributes and a
+// visible cursor.
+const RESET_MODES = '\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?1004l\x1b[?1l\x1b>\x1b[0m\x1b[?25h';
+/** The alternate screen's modes: 1049 (xterm's, with the cursor saved), 1047 and 47 (older). */
+const ALT_SCREEN_MODES = ['1049', '1047', '47'];
+// Leaving it is written only if the output entered it: on the normal screen, 1049l would also
+// restore a cursor position nobody saved (the top left corner, on xterm).
+const LEAVE_ALT_SCREEN = '\x1b[?1049l';
 
 export class AttachTerminal {
   private restored = false;
   private rawMode = false;
+  /** The output left the terminal on the alternate screen (a full-screen agent, or its replayed screen). */
+  private altScreen = false;
   private readonly onExit = () => this.restore();
   private keyListener: ((chunk: Buffer) => void) | undefined;
   private endListener: (() => void) | undefined;
@@ -57,7 +65,21 @@ export class AttachTerminal {
 
   /** The agent's output (or a screen to redraw); false when the terminal wants the writer to wait for 'drain'. */
   write(data: string | Uint8Array): boolean {
+    this.followAltScreen(data);
     return this.io.stdout.write(data);
+  }
+
+  /** Whether `data` enters or leaves the alternate screen (the last switch in it counts). */
+  private followAltScreen(data: string | Uint8Array): void {
+    const text = typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (text.indexOf('\x1b[?') === -1) return; // most output: one fast scan
+    let on = -1;
+    let off = -1;
+    for (const mode of ALT_SCREEN_MODES) {
+      on = Math.max(on, text.lastIndexOf(`\x1b[?${mode}h`));
+      off = Math.max(off, text.lastIndexOf(`\x1b[?${mode}l`));
+    }
+    if (on !== off) this.altScreen = on > off;
   }
 
   /** A short line of ours, on its own line, so the agent's output is not mixed into it. */
@@ -80,7 +102,7 @@ export class AttachTerminal {
     }
     if (this.isTty) {
       try {
-        stdout.write(RESET_MODES);
+        stdout.write((this.altScreen ? LEAVE_ALT_SCREEN : '') + RESET_MODES);
       } catch {
         /* the terminal is gone */
       }

@@ -16,7 +16,7 @@ import {
   type DaemonLoop,
   type LoopLogsResult,
 } from './protocol.js';
-import { checkStartParams } from './start-loop.js';
+import { checkPushId, checkStartParams } from './start-loop.js';
 import type { Supervisor } from './supervisor.js';
 
 /** Most bytes one loop.logs answer carries. */
@@ -55,7 +55,7 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
   );
 
   methods.onRequest(ControlMethods.pushResult, (raw): DaemonLoop[] => {
-    const pushId = requireString(paramsObject(raw), 'pushId', { maxLength: 128 });
+    const pushId = checkPushId(requireString(paramsObject(raw), 'pushId', { maxLength: 128 }));
     return ctx.store.listByPush(pushId).filter((r) => r.location === 'local').map(toDaemonLoop);
   });
 

@@ -34,6 +34,10 @@ export interface HelloResult {
   host: string;
 }
 
+/** A push's id (git-remote-ralph makes 16 hex digits): checked in the hello, loop.start and push.result. */
+export const PUSH_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+export const PUSH_ID_RULE = '1 to 128 letters, digits, "-" or "_"';
+
 export const MAX_HELLO_BYTES = 16 * 1024;
 export const HELLO_TIMEOUT_MS = 10_000;
 

@@ -218,7 +218,11 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
           if (problem) throw new RpcError(ErrorCodes.Refused, problem);
           log.info(`${who}${client}: ${params.service} ${params.repo}${params.pushId ? ` (push ${params.pushId})` : ''}`);
           reply();
-          void handleGitChannel(conn, params, ctx);
+          // Not awaited (the connection is git's now); its failure is one connection's, never the daemon's.
+          handleGitChannel(conn, params, ctx).catch((err: unknown) => {
+            log.error(`${who}${client}: git channel failed: ${(err as Error)?.message ?? String(err)}`);
+            conn.destroy();
+          });
           return;
         }
       }

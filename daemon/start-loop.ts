@@ -24,7 +24,7 @@ import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, newLoopId } from '../loop/prepar
 import type { DaemonLogger } from './context.js';
 import { DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
 import type { LoopDeps } from './deps.js';
-import { ControlEvents, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
+import { ControlEvents, PUSH_ID_PATTERN, PUSH_ID_RULE, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
 import type { Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
@@ -60,13 +60,19 @@ export function checkStartParams(raw: unknown): LoopStartParams {
   const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: MAX_ITERATIONS_LIMIT });
   if (maxIterations !== undefined) out.maxIterations = maxIterations;
   const pushId = optionalString(p, 'pushId', { maxLength: 128 });
-  if (pushId !== undefined) out.pushId = pushId;
+  if (pushId !== undefined) out.pushId = checkPushId(pushId);
   const iterationTimeoutMs = optionalTimeout(p, 'iterationTimeoutMs');
   if (iterationTimeoutMs !== undefined) out.iterationTimeoutMs = iterationTimeoutMs;
   const stallTimeoutMs = optionalTimeout(p, 'stallTimeoutMs');
   if (stallTimeoutMs !== undefined) out.stallTimeoutMs = stallTimeoutMs;
   if (p.fallbackAgent !== undefined && p.fallbackAgent !== null) out.fallbackAgent = requireOneOf(p, 'fallbackAgent', AGENT_NAMES);
   return out;
+}
+
+/** A push id as git-remote-ralph makes them (it reaches logs and the DB). */
+export function checkPushId(pushId: string): string {
+  if (!PUSH_ID_PATTERN.test(pushId)) throw new RpcError(ErrorCodes.InvalidParams, `pushId must be ${PUSH_ID_RULE}`);
+  return pushId;
 }
 
 /** A timeout in ms, MIN_TIMEOUT_MS to MAX_TIMEOUT_MS (the rule of push options and `ralph run`). */

@@ -5,6 +5,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
 import { join } from 'node:path';
 import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
@@ -332,14 +336,27 @@ test('daemon SIGKILL + restart: loops keep running and are re-adopted; one kille
   assert.ok(alive(keepPid), 'the runner outlives its daemon');
   process.kill(doomedPid, 'SIGKILL');
   await waitUntil(() => !alive(doomedPid), { what: 'the killed runner to go' });
+  // A loop whose runner died before a reboot, its pid now another process's: dead all the same.
+  const other = spawn('sleep', ['600'], { stdio: 'ignore' });
+  await once(other, 'spawn');
+  const reused = insertRunningRow('reused-0000', other.pid!);
 
-  d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
-  control = await d.control();
-  const list: any[] = await control.request('loop.list', {});
-  assert.is(list.find((l) => l.loopId === keep.loopId)?.status, 'running');
-  const gone = list.find((l) => l.loopId === doomed.loopId);
-  assert.is(gone?.status, 'failed');
-  assert.match(gone.reason, /runner exited unexpectedly/);
+  try {
+    d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
+    control = await d.control();
+    const list: any[] = await control.request('loop.list', {});
+    assert.is(list.find((l) => l.loopId === keep.loopId)?.status, 'running');
+    const gone = list.find((l) => l.loopId === doomed.loopId);
+    assert.is(gone?.status, 'failed');
+    assert.match(gone.reason, /runner exited unexpectedly/);
+    const notOurs = list.find((l) => l.loopId === reused);
+    assert.is(notOurs?.status, 'failed', 'a live pid that is not its runner');
+    assert.is(notOurs.reason, 'runner exited unexpectedly (found dead when the daemon started)');
+    assert.ok(alive(other.pid!), 'the other process is left alone');
+    assert.is(((await control.request('daemon.info', {})) as any).loopsRunning, 1, 'it holds no slot');
+  } finally {
+    other.kill('SIGKILL');
+  }
 
   // Attach and events work again through the new daemon.
   const sub = await d.subscribe();
@@ -357,6 +374,17 @@ test('daemon SIGKILL + restart: loops keep running and are re-adopted; one kille
   sub.peer.close();
   control.close();
 });
+
+/** A `running` row of repo x, branch feature, whose runner pid is `pid` (the daemon must be down). */
+function insertRunningRow(id: string, pid: number): string {
+  const db = openDb(join(t.home, 'ralph.db'));
+  try {
+    new LoopStore(db).insert({ id, name: id, location: 'local', workDir: join(t.home, 'worktrees', id), agent: 'custom', maxIterations: 3, repo: 'x', branch: 'feature', status: 'running', pid });
+  } finally {
+    db.close();
+  }
+  return id;
+}
 
 /** The runner pid the DB records for a loop (written by the runner once its socket listens). */
 async function runnerPid(loopId: string): Promise<number> {

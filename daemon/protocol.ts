@@ -1,6 +1,7 @@
 // The daemon's wire contract: the `hello` that opens every network connection, and the control
 // channel's methods and events. The git-remote-ralph helper, hooks and the laptop-side client share it.
 
+import { AGENT_INSTALL_MAX_MS } from '../install/limits.js';
 import type { LoopStatus, UsageTotals } from '../store/loops.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -82,6 +83,14 @@ export interface LoopStartParams {
   stallTimeoutMs?: number;
   fallbackAgent?: 'claude' | 'opencode' | 'codex' | 'amp';
 }
+/**
+ * The longest a loop.start may take on the daemon: the installs of its agent and of its fallback
+ * agent, one after the other (each may first wait for another install), then its worktree (the repo
+ * lock waits up to 2 minutes) and its runner's start (30 s), with room to spare. Whoever waits for the
+ * answer (the post-receive hook) waits longer than this.
+ */
+export const LOOP_START_MAX_MS = 2 * AGENT_INSTALL_MAX_MS + 5 * 60_000;
+
 export interface LoopStartResult {
   loopId: string;
   worktree: string;

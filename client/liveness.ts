@@ -15,6 +15,9 @@ const NEVER_STARTED_AFTER_MS = 2 * 60_000;
 export function whyRunnerGone(row: LoopRow, now = Date.now()): string | undefined {
   if (row.location !== 'local' || isFinal(row.status)) return undefined;
   if (row.pid !== null) return runnerAlive(row.pid, row.id) ? undefined : RUNNER_GONE_REASON;
+  // A daemon's start (it has a repo) may install the agent for many minutes before any runner
+  // exists; the daemon fails it if it fails, or when it next starts if it died meanwhile.
+  if (row.repo !== null) return undefined;
   const since = Date.parse(row.updatedAt);
   return now - since > NEVER_STARTED_AFTER_MS ? RUNNER_NEVER_STARTED_REASON : undefined;
 }

@@ -129,6 +129,7 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
     host,
     startLoop: (params: LoopStartParams, progress?: (line: string) => void) => starter.start(params, progress),
     resumeLoop: (params: LoopResumeParams, progress?: (line: string) => void) => starter.resume(params, progress),
+    stopStarting: (loopId: string) => starter.stopStarting(loopId),
   };
 
   // Event fan-out to control connections that said `subscribe`.

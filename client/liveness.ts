@@ -1,9 +1,9 @@
 // Noticing local loops whose runner died without writing its final status (SIGKILL, OOM, reboot).
-// Kept cheap on purpose: one kill(pid, 0) per open local row, no socket probes, so `ralph status`
-// stays fast however many loops are open.
+// Kept cheap on purpose: one kill(pid, 0) and one /proc read per open local row, no socket probes,
+// so `ralph status` stays fast however many loops are open.
 
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
-import { processAlive, RUNNER_GONE_REASON } from '../store/process.js';
+import { runnerAlive, RUNNER_GONE_REASON } from '../store/process.js';
 
 export { RUNNER_GONE_REASON };
 export const RUNNER_NEVER_STARTED_REASON = 'runner never started';
@@ -14,7 +14,10 @@ const NEVER_STARTED_AFTER_MS = 2 * 60_000;
 /** Why this local, non-final row has no runner any more; undefined while it may still be running. */
 export function whyRunnerGone(row: LoopRow, now = Date.now()): string | undefined {
   if (row.location !== 'local' || isFinal(row.status)) return undefined;
-  if (row.pid !== null) return processAlive(row.pid) ? undefined : RUNNER_GONE_REASON;
+  if (row.pid !== null) return runnerAlive(row.pid, row.id) ? undefined : RUNNER_GONE_REASON;
+  // A daemon's start (it has a repo) may install the agent for many minutes before any runner
+  // exists; the daemon fails it if it fails, or when it next starts if it died meanwhile.
+  if (row.repo !== null) return undefined;
   const since = Date.parse(row.updatedAt);
   return now - since > NEVER_STARTED_AFTER_MS ? RUNNER_NEVER_STARTED_REASON : undefined;
 }

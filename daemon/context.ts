@@ -37,4 +37,9 @@ export interface DaemonContext {
   startLoop(params: LoopStartParams, progress?: (line: string) => void): Promise<LoopStartResult>;
   /** Starts a new loop that goes on where a failed or stopped one ended (see LoopResumeParams). */
   resumeLoop(params: LoopResumeParams, progress?: (line: string) => void): Promise<LoopStartResult>;
+  /**
+   * Stops a loop this daemon is still making (no runner yet): true when its row is now `stopped` and
+   * the start gives up; false when it is not being made or its runner is being launched right now.
+   */
+  stopStarting(loopId: string): boolean;
 }

@@ -16,7 +16,7 @@ import {
   type DaemonLoop,
   type LoopLogsResult,
 } from './protocol.js';
-import { checkStartParams } from './start-loop.js';
+import { checkPushId, checkStartParams } from './start-loop.js';
 import type { Supervisor } from './supervisor.js';
 
 /** Most bytes one loop.logs answer carries. */
@@ -55,7 +55,7 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
   );
 
   methods.onRequest(ControlMethods.pushResult, (raw): DaemonLoop[] => {
-    const pushId = requireString(paramsObject(raw), 'pushId', { maxLength: 128 });
+    const pushId = checkPushId(requireString(paramsObject(raw), 'pushId', { maxLength: 128 }));
     return ctx.store.listByPush(pushId).filter((r) => r.location === 'local').map(toDaemonLoop);
   });
 
@@ -76,7 +76,10 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
     const row = findLoop(ctx, requireString(p, 'loopId', { maxLength: 256 }));
     const when = p.when === undefined || p.when === null ? 'now' : requireOneOf(p, 'when', ['now', 'after-iteration'] as const);
     if (isFinal(row.status)) return toDaemonLoop(row);
-    if (!row.socketPath) throw new RpcError(ErrorCodes.Refused, `loop ${row.id} is still starting; try again in a moment`);
+    // No runner yet (worktree, agent install): the start is called off, and what it made removed.
+    if (row.pid === null && ctx.stopStarting(row.id)) return toDaemonLoop(ctx.store.get(row.id) ?? row);
+    const stillStarting = () => new RpcError(ErrorCodes.Refused, `loop ${row.id} is still starting; try again in a moment`);
+    if (!row.socketPath) throw stillStarting();
     let runner: RpcPeer | undefined;
     try {
       runner = new RpcPeer(await dial({ kind: 'unix', path: row.socketPath }, { timeoutMs: RUNNER_TIMEOUT_MS }));
@@ -85,6 +88,7 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
     } catch (err) {
       const now = supervisor.check(row.id);
       if (now && isFinal(now.status)) return toDaemonLoop(now);
+      if (now?.status === 'starting' && now.pid === null) throw stillStarting(); // its runner is being launched
       throw new RpcError(ErrorCodes.InternalError, `loop ${row.id}: its runner did not take the stop: ${(err as Error).message}`);
     } finally {
       runner?.close('done');

@@ -17,7 +17,7 @@ export interface LoopDeps {
   /** Throws with a one-line reason when the repo name is not acceptable. */
   checkRepoName(repo: string): string;
   ensureAgentInstalled(agent: string, paths: HomePaths, config: Config, progress: (line: string) => void): Promise<string[]>;
-  /** Validates the task and writes the loop's row (status starting); throws a one-line error. */
+  /** Validates the task and writes the loop's row (status starting), or completes it (`reserved`); throws a one-line error. */
   prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequest): LoopRow;
   /** Spawns the detached runner; resolves once its socket listens. */
   launchRunner(paths: HomePaths, loopId: string, opts?: { env?: NodeJS.ProcessEnv }): Promise<{ pid: number }>;

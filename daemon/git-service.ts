@@ -6,7 +6,7 @@
 // writes on stderr outside the side-band goes to the daemon's log, and when git fails before saying
 // anything on the wire, the pusher gets it as a git `ERR` packet (`fatal: remote error: ...`).
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Duplex } from 'node:stream';
 import { cleanGitEnv } from '../worktrees/git.js';
 import { checkRepoName } from '../worktrees/names.js';
@@ -51,8 +51,8 @@ function refuse(conn: Duplex, message: string): void {
 }
 
 /**
- * Serves one git channel until git exits; resolves then (never rejects). `conn` is the connection
- * right after the daemon's hello reply.
+ * Serves one git channel until git exits; resolves then. `conn` is the connection right after the
+ * daemon's hello reply. The caller still catches: a rejection here would be unhandled and end the daemon.
  */
 export async function handleGitChannel(conn: Duplex, hello: GitHello, ctx: DaemonContext): Promise<void> {
   // The pushing side half-closes after its pack (git closes the helper's stdin): our side must keep
@@ -96,8 +96,17 @@ function runGit(conn: Duplex, hello: GitHello, name: string, dir: string, ctx: D
   ctx.log.info(`${what}: start`);
 
   return new Promise((resolve) => {
-    // Its own process group, so a dead peer ends git and any hook it is running, all together.
-    const child = spawn('git', [service, dir], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      // Its own process group, so a dead peer ends git and any hook it is running, all together.
+      child = spawn('git', [service, dir], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    } catch (err) {
+      // spawn throws (rather than emitting 'error') on arguments it cannot pass, e.g. a NUL in the env.
+      ctx.log.error(`${what}: cannot start git: ${(err as Error).message}`);
+      if (!conn.destroyed) refuse(conn, `git ${service} could not start on this daemon`);
+      resolve();
+      return;
+    }
     let wroteToPeer = false;
     let exited = false;
     let stderr = '';

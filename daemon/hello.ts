@@ -11,11 +11,15 @@ import {
   HELLO_TIMEOUT_MS,
   MAX_HELLO_BYTES,
   PROTOCOL_VERSION,
+  PUSH_ID_PATTERN,
+  PUSH_ID_RULE,
   type HelloParams,
   type HelloResult,
 } from './protocol.js';
 
 const NAME_MAX = 256;
+/** C0, DEL and C1: nothing a name needs, and each a way to break a log line, an env var or a terminal. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** A hello the daemon refuses: the error goes back to the client as a JSON-RPC error response. */
 export class HelloError extends Error {
@@ -86,6 +90,7 @@ export function parseHello(value: unknown, token?: HelloToken): { id: number | s
     if (typeof x !== 'string' || x === '' || x.length > NAME_MAX) {
       throw refuse(ErrorCodes.InvalidParams, `hello ${field} must be a non-empty string of at most ${NAME_MAX} characters`, id);
     }
+    if (CONTROL_CHARS.test(x)) throw refuse(ErrorCodes.InvalidParams, `hello ${field} must not contain control characters`, id);
     return x;
   };
   const client = str('client', false);
@@ -100,7 +105,11 @@ export function parseHello(value: unknown, token?: HelloToken): { id: number | s
       if (service !== 'git-receive-pack' && service !== 'git-upload-pack') {
         throw refuse(ErrorCodes.InvalidParams, 'hello service must be "git-receive-pack" or "git-upload-pack"', id);
       }
-      const pushId = str('pushId', false);
+      // It becomes RALPH_PUSH_ID in git's environment and a key in the DB: only what ralph makes.
+      const pushId = params.pushId;
+      if (pushId !== undefined && (typeof pushId !== 'string' || !PUSH_ID_PATTERN.test(pushId))) {
+        throw refuse(ErrorCodes.InvalidParams, `hello pushId must be ${PUSH_ID_RULE}`, id);
+      }
       return {
         id,
         params: {

@@ -1,6 +1,7 @@
 // The daemon's wire contract: the `hello` that opens every network connection, and the control
 // channel's methods and events. The git-remote-ralph helper, hooks and the laptop-side client share it.
 
+import { AGENT_INSTALL_MAX_MS } from '../install/limits.js';
 import type { LoopStatus, UsageTotals } from '../store/loops.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -33,6 +34,10 @@ export interface HelloResult {
   /** Host label of the daemon's machine. */
   host: string;
 }
+
+/** A push's id (git-remote-ralph makes 16 hex digits): checked in the hello, loop.start and push.result. */
+export const PUSH_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+export const PUSH_ID_RULE = '1 to 128 letters, digits, "-" or "_"';
 
 export const MAX_HELLO_BYTES = 16 * 1024;
 export const HELLO_TIMEOUT_MS = 10_000;
@@ -78,6 +83,14 @@ export interface LoopStartParams {
   stallTimeoutMs?: number;
   fallbackAgent?: 'claude' | 'opencode' | 'codex' | 'amp';
 }
+/**
+ * The longest a loop.start may take on the daemon: the installs of its agent and of its fallback
+ * agent, one after the other (each may first wait for another install), then its worktree (the repo
+ * lock waits up to 2 minutes) and its runner's start (30 s), with room to spare. Whoever waits for the
+ * answer (the post-receive hook) waits longer than this.
+ */
+export const LOOP_START_MAX_MS = 2 * AGENT_INSTALL_MAX_MS + 5 * 60_000;
+
 export interface LoopStartResult {
   loopId: string;
   worktree: string;

@@ -129,6 +129,7 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
     host,
     startLoop: (params: LoopStartParams, progress?: (line: string) => void) => starter.start(params, progress),
     resumeLoop: (params: LoopResumeParams, progress?: (line: string) => void) => starter.resume(params, progress),
+    stopStarting: (loopId: string) => starter.stopStarting(loopId),
   };
 
   // Event fan-out to control connections that said `subscribe`.
@@ -218,7 +219,11 @@ export async function startDaemonServer(opts: DaemonOptions): Promise<RunningDae
           if (problem) throw new RpcError(ErrorCodes.Refused, problem);
           log.info(`${who}${client}: ${params.service} ${params.repo}${params.pushId ? ` (push ${params.pushId})` : ''}`);
           reply();
-          void handleGitChannel(conn, params, ctx);
+          // Not awaited (the connection is git's now); its failure is one connection's, never the daemon's.
+          handleGitChannel(conn, params, ctx).catch((err: unknown) => {
+            log.error(`${who}${client}: git channel failed: ${(err as Error)?.message ?? String(err)}`);
+            conn.destroy();
+          });
           return;
         }
       }

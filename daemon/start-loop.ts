@@ -1,8 +1,9 @@
-// loop.start on the daemon: branch → commit → worktree → agent CLI → row → runner.
+// loop.start on the daemon: branch → commit → row (`starting`) → worktree → agent CLI → runner.
 //
-// Failure policy: a request refused before a loop id is given out (bad params, over the limit, no
-// such repo or branch) leaves nothing. Once the id exists, any failure leaves a `failed` row with the
-// reason (so push.result and loop.list can say what happened to that push) and removes the worktree.
+// Failure policy: a request refused before its row is written (bad params, over the limit, no such
+// repo or branch, a DB locked by another process) leaves nothing. Once the row exists, any failure
+// ends it `failed` with the reason (so push.result and loop.list can say what happened to that push)
+// and removes the worktree; a daemon killed meanwhile leaves the row to the next one (adoptAll).
 
 import { appendFileSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative } from 'node:path';
@@ -20,14 +21,17 @@ import { resumeRefusal } from '../loop/resume.js';
 import type { Config } from '../store/config.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, agentPreflight, type AgentName } from '../agents/registry.js';
-import { DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, newLoopId } from '../loop/prepare.js';
+import { alreadyResumedMessage, DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, LoopSetupError, newLoopId } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
-import { DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
+import { DB_BUSY, DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
 import type { LoopDeps } from './deps.js';
-import { ControlEvents, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
-import type { Supervisor } from './supervisor.js';
+import { ControlEvents, PUSH_ID_PATTERN, PUSH_ID_RULE, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
+import { finalEventFor, type Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
+export const STOPPED_WHILE_STARTING_REASON = 'stopped while it was starting';
+/** A failed start whose row the locked DB would not take is recorded this much later. */
+const BUSY_RETRY_MS = 1000;
 const MAX_ITERATIONS_LIMIT = 10_000;
 
 /** loop.start params from the wire, checked field by field. */
@@ -60,13 +64,19 @@ export function checkStartParams(raw: unknown): LoopStartParams {
   const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: MAX_ITERATIONS_LIMIT });
   if (maxIterations !== undefined) out.maxIterations = maxIterations;
   const pushId = optionalString(p, 'pushId', { maxLength: 128 });
-  if (pushId !== undefined) out.pushId = pushId;
+  if (pushId !== undefined) out.pushId = checkPushId(pushId);
   const iterationTimeoutMs = optionalTimeout(p, 'iterationTimeoutMs');
   if (iterationTimeoutMs !== undefined) out.iterationTimeoutMs = iterationTimeoutMs;
   const stallTimeoutMs = optionalTimeout(p, 'stallTimeoutMs');
   if (stallTimeoutMs !== undefined) out.stallTimeoutMs = stallTimeoutMs;
   if (p.fallbackAgent !== undefined && p.fallbackAgent !== null) out.fallbackAgent = requireOneOf(p, 'fallbackAgent', AGENT_NAMES);
   return out;
+}
+
+/** A push id as git-remote-ralph makes them (it reaches logs and the DB). */
+export function checkPushId(pushId: string): string {
+  if (!PUSH_ID_PATTERN.test(pushId)) throw new RpcError(ErrorCodes.InvalidParams, `pushId must be ${PUSH_ID_RULE}`);
+  return pushId;
 }
 
 /** A timeout in ms, MIN_TIMEOUT_MS to MAX_TIMEOUT_MS (the rule of push options and `ralph run`). */
@@ -104,6 +114,8 @@ export class LoopStarter {
   private readonly inFlight = new Set<string>();
   /** Ids of loops being resumed right now: their new loop has no row yet. */
   private readonly resuming = new Set<string>();
+  /** Loops whose row exists and whose worktree, agent and runner are being made now. */
+  private readonly making = new Map<string, { launching: boolean }>();
 
   constructor(private readonly o: StarterOptions) {}
 
@@ -192,6 +204,22 @@ export class LoopStarter {
     return this.start(start, progress, { resumedFrom: row.id });
   }
 
+  /**
+   * loop.stop of a loop this daemon is still making (worktree, agent install): its row ends
+   * `stopped` now, and the start gives up at its next step, removing what it made. False once its
+   * runner is being launched (a stop can reach the runner a moment later) or when it is not ours.
+   */
+  stopStarting(loopId: string): boolean {
+    const making = this.making.get(loopId);
+    if (!making || making.launching) return false;
+    if (!this.o.store.finish(loopId, 'stopped', STOPPED_WHILE_STARTING_REASON)) return false;
+    // Its slot is free now: what is left (an install running on, the worktree to remove) is cleanup.
+    this.inFlight.delete(loopId);
+    this.o.log.info(`loop ${loopId}: ${STOPPED_WHILE_STARTING_REASON}`);
+    this.o.supervisor.emit(ControlEvents.stopped, this.o.store.get(loopId)!);
+    return true;
+  }
+
   private async startReserved(
     loopId: string,
     params: LoopStartParams,
@@ -214,13 +242,27 @@ export class LoopStarter {
     const agent = params.agentCmd !== undefined ? 'custom' : (params.agent ?? DEFAULT_AGENT);
     const maxIterations = params.maxIterations ?? DEFAULT_MAX_ITERATIONS;
     const what = `${repo} ${params.branch} @ ${commit.slice(0, 12)}`;
+
+    // The row comes first, before anything is made: from now on loop.list shows the loop starting, so
+    // pre-receive refuses another push of its branch while the agent installs (minutes), and a daemon
+    // killed from here on leaves a row the next one fails and `ralph prune` cleans up after.
+    try {
+      this.reserveRow({ loopId, params, repo, commit, agent, maxIterations, resumedFrom });
+    } catch (err) {
+      if (isDbBusy(err)) throw new RpcError(ErrorCodes.Busy, `loop ${loopId} failed to start: ${DB_BUSY_MESSAGE}`, { loopId });
+      if (err instanceof LoopSetupError) throw new RpcError(ErrorCodes.Refused, err.message);
+      throw err;
+    }
     log.info(`loop ${loopId}: starting on ${what} (${agent}, ${maxIterations} iterations${params.pushId ? `, push ${params.pushId}` : ''})`);
 
+    const making = { launching: false };
+    this.making.set(loopId, making);
     let worktree: string | undefined;
-    let rowWritten = false;
+    let logged = false;
     const progressLines: string[] = [];
     try {
       worktree = await deps.createLoopWorktree(paths, repo, commit, loopId);
+      this.stillStarting(loopId);
       const installProgress = (line: string) => {
         log.info(`loop ${loopId}: ${line}`);
         progressLines.push(line);
@@ -233,7 +275,7 @@ export class LoopStarter {
           if (!extraBinDirs.includes(dir)) extraBinDirs.push(dir);
         }
       }
-      // The worktree and its branch ralph/<loopId> exist already: the row takes that id (row.id).
+      // Validates the task and the agents and completes the row (refused if it was stopped meanwhile).
       deps.prepareLoop(store, paths, {
         dir: worktree,
         ...(params.task !== undefined ? { task: params.task } : {}),
@@ -244,20 +286,12 @@ export class LoopStarter {
         ...(params.iterationTimeoutMs !== undefined ? { iterationTimeoutMs: params.iterationTimeoutMs } : {}),
         ...(params.stallTimeoutMs !== undefined ? { stallTimeoutMs: params.stallTimeoutMs } : {}),
         ...(params.fallbackAgent !== undefined ? { fallbackAgent: params.fallbackAgent } : {}),
-        row: {
-          resumedFrom,
-          id: loopId,
-          name: loopId,
-          location: 'local',
-          repo,
-          branch: params.branch,
-          baseCommit: commit,
-          pushId: params.pushId ?? null,
-          host,
-        },
+        row: { resumedFrom, id: loopId, name: loopId, location: 'local', repo, branch: params.branch, baseCommit: commit, pushId: params.pushId ?? null, host },
+        reserved: true,
       });
-      rowWritten = true;
+      making.launching = true;
       writeLogLines(paths, loopId, progressLines);
+      logged = true;
       const { pid } = await deps.launchRunner(paths, loopId);
       try {
         const now = store.get(loopId);
@@ -273,47 +307,85 @@ export class LoopStarter {
       supervisor.emit(ControlEvents.started, started);
       return { loopId, worktree, agent: started.agent, maxIterations: started.maxIterations };
     } catch (err) {
-      const reason = isDbBusy(err) ? DB_BUSY_MESSAGE : oneLine(err);
-      writeLogLines(paths, loopId, [...(rowWritten ? [] : progressLines), `ralph: loop ${loopId} failed to start: ${reason}`]);
-      try {
-        if (rowWritten) {
-          store.finish(loopId, 'failed', reason);
-        } else {
-          store.insert({
-            id: loopId,
-            name: loopId,
-            location: 'local',
-            workDir: worktree ?? join(paths.worktrees, loopId),
-            agent,
-            ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : {}),
-            maxIterations,
-            repo,
-            branch: params.branch,
-            baseCommit: commit,
-            pushId: params.pushId ?? null,
-            host,
-            resumedFrom,
-            iterationTimeoutMs: params.iterationTimeoutMs ?? null,
-            stallTimeoutMs: params.stallTimeoutMs ?? null,
-            fallbackAgent: params.fallbackAgent ?? null,
-            status: 'failed',
-            reason,
-            logPath: paths.logFor(loopId),
-            endedAt: new Date().toISOString(),
-          });
-        }
-      } catch (dbErr) {
-        // The worktree still goes below; a `starting` row left behind is failed by the next daemon start.
-        log.warn(`loop ${loopId}: could not record its failed start: ${oneLine(dbErr)}`);
-      }
-      log.warn(`loop ${loopId}: failed to start: ${reason}`);
+      const stopped = store.get(loopId)?.status === 'stopped';
+      const reason = stopped ? STOPPED_WHILE_STARTING_REASON : isDbBusy(err) ? DB_BUSY_MESSAGE : oneLine(err);
+      writeLogLines(paths, loopId, [...(logged ? [] : progressLines), `ralph: loop ${loopId} ${stopped ? 'was' : 'failed to start:'} ${reason}`]);
+      this.finishFailedStart(loopId, reason);
+      log.warn(`loop ${loopId}: ${stopped ? '' : 'failed to start: '}${reason}`);
       if (worktree !== undefined) {
         await deps.removeLoopWorktree(paths, repo, loopId).catch((e: Error) => log.warn(`loop ${loopId}: could not remove its worktree: ${oneLine(e)}`));
       }
       const row = store.get(loopId);
-      if (row && isFinal(row.status)) supervisor.emit(ControlEvents.failed, row);
+      if (!stopped && row && isFinal(row.status)) supervisor.emit(finalEventFor(row.status), row); // a stop was announced then
+      if (stopped) throw new RpcError(ErrorCodes.Refused, `loop ${loopId} was ${STOPPED_WHILE_STARTING_REASON}`, { loopId });
       const code = err instanceof RpcError ? err.code : isDbBusy(err) ? ErrorCodes.Busy : ErrorCodes.Refused;
       throw new RpcError(code, `loop ${loopId} failed to start: ${reason}`, { loopId });
+    } finally {
+      this.making.delete(loopId);
+    }
+  }
+
+  /** The loop's first row: `starting`, no runner yet, with everything the request said. */
+  private reserveRow(r: {
+    loopId: string;
+    params: LoopStartParams;
+    repo: string;
+    commit: string;
+    agent: string;
+    maxIterations: number;
+    resumedFrom: string | null;
+  }): void {
+    const { paths, store, host } = this.o;
+    const { loopId, params } = r;
+    // Checked and inserted in one write transaction: two resumes of one loop cannot both go on.
+    store.db
+      .transaction(() => {
+        const by = r.resumedFrom ? store.resumedBy(r.resumedFrom) : undefined;
+        if (by) throw new LoopSetupError(alreadyResumedMessage(r.resumedFrom!, by));
+        store.insert({
+          id: loopId,
+          name: loopId,
+          location: 'local',
+          workDir: join(paths.worktrees, loopId),
+          agent: r.agent,
+          ...(params.agentCmd !== undefined ? { agentCmd: params.agentCmd } : {}),
+          maxIterations: r.maxIterations,
+          repo: r.repo,
+          branch: params.branch,
+          baseCommit: r.commit,
+          pushId: params.pushId ?? null,
+          host,
+          resumedFrom: r.resumedFrom,
+          iterationTimeoutMs: params.iterationTimeoutMs ?? null,
+          stallTimeoutMs: params.stallTimeoutMs ?? null,
+          fallbackAgent: params.fallbackAgent ?? null,
+          status: 'starting',
+          logPath: paths.logFor(loopId),
+        });
+      })
+      .immediate();
+  }
+
+  /** Throws once the loop is no longer `starting` (stopped meanwhile): the start gives up there. */
+  private stillStarting(loopId: string): void {
+    const status = this.o.store.get(loopId)?.status;
+    if (status !== 'starting') throw new Error(`loop ${loopId} is ${status ?? 'gone'}`);
+  }
+
+  /**
+   * Ends a start that failed as `failed` with its reason (a final status set meanwhile stays). With the
+   * DB locked, tried again each second: a `starting` row left open would hold a slot and its branch.
+   */
+  private finishFailedStart(loopId: string, reason: string): void {
+    try {
+      this.o.store.finish(loopId, 'failed', reason);
+    } catch (err) {
+      if (!isDbBusy(err)) {
+        this.o.log.warn(`loop ${loopId}: could not record its failed start: ${oneLine(err)}`);
+        return;
+      }
+      this.o.log.warn(`loop ${loopId}: could not record its failed start (${DB_BUSY}); trying again in ${BUSY_RETRY_MS} ms`);
+      setTimeout(() => this.finishFailedStart(loopId, reason), BUSY_RETRY_MS).unref();
     }
   }
 }

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { LoopEvents, LoopMethods, type CompletedEvent, type StateEvent } from '../loop/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { isFinal, type LoopRow, type LoopStatus, type LoopStore } from '../store/loops.js';
-import { processAlive, RUNNER_GONE_REASON } from '../store/process.js';
+import { runnerAlive, RUNNER_GONE_REASON } from '../store/process.js';
 import { dial } from '../transport/index.js';
 import type { DaemonLogger } from './context.js';
 import { DB_BUSY, isDbBusy } from './db-busy.js';
@@ -85,7 +85,7 @@ export class Supervisor {
         }
         continue;
       }
-      if (!processAlive(row.pid)) {
+      if (!runnerAlive(row.pid, row.id)) {
         if (this.store.finish(row.id, 'failed', RUNNER_GONE_WHILE_DOWN_REASON)) {
           failed += 1;
           this.log.warn(`loop ${row.id}: runner pid ${row.pid} is gone; marked failed`);
@@ -206,7 +206,7 @@ export class Supervisor {
       return;
     }
     if (!isFinal(row.status)) {
-      if (row.pid !== null && processAlive(row.pid)) {
+      if (row.pid !== null && runnerAlive(row.pid, row.id)) {
         if (!w || w.peer) return; // still connected: a `state` said final but the row lags; `completed` or close follows
         w.retries += 1;
         const delay = Math.min(100 * 2 ** Math.min(w.retries, 6), MAX_RETRY_DELAY_MS);
@@ -245,7 +245,7 @@ export class Supervisor {
   check(loopId: string): LoopRow | undefined {
     const row = this.store.get(loopId);
     if (!row || isFinal(row.status)) return row;
-    if (row.pid !== null && processAlive(row.pid)) return row;
+    if (row.pid !== null && runnerAlive(row.pid, row.id)) return row;
     if (row.pid === null) return row; // still being started
     if (this.watches.has(loopId)) {
       this.settle(loopId, 'runner unreachable');

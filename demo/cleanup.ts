@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDb } from '../store/db.js';
 import { isFinal, LoopStore } from '../store/loops.js';
+import { runnerAlive } from '../store/process.js';
 
 export interface DemoState {
   /** The package root (where dist/, install/ and demo/ are). */
@@ -73,7 +74,8 @@ function openRunners(boxHome: string): number[] {
   try {
     return new LoopStore(db)
       .list()
-      .filter((l) => !isFinal(l.status) && l.pid)
+      // Only a pid that is still that loop's runner: a reused one may be anybody's process.
+      .filter((l) => !isFinal(l.status) && l.pid !== null && runnerAlive(l.pid, l.id))
       .map((l) => l.pid!);
   } finally {
     db.close();

@@ -14,7 +14,7 @@ import { isDbDamaged, sqliteCode } from '../store/db-fault.js';
 import { latestSchemaVersion, openDb } from '../store/db.js';
 import { readConfig } from '../store/config.js';
 import { isFinal, LoopStore } from '../store/loops.js';
-import { processAlive } from '../store/process.js';
+import { runnerAlive } from '../store/process.js';
 import { liveRunnersIn, salvageDb } from '../store/salvage.js';
 import type { HomePaths } from '../store/paths.js';
 import { socketAnswers } from '../transport/index.js';
@@ -208,7 +208,7 @@ function checkSockets(paths: HomePaths, repair: boolean, sockets: SocketProbe[],
       if (s.loopId === null || !store) return true;
       // A socket nobody answers on whose loop still runs (a runner busy right now) is left alone.
       const row = store.get(s.loopId);
-      return !row || isFinal(row.status) || row.pid === null || !processAlive(row.pid);
+      return !row || isFinal(row.status) || row.pid === null || !runnerAlive(row.pid, row.id);
     });
     const live = sockets.filter((s) => s.answers);
     const daemon = live.some((s) => s.loopId === null) ? '; the daemon answers' : '';

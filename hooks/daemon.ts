@@ -2,7 +2,9 @@
 // for the receive-pack it runs), one request per connection.
 
 import { openChannel } from '../daemon/hello.js';
+import { LOOP_START_MAX_MS } from '../daemon/protocol.js';
 import { RpcPeer } from '../rpc/peer.js';
+import { formatDuration } from '../store/duration.js';
 
 /** Notifications the daemon may send while it works on a hook's request (agent install lines...). */
 const PROGRESS_EVENTS = ['progress', 'loop.progress'];
@@ -19,6 +21,25 @@ export function hookEnv(env: NodeJS.ProcessEnv = process.env): HookEnv | null {
   return { socket: env.RALPH_DAEMON_SOCKET, repo: env.RALPH_REPO, pushId: env.RALPH_PUSH_ID || undefined };
 }
 
+/** How long post-receive waits for loop.start: past the longest the daemon may take over it. */
+export const LOOP_START_WAIT_MS = LOOP_START_MAX_MS + 60_000;
+
+/** The daemon gave no answer in time; it may still be working on the request. */
+export class NoAnswerError extends Error {
+  constructor(
+    readonly method: string,
+    readonly waitedMs: number,
+  ) {
+    super(`no answer to ${method} within ${formatDuration(waitedMs)}`);
+    this.name = 'NoAnswerError';
+  }
+}
+
+/** post-receive's line when loop.start ran out of time: the loop may well start after the push ends. */
+export function startNotAnsweredLine(branch: string, waitedMs: number): string {
+  return `no answer yet about a loop for ${branch} after ${formatDuration(waitedMs)}; the daemon may still start it: see ralph status`;
+}
+
 export async function callDaemon<T>(
   socket: string,
   method: string,
@@ -33,9 +54,14 @@ export async function callDaemon<T>(
     const on = opts.onNotification;
     for (const m of PROGRESS_EVENTS) peer.onNotification(m, (p) => on(m, p));
   }
+  let timer: NodeJS.Timeout | undefined;
+  const noAnswer = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new NoAnswerError(method, timeoutMs)), timeoutMs);
+  });
   try {
-    return await peer.request<T>(method, params, { timeoutMs });
+    return await Promise.race([peer.request<T>(method, params), noAnswer]);
   } finally {
+    clearTimeout(timer);
     peer.close('done');
   }
 }

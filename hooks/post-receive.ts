@@ -4,7 +4,7 @@
 // spawning, so nothing here outlives the hook or holds the push's stdout/stderr.
 
 import type { LoopStartParams, LoopStartResult } from '../daemon/protocol.js';
-import { callDaemon, hookEnv } from './daemon.js';
+import { callDaemon, hookEnv, LOOP_START_WAIT_MS, NoAnswerError, startNotAnsweredLine } from './daemon.js';
 import { parsePushOptions, readPushOptions } from './push-options.js';
 import { isLoopBranch, parseRefLines, readStdin } from './refs.js';
 
@@ -48,6 +48,7 @@ async function main(): Promise<number> {
     if (options.fallbackAgent) params.fallbackAgent = options.fallbackAgent;
     try {
       const r = await callDaemon<LoopStartResult>(env.socket, 'loop.start', params, {
+        timeoutMs: LOOP_START_WAIT_MS,
         onNotification: (_m, p) => {
           const line = progressLine(p);
           if (line) say(line);
@@ -55,7 +56,8 @@ async function main(): Promise<number> {
       });
       say(`started loop ${r.loopId} (${r.agent}, ${r.maxIterations} iterations) — ralph attach ${r.loopId}`);
     } catch (err) {
-      say(`no loop started for ${b.branch}: ${(err as Error)?.message ?? String(err)}`);
+      if (err instanceof NoAnswerError) say(startNotAnsweredLine(b.branch!, err.waitedMs));
+      else say(`no loop started for ${b.branch}: ${(err as Error)?.message ?? String(err)}`);
     }
   }
   return 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// pre-receive: refuses an update or delete of a branch whose loop is still running, with one line,
-// unless the push says `-o ralph.restart` (then that loop is stopped first). Bad ralph.* push options
-// refuse the push too, so nothing changes and the user can push again with them fixed.
+// pre-receive: refuses an update or delete of a branch whose loop is still starting or running, with
+// one line, unless the push says `-o ralph.restart` (then that loop is stopped first). Bad ralph.* push
+// options refuse the push too, so nothing changes and the user can push again with them fixed.
 
 import type { DaemonLoop } from '../daemon/protocol.js';
 import { isFinal } from '../store/loops.js';
@@ -30,7 +30,8 @@ async function main(): Promise<number> {
   if (running.length === 0) return 0;
   if (!options.restart) {
     for (const l of running) {
-      say(`loop ${l.loopId} is still running on ${l.branch}; wait, ralph stop ${l.loopId}, or push with -o ralph.restart`);
+      const state = l.status === 'starting' ? 'starting' : 'running';
+      say(`loop ${l.loopId} is still ${state} on ${l.branch}; wait, ralph stop ${l.loopId}, or push with -o ralph.restart`);
     }
     return 1;
   }

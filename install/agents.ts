@@ -7,6 +7,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { AGENT_NAMES, AGENT_PROFILES } from '../agents/registry.js';
 import type { Config } from '../store/config.js';
 import type { HomePaths } from '../store/paths.js';
+import { INSTALL_LOCK_TIMEOUT_MS, NPM_INSTALL_TIMEOUT_MS, VERSION_CHECK_TIMEOUT_MS } from './limits.js';
 import { withLock } from './lock.js';
 
 /** The npm package of each known agent's CLI (config.agentPackages overrides or adds). */
@@ -22,8 +23,6 @@ export const AGENT_BINARIES: Readonly<Record<string, string>> = Object.fromEntri
 /** Agents that run a user's own command (--agent-cmd) and need nothing installed. */
 const CUSTOM_AGENTS = new Set(['custom']);
 
-/** Longest an npm install may take before it is given up. */
-const NPM_TIMEOUT_MS = 15 * 60_000;
 
 export class AgentInstallError extends Error {
   constructor(message: string) {
@@ -40,6 +39,11 @@ export function agentBinary(agent: string): string {
 export function agentPackage(agent: string, config: Config): string | undefined {
   const own = config.agentPackages && Object.hasOwn(config.agentPackages, agent) ? config.agentPackages[agent] : undefined;
   return own ?? (Object.hasOwn(DEFAULT_AGENT_PACKAGES, agent) ? DEFAULT_AGENT_PACKAGES[agent] : undefined);
+}
+
+/** The cross-process lock every agent install of this home runs under. */
+export function agentInstallLockPath(paths: HomePaths): string {
+  return join(paths.locks, 'agents-install.lock');
 }
 
 /** $RALPH_HOME/agents/node_modules/.bin */
@@ -115,9 +119,8 @@ export async function ensureAgentInstalled(
     );
   }
 
-  const lockDir = join(paths.locks, 'agents-install.lock');
   await withLock(
-    lockDir,
+    agentInstallLockPath(paths),
     async () => {
       // Whoever held the lock before us may have installed it.
       if (installedHere(paths, agent, spec)) return;
@@ -137,7 +140,7 @@ export async function ensureAgentInstalled(
           (picked ? ` (npm picked ${picked} for Node ${process.versions.node})` : ''),
       );
     },
-    { onWait: () => progress(`ralph: waiting for another agent install to finish…`) },
+    { timeoutMs: INSTALL_LOCK_TIMEOUT_MS, onWait: () => progress(`ralph: waiting for another agent install to finish…`) },
   );
   return extra();
 }
@@ -160,7 +163,7 @@ function installedPackage(binPath: string): string | null {
 
 /** Runs `<bin> --version`; returns its first line, or throws the one line saying why the CLI does not run. */
 async function checkRuns(binPath: string, agent: string, spec: string): Promise<string> {
-  const r = await run(binPath, ['--version'], dirname(binPath), { capture: 'both', timeoutMs: 60_000 });
+  const r = await run(binPath, ['--version'], dirname(binPath), { capture: 'both', timeoutMs: VERSION_CHECK_TIMEOUT_MS });
   const said = `${r.stdout ?? ''}\n${r.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean);
   if (r.error || r.code !== 0 || said.some((l) => /not installed|cannot find|not found/i.test(l))) {
     const why = r.error ?? said.find((l) => /not installed|cannot find|not found|error/i.test(l)) ?? said[0] ?? `exit code ${r.code}`;
@@ -203,7 +206,7 @@ async function run(
   cwd: string,
   opts: { capture?: 'stderr' | 'both'; timeoutMs?: number },
 ): Promise<{ code: number | null; stdout?: string; stderr: string; error?: string }> {
-  const timeoutMs = opts.timeoutMs ?? NPM_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? NPM_INSTALL_TIMEOUT_MS;
   // execa: the timeout ends it with SIGTERM, then SIGKILL if it lingers.
   const r = await execa(cmd, args, {
     cwd,

@@ -5,9 +5,10 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { processAlive } from '../store/process.js';
+import { INSTALL_LOCK_TIMEOUT_MS } from './limits.js';
 
 export interface LockOptions {
-  /** Give up waiting after this long (default 15 minutes: an npm install can be slow). */
+  /** Give up waiting after this long (default INSTALL_LOCK_TIMEOUT_MS: an npm install can be slow). */
   timeoutMs?: number;
   /** Called once, when the lock is held by someone else and we start waiting. */
   onWait?: (holderPid: number | null) => void;
@@ -106,7 +107,7 @@ function tryAcquire(dir: string): boolean {
  * current holder when there is one. The lock is released when `fn` settles.
  */
 export async function withLock<T>(dir: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 15 * 60_000;
+  const timeoutMs = opts.timeoutMs ?? INSTALL_LOCK_TIMEOUT_MS;
   mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
   const deadline = Date.now() + timeoutMs;
   let delay = 20;

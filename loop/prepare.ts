@@ -45,10 +45,15 @@ export interface PrepareRequest {
   fallbackAgent?: AgentName;
   /**
    * Fields the daemon sets: location, remote, repo, branch, baseCommit, pushId, host, … With `id`,
-   * the loop gets that id (it must be a valid loop id and free) instead of a generated one: the daemon
-   * names the worktree and branch `ralph/<id>` before the row exists.
+   * the loop gets that id (it must be a valid loop id and free) instead of a generated one.
    */
   row?: Partial<LoopRow>;
+  /**
+   * The row `row.id` exists already, `starting`: the daemon writes it before it makes the worktree
+   * and installs the agent, so the loop is visible (and counted) from the first moment. It is then
+   * completed with what was validated here instead of inserted, unless it has ended meanwhile (stopped).
+   */
+  reserved?: boolean;
 }
 
 /** Lowercase, [a-z0-9-], at most 24 characters; "loop" when nothing usable is left. */
@@ -150,8 +155,9 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
     throw new LoopSetupError(`--max-iterations must be a whole number from 1 to ${MAX_ITERATIONS_LIMIT}, got ${maxIterations}`);
   }
 
-  const givenId = req.row?.id === undefined ? undefined : givenLoopId(store, req.row.id);
-  if (req.name !== undefined) {
+  const givenId = req.row?.id === undefined || req.reserved ? req.row?.id : givenLoopId(store, req.row.id);
+  if (req.reserved && givenId === undefined) throw new LoopSetupError('a reserved loop row needs its id');
+  if (req.name !== undefined && !(req.reserved && req.name === givenId)) {
     if (!NAME_PATTERN.test(req.name)) {
       throw new LoopSetupError(`--name ${JSON.stringify(req.name)} is not usable: letters, digits, '.', '_' and '-' only, at most 64`);
     }
@@ -185,6 +191,17 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
     socketPath,
     logPath: paths.logFor(id),
   };
+  if (req.reserved) {
+    const { id: _, status: __, iteration: ___, ...fields } = loop;
+    return store.db
+      .transaction(() => {
+        const row = store.get(id);
+        if (!row || row.status !== 'starting') throw new LoopSetupError(`loop ${id} ${row ? `was ${row.status}` : 'was removed'} while it was starting`);
+        store.update(id, fields);
+        return store.get(id)!;
+      })
+      .immediate();
+  }
   // Checked and inserted in one write transaction: two `ralph resume` of the same loop (a retry, a
   // double command, another process) cannot both put an agent on its task.
   return store.db

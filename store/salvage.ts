@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { closeSync, copyFileSync, existsSync, openSync, readSync, renameSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { openDb } from './db.js';
 import { OPEN_STATUSES } from './loops.js';
-import { processAlive } from './process.js';
+import { runnerAlive } from './process.js';
 
 /**
  * Copies every row that can still be read from a damaged DB into a new one (table by table, as the
@@ -120,7 +120,7 @@ export function liveRunnersIn(path: string): Array<{ id: string; pid: number }> 
     db = new Database(copy, { fileMustExist: true });
     readRows(db, 'loops', ['id', 'pid', 'status', 'location'], ([id, pid, status, location]) => {
       if (location !== 'local' || typeof id !== 'string' || typeof pid !== 'number') return;
-      if ((OPEN_STATUSES as readonly unknown[]).includes(status) && processAlive(pid)) out.push({ id, pid });
+      if ((OPEN_STATUSES as readonly unknown[]).includes(status) && runnerAlive(pid, id)) out.push({ id, pid });
     });
   } catch {
     // nothing readable: no row names a runner

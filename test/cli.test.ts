@@ -3,6 +3,8 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { openDb } from '../store/db.js';
@@ -87,6 +89,34 @@ test('a runner killed with SIGKILL: ralph status itself marks the loop failed, "
     const table = await w.ralph(['status']);
     assert.match(table.stdout, new RegExp(`${id}\\s+local\\s+failed\\s.*runner exited unexpectedly`));
   } finally {
+    await w.cleanup();
+  }
+});
+
+test('a runner pid that now names another process (reused after a reboot): ralph status marks the loop failed instead of running for good', async () => {
+  const w = new CliWorld();
+  const other = spawn('sleep', ['600'], { stdio: 'ignore' });
+  const db = openDb(join(w.home.home, 'ralph.db'));
+  try {
+    await once(other, 'spawn');
+    const repo = w.repo();
+    new LoopStore(db).insert({
+      id: 'reused-0000',
+      name: 'reused-0000',
+      location: 'local',
+      workDir: repo.dir,
+      agent: 'custom',
+      maxIterations: 3,
+      status: 'running',
+      pid: other.pid!,
+    });
+    const e = await w.entry('reused-0000');
+    assert.is(e.status, 'failed');
+    assert.is(e.reason, 'runner exited unexpectedly');
+    assert.ok(alive(other.pid!), 'the other process is left alone');
+  } finally {
+    other.kill('SIGKILL');
+    db.close();
     await w.cleanup();
   }
 });

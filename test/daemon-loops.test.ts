@@ -5,12 +5,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { openDb } from '../store/db.js';
+import { LoopStore } from '../store/loops.js';
 import { join } from 'node:path';
 import { LOOP_PROTOCOL } from '../loop/protocol.js';
 import { ErrorCodes, RpcError, RpcPeer } from '../rpc/index.js';
-import { makeTempHome, runCommand, waitUntil, alive } from './helpers/env.js';
+import { makeTempHome, ralph, runCommand, waitUntil, alive } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import { holdWriteLock } from './helpers/db-lock.js';
+import { holdInstallLock } from './helpers/install-lock.js';
 
 const t = makeTempHome('ralph-dl');
 const gates = join(t.home, 'gates');
@@ -65,6 +70,8 @@ test.before(async () => {
   await git(['add', 'prd.json'], work);
   await git(['commit', '--quiet', '-m', 'task'], work);
   await git(['push', '--quiet', `file://${bare}`, 'feature'], work);
+  // amp is not installed here; its package is a file that does not exist, so no install reaches npm's registry.
+  writeFileSync(join(t.home, 'config.json'), JSON.stringify({ remotes: {}, agentPackages: { amp: join(t.home, 'no-such-amp.tgz') } }));
   d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
 });
 
@@ -332,14 +339,27 @@ test('daemon SIGKILL + restart: loops keep running and are re-adopted; one kille
   assert.ok(alive(keepPid), 'the runner outlives its daemon');
   process.kill(doomedPid, 'SIGKILL');
   await waitUntil(() => !alive(doomedPid), { what: 'the killed runner to go' });
+  // A loop whose runner died before a reboot, its pid now another process's: dead all the same.
+  const other = spawn('sleep', ['600'], { stdio: 'ignore' });
+  await once(other, 'spawn');
+  const reused = insertRunningRow('reused-0000', other.pid!);
 
-  d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
-  control = await d.control();
-  const list: any[] = await control.request('loop.list', {});
-  assert.is(list.find((l) => l.loopId === keep.loopId)?.status, 'running');
-  const gone = list.find((l) => l.loopId === doomed.loopId);
-  assert.is(gone?.status, 'failed');
-  assert.match(gone.reason, /runner exited unexpectedly/);
+  try {
+    d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
+    control = await d.control();
+    const list: any[] = await control.request('loop.list', {});
+    assert.is(list.find((l) => l.loopId === keep.loopId)?.status, 'running');
+    const gone = list.find((l) => l.loopId === doomed.loopId);
+    assert.is(gone?.status, 'failed');
+    assert.match(gone.reason, /runner exited unexpectedly/);
+    const notOurs = list.find((l) => l.loopId === reused);
+    assert.is(notOurs?.status, 'failed', 'a live pid that is not its runner');
+    assert.is(notOurs.reason, 'runner exited unexpectedly (found dead when the daemon started)');
+    assert.ok(alive(other.pid!), 'the other process is left alone');
+    assert.is(((await control.request('daemon.info', {})) as any).loopsRunning, 1, 'it holds no slot');
+  } finally {
+    other.kill('SIGKILL');
+  }
 
   // Attach and events work again through the new daemon.
   const sub = await d.subscribe();
@@ -357,6 +377,62 @@ test('daemon SIGKILL + restart: loops keep running and are re-adopted; one kille
   sub.peer.close();
   control.close();
 });
+
+test('a daemon SIGKILLed while a loop starts (its agent installing): the next daemon fails that loop, and ralph prune removes its worktree and its unused branch', async () => {
+  const bare = join(t.home, 'repos', 'x.git');
+  const lock = await holdInstallLock(t.home);
+  let id: string;
+  try {
+    const control = await d.control();
+    const start = control.request('loop.start', { repo: 'x', branch: 'feature', agent: 'amp' }, { timeoutMs: 60_000 }).catch((e: Error) => e);
+    const waiting = await d.waitForLog(/loop feature-[0-9a-f]{4}: ralph: waiting for another agent install to finish/);
+    id = /loop (feature-[0-9a-f]{4}):/.exec(waiting)![1]!;
+    // The row comes before the worktree and the install: the loop shows as starting all along.
+    const row = ((await control.request('loop.list', {})) as any[]).find((l) => l.loopId === id);
+    assert.is(row?.status, 'starting');
+    assert.ok(existsSync(join(t.home, 'worktrees', id)));
+    await d.kill();
+    assert.instance(await start, Error, 'the start ends with its daemon');
+  } finally {
+    await lock.release();
+  }
+
+  d = await startDaemon(t, { listen: ['tcp://127.0.0.1:0'], maxLoops: 2 });
+  const control = await d.control();
+  const row = ((await control.request('loop.list', {})) as any[]).find((l) => l.loopId === id);
+  assert.is(row.status, 'failed');
+  assert.is(row.reason, 'the daemon stopped while the loop was starting');
+  assert.is(((await control.request('daemon.info', {})) as any).loopsRunning, 0, 'it holds no slot');
+  control.close();
+
+  const refs = async () => (await git(['for-each-ref', '--format=%(refname)', 'refs/heads/ralph/'], bare)).split('\n');
+  const before = await refs();
+  assert.ok(before.includes(`refs/heads/ralph/${id}`));
+  const pruned = await ralph(['prune'], { env: t.env });
+  assert.is(pruned.code, 0, pruned.stderr);
+  assert.match(pruned.stdout, new RegExp(`^removed ${join(t.home, 'worktrees', id)} \\(loop ${id}, failed; its runner never ran, so its branch ralph/${id} is removed too\\)$`, 'm'));
+  assert.not.ok(existsSync(join(t.home, 'worktrees', id)));
+  const left = await refs();
+  assert.not.ok(left.includes(`refs/heads/ralph/${id}`));
+  // Every loop whose runner ran keeps its branch: the agent's work stays fetchable.
+  const db = new Database(join(t.home, 'ralph.db'), { readonly: true });
+  const ran = (db.prepare('SELECT id FROM loops WHERE pid IS NOT NULL').all() as Array<{ id: string }>).map((r) => `refs/heads/ralph/${r.id}`);
+  db.close();
+  const ranBefore = ran.filter((r) => before.includes(r));
+  assert.ok(ranBefore.length > 0);
+  assert.equal(ranBefore.filter((r) => !left.includes(r)), []);
+});
+
+/** A `running` row of repo x, branch feature, whose runner pid is `pid` (the daemon must be down). */
+function insertRunningRow(id: string, pid: number): string {
+  const db = openDb(join(t.home, 'ralph.db'));
+  try {
+    new LoopStore(db).insert({ id, name: id, location: 'local', workDir: join(t.home, 'worktrees', id), agent: 'custom', maxIterations: 3, repo: 'x', branch: 'feature', status: 'running', pid });
+  } finally {
+    db.close();
+  }
+  return id;
+}
 
 /** The runner pid the DB records for a loop (written by the runner once its socket listens). */
 async function runnerPid(loopId: string): Promise<number> {

@@ -80,6 +80,11 @@ test('bad hellos each get an error and a close; the daemon keeps serving', async
     { name: 'wrong version', send: hello({ version: 99, channel: 'control' }), code: ErrorCodes.Refused, message: /version 99 is not supported/ },
     { name: 'unknown channel', send: hello({ version: PROTOCOL_VERSION, channel: 'shell' }), code: ErrorCodes.InvalidParams, message: /unknown channel "shell"/ },
     { name: 'loop channel without a loop', send: hello({ version: PROTOCOL_VERSION, channel: 'loop' }), code: ErrorCodes.InvalidParams, message: /loop must be/ },
+    // A NUL in pushId used to reach git's environment, where spawn throws: the daemon died of it.
+    { name: 'NUL in pushId', send: hello({ version: PROTOCOL_VERSION, channel: 'git', service: 'git-receive-pack', repo: 'x', pushId: 'p\u0000' }), code: ErrorCodes.InvalidParams, message: /^hello pushId must be 1 to 128 letters, digits, "-" or "_"$/ },
+    { name: 'pushId with a space', send: hello({ version: PROTOCOL_VERSION, channel: 'git', service: 'git-receive-pack', repo: 'x', pushId: 'a b' }), code: ErrorCodes.InvalidParams, message: /pushId must be/ },
+    { name: 'escape in repo', send: hello({ version: PROTOCOL_VERSION, channel: 'git', service: 'git-receive-pack', repo: 'x\u001b[2J' }), code: ErrorCodes.InvalidParams, message: /^hello repo must not contain control characters$/ },
+    { name: 'newline in client', send: hello({ version: PROTOCOL_VERSION, channel: 'control', client: 'a\nb' }), code: ErrorCodes.InvalidParams, message: /^hello client must not contain control characters$/ },
     { name: 'oversized', send: 'x'.repeat(MAX_HELLO_BYTES + 10), code: ErrorCodes.InvalidRequest, message: /over the limit/ },
   ];
   for (const c of cases) {
@@ -94,10 +99,11 @@ test('bad hellos each get an error and a close; the daemon keeps serving', async
     assert.ok(closed, c.name);
     conn.destroy();
   }
-  // After all of it, a good client is served.
+  // After all of it, a good client is served, and nothing was made for the refused pushes.
   const peer = await d.control();
   const info: any = await peer.request('daemon.info', {}, { timeoutMs: 5000 });
   assert.is(info.protocol, PROTOCOL_VERSION);
+  assert.not.ok(existsSync(join(t.home, 'repos', 'x.git')), 'no repo made for a refused hello');
   peer.close();
 });
 

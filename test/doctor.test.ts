@@ -3,13 +3,13 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { makeTempHome, ralph, ROOT } from './helpers/env.js';
+import { standInRunner } from './helpers/loop.js';
 
 const SCHEMA = readFileSync(join(ROOT, 'schema.sql'), 'utf8');
 
@@ -36,7 +36,7 @@ function damageIndex(path: string): void {
 
 test('a damaged DB whose running loop still has a live runner is not replaced (doctor names it); once the runner is gone it is salvaged', async () => {
   const t = makeTempHome('ralph-doc');
-  const runner = spawn('sleep', ['600'], { stdio: 'ignore' });
+  const runner = await standInRunner(t.home, 'l2-0000');
   const exited = new Promise((r) => runner.once('exit', r));
   try {
     const dbPath = join(t.home, 'ralph.db');

@@ -13,6 +13,11 @@ import { checkStartParams } from '../daemon/start-loop.js';
 import { parsePushOptions, readPushOptions } from '../hooks/push-options.js';
 import { MAX_TIMEOUT_MS } from '../store/duration.js';
 import { parseRefLines } from '../hooks/refs.js';
+import { callDaemon, LOOP_START_WAIT_MS, NoAnswerError, startNotAnsweredLine } from '../hooks/daemon.js';
+import { helloReply, readHello } from '../daemon/hello.js';
+import { LOOP_START_MAX_MS, PROTOCOL_VERSION } from '../daemon/protocol.js';
+import { INSTALL_LOCK_TIMEOUT_MS, NPM_INSTALL_TIMEOUT_MS, VERSION_CHECK_TIMEOUT_MS } from '../install/limits.js';
+import { listen } from '../transport/index.js';
 import {
   checkRepoName,
   createLoopWorktree,
@@ -106,6 +111,34 @@ test('push options: values checked, unknown ralph.* options named, others ignore
       ['delete', null],
     ],
   );
+});
+
+test('post-receive waits longer than loop.start may take (agent and fallback installs, each after a wait for the install lock); a wait that runs out says the loop may still start', async () => {
+  // The hook used to give up after 10 minutes while an install may take 15, plus 15 waiting for the lock.
+  assert.ok(LOOP_START_MAX_MS >= 2 * (INSTALL_LOCK_TIMEOUT_MS + NPM_INSTALL_TIMEOUT_MS + VERSION_CHECK_TIMEOUT_MS));
+  assert.ok(LOOP_START_WAIT_MS > LOOP_START_MAX_MS);
+  assert.is(startNotAnsweredLine('feature', LOOP_START_WAIT_MS), 'no answer yet about a loop for feature after 1h 8m; the daemon may still start it: see ralph status');
+
+  // A daemon that says hello and then takes its time over loop.start.
+  const socket = join(t.home, 'slow-daemon.sock');
+  const slow = await listen(`unix:${socket}`);
+  slow.onConnection((conn) => {
+    conn.on('end', () => conn.end()); // the hook hung up
+    void readHello(conn).then(({ id }) => {
+      conn.write(helloReply(id, { version: PROTOCOL_VERSION, channel: 'control', host: 'box' }));
+      conn.resume(); // reads the request, never answers it
+    });
+  });
+  try {
+    const err = await callDaemon(socket, 'loop.start', { repo: 'x', branch: 'feature' }, { timeoutMs: 300 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.instance(err, NoAnswerError);
+    assert.is((err as NoAnswerError).waitedMs, 300);
+  } finally {
+    await slow.close();
+  }
 });
 
 test('hook scripts exec this node and the hook program, quoted for sh', async () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { FIXTURES, RALPH_BIN, makeTempHome, waitUntil, type RunResult } from './helpers/env.js';
 import { killRunners, startDaemon, type DaemonHandle } from './helpers/daemon.js';
 import { Laptop, withGitRemoteHelper } from './helpers/laptop.js';
+import { holdInstallLock } from './helpers/install-lock.js';
 
 const laptop = makeTempHome('ralph-gl');
 const box = makeTempHome('ralph-gb');
@@ -80,7 +81,9 @@ async function daemonLoop(loopId: string): Promise<any> {
 }
 
 test.before(async () => {
-  d = await startDaemon(box, { listen: ['tcp://127.0.0.1:0'], maxLoops: 8 });
+  // amp is not installed here; its package is a file that does not exist, so no install reaches npm's registry.
+  writeFileSync(join(box.home, 'config.json'), JSON.stringify({ remotes: {}, agentPackages: { amp: join(box.home, 'no-such-amp.tgz') } }));
+  d = await startDaemon(box, { listen: ['tcp://127.0.0.1:0'], maxLoops: 8, env: { npm_config_offline: 'true', npm_config_cache: join(box.home, 'npm-cache') } });
   events = await d.subscribe();
   await Laptop.withTwoStoryTask(env, work);
   const added = await ralph(['remote', 'add', 'box', '--address', d.tcp!, '--token-file', d.tokenFile, '--repo', 'app'], { env, cwd: work });
@@ -157,6 +160,46 @@ test('a push to a branch whose loop still runs is refused with one line; -o ralp
   assert.ok(next && next !== id, restart.stderr);
   await events.next('loop.stopped', id!, 30_000);
   slowLoop = next!;
+});
+
+test('a push to a branch whose loop is still starting (its agent installing) is refused; -o ralph.restart calls that start off and starts anew', async () => {
+  await git(['switch', '--quiet', '-c', 'gated', 'feature']);
+  // Another agent install holds the lock: the first loop's start waits there, its row and worktree made.
+  const lock = await holdInstallLock(box.home);
+  try {
+    const first = push(['-o', 'ralph.agent=amp', 'ralph-remote', 'gated']);
+    const waiting = await d.waitForLog(/loop gated-[0-9a-f]{4}: ralph: waiting for another agent install to finish/);
+    const id = /loop (gated-[0-9a-f]{4}):/.exec(waiting)![1]!;
+    assert.is((await daemonLoop(id))?.status, 'starting');
+
+    await commitOn('gated', 'b.txt');
+    const refused = await push(['ralph-remote', 'gated']);
+    assert.is.not(refused.code, 0);
+    assert.equal(
+      refused.stderr.split('\n').filter((l) => l.startsWith('remote: ralph:')).map((l) => l.trimEnd()),
+      [`remote: ralph: loop ${id} is still starting on gated; wait, ralph stop ${id}, or push with -o ralph.restart`],
+      refused.stderr,
+    );
+    assert.match(refused.stderr, /\[remote rejected\] gated -> gated \(pre-receive hook declined\)/);
+
+    const restart = await push(['-o', 'ralph.restart', '-o', `ralph.agent-cmd=${workAgent}`, '-o', 'ralph.iterations=3', 'ralph-remote', 'gated']);
+    assert.is(restart.code, 0, restart.stderr);
+    assert.match(restart.stderr, new RegExp(`remote: ralph: stopped loop ${id} on gated \\(ralph.restart\\)`));
+    const next = started(restart)[0]?.id;
+    assert.ok(next && next !== id, restart.stderr);
+    assert.is((await events.next('loop.stopped', id)).reason, 'stopped while it was starting');
+    await events.next('loop.completed', next, 60_000);
+
+    // The install goes on; the stopped start then gives up and removes what it made.
+    await lock.release();
+    const r = await first;
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`remote: ralph: no loop started for gated: loop ${id} was stopped while it was starting`));
+    assert.is((await daemonLoop(id))?.status, 'stopped');
+    assert.not.ok(existsSync(join(box.home, 'worktrees', id)), 'its worktree is removed');
+  } finally {
+    await lock.release();
+  }
 });
 
 test('two concurrent pushes of different branches both start their loops', async () => {

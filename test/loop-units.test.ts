@@ -23,9 +23,10 @@ import { completePrefixLength } from '../loop/utf8.js';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { homePaths } from '../store/paths.js';
-import { processAlive } from '../store/process.js';
+import { isRunnerCommand, processAlive, runnerAlive } from '../store/process.js';
 import { makeTempHome } from './helpers/env.js';
 import { makeTaskRepo, storiesPrd } from './helpers/task.js';
+import { standInRunner } from './helpers/loop.js';
 
 function tempDir(): { dir: string; cleanup(): void } {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'ralph-unit-')));
@@ -358,7 +359,7 @@ test('resume: a loop goes on once; a second resume names the loop that took it o
   }
 });
 
-test('runner liveness: one pid check (store/process.ts) for status and the daemon; a pid naming no single process is dead', () => {
+test('runner liveness: one check (store/process.ts) for status and the daemon; a pid naming no single process is dead, and so is a live process that is not that loop\'s runner', async () => {
   assert.ok(processAlive(process.pid));
   const exitedPid = spawnSync(process.execPath, ['-e', '']).pid!;
   assert.not.ok(processAlive(exitedPid), 'a process that exited');
@@ -371,9 +372,28 @@ test('runner liveness: one pid check (store/process.ts) for status and the daemo
   const repo = makeTaskRepo({ stories: 1 });
   try {
     const row = prepareLoop(new LoopStore(db), paths, { dir: repo.dir, agentCmd: 'true' });
-    assert.is(whyRunnerGone({ ...row, status: 'running', pid: process.pid }), undefined);
+    const runner = await standInRunner(home.home, row.id);
+    try {
+      assert.ok(runnerAlive(runner.pid!, row.id));
+      assert.is(whyRunnerGone({ ...row, status: 'running', pid: runner.pid! }), undefined);
+      // After a reboot the pid may be anybody's: this process, or another loop's runner.
+      assert.not.ok(runnerAlive(process.pid, row.id), 'a live process that is no runner');
+      assert.is(whyRunnerGone({ ...row, status: 'running', pid: process.pid }), RUNNER_GONE_REASON);
+      assert.not.ok(runnerAlive(runner.pid!, 'other-0000'), "another loop's runner");
+    } finally {
+      runner.kill('SIGKILL');
+    }
     assert.is(whyRunnerGone({ ...row, status: 'running', pid: exitedPid }), RUNNER_GONE_REASON);
     assert.is(whyRunnerGone({ ...row, status: 'running', pid: 0 }), RUNNER_GONE_REASON);
+
+    // How launch.ts starts runners, and `ralph run --foreground`, which hosts its own; nothing else.
+    assert.ok(isRunnerCommand(['/usr/bin/node', '--max-semi-space-size=2', '/opt/ralph/dist/loop/main.js', 'a-1f2e'], 'a-1f2e'));
+    assert.not.ok(isRunnerCommand(['/usr/bin/node', '/opt/ralph/dist/loop/main.js', 'b-0000'], 'a-1f2e'));
+    assert.not.ok(isRunnerCommand(['/usr/bin/python3', '/opt/ralph/dist/loop/main.js', 'a-1f2e'], 'a-1f2e'));
+    assert.not.ok(isRunnerCommand(['sleep', '600'], 'a-1f2e'));
+    assert.not.ok(isRunnerCommand([''], 'a-1f2e'));
+    assert.ok(isRunnerCommand(['node', '/usr/local/bin/ralph', 'run', '.', '--foreground'], 'a-1f2e'));
+    assert.not.ok(isRunnerCommand(['node', '/usr/local/bin/ralph', 'status'], 'a-1f2e'));
   } finally {
     db.close();
     repo.cleanup();

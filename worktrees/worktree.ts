@@ -98,6 +98,26 @@ export async function removeLoopWorktree(paths: HomePaths, repo: string | null, 
   });
 }
 
+/**
+ * Deletes the branch ralph/<loopId> of a loop whose runner never ran, if it still points at `commit`
+ * (the pushed commit: no agent's work on it). Returns whether it did.
+ */
+export async function removeUnusedLoopBranch(paths: HomePaths, repo: string, loopId: string, commit: string): Promise<boolean> {
+  const name = checkRepoName(repo);
+  const dir = repoDir(paths, name);
+  if (!existsSync(dir) || !COMMIT.test(commit)) return false;
+  return withRepoLock(paths, name, async () => {
+    try {
+      // Given the old value, git deletes it only if it still points there, in one step.
+      await git(['update-ref', '-d', `refs/heads/${loopBranch(checkLoopId(loopId))}`, commit], dir);
+      return true;
+    } catch (err) {
+      if (err instanceof GitError) return false; // gone already, or moved: kept
+      throw err;
+    }
+  });
+}
+
 /** `git worktree prune` on a repo: forgets worktrees whose directories are gone. */
 export async function pruneWorktrees(paths: HomePaths, repo: string): Promise<void> {
   const dir = repoDir(paths, repo);

@@ -1,8 +1,10 @@
 // Loop test helpers: start a real loop runner over a fixture agent, and a client for its socket
 // that records every event and checks the output stream for gaps and duplicates as it arrives.
 
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import {
   LOOP_PROTOCOL,
@@ -29,6 +31,20 @@ export function fixtureAgentCmd(steps = 'work'): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   // exec: the agent itself leads the PTY session, as a real agent CLI would.
   return `exec ${q(process.execPath)} ${q(AGENT_FIXTURE)} ${steps}`;
+}
+
+/**
+ * A process that liveness checks take for loop `loopId`'s runner (node running …/loop/main.js
+ * <loopId>, as launch.ts starts runners) and that does nothing until killed: a row can have a live
+ * runner without a loop running. `dir` holds its script.
+ */
+export async function standInRunner(dir: string, loopId: string): Promise<ChildProcess> {
+  const script = join(dir, 'stand-in', 'loop', 'main.js');
+  mkdirSync(dirname(script), { recursive: true });
+  writeFileSync(script, 'setInterval(() => {}, 1 << 30);\n');
+  const child = spawn(process.execPath, [script, loopId], { stdio: 'ignore' });
+  await once(child, 'spawn');
+  return child;
 }
 
 /** A process that has exited (or is a zombie waiting to be reaped): it runs no more code. */

@@ -163,9 +163,16 @@ export class AgentProcesses {
     return this.send(sig);
   }
 
-  /** SIGTERM to all of it now, SIGKILL `graceMs` later to what is left (leftoversEnded waits for it). */
-  end(graceMs: number): void {
-    if (this.ending !== null || !this.signal('SIGTERM')) return;
+  /**
+   * SIGTERM to all of it now, SIGKILL `graceMs` later to what is left (leftoversEnded waits for it).
+   * `agentAtOnce`: the agent's own group gets SIGKILL at once instead, so that it starts nothing
+   * more (Claude Code, sent SIGTERM, may start a turn about the tasks that stop: a paid request).
+   */
+  end(graceMs: number, agentAtOnce = false): void {
+    if (this.ending !== null) return;
+    this.look();
+    if (agentAtOnce && !this.exited) signalGroup(this.root, 'SIGKILL');
+    if (!this.send('SIGTERM')) return;
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
     const timer = setTimeout(() => {

@@ -79,6 +79,15 @@ const GUARD = [
  */
 const LEFTOVER_GRACE_MS = 2000;
 
+/**
+ * How long an agent may live on after its last turn has ended and its input is closed. Claude Code
+ * exits within a fraction of a second then, unless a background task of its (`run_in_background`:
+ * a dev server) still runs: 2.1.332 then waits for it, silent, to start a turn about it that nobody
+ * would read; 2.1.197 waits 5 s, then exits leaving the task's process running. After this the
+ * agent and what it started are ended, and the run is judged by that last turn.
+ */
+const AFTER_LAST_TURN_MS = 3000;
+
 /** Longest stdout line taken from an agent (a tool result quoting a huge file); longer ones are cut. */
 const MAX_EVENT_LINE = 32 * 1024 * 1024;
 const INPUT_PROMPT = '\x1b[1;36m›\x1b[0m ';
@@ -126,8 +135,12 @@ export class StreamRun implements AgentRun {
   private interruptedByUser = false;
   /** ralph is ending the run: no process is started after this one. */
   private stopping = false;
+  /** ralph ended the current process because it outlived its last turn (AFTER_LAST_TURN_MS). */
+  private endedAfterLastTurn = false;
   private ended = false;
   private last = { exitCode: 0, signal: 0 };
+  /** Called when ralph has closed the current process's input after its last turn. */
+  private onLastTurnOver: (() => void) | null = null;
 
   constructor(
     private readonly o: RunOptions,
@@ -185,6 +198,7 @@ export class StreamRun implements AgentRun {
     this.interruptedByUser = false;
     this.stderrTail = '';
     this.inputEnded = false;
+    this.endedAfterLastTurn = false;
     // detached: its own process group (and session), for process-tree.ts to start from.
     const mark = newRunMark();
     const proc = spawn('/bin/sh', ['-c', GUARD, 'ralph-agent-guard', o.file, ...args], {
@@ -205,19 +219,36 @@ export class StreamRun implements AgentRun {
     if (input === null || !this.dialect.userMessage) this.endInput();
     let spawnError: Error | null = null;
     proc.on('error', (err) => (spawnError = err));
+    let lingering: NodeJS.Timeout | undefined;
     proc.on('exit', () => {
       // The agent has exited (the guard exits right after it): end what it left behind.
       procs.rootExited();
       procs.end(LEFTOVER_GRACE_MS);
     });
+    this.onLastTurnOver = () => {
+      // Its tools as they are now, while the agent lives to be walked from: on its way out it may
+      // leave them to init (Claude Code 2.1.197 leaves a background task's process).
+      procs.look();
+      clearTimeout(lingering);
+      lingering = setTimeout(() => {
+        if (this.stopping || this.proc !== proc) return;
+        o.writer.say(`${agent} was still running ${AFTER_LAST_TURN_MS / 1000}s after its last turn (a background task?): ending it and what it started`);
+        this.endedAfterLastTurn = true;
+        procs.end(LEFTOVER_GRACE_MS, true);
+      }, AFTER_LAST_TURN_MS);
+    };
     proc.on('close', (code, signal) => {
+      clearTimeout(lingering);
       procs.forgetIfGone();
       this.proc = null;
       this.procs = null;
+      this.onLastTurnOver = null;
       this.turnActive = false;
       if (spawnError) o.writer.say(`cannot start ${agent}: ${(spawnError as Error).message}`);
       const exitCode = code ?? (spawnError ? 127 : 0);
       this.last = { exitCode, signal: signal ? (osConstants.signals[signal] ?? 1) : 0 };
+      // How it went is what its last turn said, as its own exit would have (1 after a failed turn).
+      if (this.endedAfterLastTurn) this.last = { exitCode: this.error ? 1 : 0, signal: 0 };
       const failed = this.last.exitCode !== 0 || this.last.signal !== 0;
       if (failed && this.interruptedByUser) {
         this.error = { text: `${agent} was interrupted (Esc)`, errorKind: 'other', resetsAt: null };
@@ -367,7 +398,9 @@ export class StreamRun implements AgentRun {
 
   /** The turn is over and nobody is typing: close the agent's input, so it finishes and exits. */
   private maybeEndInput(): void {
-    if (!this.interactive && !this.turnActive) this.endInput();
+    if (this.interactive || this.turnActive || this.inputEnded || this.proc === null) return;
+    this.endInput();
+    this.onLastTurnOver?.();
   }
 
   private endInput(): void {

@@ -2,7 +2,8 @@
 // model is a local fake of the Anthropic API: completion with usage recorded, progress visible while a
 // tool call runs, a typed line reaching the model's next request, Esc, an early promise, a 401 that
 // fails fast in Claude Code's own words, a rate limit that pauses and resumes, iteration and stall
-// timeouts, extend and resume, and no tool process left by a stop, a timeout or a killed runner. Everything is driven through the `ralph` CLI as a
+// timeouts, extend and resume, a background task that outlives the last turn, and no tool process
+// left by a stop, a timeout or a killed runner. Everything is driven through the `ralph` CLI as a
 // user would.
 
 import { test } from 'uvu';
@@ -286,6 +287,29 @@ test('extend gives a running loop more iterations; resume goes on with a failed 
   const again = await w.ralph(['resume', next]);
   assert.is(again.code, 1);
   assert.match(again.stderr, /completed: every story passed/);
+});
+
+test('a background task (run_in_background, a dev server) still running after the last turn: the iteration ends ok seconds later, and the task with it', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  const server = join(w.home.home, 'server.pid');
+  w.api.script = (req) => {
+    if (!answersTool(req)) {
+      const command = `node -e "require('fs').writeFileSync('${server}', process.pid + '\\n'); setTimeout(() => {}, 600000)"`;
+      return { blocks: [{ text: 'Starting the dev server.' }, { tool: 'Bash', input: { command, description: 'dev server', run_in_background: true } }] };
+    }
+    if (lastMessageText(req).includes('ALL STORIES PASS')) return { blocks: [{ text: 'Every story passes. <promise>COMPLETE</promise>' }] };
+    return { blocks: [markStory] };
+  };
+  // Claude Code 2.1.332 stays alive, silent, while its background task runs (the stall timeout ended
+  // such an iteration, as "stalled"); 2.1.197 exits 5 s later, leaving the task's process running.
+  const id = await w.runClaude({ stories: 1, args: ['--stall-timeout', '90s'] });
+  const pid = await pidIn(server, 'the dev server to start');
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running' && e.status !== 'starting', 60_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.equal(iterations(w, id).map((r) => [r.iteration, r.outcome, r.reason]), [[1, 'ok', null]]);
+  assert.match((await w.ralph(['logs', id])).stdout, /^\[ralph\] claude was still running 3s after its last turn \(a background task\?\): ending it and what it started$/m);
+  await waitUntil(() => gone(pid), { what: 'the background task to be gone', timeoutMs: 10_000 });
 });
 
 test('ralph stop, the iteration timeout and a SIGKILLed runner end Claude Code\'s tools too (each runs in a session of its own), even one that ignores SIGTERM', async () => {

@@ -50,6 +50,13 @@ function world() {
   return { dir, run, cleanup };
 }
 
+/** A dialect that takes user messages on stdin (as Claude Code does), and ends a turn at a line `END`. */
+const turns: StreamDialect = {
+  initialInput: 'go\n',
+  parser: () => (line) => (line === 'END' ? [{ kind: 'turn-end', usage: null, error: null }] : []),
+  userMessage: (text) => text + '\n',
+};
+
 /**
  * A shell command that starts a tool as Claude Code does, in a session of its own and not on the
  * agent's stdout, in the background: it writes its pid to `<dir>/<name>.pid`, and with `stubborn`
@@ -151,6 +158,24 @@ test('a tool the agent starts as it ends (after ralph looked for its processes) 
     const pid = await pidIn(join(w.dir, 'late.pid'));
     await within(leftoversEnded(), 5000, 'the leftovers\' KILL');
     await waitUntil(() => gone(pid), { what: 'the late tool to be gone', timeoutMs: 2000 });
+  } finally {
+    w.cleanup();
+  }
+});
+
+test('an agent still running seconds after its last turn (its input closed) is ended with what it started; the run is judged by that turn', async () => {
+  const w = world();
+  try {
+    // Reads nothing, so closing its input does not end it: a background task keeps it alive.
+    const started = Date.now();
+    const run = w.run(`${tool(w.dir, 'bg', true)} echo END; exec sleep 300`, turns);
+    const pid = await pidIn(join(w.dir, 'bg.pid'));
+    const result = await within(run.done, 15_000, 'the run');
+    assert.equal({ exitCode: result.exitCode, signal: result.signal, error: result.error }, { exitCode: 0, signal: 0, error: null });
+    assert.ok(Date.now() - started >= 3000, 'not before the grace');
+    await within(leftoversEnded(), 5000, 'the leftovers\' KILL');
+    await waitUntil(() => gone(pid), { what: 'the background task to be gone', timeoutMs: 2000 });
+    assert.match(readFileSync(join(w.dir, 'out.log'), 'utf8'), /test-agent was still running 3s after its last turn \(a background task\?\): ending it and what it started/);
   } finally {
     w.cleanup();
   }

@@ -35,7 +35,7 @@ export interface AgentRun {
   /** Interactive mode went on or off. */
   setInteractive(on: boolean): void;
   resize(cols: number, rows: number): void;
-  /** Signals the agent's whole process group. */
+  /** Signals the agent and every process it started, in whatever group or session (process-tree.ts). */
   kill(signal: NodeJS.Signals): void;
 }
 
@@ -49,17 +49,6 @@ export interface RunOptions {
   writer: OutputWriter;
   /** Interactive mode is on as the run starts. */
   interactive: boolean;
-}
-
-/** Signals a process group; false when it has no process left. */
-export function signalGroup(pid: number | undefined, sig: NodeJS.Signals | 0): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(-pid, sig);
-    return true;
-  } catch {
-    return false; // already gone
-  }
 }
 
 /** Visible text kept from a PTY run's output, to name its last error line. */

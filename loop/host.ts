@@ -6,6 +6,7 @@ import { PatientLoopStore } from '../store/patient-store.js';
 import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { LoopSetupError } from './errors.js';
 import type { CompletedEvent } from './protocol.js';
+import { leftoversEnded } from './process-tree.js';
 import { LoopRunner } from './runner.js';
 import { LoopService } from './service.js';
 
@@ -98,5 +99,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     runner?.dispose();
     store.close();
     db.close();
+    // An agent's leftovers that were sent TERM get their KILL before this process may exit.
+    await leftoversEnded();
   }
 }

@@ -5,10 +5,11 @@
 
 import pty from 'node-pty';
 import { lastTellingLine } from '../agents/errors.js';
-import { signalGroup, TAIL_CHARS, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
+import { TAIL_CHARS, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
 import { CompletionDetector } from './completion.js';
 import { EscapeStripper } from './escapes.js';
 import { PtyInput } from './pty-input.js';
+import { AgentProcesses, newRunMark, RUN_MARK } from './process-tree.js';
 import { holdTerminalSide } from './pty-tail.js';
 
 /** The agent in a real terminal. Completion is spotted in its output (not while a human types). */
@@ -16,6 +17,7 @@ export class PtyRun implements AgentRun {
   readonly done: Promise<AgentRunResult>;
   lastActivity = Date.now();
   private readonly proc: pty.IPty;
+  private readonly procs: AgentProcesses;
   /** Where keys go: the PTY, at once (see pty-input.ts). */
   private readonly keys: PtyInput;
   private readonly detector = new CompletionDetector();
@@ -28,7 +30,9 @@ export class PtyRun implements AgentRun {
     this.interactive = o.interactive;
     // encoding null: the PTY's bytes as they are (history keeps characters whole), never decoded
     // into strings and encoded back on their way to the log and the clients.
-    this.proc = pty.spawn(o.file, o.args, { name: 'xterm-256color', cols: o.cols, rows: o.rows, cwd: o.cwd, env: o.env, encoding: null });
+    const mark = newRunMark();
+    this.proc = pty.spawn(o.file, o.args, { name: 'xterm-256color', cols: o.cols, rows: o.rows, cwd: o.cwd, env: { ...o.env, [RUN_MARK]: mark }, encoding: null });
+    this.procs = new AgentProcesses(this.proc.pid, mark);
     const releaseTerminal = holdTerminalSide(this.proc);
     this.keys = new PtyInput(this.proc);
     // (node-pty's types say string; with encoding null its data events are Buffers.)
@@ -45,6 +49,7 @@ export class PtyRun implements AgentRun {
     });
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
+        this.procs.rootExited();
         this.keys.close();
         releaseTerminal();
         o.writer.endBytes();
@@ -81,6 +86,6 @@ export class PtyRun implements AgentRun {
   }
 
   kill(signal: NodeJS.Signals): void {
-    signalGroup(this.proc.pid, signal);
+    this.procs.signal(signal);
   }
 }

@@ -10,26 +10,60 @@ import { lastTellingLine } from '../agents/errors.js';
 import { EventRenderer } from '../agents/render.js';
 import type { AgentEvent, RunUsage, StreamDialect } from '../agents/types.js';
 import { addUsage } from '../store/loops.js';
-import { signalGroup, TAIL_CHARS, type AgentError, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
+import { TAIL_CHARS, type AgentError, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
 import { CompletionDetector } from './completion.js';
 import { LineEditor } from './line-editor.js';
+import { AgentProcesses, newRunMark, RUN_MARK, signalGroup } from './process-tree.js';
 
 /**
  * The stream agent runs under a few lines of sh that hold a pipe from the runner on fd 3: when the
  * runner goes away in any way (SIGKILL included), the kernel closes it and the guard's watcher ends
- * the agent's whole process group (its tools too). A PTY agent needs none: it gets SIGHUP when its
- * terminal goes. The agent runs in the foreground with the signal dispositions the runner had (a
- * background job of a non-interactive sh would ignore SIGINT and SIGQUIT, and so would everything
- * it starts): Esc as SIGINT ends an agent that has no handler of its own, as Ctrl-C in a terminal.
+ * the agent and everything it started: its process group, and the groups of every process descended
+ * from the guard or carrying the agent's mark, or in a session one of them started (Claude Code runs
+ * each tool in a session of its own; process-tree.ts does the same for the runner). A PTY agent
+ * needs no guard: it gets SIGHUP when its terminal goes. The agent runs in the foreground with the
+ * signal dispositions the runner had (a background job of a non-interactive sh would ignore SIGINT
+ * and SIGQUIT, and so would everything it starts): Esc as SIGINT ends an agent that has no handler
+ * of its own, as Ctrl-C in a terminal.
  */
 const GUARD = [
   // The group's SIGINT (Esc) is for the agent: sh stays to report its end. A caught signal is reset
   // to its default for the agent (an ignored one would not be).
   'trap : INT QUIT',
+  // Sets g to the groups to end (not the guard's own): one pass over /proc ("pid (comm) state ppid
+  // pgrp sid …", comm may hold ") "), then the tree from $1 (the guard, while it lives: once the
+  // agent has gone its tools are init's children, so this comes before any signal) and from every
+  // process with the agent's mark (grep, the one fork), then the groups of its sessions.
+  'agent_groups() {',
+  '  a= t=" $1 " g=',
+  '  [ "$RALPH_AGENT_RUN" ] && for f in $(grep -lsaF "RALPH_AGENT_RUN=$RALPH_AGENT_RUN" /proc/[0-9]*/environ); do',
+  '    f=${f#/proc/}; t="$t${f%/environ} "',
+  '  done',
+  '  for f in /proc/[0-9]*/stat; do',
+  '    { read -r s <"$f"; } 2>/dev/null || continue',
+  '    f=${f#/proc/}; set -- ${s##*") "}; a="$a ${f%/stat},$2,$3,$4"',
+  '  done',
+  '  n=1',
+  '  while [ "$n" ]; do',
+  '    n=',
+  '    for e in $a; do',
+  '      IFS=,; set -- $e; unset IFS',
+  '      case $t in *" $1 "*) continue;; esac',
+  '      case $t in *" $2 "*) t="$t$1 " n=1;; esac',
+  '    done',
+  '  done',
+  '  for e in $a; do',
+  '    IFS=,; set -- $e; unset IFS',
+  '    case $t in *" $1 "*|*" $4 "*) case " $$ $g " in *" $3 "*) ;; *) g="$g $3";; esac;; esac',
+  '  done',
+  '}',
   // The watcher, a background job (so it ignores SIGINT and SIGQUIT). A TERM to the group is the
   // runner's own doing (a stop): the watcher just goes. After end-of-file it must outlive its own
-  // TERM to send the KILL.
-  "{ trap 'exit 0' TERM; while read -r _ <&3; do :; done; trap '' TERM; kill -TERM 0; sleep 3; kill -KILL 0; } </dev/null >/dev/null 2>&1 &",
+  // TERM to send the KILL, its own group's last (it is in it); the KILL also goes to what the agent
+  // started meanwhile (found by its mark: the guard's pid may be another's by then).
+  "{ trap 'exit 0' TERM; while read -r _ <&3; do :; done; trap '' TERM; agent_groups $$;" +
+    ' for x in $g; do kill -TERM "-$x"; done; kill -TERM 0; sleep 3; k=$g; agent_groups "";' +
+    ' for x in $k $g; do kill -KILL "-$x"; done; kill -KILL 0; } </dev/null >/dev/null 2>&1 &',
   'w=$!',
   'exec 3<&-',
   '"$@"',
@@ -39,11 +73,20 @@ const GUARD = [
 ].join('\n');
 
 /**
- * After the agent has exited, what it left in its process group (a dev server it started in the
- * background) gets SIGTERM, and SIGKILL this long after: it may hold the agent's stdout, and the run
- * ends only when that closes.
+ * After the agent has exited, what it left running (a dev server it started in the background) gets
+ * SIGTERM, and SIGKILL this long after: it may hold the agent's stdout, and the run ends only when
+ * that closes.
  */
 const LEFTOVER_GRACE_MS = 2000;
+
+/**
+ * How long an agent may live on after its last turn has ended and its input is closed. Claude Code
+ * exits within a fraction of a second then, unless a background task of its (`run_in_background`:
+ * a dev server) still runs: 2.1.332 then waits for it, silent, to start a turn about it that nobody
+ * would read; 2.1.197 waits 5 s, then exits leaving the task's process running. After this the
+ * agent and what it started are ended, and the run is judged by that last turn.
+ */
+const AFTER_LAST_TURN_MS = 3000;
 
 /** Longest stdout line taken from an agent (a tool result quoting a huge file); longer ones are cut. */
 const MAX_EVENT_LINE = 32 * 1024 * 1024;
@@ -68,6 +111,8 @@ export class StreamRun implements AgentRun {
   lastActivity = Date.now();
   /** The agent's current process; null between the processes of a session (waiting for a typed line). */
   private proc: ChildProcessWithoutNullStreams | null = null;
+  /** The current process and what it started. */
+  private procs: AgentProcesses | null = null;
   private readonly parse: (line: string) => AgentEvent[];
   private readonly renderer: EventRenderer;
   private readonly detector = new CompletionDetector();
@@ -90,8 +135,12 @@ export class StreamRun implements AgentRun {
   private interruptedByUser = false;
   /** ralph is ending the run: no process is started after this one. */
   private stopping = false;
+  /** ralph ended the current process because it outlived its last turn (AFTER_LAST_TURN_MS). */
+  private endedAfterLastTurn = false;
   private ended = false;
   private last = { exitCode: 0, signal: 0 };
+  /** Called when ralph has closed the current process's input after its last turn. */
+  private onLastTurnOver: (() => void) | null = null;
 
   constructor(
     private readonly o: RunOptions,
@@ -138,8 +187,8 @@ export class StreamRun implements AgentRun {
 
   kill(signal: NodeJS.Signals): void {
     this.stopping = true;
-    if (this.proc === null) this.end();
-    else signalGroup(this.proc.pid, signal);
+    if (this.procs === null) this.end();
+    else this.procs.signal(signal);
   }
 
   /** Starts one process of the agent: the run's first, or the continuation of its session. */
@@ -149,14 +198,18 @@ export class StreamRun implements AgentRun {
     this.interruptedByUser = false;
     this.stderrTail = '';
     this.inputEnded = false;
-    // detached: its own process group, so a stop ends the tools it started too.
+    this.endedAfterLastTurn = false;
+    // detached: its own process group (and session), for process-tree.ts to start from.
+    const mark = newRunMark();
     const proc = spawn('/bin/sh', ['-c', GUARD, 'ralph-agent-guard', o.file, ...args], {
       cwd: o.cwd,
-      env: o.env,
+      env: { ...o.env, [RUN_MARK]: mark },
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     }) as ChildProcessWithoutNullStreams;
     this.proc = proc;
+    const procs = new AgentProcesses(proc.pid, mark);
+    this.procs = procs;
     (proc.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
     proc.stdin.on('error', () => {}); // it may exit before reading everything: its exit says why
     this.readLines(proc.stdout, (line) => this.onLine(line));
@@ -166,20 +219,37 @@ export class StreamRun implements AgentRun {
     if (input === null || !this.dialect.userMessage) this.endInput();
     let spawnError: Error | null = null;
     proc.on('error', (err) => (spawnError = err));
-    let leftovers: NodeJS.Timeout | undefined;
+    let lingering: NodeJS.Timeout | undefined;
     proc.on('exit', () => {
       // The agent has exited (the guard exits right after it): end what it left behind.
-      if (!signalGroup(proc.pid, 'SIGTERM')) return;
-      leftovers = setTimeout(() => signalGroup(proc.pid, 'SIGKILL'), LEFTOVER_GRACE_MS);
+      procs.rootExited();
+      procs.end(LEFTOVER_GRACE_MS);
     });
+    this.onLastTurnOver = () => {
+      // Its tools as they are now, while the agent lives to be walked from: on its way out it may
+      // leave them to init (Claude Code 2.1.197 leaves a background task's process).
+      procs.look();
+      clearTimeout(lingering);
+      lingering = setTimeout(() => {
+        if (this.stopping || this.proc !== proc) return;
+        o.writer.say(`${agent} was still running ${AFTER_LAST_TURN_MS / 1000}s after its last turn (a background task?): ending it and what it started`);
+        this.endedAfterLastTurn = true;
+        procs.end(LEFTOVER_GRACE_MS, true);
+      }, AFTER_LAST_TURN_MS);
+    };
     proc.on('close', (code, signal) => {
-      if (!signalGroup(proc.pid, 0)) clearTimeout(leftovers);
+      clearTimeout(lingering);
+      procs.forgetIfGone();
       this.proc = null;
+      this.procs = null;
+      this.onLastTurnOver = null;
       this.turnActive = false;
       if (spawnError) o.writer.say(`cannot start ${agent}: ${(spawnError as Error).message}`);
       const exitCode = code ?? (spawnError ? 127 : 0);
       this.last = { exitCode, signal: signal ? (osConstants.signals[signal] ?? 1) : 0 };
-      const failed = exitCode !== 0 || this.last.signal !== 0;
+      // How it went is what its last turn said, as its own exit would have (1 after a failed turn).
+      if (this.endedAfterLastTurn) this.last = { exitCode: this.error ? 1 : 0, signal: 0 };
+      const failed = this.last.exitCode !== 0 || this.last.signal !== 0;
       if (failed && this.interruptedByUser) {
         this.error = { text: `${agent} was interrupted (Esc)`, errorKind: 'other', resetsAt: null };
       } else if (failed && this.error === null) {
@@ -328,7 +398,9 @@ export class StreamRun implements AgentRun {
 
   /** The turn is over and nobody is typing: close the agent's input, so it finishes and exits. */
   private maybeEndInput(): void {
-    if (!this.interactive && !this.turnActive) this.endInput();
+    if (this.interactive || this.turnActive || this.inputEnded || this.proc === null) return;
+    this.endInput();
+    this.onLastTurnOver?.();
   }
 
   private endInput(): void {

@@ -2,16 +2,19 @@
 // model is a local fake of the Anthropic API: completion with usage recorded, progress visible while a
 // tool call runs, a typed line reaching the model's next request, Esc, an early promise, a 401 that
 // fails fast in Claude Code's own words, a rate limit that pauses and resumes, iteration and stall
-// timeouts, extend and resume. Everything is driven through the `ralph` CLI as a user would.
+// timeouts, extend and resume, a background task that outlives the last turn, and no tool process
+// left by a stop, a timeout or a killed runner. Everything is driven through the `ralph` CLI as a
+// user would.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { allText, answersTool, lastMessageText, MARK_STORY, ralphWorker, type Script } from './fixtures/anthropic-api.js';
 import { ClaudeWorld } from './helpers/claude.js';
+import { gone } from './helpers/loop.js';
 import { RALPH_BIN, waitUntil, within, skipped } from './helpers/env.js';
 
 const worlds: ClaudeWorld[] = [];
@@ -50,6 +53,19 @@ function logsShow(w: ClaudeWorld, id: string, pattern: RegExp, what: string, tim
     },
     { what, timeoutMs, intervalMs: 200 },
   );
+}
+
+/** The pid a tool's process wrote into `file` (once it has: then it surely runs). */
+function pidIn(file: string, what: string): Promise<number> {
+  return waitUntil(() => (existsSync(file) && readFileSync(file, 'utf8').endsWith('\n') ? Number(readFileSync(file, 'utf8')) : undefined), { what, timeoutMs: 60_000, intervalMs: 100 });
+}
+
+/**
+ * A shell command for a Bash tool call: its shell writes its pid to `<file>.sh`, then runs a node
+ * that ignores SIGTERM, writes its pid to `<file>` and lives 10 minutes (2.1.3xx refuses a `sleep`).
+ */
+function hangCommand(file: string): string {
+  return `echo $$ > ${file}.sh; node -e "process.on('SIGTERM', () => {}); require('fs').writeFileSync('${file}', process.pid + '\\n'); setInterval(() => {}, 600000)"`;
 }
 
 /** `ralph attach ID --interactive` with its stdin a pipe the test writes keys into. */
@@ -271,6 +287,61 @@ test('extend gives a running loop more iterations; resume goes on with a failed 
   const again = await w.ralph(['resume', next]);
   assert.is(again.code, 1);
   assert.match(again.stderr, /completed: every story passed/);
+});
+
+test('a background task (run_in_background, a dev server) still running after the last turn: the iteration ends ok seconds later, and the task with it', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  const server = join(w.home.home, 'server.pid');
+  w.api.script = (req) => {
+    if (!answersTool(req)) {
+      const command = `node -e "require('fs').writeFileSync('${server}', process.pid + '\\n'); setTimeout(() => {}, 600000)"`;
+      return { blocks: [{ text: 'Starting the dev server.' }, { tool: 'Bash', input: { command, description: 'dev server', run_in_background: true } }] };
+    }
+    if (lastMessageText(req).includes('ALL STORIES PASS')) return { blocks: [{ text: 'Every story passes. <promise>COMPLETE</promise>' }] };
+    return { blocks: [markStory] };
+  };
+  // Claude Code 2.1.332 stays alive, silent, while its background task runs (the stall timeout ended
+  // such an iteration, as "stalled"); 2.1.197 exits 5 s later, leaving the task's process running.
+  const id = await w.runClaude({ stories: 1, args: ['--stall-timeout', '90s'] });
+  const pid = await pidIn(server, 'the dev server to start');
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running' && e.status !== 'starting', 60_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.equal(iterations(w, id).map((r) => [r.iteration, r.outcome, r.reason]), [[1, 'ok', null]]);
+  assert.match((await w.ralph(['logs', id])).stdout, /^\[ralph\] claude was still running 3s after its last turn \(a background task\?\): ending it and what it started$/m);
+  await waitUntil(() => gone(pid), { what: 'the background task to be gone', timeoutMs: 10_000 });
+});
+
+test('ralph stop, the iteration timeout and a SIGKILLed runner end Claude Code\'s tools too (each runs in a session of its own), even one that ignores SIGTERM', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  // Each loop's tool writes its pids under its loop id (the agent's environment names it).
+  const file = (id: string) => join(w.home.home, `${id}.pid`);
+  w.api.script = (req) =>
+    answersTool(req) ? { blocks: [{ text: 'done' }] } : { blocks: [{ tool: 'Bash', input: { command: hangCommand(join(w.home.home, '$RALPH_LOOP_ID.pid')), description: 'a server' } }] };
+  const stopped = await w.runClaude({ stories: 1 });
+  const timedOut = await w.runClaude({ stories: 1, args: ['--max-iterations', '1', '--iteration-timeout', '20s'] });
+  const killed = await w.runClaude({ stories: 1 });
+  const tools = new Map<string, number[]>();
+  for (const id of [stopped, timedOut, killed]) {
+    const node = await pidIn(file(id), `loop ${id}'s tool to start its node`);
+    tools.set(id, [Number(readFileSync(`${file(id)}.sh`, 'utf8')), node]);
+  }
+  const everyToolGone = (id: string) =>
+    waitUntil(() => tools.get(id)!.every(gone), { what: `loop ${id}'s tool processes (${tools.get(id)!.join(', ')}) to be gone`, timeoutMs: 15_000 });
+
+  const stop = await w.ralph(['stop', stopped]);
+  assert.is(stop.code, 0, stop.stderr);
+  assert.is((await w.waitForLoop(stopped, 'stopped', (e) => e.status !== 'running', 60_000)).status, 'stopped');
+  await everyToolGone(stopped);
+
+  const t = await w.waitForLoop(timedOut, 'failed', (e) => e.status !== 'running', 60_000);
+  assert.match(t.reason ?? '', /the iteration timeout/);
+  await everyToolGone(timedOut);
+
+  // The runner gone at once: its agent's guard ends the agent and its tools (TERM, KILL 3 s later).
+  process.kill((await w.entry(killed)).pid!, 'SIGKILL');
+  await everyToolGone(killed);
 });
 
 test('as root without IS_SANDBOX=1, ralph run --agent claude refuses up front; it never sets IS_SANDBOX itself', async () => {

@@ -1,17 +1,20 @@
 // A stream agent's process group under its orphan guard, with real processes: what the agent leaves
 // running when it exits is ended (so the run ends), Esc as SIGINT reaches an agent that installs no
 // handler of its own, and a runner killed outright takes its agent and the agent's tools with it.
+// The tools here run as Claude Code's do, each in a session of its own (setsid), out of reach of a
+// signal to the agent's group; some ignore SIGTERM.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StreamDialect } from '../agents/types.js';
 import type { AgentRunResult } from '../loop/agent-run.js';
 import { OutputHistory } from '../loop/history.js';
 import { OutputWriter } from '../loop/output-writer.js';
+import { leftoversEnded } from '../loop/process-tree.js';
 import { StreamRun } from '../loop/stream-run.js';
 import { gone } from './helpers/loop.js';
 import { ROOT, waitUntil } from './helpers/env.js';
@@ -24,17 +27,49 @@ const silent = (interruptSignal?: NodeJS.Signals): StreamDialect => ({
 });
 
 function world() {
-  const dir = mkdtempSync(join(tmpdir(), 'ralph-stream-'));
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'ralph-stream-')));
   const history = new OutputHistory(join(dir, 'out.log'));
   const writer = new OutputWriter(history);
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
   const run = (script: string, dialect: StreamDialect) =>
     new StreamRun({ file: '/bin/sh', args: ['-c', script], cwd: dir, env, cols: 80, rows: 24, writer, interactive: false }, dialect, 'test-agent');
   const cleanup = () => {
+    // A test that failed may have left its tools running: each wrote its pid (and runs in `dir`:
+    // a pid that is another process's by now is left alone).
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.pid'))) {
+      const pid = Number(readFileSync(join(dir, f), 'utf8'));
+      try {
+        if (readlinkSync(`/proc/${pid}/cwd`) === dir) process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone, as it should be */
+      }
+    }
     history.close();
     rmSync(dir, { recursive: true, force: true });
   };
   return { dir, run, cleanup };
+}
+
+/** A dialect that takes user messages on stdin (as Claude Code does), and ends a turn at a line `END`. */
+const turns: StreamDialect = {
+  initialInput: 'go\n',
+  parser: () => (line) => (line === 'END' ? [{ kind: 'turn-end', usage: null, error: null }] : []),
+  userMessage: (text) => text + '\n',
+};
+
+/**
+ * A shell command that starts a tool as Claude Code does, in a session of its own and not on the
+ * agent's stdout, in the background: it writes its pid to `<dir>/<name>.pid`, and with `stubborn`
+ * ignores SIGTERM; it waits 5 minutes.
+ */
+function tool(dir: string, name: string, stubborn = false): string {
+  writeFileSync(join(dir, `${name}.sh`), `${stubborn ? "trap '' TERM; " : ''}echo $$ > ${dir}/${name}.pid; exec sleep 300\n`);
+  return `setsid sh ${dir}/${name}.sh </dev/null >/dev/null 2>&1 &`;
+}
+
+/** The pid written to `file`, once it is. */
+function pidIn(file: string): Promise<number> {
+  return waitUntil(() => (existsSync(file) && readFileSync(file, 'utf8').endsWith('\n') ? Number(readFileSync(file, 'utf8')) : undefined), { what: `a pid in ${file}` });
 }
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -82,6 +117,70 @@ test('Esc as SIGINT ends an agent with no handler of its own (signals are not le
   }
 });
 
+test('ralph ending an agent at once (SIGKILL: a full disk, a runner that exits) ends its tools in their own sessions', async () => {
+  const w = world();
+  try {
+    const run = w.run(`${tool(w.dir, 'tool')} wait`, silent());
+    const pid = await pidIn(join(w.dir, 'tool.pid'));
+    run.kill('SIGKILL');
+    await within(run.done, 10_000, 'the killed run');
+    await waitUntil(() => gone(pid), { what: 'the tool to be gone', timeoutMs: 5000 });
+  } finally {
+    w.cleanup();
+  }
+});
+
+test('a stop (SIGTERM): a tool in its own session that ignores it gets SIGKILL after the agent has gone, and the runner waits for that', async () => {
+  const w = world();
+  try {
+    const run = w.run(`${tool(w.dir, 'tool', true)} wait`, silent());
+    const pid = await pidIn(join(w.dir, 'tool.pid'));
+    run.kill('SIGTERM');
+    await within(run.done, 10_000, 'the stopped run');
+    assert.ok(!gone(pid), 'the tool outlives the TERM');
+    await within(leftoversEnded(), 5000, 'the leftovers\' KILL');
+    await waitUntil(() => gone(pid), { what: 'the tool to be gone', timeoutMs: 2000 });
+  } finally {
+    w.cleanup();
+  }
+});
+
+test('a tool the agent starts as it ends (after ralph looked for its processes) is found by its mark and ended', async () => {
+  const w = world();
+  try {
+    // As Claude Code 2.1.197 does with a background task: SIGTERM, a new tool, then exit.
+    // (It ignores SIGTERM from its start: the TERM that finds it must not be what ends it.)
+    const script = `trap "trap '' TERM; ${tool(w.dir, 'late')} exit 143" TERM; echo $$ > ${w.dir}/agent.pid; while :; do sleep 1; done`;
+    const run = w.run(script, silent());
+    await pidIn(join(w.dir, 'agent.pid'));
+    run.kill('SIGTERM');
+    await within(run.done, 10_000, 'the stopped run');
+    const pid = await pidIn(join(w.dir, 'late.pid'));
+    await within(leftoversEnded(), 5000, 'the leftovers\' KILL');
+    await waitUntil(() => gone(pid), { what: 'the late tool to be gone', timeoutMs: 2000 });
+  } finally {
+    w.cleanup();
+  }
+});
+
+test('an agent still running seconds after its last turn (its input closed) is ended with what it started; the run is judged by that turn', async () => {
+  const w = world();
+  try {
+    // Reads nothing, so closing its input does not end it: a background task keeps it alive.
+    const started = Date.now();
+    const run = w.run(`${tool(w.dir, 'bg', true)} echo END; exec sleep 300`, turns);
+    const pid = await pidIn(join(w.dir, 'bg.pid'));
+    const result = await within(run.done, 15_000, 'the run');
+    assert.equal({ exitCode: result.exitCode, signal: result.signal, error: result.error }, { exitCode: 0, signal: 0, error: null });
+    assert.ok(Date.now() - started >= 3000, 'not before the grace');
+    await within(leftoversEnded(), 5000, 'the leftovers\' KILL');
+    await waitUntil(() => gone(pid), { what: 'the background task to be gone', timeoutMs: 2000 });
+    assert.match(readFileSync(join(w.dir, 'out.log'), 'utf8'), /test-agent was still running 3s after its last turn \(a background task\?\): ending it and what it started/);
+  } finally {
+    w.cleanup();
+  }
+});
+
 test('the runner SIGKILLed: the guard ends the agent and what it started', async () => {
   const w = world();
   try {
@@ -92,10 +191,10 @@ test('the runner SIGKILLed: the guard ends the agent and what it started', async
       import { OutputHistory } from ${JSON.stringify(join(ROOT, 'dist', 'loop', 'history.js'))};
       import { OutputWriter } from ${JSON.stringify(join(ROOT, 'dist', 'loop', 'output-writer.js'))};
       const writer = new OutputWriter(new OutputHistory(process.argv[1] + '/runner.log'));
-      const script = 'sleep 300 & echo $! > ' + process.argv[1] + '/tool.pid; echo $$ > ' + process.argv[1] + '/agent.pid; wait';
+      const script = process.argv[2] + ' sleep 300 & echo $! > ' + process.argv[1] + '/tool.pid; echo $$ > ' + process.argv[1] + '/agent.pid; wait';
       new StreamRun({ file: '/bin/sh', args: ['-c', script], cwd: process.argv[1], env: { PATH: process.env.PATH }, cols: 80, rows: 24, writer, interactive: false },
         { initialInput: null, parser: () => () => [] }, 'test-agent');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, w.dir], { stdio: 'inherit' });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, w.dir, tool(w.dir, 'own-session', true)], { stdio: 'inherit' });
     const agentPid = await waitUntil(() => {
       try {
         const t = readFileSync(pidFile, 'utf8');
@@ -105,9 +204,12 @@ test('the runner SIGKILLed: the guard ends the agent and what it started', async
       }
     }, { what: 'the agent to start' });
     const toolPid = Number(readFileSync(join(w.dir, 'tool.pid'), 'utf8'));
-    assert.ok(!gone(agentPid) && !gone(toolPid));
+    const ownSession = await pidIn(join(w.dir, 'own-session.pid'));
+    assert.ok(!gone(agentPid) && !gone(toolPid) && !gone(ownSession));
     child.kill('SIGKILL');
     await waitUntil(() => gone(agentPid) && gone(toolPid), { what: 'the agent and its tool to be gone', timeoutMs: 10_000 });
+    // One in a session of its own that ignores SIGTERM: the guard's KILL, 3 s later.
+    await waitUntil(() => gone(ownSession), { what: 'the tool in its own session to be gone', timeoutMs: 10_000 });
   } finally {
     w.cleanup();
   }

@@ -3,7 +3,8 @@
 // is another user message (Claude Code hands a message that arrives mid-turn to the model in its next
 // request); Esc is the protocol's interrupt request; closing stdin after the last turn ends the run.
 // stdout is one JSON object per line: partial text as it streams, whole assistant messages (tool
-// calls with their input), tool results, API retries, and a `result` per turn with usage and cost.
+// calls with their input), tool results, API retries, and a `result` per turn with its usage and the
+// process's cost so far.
 
 import { classifyAgentError, resetTimeIn } from './errors.js';
 import { isObject, jsonLine, num, str, type Json } from './json.js';
@@ -20,8 +21,8 @@ function toolResultText(content: unknown): string {
   return '';
 }
 
-/** Usage of one `result` message: its totals, and its model (the first one it names). */
-function resultUsage(msg: Json): RunUsage {
+/** Usage of one `result` message: its turn's tokens, the cost given, and its model (the first one it names). */
+function resultUsage(msg: Json, costUsd: number | null): RunUsage {
   const u = isObject(msg.usage) ? msg.usage : {};
   const models = isObject(msg.modelUsage) ? Object.keys(msg.modelUsage) : [];
   const input = num(u.input_tokens);
@@ -33,7 +34,7 @@ function resultUsage(msg: Json): RunUsage {
     outputTokens: num(u.output_tokens),
     cacheReadTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
-    costUsd: num(msg.total_cost_usd),
+    costUsd,
     // "claude-opus-4-8[1m]": the context-window tag is not part of the model's name.
     model: models[0]?.replace(/\[[^\]]*\]$/, '') ?? null,
   };
@@ -62,6 +63,11 @@ export function claudeParser(): (line: string) => AgentEvent[] {
   let retryAt: number | null = null;
   /** When the limit lifts, as a rate_limit_event said. */
   let limitResetsAt: number | null = null;
+  /**
+   * The process's cost so far: a result's `total_cost_usd` is the running total of every turn of the
+   * process (its `usage` is the turn's own), so each turn counts what it added.
+   */
+  let costSoFar = 0;
 
   return (line: string): AgentEvent[] => {
     // A line that is not JSON (a warning printed to stdout) is shown as it is.
@@ -142,7 +148,9 @@ export function claudeParser(): (line: string) => AgentEvent[] {
         return [{ kind: 'rate-limit', text: `usage limit reached${type ? ` (${type.replace(/_/g, ' ')})` : ''}`, resetsAt: limitResetsAt }];
       }
       case 'result': {
-        const usage = resultUsage(msg);
+        const total = num(msg.total_cost_usd);
+        const usage = resultUsage(msg, total === null ? null : Math.max(0, total - costSoFar));
+        if (total !== null) costSoFar = Math.max(costSoFar, total);
         if (msg.is_error !== true) return [{ kind: 'turn-end', usage, error: null }];
         const status = num(msg.api_error_status);
         const said = str(msg.result) ?? (Array.isArray(msg.errors) ? msg.errors.map(String).join('; ') : '');

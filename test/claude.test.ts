@@ -6,11 +6,12 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { allText, answersTool, lastMessageText, MARK_STORY, ralphWorker, type Script } from './fixtures/anthropic-api.js';
+import { attachProcess } from './helpers/attach.js';
 import { ClaudeWorld } from './helpers/claude.js';
 import { RALPH_BIN, waitUntil, within, skipped } from './helpers/env.js';
 
@@ -91,6 +92,69 @@ test('a loop completes with Claude Code: live tool calls in the log, tokens and 
   const commits = readFileSync(join(end.dir, '.git', 'logs', 'HEAD'), 'utf8');
   assert.match(commits, /feat: US-001/);
   assert.match(commits, /feat: US-002/);
+});
+
+/**
+ * Puts a tee in front of the real `claude` (first on the PATH returned): what Claude Code writes to
+ * ralph is kept in a file too, and `lines()` reads it back as JSON objects.
+ */
+function teeClaude(w: ClaudeWorld): { path: string; lines: () => Array<Record<string, any>> } {
+  const real = execFileSync('sh', ['-c', 'command -v claude'], { env: w.env }).toString().trim();
+  const dir = join(w.home.home, 'tee-bin');
+  const file = join(w.home.home, 'claude-stdout.jsonl');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'claude'), `#!/bin/sh\n'${real}' "$@" | tee -a '${file}'\n`, { mode: 0o755 });
+  const lines = () => {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return [];
+    }
+    return text.split('\n').flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, any>];
+      } catch {
+        return []; // a line still being written
+      }
+    });
+  };
+  return { path: `${dir}:${w.env.PATH}`, lines };
+}
+
+test('a run of two turns (a line typed after the first ended) costs what Claude Code says the process cost, not the sum of its running totals', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  const gate = w.gate('first-turn');
+  // The first turn waits at a gate (so attach is interactive before it ends) and asks for a word;
+  // the second, after the typed line, does the story.
+  w.api.script = (req, n) => {
+    if (allText(req).includes('now the story')) return ralphWorker(req, n);
+    if (answersTool(req)) return { blocks: [{ text: 'Waiting for your word.' }] };
+    return { blocks: [{ tool: 'Bash', input: { command: gate.command('true'), description: 'wait' } }] };
+  };
+  const tee = teeClaude(w);
+  const results = () => tee.lines().filter((l) => l.type === 'result');
+  const id = await w.runClaude({ stories: 1, env: { PATH: tee.path } });
+  await logsShow(w, id, /● Bash while/, 'the first turn\'s tool call');
+  const attach = attachProcess(id, w.env, { args: ['--interactive', '--no-replay'] });
+  await attach.stderr('interactive —');
+  gate.open();
+  await waitUntil(() => results().length === 1, { what: 'the first turn to end', timeoutMs: 60_000 });
+  attach.keys('now the story\r');
+  attach.child.stdin!.end();
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+
+  const totals = results().map((r) => r.total_cost_usd as number);
+  assert.is(totals.length, 2, 'two turns, one process');
+  assert.ok(totals[0]! > 0 && totals[1]! > totals[0]!, `Claude Code's cost is the process's running total: ${totals}`);
+  const runs = iterations(w, id);
+  assert.is(runs.length, 1);
+  assert.ok(Math.abs(runs[0]!.cost_usd - totals[1]!) < 1e-9, `the run cost ${runs[0]!.cost_usd}; Claude Code says ${totals[1]}`);
+  assert.ok(Math.abs(end.usage.costUsd! - totals[1]!) < 1e-9, `the loop cost ${end.usage.costUsd}; Claude Code says ${totals[1]}`);
+  // Tokens are each turn's own: two requests a turn, each 1550 in and 80 out.
+  assert.equal([runs[0]!.input_tokens, runs[0]!.output_tokens], [6200, 320]);
 });
 
 test('progress shows while a tool call is still running; the promise counts even when said before the last tool call', async () => {

@@ -59,8 +59,6 @@ export function claudeParser(): (line: string) => AgentEvent[] {
   let messageId: string | null = null;
   /** Kinds of the content blocks open in the current streamed message, by index. */
   const blocks = new Map<number, string>();
-  /** A retry after a rate limit says when the limit lifts (the API's retry-after). */
-  let retryAt: number | null = null;
   /** When the limit lifts, as a rate_limit_event said. */
   let limitResetsAt: number | null = null;
   /**
@@ -79,8 +77,9 @@ export function claudeParser(): (line: string) => AgentEvent[] {
         if (msg.subtype === 'api_retry') {
           const status = num(msg.error_status);
           const delayMs = num(msg.retry_delay_ms);
+          // Not a reset time: the delay has passed by the time the turn fails (Claude Code retries after
+          // it), and a 529's is its own backoff. Without a real reset the runner's doubling backoff waits.
           const errorKind = apiError(String(msg.error ?? ''), status, msg.error).errorKind;
-          if (errorKind === 'rate-limit' && delayMs !== null) retryAt = Date.now() + delayMs;
           const what = [status !== null ? `API error ${status}` : 'API error', str(msg.error)].filter(Boolean).join(' ');
           const when = delayMs !== null ? ` in ${Math.max(1, Math.round(delayMs / 1000))}s` : '';
           return [{ kind: 'retry', text: `${what}; retry ${num(msg.attempt) ?? '?'}/${num(msg.max_retries) ?? '?'}${when}`, delayMs, errorKind }];
@@ -157,7 +156,7 @@ export function claudeParser(): (line: string) => AgentEvent[] {
         // An interrupt (Esc) ends the turn this way too, with no words of its own.
         const text = said || (msg.subtype === 'error_during_execution' ? 'the turn ended early (interrupted, or a tool failed it)' : `the turn ended with an error (${String(msg.subtype ?? 'unknown')})`);
         const e = apiError(text, status, undefined);
-        if (e.errorKind === 'rate-limit') e.resetsAt ??= limitResetsAt ?? retryAt;
+        if (e.errorKind === 'rate-limit') e.resetsAt ??= limitResetsAt;
         return [{ kind: 'turn-end', usage, error: e }];
       }
       default:

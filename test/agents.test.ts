@@ -1,6 +1,6 @@
-// The agent adapters' pure parts, fed output recorded from the real Claude Code CLI 2.1.197
-// (test/fixtures/claude-stream/*.jsonl, recorded against the fake Anthropic API; the init line's long
-// lists of tools and commands shortened): events, rendering, error classification; and the runner's
+// The agent adapters' pure parts, fed output recorded from the real Claude Code CLI 2.1.197 (and
+// 2.1.332 where the name says so; test/fixtures/claude-stream/*.jsonl, recorded against the fake
+// Anthropic API; the init line's long lists of tools and commands shortened): events, rendering, error classification; and the runner's
 // line editor, the input line of the loop's output, and plain-text logs.
 
 import { test } from 'uvu';
@@ -17,6 +17,7 @@ import { PlainLines } from '../loop/escapes.js';
 import { OutputHistory } from '../loop/history.js';
 import { LineEditor } from '../loop/line-editor.js';
 import { OutputWriter } from '../loop/output-writer.js';
+import { rateLimitUntil } from '../loop/runner.js';
 import { FIXTURES } from './helpers/env.js';
 
 function recorded(name: string): AgentEvent[] {
@@ -78,7 +79,7 @@ test('claude: a recorded turn becomes text (streamed once), a tool call with its
   ]);
 });
 
-test('claude: a 401 and a 429 in Claude Code\'s own words, classified; a rate limit knows when to retry', () => {
+test('claude: a 401 and a 429 in Claude Code\'s own words, classified; the retry-after it waited on is no reset time', () => {
   const auth = recorded('auth-401');
   const authError = auth.find((e) => e.kind === 'error') as Extract<AgentEvent, { kind: 'error' }>;
   assert.equal(authError, { kind: 'error', text: 'Invalid API key · Fix external API key', errorKind: 'auth', resetsAt: null });
@@ -90,7 +91,6 @@ test('claude: a 401 and a 429 in Claude Code\'s own words, classified; a rate li
     '[claude] Invalid API key · Fix external API key',
   ]);
 
-  const before = Date.now();
   const limited = recorded('rate-limit-429');
   const retry = limited.find((e) => e.kind === 'retry') as Extract<AgentEvent, { kind: 'retry' }>;
   assert.is(retry.errorKind, 'rate-limit');
@@ -98,7 +98,22 @@ test('claude: a 401 and a 429 in Claude Code\'s own words, classified; a rate li
   const end = limited[limited.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
   assert.is(end.error?.errorKind, 'rate-limit');
   assert.match(end.error!.text, /^API Error: Request rejected \(429\) · This request would exceed your rate limit\.$/);
-  assert.ok(end.error!.resetsAt! >= before + 1000 && end.error!.resetsAt! <= Date.now() + 1000, 'resets when the API said to retry');
+  // Claude Code waited that second before its last try: by the time the turn fails it has passed.
+  assert.is(end.error!.resetsAt, null, 'no reset time: the runner backs off');
+});
+
+test('claude: a sustained overload (529, recorded from both versions): Claude Code\'s own retry delays are no reset time, so each pause in a row is twice the last', () => {
+  for (const name of ['overloaded-529', 'overloaded-529-2.1.332']) {
+    const events = recorded(name);
+    const retries = events.filter((e): e is Extract<AgentEvent, { kind: 'retry' }> => e.kind === 'retry');
+    assert.equal(retries.map((r) => [r.errorKind, r.delayMs! > 0]), [['rate-limit', true], ['rate-limit', true]], name);
+    const end = events[events.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
+    assert.is(end.error?.errorKind, 'rate-limit', name);
+    assert.match(end.error!.text, /^API Error: 529 Overloaded\./, name);
+    assert.is(end.error!.resetsAt, null, name);
+    const now = Date.now();
+    assert.equal([0, 1, 2, 3].map((n) => rateLimitUntil(end.error!.resetsAt, n, now) - now), [60_000, 120_000, 240_000, 480_000], name);
+  }
 });
 
 test('error words: classified the same for every agent; reset times and last lines read out', () => {

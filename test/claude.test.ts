@@ -1,8 +1,9 @@
 // Loops with the REAL Claude Code CLI (npm @anthropic-ai/claude-code, the version Node 20 gets) whose
 // model is a local fake of the Anthropic API: completion with usage recorded, progress visible while a
 // tool call runs, a typed line reaching the model's next request, Esc, an early promise, a 401 that
-// fails fast in Claude Code's own words, a rate limit that pauses and resumes, iteration and stall
-// timeouts, extend and resume. Everything is driven through the `ralph` CLI as a user would.
+// fails fast in Claude Code's own words, a rate limit that pauses and resumes, an overload whose pauses
+// double, iteration and stall timeouts, extend and resume. Everything is driven through the `ralph` CLI
+// as a user would.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -248,7 +249,9 @@ test('a wrong API key fails the loop at once, in Claude Code\'s own words', asyn
 test('a rate limit pauses the loop without using up an iteration, then it goes on', async () => {
   const w = await world();
   if (!w) return skipped('no Claude Code CLI');
-  // The first request and Claude Code's own two retries are refused with retry-after: 1.
+  // The first request and Claude Code's own two retries are refused with retry-after: 1. That second
+  // has passed when Claude Code gives up, so it is no reset time: the runner backs off (its first
+  // backoff shortened to a second here; a minute by default).
   let refused = 0;
   w.api.script = (req, n) => {
     if (refused < 3) {
@@ -257,7 +260,7 @@ test('a rate limit pauses the loop without using up an iteration, then it goes o
     }
     return ralphWorker(req, n);
   };
-  const id = await w.runClaude({ stories: 1 });
+  const id = await w.runClaude({ stories: 1, env: { RALPH_RATE_LIMIT_BACKOFF_MS: '1000' } });
   // The pause lasts about a second: rather than catch it by polling, the record says it happened
   // afterwards (the loop's own log of it, and the iterations table).
   const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
@@ -271,6 +274,30 @@ test('a rate limit pauses the loop without using up an iteration, then it goes o
   assert.match(paused[0]!, /^claude is rate-limited: API Error: Request rejected \(429\) · This request would exceed your rate limit\.; going on at \d\d:\d\d:\d\d$/);
   // The pause came before the run that did the work: its line precedes the second iteration's start.
   assert.ok(log.indexOf('[ralph] paused:') < log.lastIndexOf('[ralph] iteration 1/10'), log);
+});
+
+test('a sustained overload (529): each pause in a row is twice the last (Claude Code\'s own retry delays are no reset time), then the loop goes on', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  // Three runs' worth of requests (the first and Claude Code's own two retries, each) are refused.
+  let refused = 0;
+  w.api.script = (req, n) => {
+    if (refused < 9) {
+      refused++;
+      return { error: { status: 529, type: 'overloaded_error', message: 'Overloaded' } };
+    }
+    return ralphWorker(req, n);
+  };
+  const id = await w.runClaude({ stories: 1, env: { RALPH_RATE_LIMIT_BACKOFF_MS: '1000' } });
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 1, 'the limited runs did not use up the iteration');
+  assert.equal(iterations(w, id).map((r) => r.outcome), ['rate-limited', 'rate-limited', 'rate-limited', 'ok']);
+  const log = (await w.ralph(['logs', id])).stdout;
+  const pauses = [...log.matchAll(/\[ralph\] paused: claude is rate-limited: (.*); going on at \S+ \(in (\d+)(ms|s)\); no iteration is used meanwhile/g)];
+  assert.ok(pauses.every((p) => /^API Error: 529 Overloaded\./.test(p[1]!)), log);
+  // The runner's backoff (its first shortened to a second here; a minute by default), not ~5 s each.
+  assert.equal(pauses.map((p) => Math.round((Number(p[2]) * (p[3] === 's' ? 1000 : 1)) / 1000)), [1, 2, 4], log);
 });
 
 test('iteration timeout and stall timeout end the agent and count as failed iterations, with reasons that name them', async () => {

@@ -59,7 +59,7 @@ export function claudeParser(): (line: string) => AgentEvent[] {
   let messageId: string | null = null;
   /** Kinds of the content blocks open in the current streamed message, by index. */
   const blocks = new Map<number, string>();
-  /** When the limit lifts, as a rate_limit_event said. */
+  /** When the subscription limit that refused this turn lifts, as a `rejected` rate_limit_event said. */
   let limitResetsAt: number | null = null;
   /**
    * The process's cost so far: a result's `total_cost_usd` is the running total of every turn of the
@@ -139,14 +139,22 @@ export function claudeParser(): (line: string) => AgentEvent[] {
           .map((c) => ({ kind: 'tool-result', text: toolResultText(c.content), isError: c.is_error === true }));
       }
       case 'rate_limit_event': {
+        // A subscription's window (OAuth only). "allowed" and "allowed_warning" name the window's reset
+        // too, but only "rejected" means the account is refused until then.
         const info = isObject(msg.rate_limit_info) ? msg.rate_limit_info : {};
+        if (info.status !== 'rejected') {
+          limitResetsAt = null;
+          return [];
+        }
         const resetsAt = num(info.resetsAt);
-        if (resetsAt !== null) limitResetsAt = resetsAt * 1000;
-        if (info.status !== 'rejected') return [];
+        limitResetsAt = resetsAt === null ? null : resetsAt * 1000;
         const type = str(info.rateLimitType);
         return [{ kind: 'rate-limit', text: `usage limit reached${type ? ` (${type.replace(/_/g, ' ')})` : ''}`, resetsAt: limitResetsAt }];
       }
       case 'result': {
+        // A refusal's reset belongs to the turn it refused.
+        const refusedUntil = limitResetsAt;
+        limitResetsAt = null;
         const total = num(msg.total_cost_usd);
         const usage = resultUsage(msg, total === null ? null : Math.max(0, total - costSoFar));
         if (total !== null) costSoFar = Math.max(costSoFar, total);
@@ -156,7 +164,9 @@ export function claudeParser(): (line: string) => AgentEvent[] {
         // An interrupt (Esc) ends the turn this way too, with no words of its own.
         const text = said || (msg.subtype === 'error_during_execution' ? 'the turn ended early (interrupted, or a tool failed it)' : `the turn ended with an error (${String(msg.subtype ?? 'unknown')})`);
         const e = apiError(text, status, undefined);
-        if (e.errorKind === 'rate-limit') e.resetsAt ??= limitResetsAt;
+        // An overload (529) is the API's, not the account's: the subscription's reset says nothing about it.
+        const overloaded = status === 529 || /overloaded/i.test(text);
+        if (e.errorKind === 'rate-limit' && !overloaded) e.resetsAt ??= refusedUntil;
         return [{ kind: 'turn-end', usage, error: e }];
       }
       default:

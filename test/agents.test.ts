@@ -116,6 +116,39 @@ test('claude: a sustained overload (529, recorded from both versions): Claude Co
   }
 });
 
+/** The raw lines of a recording, as JSON. */
+function recordedLines(name: string): Array<Record<string, any>> {
+  return readFileSync(join(FIXTURES, 'claude-stream', `${name}.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+test('claude (with a subscription, recorded from both versions): a reset time comes only from a rejected rate_limit_event, and never for an overload', () => {
+  for (const [v, version] of [['', '2.1.197'], ['-2.1.332', '2.1.332']] as const) {
+    // A turn that went well, whose response said "allowed" with the window's reset 3 h away; then a 529.
+    const allowedInfo = recordedLines(`oauth-allowed-then-529${v}`).find((l) => l.type === 'rate_limit_event')!.rate_limit_info;
+    assert.equal([allowedInfo.status, typeof allowedInfo.resetsAt], ['allowed', 'number'], version);
+    const ends = recorded(`oauth-allowed-then-529${v}`).filter((e): e is Extract<AgentEvent, { kind: 'turn-end' }> => e.kind === 'turn-end');
+    assert.equal(ends.map((e) => e.error?.errorKind ?? null), [null, 'rate-limit'], version);
+    assert.match(ends[1]!.error!.text, /^API Error: 529 Overloaded\./);
+    assert.is(ends[1]!.error!.resetsAt, null, `an overload is no subscription limit: the runner backs off (${version})`);
+
+    // Refused (429) by the subscription's limit: its reset is the rejected event's.
+    const rejectedLine = recordedLines(`oauth-rejected-429${v}`).find((l) => l.type === 'rate_limit_event')!;
+    const resetsAt = (rejectedLine.rate_limit_info.resetsAt as number) * 1000;
+    const refused = recorded(`oauth-rejected-429${v}`);
+    assert.equal(refused.find((e) => e.kind === 'rate-limit'), { kind: 'rate-limit', text: 'usage limit reached (five hour)', resetsAt }, version);
+    const end = refused[refused.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
+    assert.equal([end.error?.errorKind, end.error?.resetsAt], ['rate-limit', resetsAt], version);
+    assert.match(end.error!.text, /^You've hit your (session|5-hour) limit · resets \d/, version);
+
+    // Should a 529 follow a rejected event, the subscription's reset is not the overload's.
+    const parse = claudeParser();
+    parse(JSON.stringify(rejectedLine));
+    const overload = recordedLines(`overloaded-529${v}`).find((l) => l.type === 'result')!;
+    const [after] = parse(JSON.stringify(overload)) as Array<Extract<AgentEvent, { kind: 'turn-end' }>>;
+    assert.equal([after!.error?.errorKind, after!.error?.resetsAt], ['rate-limit', null], version);
+  }
+});
+
 test('error words: classified the same for every agent; reset times and last lines read out', () => {
   assert.is(classifyAgentError('anything', 401), 'auth');
   assert.is(classifyAgentError('anything', 529), 'rate-limit');

@@ -2,8 +2,8 @@
 // model is a local fake of the Anthropic API: completion with usage recorded, progress visible while a
 // tool call runs, a typed line reaching the model's next request, Esc, an early promise, a 401 that
 // fails fast in Claude Code's own words, a rate limit that pauses and resumes, an overload whose pauses
-// double, iteration and stall timeouts, extend and resume. Everything is driven through the `ralph` CLI
-// as a user would.
+// double (and do not take a subscription window's reset), iteration and stall timeouts, extend and
+// resume. Everything is driven through the `ralph` CLI as a user would.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -298,6 +298,34 @@ test('a sustained overload (529): each pause in a row is twice the last (Claude 
   assert.ok(pauses.every((p) => /^API Error: 529 Overloaded\./.test(p[1]!)), log);
   // The runner's backoff (its first shortened to a second here; a minute by default), not ~5 s each.
   assert.equal(pauses.map((p) => Math.round((Number(p[2]) * (p[3] === 's' ? 1000 : 1)) / 1000)), [1, 2, 4], log);
+});
+
+test('with a subscription, the window\'s "allowed" notice does not make a later overload wait for the window\'s reset: the runner backs off', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  // The first response says the subscription's five-hour window is fine and resets in 3 h (Claude Code
+  // passes that on as a rate_limit_event, status "allowed"); the next request and Claude Code's two
+  // retries are overloaded; then the API is well again.
+  const window = {
+    'anthropic-ratelimit-unified-status': 'allowed',
+    'anthropic-ratelimit-unified-reset': String(Math.floor(Date.now() / 1000) + 3 * 3600),
+    'anthropic-ratelimit-unified-representative-claim': 'five_hour',
+  };
+  w.api.script = (req, n) => {
+    if (n === 0) return { blocks: [{ text: 'I will mark the next story done.' }, markStory], headers: window };
+    if (n <= 3) return { error: { status: 529, type: 'overloaded_error', message: 'Overloaded' } };
+    return ralphWorker(req, n);
+  };
+  // Signed in (OAuth) rather than with an API key: only then does Claude Code report the window.
+  const subscription = { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: 'sk-ant-oat01-fake-token-for-tests', RALPH_RATE_LIMIT_BACKOFF_MS: '1000' };
+  const id = await w.runClaude({ stories: 2, env: subscription });
+  const log = await logsShow(w, id, /\[ralph\] paused: .*\(in [^)]+\)/, 'the pause');
+  const [, reason, amount, unit] = /\[ralph\] paused: claude is rate-limited: (.*); going on at \S+ \(in (\d+)(ms|s|h)\b/.exec(log)!;
+  assert.match(reason!, /^API Error: 529 Overloaded\./);
+  assert.ok((unit === 'ms' || unit === 's') && Number(amount) * (unit === 's' ? 1000 : 1) <= 1000, `the first backoff (a second here), not the window's 3 h: ${amount}${unit}`);
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 1);
 });
 
 test('iteration timeout and stall timeout end the agent and count as failed iterations, with reasons that name them', async () => {

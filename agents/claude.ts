@@ -52,6 +52,23 @@ function apiError(text: string, status: number | null, reported: unknown): { tex
   return { text, errorKind, resetsAt: resetTimeIn(text) };
 }
 
+/**
+ * A subagent's message (a Task tool call's agent; Claude Code 2.1.3xx sends them, 2.1.197 does not):
+ * a dim line per text and tool call, apart from the agent's own text. Its words are not the agent's:
+ * they neither count as the promise nor, as an error, fail the run (the agent hears of it as a tool result).
+ */
+function subagentLines(content: unknown[]): AgentEvent[] {
+  return content.flatMap((c): AgentEvent[] => {
+    if (!isObject(c)) return [];
+    if (c.type === 'text' && typeof c.text === 'string' && c.text.trim() !== '') return [{ kind: 'notice', text: `[subagent] ${c.text}` }];
+    if (c.type === 'tool_use') {
+      const name = String(c.name ?? 'tool');
+      return [{ kind: 'notice', text: `[subagent] ● ${name} ${toolDetail(name, c.input)}`.trimEnd() }];
+    }
+    return [];
+  });
+}
+
 /** One run's parser: keeps what it needs to tell streamed text from text it has not shown yet. */
 export function claudeParser(): (line: string) => AgentEvent[] {
   /** Messages whose text arrived as stream events (their whole-message copy is not shown again). */
@@ -108,6 +125,7 @@ export function claudeParser(): (line: string) => AgentEvent[] {
       case 'assistant': {
         const m = isObject(msg.message) ? msg.message : {};
         const content = Array.isArray(m.content) ? m.content : [];
+        if (msg.parent_tool_use_id) return subagentLines(content);
         const out: AgentEvent[] = [];
         if (msg.error !== undefined || m.model === '<synthetic>') {
           // Claude Code's own message about a failed API call ("API Error: 401 …", "Invalid API key …").

@@ -13,6 +13,7 @@ import { classifyAgentError, lastTellingLine, resetTimeIn } from '../agents/erro
 import { EventRenderer } from '../agents/render.js';
 import { toolDetail } from '../agents/tools.js';
 import type { AgentEvent } from '../agents/types.js';
+import { CompletionDetector } from '../loop/completion.js';
 import { PlainLines } from '../loop/escapes.js';
 import { OutputHistory } from '../loop/history.js';
 import { LineEditor } from '../loop/line-editor.js';
@@ -147,6 +148,22 @@ test('claude (with a subscription, recorded from both versions): a reset time co
     const [after] = parse(JSON.stringify(overload)) as Array<Extract<AgentEvent, { kind: 'turn-end' }>>;
     assert.equal([after!.error?.errorKind, after!.error?.resetsAt], ['rate-limit', null], version);
   }
+});
+
+test('claude: a subagent\'s messages (2.1.332 sends them; 2.1.197 only its prompt) are shown apart, never as the agent\'s text, and never count as the promise', () => {
+  for (const name of ['subagent-2.1.332', 'subagent']) {
+    const events = recorded(name);
+    // As the runner does: only the agent's text goes to the promise detector.
+    const detector = new CompletionDetector();
+    for (const e of events) if (e.kind === 'text') detector.push(e.text);
+    assert.is(detector.detected, false, `the subagent said the promise, the agent did not (${name})`);
+    const text = events.filter((e): e is Extract<AgentEvent, { kind: 'text' }> => e.kind === 'text').map((e) => e.text).join('');
+    assert.match(text, /^Main: delegating\.Main: the helper is done\./, name);
+    assert.not.match(text, /Subagent here/, name);
+    assert.equal(events.filter((e) => e.kind === 'tool').map((e) => (e as { name: string }).name), ['Task'], name);
+  }
+  const lines = rendered(recorded('subagent-2.1.332')).text.split('\n');
+  assert.ok(lines.includes('[subagent] Subagent here. <promise>COMPLETE</promise>'), lines.join('\n'));
 });
 
 test('error words: classified the same for every agent; reset times and last lines read out', () => {

@@ -3,7 +3,8 @@
 // is another user message (Claude Code hands a message that arrives mid-turn to the model in its next
 // request); Esc is the protocol's interrupt request; closing stdin after the last turn ends the run.
 // stdout is one JSON object per line: partial text as it streams, whole assistant messages (tool
-// calls with their input), tool results, API retries, and a `result` per turn with usage and cost.
+// calls with their input), tool results, API retries, and a `result` per turn with its usage and the
+// process's cost so far.
 
 import { classifyAgentError, resetTimeIn } from './errors.js';
 import { isObject, jsonLine, num, str, type Json } from './json.js';
@@ -20,8 +21,8 @@ function toolResultText(content: unknown): string {
   return '';
 }
 
-/** Usage of one `result` message: its totals, and its model (the first one it names). */
-function resultUsage(msg: Json): RunUsage {
+/** Usage of one `result` message: its turn's tokens, the cost given, and its model (the first one it names). */
+function resultUsage(msg: Json, costUsd: number | null): RunUsage {
   const u = isObject(msg.usage) ? msg.usage : {};
   const models = isObject(msg.modelUsage) ? Object.keys(msg.modelUsage) : [];
   const input = num(u.input_tokens);
@@ -33,7 +34,7 @@ function resultUsage(msg: Json): RunUsage {
     outputTokens: num(u.output_tokens),
     cacheReadTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
-    costUsd: num(msg.total_cost_usd),
+    costUsd,
     // "claude-opus-4-8[1m]": the context-window tag is not part of the model's name.
     model: models[0]?.replace(/\[[^\]]*\]$/, '') ?? null,
   };
@@ -51,6 +52,23 @@ function apiError(text: string, status: number | null, reported: unknown): { tex
   return { text, errorKind, resetsAt: resetTimeIn(text) };
 }
 
+/**
+ * A subagent's message (a Task tool call's agent; Claude Code 2.1.3xx sends them, 2.1.197 does not):
+ * a dim line per text and tool call, apart from the agent's own text. Its words are not the agent's:
+ * they neither count as the promise nor, as an error, fail the run (the agent hears of it as a tool result).
+ */
+function subagentLines(content: unknown[]): AgentEvent[] {
+  return content.flatMap((c): AgentEvent[] => {
+    if (!isObject(c)) return [];
+    if (c.type === 'text' && typeof c.text === 'string' && c.text.trim() !== '') return [{ kind: 'notice', text: `[subagent] ${c.text}` }];
+    if (c.type === 'tool_use') {
+      const name = String(c.name ?? 'tool');
+      return [{ kind: 'notice', text: `[subagent] ● ${name} ${toolDetail(name, c.input)}`.trimEnd() }];
+    }
+    return [];
+  });
+}
+
 /** One run's parser: keeps what it needs to tell streamed text from text it has not shown yet. */
 export function claudeParser(): (line: string) => AgentEvent[] {
   /** Messages whose text arrived as stream events (their whole-message copy is not shown again). */
@@ -58,10 +76,13 @@ export function claudeParser(): (line: string) => AgentEvent[] {
   let messageId: string | null = null;
   /** Kinds of the content blocks open in the current streamed message, by index. */
   const blocks = new Map<number, string>();
-  /** A retry after a rate limit says when the limit lifts (the API's retry-after). */
-  let retryAt: number | null = null;
-  /** When the limit lifts, as a rate_limit_event said. */
+  /** When the subscription limit that refused this turn lifts, as a `rejected` rate_limit_event said. */
   let limitResetsAt: number | null = null;
+  /**
+   * The process's cost so far: a result's `total_cost_usd` is the running total of every turn of the
+   * process (its `usage` is the turn's own), so each turn counts what it added.
+   */
+  let costSoFar = 0;
 
   return (line: string): AgentEvent[] => {
     // A line that is not JSON (a warning printed to stdout) is shown as it is.
@@ -73,8 +94,9 @@ export function claudeParser(): (line: string) => AgentEvent[] {
         if (msg.subtype === 'api_retry') {
           const status = num(msg.error_status);
           const delayMs = num(msg.retry_delay_ms);
+          // Not a reset time: the delay has passed by the time the turn fails (Claude Code retries after
+          // it), and a 529's is its own backoff. Without a real reset the runner's doubling backoff waits.
           const errorKind = apiError(String(msg.error ?? ''), status, msg.error).errorKind;
-          if (errorKind === 'rate-limit' && delayMs !== null) retryAt = Date.now() + delayMs;
           const what = [status !== null ? `API error ${status}` : 'API error', str(msg.error)].filter(Boolean).join(' ');
           const when = delayMs !== null ? ` in ${Math.max(1, Math.round(delayMs / 1000))}s` : '';
           return [{ kind: 'retry', text: `${what}; retry ${num(msg.attempt) ?? '?'}/${num(msg.max_retries) ?? '?'}${when}`, delayMs, errorKind }];
@@ -103,6 +125,7 @@ export function claudeParser(): (line: string) => AgentEvent[] {
       case 'assistant': {
         const m = isObject(msg.message) ? msg.message : {};
         const content = Array.isArray(m.content) ? m.content : [];
+        if (msg.parent_tool_use_id) return subagentLines(content);
         const out: AgentEvent[] = [];
         if (msg.error !== undefined || m.model === '<synthetic>') {
           // Claude Code's own message about a failed API call ("API Error: 401 …", "Invalid API key …").
@@ -134,22 +157,34 @@ export function claudeParser(): (line: string) => AgentEvent[] {
           .map((c) => ({ kind: 'tool-result', text: toolResultText(c.content), isError: c.is_error === true }));
       }
       case 'rate_limit_event': {
+        // A subscription's window (OAuth only). "allowed" and "allowed_warning" name the window's reset
+        // too, but only "rejected" means the account is refused until then.
         const info = isObject(msg.rate_limit_info) ? msg.rate_limit_info : {};
+        if (info.status !== 'rejected') {
+          limitResetsAt = null;
+          return [];
+        }
         const resetsAt = num(info.resetsAt);
-        if (resetsAt !== null) limitResetsAt = resetsAt * 1000;
-        if (info.status !== 'rejected') return [];
+        limitResetsAt = resetsAt === null ? null : resetsAt * 1000;
         const type = str(info.rateLimitType);
         return [{ kind: 'rate-limit', text: `usage limit reached${type ? ` (${type.replace(/_/g, ' ')})` : ''}`, resetsAt: limitResetsAt }];
       }
       case 'result': {
-        const usage = resultUsage(msg);
+        // A refusal's reset belongs to the turn it refused.
+        const refusedUntil = limitResetsAt;
+        limitResetsAt = null;
+        const total = num(msg.total_cost_usd);
+        const usage = resultUsage(msg, total === null ? null : Math.max(0, total - costSoFar));
+        if (total !== null) costSoFar = Math.max(costSoFar, total);
         if (msg.is_error !== true) return [{ kind: 'turn-end', usage, error: null }];
         const status = num(msg.api_error_status);
         const said = str(msg.result) ?? (Array.isArray(msg.errors) ? msg.errors.map(String).join('; ') : '');
         // An interrupt (Esc) ends the turn this way too, with no words of its own.
         const text = said || (msg.subtype === 'error_during_execution' ? 'the turn ended early (interrupted, or a tool failed it)' : `the turn ended with an error (${String(msg.subtype ?? 'unknown')})`);
         const e = apiError(text, status, undefined);
-        if (e.errorKind === 'rate-limit') e.resetsAt ??= limitResetsAt ?? retryAt;
+        // An overload (529) is the API's, not the account's: the subscription's reset says nothing about it.
+        const overloaded = status === 529 || /overloaded/i.test(text);
+        if (e.errorKind === 'rate-limit' && !overloaded) e.resetsAt ??= refusedUntil;
         return [{ kind: 'turn-end', usage, error: e }];
       }
       default:

@@ -28,12 +28,14 @@ export function classifyAgentError(text: string, apiStatus: number | null = null
   return 'other';
 }
 
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 const UNIT_MS: Record<string, number> = { day: 86_400_000, hour: 3_600_000, hr: 3_600_000, minute: 60_000, min: 60_000, second: 1000, sec: 1000 };
 
 /**
  * A reset time written into an agent's message, as epoch ms: the `…|1767225600` suffix of Claude's
  * "usage limit reached" message (epoch seconds), or Codex's "try again in 2 days 3 hours 5 minutes"
- * and "try again at 3:28 PM" (the next such clock time). null when there is none.
+ * and "try again at 3:28 PM" (the next such clock time) or "try again at Dec 7th, 2026 3:28 PM". null
+ * when there is none.
  */
 export function resetTimeIn(text: string, now = Date.now()): number | null {
   const epoch = /\|(\d{10})\b/.exec(text);
@@ -47,13 +49,19 @@ export function resetTimeIn(text: string, now = Date.now()): number | null {
     }
     return ms > 0 ? now + ms : null;
   }
-  const at = /try again at (\d{1,2}):(\d{2})\s*([AP]M)?/i.exec(text);
+  // Codex names the day only when it is not today: "3:28 PM", or "Dec 7th, 2026 3:28 PM" (local time).
+  const at = /try again at (?:([A-Za-z]{3}) (\d{1,2})(?:st|nd|rd|th)?, (\d{4}) )?(\d{1,2}):(\d{2})\s*([AP]M)?/i.exec(text);
   if (at) {
-    let hours = Number(at[1]) % 12;
-    if (!at[3]) hours = Number(at[1]);
-    else if (at[3].toUpperCase() === 'PM') hours += 12;
+    const [, mon, day, year, h, min, ampm] = at;
+    let hours = Number(h) % 12;
+    if (!ampm) hours = Number(h);
+    else if (ampm.toUpperCase() === 'PM') hours += 12;
+    if (mon !== undefined) {
+      const month = MONTHS.indexOf(mon.toLowerCase());
+      return month === -1 ? null : new Date(Number(year), month, Number(day), hours, Number(min)).getTime();
+    }
     const d = new Date(now);
-    d.setHours(hours, Number(at[2]), 0, 0);
+    d.setHours(hours, Number(min), 0, 0);
     if (d.getTime() <= now) d.setDate(d.getDate() + 1);
     return d.getTime();
   }

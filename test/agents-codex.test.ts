@@ -88,11 +88,15 @@ test('interrupted, then resumed: the interrupted turn has no end, the resumed on
   assert.is(ends[0]!.usage?.inputTokens, 3000);
 });
 
-test('codex’s usage-limit wording gives a reset time', () => {
+test('codex’s usage-limit wording gives a reset time, today’s or another day’s', () => {
   const now = new Date(2026, 11, 2, 10, 0, 0).getTime();
   assert.is(resetTimeIn("You've hit your usage limit. To get more access now, send a request to your admin or try again in 3 days 6 hours 57 minutes.", now), now + ((3 * 24 + 6) * 60 + 57) * 60_000);
   assert.is(resetTimeIn("You've hit your usage limit. Visit https://chatgpt.com/codex/settings/usage to purchase more credits or try again at 3:28 PM.", now), new Date(2026, 11, 2, 15, 28).getTime());
   assert.is(resetTimeIn('try again at 9:05 AM.', now), new Date(2026, 11, 3, 9, 5).getTime(), 'a time already past today is tomorrow');
+  // A reset on another day comes with its date (codex: "%b %-d{suffix}, %Y %-I:%M %p", local time).
+  assert.is(resetTimeIn("You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/codex/settings/usage to purchase more credits or try again at Dec 7th, 2026 3:28 PM.", now), new Date(2026, 11, 7, 15, 28).getTime());
+  assert.is(resetTimeIn("You've hit your usage limit. Try again at Jan 1st, 2027 12:05 AM.", now), new Date(2027, 0, 1, 0, 5).getTime());
+  assert.is(resetTimeIn('or try again at Dec 22nd, 2026 9:00 AM.', now), new Date(2026, 11, 22, 9, 0).getTime());
   assert.is(resetTimeIn('Usage limit reached|1767225600', now), 1767225600_000);
   assert.is(resetTimeIn("You've hit your usage limit. Try again later.", now), null);
 });

@@ -1,6 +1,6 @@
-// The agent adapters' pure parts, fed output recorded from the real Claude Code CLI 2.1.197
-// (test/fixtures/claude-stream/*.jsonl, recorded against the fake Anthropic API; the init line's long
-// lists of tools and commands shortened): events, rendering, error classification; and the runner's
+// The agent adapters' pure parts, fed output recorded from the real Claude Code CLI 2.1.197 (and
+// 2.1.332 where the name says so; test/fixtures/claude-stream/*.jsonl, recorded against the fake
+// Anthropic API; the init line's long lists of tools and commands shortened): events, rendering, error classification; and the runner's
 // line editor, the input line of the loop's output, and plain-text logs.
 
 import { test } from 'uvu';
@@ -13,10 +13,12 @@ import { classifyAgentError, lastTellingLine, resetTimeIn } from '../agents/erro
 import { EventRenderer } from '../agents/render.js';
 import { toolDetail } from '../agents/tools.js';
 import type { AgentEvent } from '../agents/types.js';
+import { CompletionDetector } from '../loop/completion.js';
 import { PlainLines } from '../loop/escapes.js';
 import { OutputHistory } from '../loop/history.js';
 import { LineEditor } from '../loop/line-editor.js';
 import { OutputWriter } from '../loop/output-writer.js';
+import { rateLimitUntil } from '../loop/runner.js';
 import { FIXTURES } from './helpers/env.js';
 
 function recorded(name: string): AgentEvent[] {
@@ -78,7 +80,7 @@ test('claude: a recorded turn becomes text (streamed once), a tool call with its
   ]);
 });
 
-test('claude: a 401 and a 429 in Claude Code\'s own words, classified; a rate limit knows when to retry', () => {
+test('claude: a 401 and a 429 in Claude Code\'s own words, classified; the retry-after it waited on is no reset time', () => {
   const auth = recorded('auth-401');
   const authError = auth.find((e) => e.kind === 'error') as Extract<AgentEvent, { kind: 'error' }>;
   assert.equal(authError, { kind: 'error', text: 'Invalid API key · Fix external API key', errorKind: 'auth', resetsAt: null });
@@ -90,7 +92,6 @@ test('claude: a 401 and a 429 in Claude Code\'s own words, classified; a rate li
     '[claude] Invalid API key · Fix external API key',
   ]);
 
-  const before = Date.now();
   const limited = recorded('rate-limit-429');
   const retry = limited.find((e) => e.kind === 'retry') as Extract<AgentEvent, { kind: 'retry' }>;
   assert.is(retry.errorKind, 'rate-limit');
@@ -98,7 +99,71 @@ test('claude: a 401 and a 429 in Claude Code\'s own words, classified; a rate li
   const end = limited[limited.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
   assert.is(end.error?.errorKind, 'rate-limit');
   assert.match(end.error!.text, /^API Error: Request rejected \(429\) · This request would exceed your rate limit\.$/);
-  assert.ok(end.error!.resetsAt! >= before + 1000 && end.error!.resetsAt! <= Date.now() + 1000, 'resets when the API said to retry');
+  // Claude Code waited that second before its last try: by the time the turn fails it has passed.
+  assert.is(end.error!.resetsAt, null, 'no reset time: the runner backs off');
+});
+
+test('claude: a sustained overload (529, recorded from both versions): Claude Code\'s own retry delays are no reset time, so each pause in a row is twice the last', () => {
+  for (const name of ['overloaded-529', 'overloaded-529-2.1.332']) {
+    const events = recorded(name);
+    const retries = events.filter((e): e is Extract<AgentEvent, { kind: 'retry' }> => e.kind === 'retry');
+    assert.equal(retries.map((r) => [r.errorKind, r.delayMs! > 0]), [['rate-limit', true], ['rate-limit', true]], name);
+    const end = events[events.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
+    assert.is(end.error?.errorKind, 'rate-limit', name);
+    assert.match(end.error!.text, /^API Error: 529 Overloaded\./, name);
+    assert.is(end.error!.resetsAt, null, name);
+    const now = Date.now();
+    assert.equal([0, 1, 2, 3].map((n) => rateLimitUntil(end.error!.resetsAt, n, now) - now), [60_000, 120_000, 240_000, 480_000], name);
+  }
+});
+
+/** The raw lines of a recording, as JSON. */
+function recordedLines(name: string): Array<Record<string, any>> {
+  return readFileSync(join(FIXTURES, 'claude-stream', `${name}.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+test('claude (with a subscription, recorded from both versions): a reset time comes only from a rejected rate_limit_event, and never for an overload', () => {
+  for (const [v, version] of [['', '2.1.197'], ['-2.1.332', '2.1.332']] as const) {
+    // A turn that went well, whose response said "allowed" with the window's reset 3 h away; then a 529.
+    const allowedInfo = recordedLines(`oauth-allowed-then-529${v}`).find((l) => l.type === 'rate_limit_event')!.rate_limit_info;
+    assert.equal([allowedInfo.status, typeof allowedInfo.resetsAt], ['allowed', 'number'], version);
+    const ends = recorded(`oauth-allowed-then-529${v}`).filter((e): e is Extract<AgentEvent, { kind: 'turn-end' }> => e.kind === 'turn-end');
+    assert.equal(ends.map((e) => e.error?.errorKind ?? null), [null, 'rate-limit'], version);
+    assert.match(ends[1]!.error!.text, /^API Error: 529 Overloaded\./);
+    assert.is(ends[1]!.error!.resetsAt, null, `an overload is no subscription limit: the runner backs off (${version})`);
+
+    // Refused (429) by the subscription's limit: its reset is the rejected event's.
+    const rejectedLine = recordedLines(`oauth-rejected-429${v}`).find((l) => l.type === 'rate_limit_event')!;
+    const resetsAt = (rejectedLine.rate_limit_info.resetsAt as number) * 1000;
+    const refused = recorded(`oauth-rejected-429${v}`);
+    assert.equal(refused.find((e) => e.kind === 'rate-limit'), { kind: 'rate-limit', text: 'usage limit reached (five hour)', resetsAt }, version);
+    const end = refused[refused.length - 1] as Extract<AgentEvent, { kind: 'turn-end' }>;
+    assert.equal([end.error?.errorKind, end.error?.resetsAt], ['rate-limit', resetsAt], version);
+    assert.match(end.error!.text, /^You've hit your (session|5-hour) limit · resets \d/, version);
+
+    // Should a 529 follow a rejected event, the subscription's reset is not the overload's.
+    const parse = claudeParser();
+    parse(JSON.stringify(rejectedLine));
+    const overload = recordedLines(`overloaded-529${v}`).find((l) => l.type === 'result')!;
+    const [after] = parse(JSON.stringify(overload)) as Array<Extract<AgentEvent, { kind: 'turn-end' }>>;
+    assert.equal([after!.error?.errorKind, after!.error?.resetsAt], ['rate-limit', null], version);
+  }
+});
+
+test('claude: a subagent\'s messages (2.1.332 sends them; 2.1.197 only its prompt) are shown apart, never as the agent\'s text, and never count as the promise', () => {
+  for (const name of ['subagent-2.1.332', 'subagent']) {
+    const events = recorded(name);
+    // As the runner does: only the agent's text goes to the promise detector.
+    const detector = new CompletionDetector();
+    for (const e of events) if (e.kind === 'text') detector.push(e.text);
+    assert.is(detector.detected, false, `the subagent said the promise, the agent did not (${name})`);
+    const text = events.filter((e): e is Extract<AgentEvent, { kind: 'text' }> => e.kind === 'text').map((e) => e.text).join('');
+    assert.match(text, /^Main: delegating\.Main: the helper is done\./, name);
+    assert.not.match(text, /Subagent here/, name);
+    assert.equal(events.filter((e) => e.kind === 'tool').map((e) => (e as { name: string }).name), ['Task'], name);
+  }
+  const lines = rendered(recorded('subagent-2.1.332')).text.split('\n');
+  assert.ok(lines.includes('[subagent] Subagent here. <promise>COMPLETE</promise>'), lines.join('\n'));
 });
 
 test('error words: classified the same for every agent; reset times and last lines read out', () => {

@@ -1,18 +1,19 @@
 // Loops with the REAL Claude Code CLI (npm @anthropic-ai/claude-code, the version Node 20 gets) whose
 // model is a local fake of the Anthropic API: completion with usage recorded, progress visible while a
 // tool call runs, a typed line reaching the model's next request, Esc, an early promise, a 401 that
-// fails fast in Claude Code's own words, a rate limit that pauses and resumes, iteration and stall
-// timeouts, extend and resume, a background task that outlives the last turn, and no tool process
-// left by a stop, a timeout or a killed runner. Everything is driven through the `ralph` CLI as a
-// user would.
+// fails fast in Claude Code's own words, a rate limit that pauses and resumes, an overload whose pauses
+// double (and do not take a subscription window's reset), iteration and stall timeouts, extend and
+// resume, a background task that outlives the last turn, and no tool process left by a stop, a
+// timeout or a killed runner. Everything is driven through the `ralph` CLI as a user would.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { allText, answersTool, lastMessageText, MARK_STORY, ralphWorker, type Script } from './fixtures/anthropic-api.js';
+import { attachProcess } from './helpers/attach.js';
 import { ClaudeWorld } from './helpers/claude.js';
 import { gone } from './helpers/loop.js';
 import { RALPH_BIN, waitUntil, within, skipped } from './helpers/env.js';
@@ -109,6 +110,69 @@ test('a loop completes with Claude Code: live tool calls in the log, tokens and 
   assert.match(commits, /feat: US-002/);
 });
 
+/**
+ * Puts a tee in front of the real `claude` (first on the PATH returned): what Claude Code writes to
+ * ralph is kept in a file too, and `lines()` reads it back as JSON objects.
+ */
+function teeClaude(w: ClaudeWorld): { path: string; lines: () => Array<Record<string, any>> } {
+  const real = execFileSync('sh', ['-c', 'command -v claude'], { env: w.env }).toString().trim();
+  const dir = join(w.home.home, 'tee-bin');
+  const file = join(w.home.home, 'claude-stdout.jsonl');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'claude'), `#!/bin/sh\n'${real}' "$@" | tee -a '${file}'\n`, { mode: 0o755 });
+  const lines = () => {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return [];
+    }
+    return text.split('\n').flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, any>];
+      } catch {
+        return []; // a line still being written
+      }
+    });
+  };
+  return { path: `${dir}:${w.env.PATH}`, lines };
+}
+
+test('a run of two turns (a line typed after the first ended) costs what Claude Code says the process cost, not the sum of its running totals', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  const gate = w.gate('first-turn');
+  // The first turn waits at a gate (so attach is interactive before it ends) and asks for a word;
+  // the second, after the typed line, does the story.
+  w.api.script = (req, n) => {
+    if (allText(req).includes('now the story')) return ralphWorker(req, n);
+    if (answersTool(req)) return { blocks: [{ text: 'Waiting for your word.' }] };
+    return { blocks: [{ tool: 'Bash', input: { command: gate.command('true'), description: 'wait' } }] };
+  };
+  const tee = teeClaude(w);
+  const results = () => tee.lines().filter((l) => l.type === 'result');
+  const id = await w.runClaude({ stories: 1, env: { PATH: tee.path } });
+  await logsShow(w, id, /● Bash while/, 'the first turn\'s tool call');
+  const attach = attachProcess(id, w.env, { args: ['--interactive', '--no-replay'] });
+  await attach.stderr('interactive —');
+  gate.open();
+  await waitUntil(() => results().length === 1, { what: 'the first turn to end', timeoutMs: 60_000 });
+  attach.keys('now the story\r');
+  attach.child.stdin!.end();
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status !== 'running', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+
+  const totals = results().map((r) => r.total_cost_usd as number);
+  assert.is(totals.length, 2, 'two turns, one process');
+  assert.ok(totals[0]! > 0 && totals[1]! > totals[0]!, `Claude Code's cost is the process's running total: ${totals}`);
+  const runs = iterations(w, id);
+  assert.is(runs.length, 1);
+  assert.ok(Math.abs(runs[0]!.cost_usd - totals[1]!) < 1e-9, `the run cost ${runs[0]!.cost_usd}; Claude Code says ${totals[1]}`);
+  assert.ok(Math.abs(end.usage.costUsd! - totals[1]!) < 1e-9, `the loop cost ${end.usage.costUsd}; Claude Code says ${totals[1]}`);
+  // Tokens are each turn's own: two requests a turn, each 1550 in and 80 out.
+  assert.equal([runs[0]!.input_tokens, runs[0]!.output_tokens], [6200, 320]);
+});
+
 test('progress shows while a tool call is still running; the promise counts even when said before the last tool call', async () => {
   const w = await world();
   if (!w) return skipped('no Claude Code CLI');
@@ -200,7 +264,9 @@ test('a wrong API key fails the loop at once, in Claude Code\'s own words', asyn
 test('a rate limit pauses the loop without using up an iteration, then it goes on', async () => {
   const w = await world();
   if (!w) return skipped('no Claude Code CLI');
-  // The first request and Claude Code's own two retries are refused with retry-after: 1.
+  // The first request and Claude Code's own two retries are refused with retry-after: 1. That second
+  // has passed when Claude Code gives up, so it is no reset time: the runner backs off (its first
+  // backoff shortened to a second here; a minute by default).
   let refused = 0;
   w.api.script = (req, n) => {
     if (refused < 3) {
@@ -209,7 +275,7 @@ test('a rate limit pauses the loop without using up an iteration, then it goes o
     }
     return ralphWorker(req, n);
   };
-  const id = await w.runClaude({ stories: 1 });
+  const id = await w.runClaude({ stories: 1, env: { RALPH_RATE_LIMIT_BACKOFF_MS: '1000' } });
   // The pause lasts about a second: rather than catch it by polling, the record says it happened
   // afterwards (the loop's own log of it, and the iterations table).
   const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
@@ -223,6 +289,58 @@ test('a rate limit pauses the loop without using up an iteration, then it goes o
   assert.match(paused[0]!, /^claude is rate-limited: API Error: Request rejected \(429\) · This request would exceed your rate limit\.; going on at \d\d:\d\d:\d\d$/);
   // The pause came before the run that did the work: its line precedes the second iteration's start.
   assert.ok(log.indexOf('[ralph] paused:') < log.lastIndexOf('[ralph] iteration 1/10'), log);
+});
+
+test('a sustained overload (529): each pause in a row is twice the last (Claude Code\'s own retry delays are no reset time), then the loop goes on', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  // Three runs' worth of requests (the first and Claude Code's own two retries, each) are refused.
+  let refused = 0;
+  w.api.script = (req, n) => {
+    if (refused < 9) {
+      refused++;
+      return { error: { status: 529, type: 'overloaded_error', message: 'Overloaded' } };
+    }
+    return ralphWorker(req, n);
+  };
+  const id = await w.runClaude({ stories: 1, env: { RALPH_RATE_LIMIT_BACKOFF_MS: '1000' } });
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 1, 'the limited runs did not use up the iteration');
+  assert.equal(iterations(w, id).map((r) => r.outcome), ['rate-limited', 'rate-limited', 'rate-limited', 'ok']);
+  const log = (await w.ralph(['logs', id])).stdout;
+  const pauses = [...log.matchAll(/\[ralph\] paused: claude is rate-limited: (.*); going on at \S+ \(in (\d+)(ms|s)\); no iteration is used meanwhile/g)];
+  assert.ok(pauses.every((p) => /^API Error: 529 Overloaded\./.test(p[1]!)), log);
+  // The runner's backoff (its first shortened to a second here; a minute by default), not ~5 s each.
+  assert.equal(pauses.map((p) => Math.round((Number(p[2]) * (p[3] === 's' ? 1000 : 1)) / 1000)), [1, 2, 4], log);
+});
+
+test('with a subscription, the window\'s "allowed" notice does not make a later overload wait for the window\'s reset: the runner backs off', async () => {
+  const w = await world();
+  if (!w) return skipped('no Claude Code CLI');
+  // The first response says the subscription's five-hour window is fine and resets in 3 h (Claude Code
+  // passes that on as a rate_limit_event, status "allowed"); the next request and Claude Code's two
+  // retries are overloaded; then the API is well again.
+  const window = {
+    'anthropic-ratelimit-unified-status': 'allowed',
+    'anthropic-ratelimit-unified-reset': String(Math.floor(Date.now() / 1000) + 3 * 3600),
+    'anthropic-ratelimit-unified-representative-claim': 'five_hour',
+  };
+  w.api.script = (req, n) => {
+    if (n === 0) return { blocks: [{ text: 'I will mark the next story done.' }, markStory], headers: window };
+    if (n <= 3) return { error: { status: 529, type: 'overloaded_error', message: 'Overloaded' } };
+    return ralphWorker(req, n);
+  };
+  // Signed in (OAuth) rather than with an API key: only then does Claude Code report the window.
+  const subscription = { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: 'sk-ant-oat01-fake-token-for-tests', RALPH_RATE_LIMIT_BACKOFF_MS: '1000' };
+  const id = await w.runClaude({ stories: 2, env: subscription });
+  const log = await logsShow(w, id, /\[ralph\] paused: .*\(in [^)]+\)/, 'the pause');
+  const [, reason, amount, unit] = /\[ralph\] paused: claude is rate-limited: (.*); going on at \S+ \(in (\d+)(ms|s|h)\b/.exec(log)!;
+  assert.match(reason!, /^API Error: 529 Overloaded\./);
+  assert.ok((unit === 'ms' || unit === 's') && Number(amount) * (unit === 's' ? 1000 : 1) <= 1000, `the first backoff (a second here), not the window's 3 h: ${amount}${unit}`);
+  const end = await w.waitForLoop(id, 'ended', (e) => e.status === 'completed' || e.status === 'failed', 120_000);
+  assert.is(end.status, 'completed', end.reason ?? '');
+  assert.is(end.iteration, 1);
 });
 
 test('iteration timeout and stall timeout end the agent and count as failed iterations, with reasons that name them', async () => {

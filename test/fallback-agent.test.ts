@@ -15,7 +15,8 @@ import { waitUntil, skipped } from './helpers/env.js';
 
 test('claude rate-limited: codex runs until the limit lifts, then claude again; no iteration is used up', async () => {
   if (!agentAvailable('codex')) return skipped('no Codex CLI');
-  // Claude Code's first request and its own two retries are refused, with retry-after: 3.
+  // Claude Code's first request and its own two retries are refused, with retry-after: 3 (no reset time
+  // once Claude Code has waited it out: the runner's backoff, its first shortened to 3 s below).
   let refused = 0;
   const w = await ClaudeWorld.create((req, n) => {
     if (refused < 3) {
@@ -35,7 +36,7 @@ test('claude rate-limited: codex runs until the limit lifts, then claude again; 
   try {
     // Both CLIs on PATH; each keeps its own config (Claude Code in HOME, Codex in CODEX_HOME).
     const { HOME: _codexHome, PATH: codexPath, ...codexEnv } = codex.env;
-    const env = { ...codexEnv, PATH: `${codexPath}:${w.env.PATH}` };
+    const env = { ...codexEnv, PATH: `${codexPath}:${w.env.PATH}`, RALPH_RATE_LIMIT_BACKOFF_MS: '3000' };
     const id = await w.runClaude({ stories: 2, args: ['--fallback-agent', 'codex'], env });
     // "running codex until HH:MM:SS" (local time, to the second): the gate opens a second after it.
     const [, hh, mm, ss] = await waitUntil(

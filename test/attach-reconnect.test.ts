@@ -14,7 +14,7 @@ import { attachToLoop } from '../client/attach/session.js';
 import { AttachTerminal, type AttachIo } from '../client/attach/terminal.js';
 import { RpcPeer } from '../rpc/peer.js';
 import { openDb } from '../store/db.js';
-import { LoopStore } from '../store/loops.js';
+import { LoopStore, type LoopRow } from '../store/loops.js';
 import { dial } from '../transport/index.js';
 import { LiveView } from '../tui/live.js';
 import type { LiveHeader } from '../tui/state.js';
@@ -80,6 +80,18 @@ class CuttableRelay {
     this.cut();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** `attachToLoop` on pipes: what it prints, its notes, and keys written to its stdin. */
+function attachOnPipes(store: LoopStore, row: LoopRow, opts: { interactive: boolean; replay: boolean }) {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const seen = { out: '', notes: '' };
+  stdout.on('data', (d) => (seen.out += d));
+  stderr.on('data', (d) => (seen.notes += d));
+  const io = { stdin, stdout, stderr } as unknown as Parameters<typeof attachToLoop>[3];
+  return { stdin, seen, attached: attachToLoop(store, row, opts, io) };
 }
 
 test('output across two dropped connections equals the log byte for byte, and the end arrives', async () => {
@@ -157,27 +169,19 @@ test('attach --interactive: keys typed while the connection is down are dropped 
     relay = new CuttableRelay(relayPath, target);
     await relay.listen();
     store.update(id, { socketPath: relayPath }); // attach reaches the runner through the relay
-    const stdin = new PassThrough();
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let notes = '';
-    stdout.on('data', (d) => (out += d));
-    stderr.on('data', (d) => (notes += d));
-    const io = { stdin, stdout, stderr } as unknown as Parameters<typeof attachToLoop>[3];
-    const attached = attachToLoop(store, requireLoop(store, id), { interactive: true, replay: true }, io);
-    await waitUntil(() => out.includes('ECHO READY') && notes.includes('interactive — keys go to the agent'), { what: 'attach in interactive mode' });
+    const { stdin, seen, attached } = attachOnPipes(store, requireLoop(store, id), { interactive: true, replay: true });
+    await waitUntil(() => seen.out.includes('ECHO READY') && seen.notes.includes('interactive — keys go to the agent'), { what: 'attach in interactive mode' });
     stdin.write('before\r');
     await waitUntil(() => w.log(id).includes('before'), { what: 'a key typed while connected' });
 
     await relay.close(); // cut, and no new connection gets through
-    await waitUntil(() => notes.includes('connection lost'), { what: 'the drop noticed' });
+    await waitUntil(() => seen.notes.includes('connection lost'), { what: 'the drop noticed' });
     stdin.write('offline\r');
-    await waitUntil(() => notes.includes('not connected right now: that key was not delivered'), { what: 'the note' });
+    await waitUntil(() => seen.notes.includes('not connected right now: that key was not delivered'), { what: 'the note' });
 
     relay = new CuttableRelay(relayPath, target);
     await relay.listen();
-    await waitUntil(() => notes.includes('reconnected'), { what: 'the reconnect' });
+    await waitUntil(() => seen.notes.includes('reconnected'), { what: 'the reconnect' });
     stdin.write('after\r');
     await waitUntil(() => w.log(id).includes('after'), { what: 'a key typed after the reconnect' });
     assert.not.ok(w.log(id).includes('offline'), 'the key typed while disconnected never reached the agent');
@@ -244,20 +248,13 @@ test('attach --interactive joins a loop someone else holds interactive: it holds
     const row = requireLoop(store, id);
     other = await LoopClient.connect(row.socketPath!);
     await other.request('interactive', { on: true });
-    const stdin = new PassThrough();
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let notes = '';
-    stderr.on('data', (d) => (notes += d));
-    stdout.resume();
-    const io = { stdin, stdout, stderr } as unknown as Parameters<typeof attachToLoop>[3];
-    const attached = attachToLoop(store, row, { interactive: true, replay: true }, io);
-    await waitUntil(() => notes.includes('interactive — keys go to the agent'), { what: 'attach in interactive mode' });
+    const { stdin, seen, attached } = attachOnPipes(store, row, { interactive: true, replay: true });
+    await waitUntil(() => seen.notes.includes('interactive — keys go to the agent'), { what: 'attach in interactive mode' });
     other.close(); // the first holder leaves: the mode stays, attach holds it too
     other = undefined;
     stdin.write('from the second holder\r');
     await waitUntil(() => w.log(id).includes('from the second holder'), { what: 'the key at the agent' });
-    assert.not.match(notes, /write failed/);
+    assert.not.match(seen.notes, /write failed/);
     stdin.end();
     assert.is((await attached).kind, 'detached');
   } finally {
@@ -280,21 +277,14 @@ test('attach: i and keys typed while the runner has not answered the subscribe y
     relay = new CuttableRelay(relayPath, target, 700);
     await relay.listen();
     store.update(id, { socketPath: relayPath });
-    const stdin = new PassThrough();
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let notes = '';
-    stderr.on('data', (d) => (notes += d));
-    stdout.resume();
-    const io = { stdin, stdout, stderr } as unknown as Parameters<typeof attachToLoop>[3];
     const r = relay;
-    const attached = attachToLoop(store, requireLoop(store, id), { interactive: false, replay: true }, io);
+    const { stdin, seen, attached } = attachOnPipes(store, requireLoop(store, id), { interactive: false, replay: true });
     // Connected, and the answer to subscribe is at least 700 ms away.
     await waitUntil(() => r.connections === 1, { what: 'the connection' });
     stdin.write('i');
     stdin.write('typed early\r');
     await waitUntil(() => w.log(id).includes('typed early'), { what: 'the early keys at the agent' });
-    assert.not.match(notes, /not delivered/);
+    assert.not.match(seen.notes, /not delivered/);
     stdin.write('\x1d');
     stdin.write('q');
     assert.is((await attached).kind, 'detached');

@@ -164,6 +164,27 @@ test('keys: s asks and only y stops; + takes a number (Enter alone: 5); ended lo
   assert.match(handleKey(stateWith([entry(1)]), key('i')).state.message!.text, /not connected/);
 });
 
+test('keys: the answer to "stop?", "resume?" or "how many more?" goes to the loop asked about, even when a loop ending moved the selection meanwhile', () => {
+  // Only open loops shown (Tab): loop-0001 ending leaves the list, and the selection moves to loop-0002.
+  const open = handleKey(stateWith([entry(1), entry(2)]), key('\t', 'tab')).state;
+  assert.is(open.selectedId, 'loop-0001');
+  for (const [ask, answer, effect] of [
+    ['s', 'y', { kind: 'stop', id: 'loop-0001' }],
+    ['+', '\r', { kind: 'extend', id: 'loop-0001', n: 5 }],
+  ] as const) {
+    let s = handleKey(open, key(ask)).state;
+    s = withLoops(s, [entry(1, 'completed'), entry(2)]);
+    assert.is(s.selectedId, 'loop-0002', 'the selection moved');
+    assert.equal(handleKey(s, key(answer, answer === '\r' ? 'enter' : answer)).effects, [effect]);
+  }
+  let r = handleKey(stateWith([entry(1, 'failed'), entry(2, 'failed')]), key('/')).state;
+  for (const ch of 'failed') r = handleKey(r, key(ch)).state;
+  r = handleKey(handleKey(r, key('\r', 'enter')).state, key('r')).state;
+  r = withLoops(r, [entry(1, 'completed'), entry(2, 'failed')]);
+  assert.is(r.selectedId, 'loop-0002');
+  assert.equal(handleKey(r, key('y')).effects, [{ kind: 'resume', id: 'loop-0001' }]);
+});
+
 test('frame: exactly the terminal height, no line wider than it, at 80x24 and 120x40, with 1,000 loops; too small says so', () => {
   const loops = Array.from({ length: 1000 }, (_, i) => entry(i, i % 7 === 0 ? 'completed' : 'running', i % 5 === 0 ? { usage: { inputTokens: 12345, outputTokens: 678, cacheReadTokens: null, cacheWriteTokens: null, costUsd: 1.5 } } : {}));
   for (const [cols, rows] of [[80, 24], [120, 40], [40, 10]] as const) {

@@ -114,16 +114,16 @@ function listKey(s: TuiState, key: KeyPress): KeyResult {
       return done(s, { kind: 'interactive', id: entry.id });
     case 's':
       if (ended) return done({ ...s, message: info(`loop ${entry.id} has ended already (${entry.status})`) });
-      return done({ ...s, mode: 'confirm-stop', message: { text: `stop loop ${entry.id} now? [y/N]`, tone: 'notice' } });
+      return done({ ...s, mode: 'confirm-stop', asked: entry.id, message: { text: `stop loop ${entry.id} now? [y/N]`, tone: 'notice' } });
     case '+':
     case '=':
       if (ended) return done({ ...s, message: info(`loop ${entry.id} has ended: r resumes it as a new loop`) });
-      return done({ ...s, mode: 'extend', input: '', message: null });
+      return done({ ...s, mode: 'extend', input: '', asked: entry.id, message: null });
     case 'r':
       if (!ended || entry.status === 'completed') {
         return done({ ...s, message: info(`r resumes a loop that failed or was stopped; ${entry.id} is ${entry.status}`) });
       }
-      return done({ ...s, mode: 'confirm-resume', message: { text: `resume loop ${entry.id} as a new loop? [y/N]`, tone: 'notice' } });
+      return done({ ...s, mode: 'confirm-resume', asked: entry.id, message: { text: `resume loop ${entry.id} as a new loop? [y/N]`, tone: 'notice' } });
     case 'l':
       return done(s, { kind: 'pager', id: entry.id });
   }
@@ -146,16 +146,15 @@ function filterKey(s: TuiState, key: KeyPress): KeyResult {
 }
 
 function extendKey(s: TuiState, key: KeyPress): KeyResult {
-  const entry = selectedEntry(s);
   switch (key.id) {
     case 'enter': {
       const n = s.input === '' ? DEFAULT_EXTEND : Number(s.input);
-      const back = { ...s, mode: 'list' as const, input: '' };
-      if (!entry || n < 1) return done({ ...back, message: info('no iterations added') });
-      return done(back, { kind: 'extend', id: entry.id, n });
+      const back = { ...s, mode: 'list' as const, input: '', asked: null };
+      if (s.asked === null || n < 1) return done({ ...back, message: info('no iterations added') });
+      return done(back, { kind: 'extend', id: s.asked, n });
     }
     case 'escape':
-      return done({ ...s, mode: 'list', input: '', message: info('no iterations added') });
+      return done({ ...s, mode: 'list', input: '', asked: null, message: info('no iterations added') });
     case 'backspace':
       return done({ ...s, input: s.input.slice(0, -1) });
   }
@@ -163,18 +162,17 @@ function extendKey(s: TuiState, key: KeyPress): KeyResult {
 }
 
 function confirmKey(s: TuiState, key: KeyPress): KeyResult {
-  const entry = selectedEntry(s);
-  const back = { ...s, mode: 'list' as const };
+  const id = s.asked;
+  const back = { ...s, mode: 'list' as const, asked: null };
   const yes = key.text === 'y' || key.text === 'Y';
-  if (!entry || !yes) return done({ ...back, message: info(s.mode === 'confirm-stop' ? 'not stopped' : 'not resumed') });
-  return done({ ...back, message: null }, s.mode === 'confirm-stop' ? { kind: 'stop', id: entry.id } : { kind: 'resume', id: entry.id });
+  if (id === null || !yes) return done({ ...back, message: info(s.mode === 'confirm-stop' ? 'not stopped' : 'not resumed') });
+  return done({ ...back, message: null }, s.mode === 'confirm-stop' ? { kind: 'stop', id } : { kind: 'resume', id });
 }
 
 /** The prompt shown on the message line while a mode waits for input, if any. */
 export function promptOf(s: TuiState): string | null {
-  const entry = selectedEntry(s);
   if (s.mode === 'filter') return `/${s.input}`;
-  if (s.mode === 'extend') return `add iterations to ${entry?.id ?? '?'} (Enter: ${DEFAULT_EXTEND}): ${s.input}`;
+  if (s.mode === 'extend') return `add iterations to ${s.asked ?? '?'} (Enter: ${DEFAULT_EXTEND}): ${s.input}`;
   return null;
 }
 

@@ -65,6 +65,11 @@ export interface TuiState {
   mode: Mode;
   /** What is being typed at a prompt (the filter, the number of iterations). */
   input: string;
+  /**
+   * The loop a prompt (stop? resume? how many more?) asks about: the answer goes to it, not to
+   * whichever loop is selected by then (a loop ending can move the selection under the prompt).
+   */
+  asked: string | null;
   /** Loops that ended or paused since the user last looked at them. */
   flagged: ReadonlySet<string>;
   message: Message | null;
@@ -84,6 +89,7 @@ export function initialState(opts: { cols: number; rows: number; color: boolean;
     listTop: 0,
     mode: 'list',
     input: '',
+    asked: null,
     flagged: new Set(),
     message: null,
     live: null,

@@ -256,6 +256,31 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
   }
 });
 
+test('a loop is named by its id, its name or a unique start of its id; an empty argument names none, a start of several ids says so', async () => {
+  const w = new CliWorld();
+  try {
+    const once = ['--max-iterations', '1'];
+    const a = await w.startLoop({ steps: 'noop', stories: 1, args: [...once, '--name', 'alpha-one'] });
+    await w.waitForLoop(a, 'failed', (e) => e.status === 'failed');
+    // An unset "$ID" in a script (`ralph resume "$ID"`): '' starts every id, yet it names no loop,
+    // not even the only one there is.
+    for (const args of [['resume', ''], ['stop', ''], ['extend', '', '1'], ['logs', '']]) {
+      assertOneLineError(await w.ralph(args), /^ralph: no loop "" \(see ralph status\)$/);
+    }
+    assert.equal((await w.status()).map((e) => e.id), [a], 'nothing was resumed');
+
+    const b = await w.startLoop({ steps: 'noop', stories: 1, args: [...once, '--name', 'alpha-two'] });
+    await w.waitForLoop(b, 'failed', (e) => e.status === 'failed');
+    assertOneLineError(await w.ralph(['resume', 'alpha']), new RegExp(`^ralph: "alpha" could be several loops \\(${b}, ${a}\\); give more of the id$`));
+    assert.equal((await w.status()).map((e) => e.id), [b, a], 'nothing was resumed');
+    const unique = await w.ralph(['logs', a.slice(0, -2)]);
+    assert.is(unique.code, 0, unique.stderr);
+    assert.match(unique.stdout, /iteration 1\/1/, 'a unique start of an id names its loop');
+  } finally {
+    await w.cleanup();
+  }
+});
+
 test('ralph start outside a git repository asks for --repo; where git cannot run at all, it says that instead', async () => {
   const w = new CliWorld();
   try {

@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { CliWorld } from './helpers/cli.js';
-import { alive, ROOT, waitUntil, type RunResult } from './helpers/env.js';
+import { alive, RALPH_BIN, ROOT, waitUntil, type RunResult } from './helpers/env.js';
 import { fixtureAgentCmd } from './helpers/loop.js';
 
 const JSON_KEYS = [
@@ -310,6 +310,34 @@ test('ralph run --foreground: output on stdout, exit 0 when completed, 1 otherwi
       entries.map((e) => e.status),
       ['failed', 'completed'],
     );
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('ralph run --foreground | head: once its reader is gone the loop stops, on record, and the exit code says so', async () => {
+  const w = new CliWorld();
+  try {
+    const repo = w.repo({ stories: 2 });
+    const child = spawn(process.execPath, [RALPH_BIN, 'run', repo.dir, '--foreground', '--agent-cmd', fixtureAgentCmd('slow')], {
+      env: { ...w.env, FIXTURE_SLOW_MS: '50', FIXTURE_SLOW_COUNT: '600' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = once(child, 'exit');
+    // Read until the agent is at work, then close the reading end, as `head -2` does.
+    let seen = '';
+    for await (const chunk of child.stdout) {
+      seen += chunk;
+      if (seen.includes('slow line 1')) break; // leaving the loop destroys the stream: the pipe is closed
+    }
+    const [code] = await exited;
+    assert.is(code, 1, `exit code (stderr: ${stderr})`);
+    const [e] = await w.status();
+    assert.is(e!.status, 'stopped', 'the loop was stopped, not left to "runner exited unexpectedly"');
+    assert.match(e!.reason ?? '', /output could not be written \(EPIPE/);
+    assert.match(stderr, /ralph: loop \S+ stopped \(iteration 1\): its output could not be written/);
   } finally {
     await w.cleanup();
   }

@@ -42,13 +42,20 @@ let outputLost: (err: NodeJS.ErrnoException, stream: 'stdout' | 'stderr') => voi
   process.exit(1);
 };
 
-export function whenOutputLost(handler: typeof outputLost): void {
+let closedPipeEndsQuietly = true;
+
+/**
+ * `closedPipe`: a closed pipe on stdout goes to `handler` too, for a command that must not just
+ * vanish when its reader does (`ralph run --foreground | head` hosts a loop).
+ */
+export function whenOutputLost(handler: typeof outputLost, opts: { closedPipe?: boolean } = {}): void {
   outputLost = handler;
+  closedPipeEndsQuietly = !opts.closedPipe;
 }
 
 /** The one 'error' listener of process.stdout and process.stderr (set in ralph.ts). */
 export function outputError(stream: 'stdout' | 'stderr', err: NodeJS.ErrnoException): void {
-  if (stream === 'stdout' && err.code === 'EPIPE') process.exit(0);
+  if (stream === 'stdout' && err.code === 'EPIPE' && closedPipeEndsQuietly) process.exit(0);
   outputLost(err, stream);
 }
 

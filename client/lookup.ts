@@ -5,8 +5,12 @@ import { LoopStore, type LoopRow } from '../store/loops.js';
 import { homePaths, type HomePaths } from '../store/paths.js';
 
 export class LoopNotFoundError extends Error {
-  constructor(idOrName: string) {
-    super(`no loop ${JSON.stringify(idOrName)} (see ralph status)`);
+  constructor(idOrName: string, candidates: string[] = []) {
+    super(
+      candidates.length > 1
+        ? `${JSON.stringify(idOrName)} could be several loops (${candidates.slice(0, 3).join(', ')}${candidates.length > 3 ? ', …' : ''}); give more of the id`
+        : `no loop ${JSON.stringify(idOrName)} (see ralph status)`,
+    );
     this.name = 'LoopNotFoundError';
   }
 }
@@ -18,6 +22,7 @@ export function openLoopStore(paths: HomePaths = homePaths()): LoopStore {
 /** By id, name or unique id prefix; a one-line error naming what was asked for otherwise. */
 export function requireLoop(store: LoopStore, idOrName: string): LoopRow {
   const row = store.find(idOrName);
-  if (!row) throw new LoopNotFoundError(idOrName);
+  // A start of several ids names none of them: say so, rather than that no such loop exists.
+  if (!row) throw new LoopNotFoundError(idOrName, store.idsStartingWith(idOrName, 4));
   return row;
 }

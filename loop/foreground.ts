@@ -11,6 +11,8 @@ export interface ForegroundOptions {
   /** The agent's PTY size (e.g. the user's terminal size). Default 120x40. */
   size?: { cols: number; rows: number };
   env?: NodeJS.ProcessEnv;
+  /** See HostOptions.stopper. */
+  stopper?: (stop: (reason: string) => void) => void;
 }
 
 /** Runs a prepared loop (status `starting`) in this process; resolves with its final status. */
@@ -19,6 +21,7 @@ export async function runLoopInProcess(paths: HomePaths, loopId: string, opts: F
     ...(opts.output ? { output: opts.output } : {}),
     ...(opts.size ? { size: opts.size } : {}),
     ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.stopper ? { stopper: opts.stopper } : {}),
     handleSignals: true,
     // The foreground terminal shows the output; diagnostics would garble it.
     log: () => {},

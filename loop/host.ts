@@ -24,6 +24,8 @@ export interface HostOptions {
   /** At most this long serving clients still reading after the end (default: LoopService's, 60 s). */
   lingerMs?: number;
   log?: (line: string) => void;
+  /** Hands the caller a way to stop the loop now, with the reason to record (foreground: its output is gone). */
+  stopper?: (stop: (reason: string) => void) => void;
 }
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
@@ -86,6 +88,7 @@ export async function hostLoop(paths: HomePaths, loopId: string, opts: HostOptio
     const output = opts.output;
     if (output) runner.history.on('append', (chunk) => output.write(chunk.data));
     if (opts.handleSignals ?? true) for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+    opts.stopper?.((reason) => runner?.stop('now', reason));
     opts.onReady?.();
     const done = await runner.run();
     await service.drainAndClose(opts.lingerMs);

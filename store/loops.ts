@@ -217,9 +217,21 @@ export class LoopStore {
       | Record<string, unknown>
       | undefined;
     if (exact) return checkRow(exact);
-    const like = idOrName.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
-    const rows = this.db.prepare(`${SELECT} WHERE id LIKE ? ESCAPE '\\' LIMIT 2`).all(like) as Record<string, unknown>[];
-    return rows.length === 1 ? checkRow(rows[0]!) : undefined;
+    const ids = this.idsStartingWith(idOrName, 2);
+    return ids.length === 1 ? this.get(ids[0]!) : undefined;
+  }
+
+  /**
+   * Up to `limit` ids that start with `prefix`, newest first. None for an empty prefix: it starts
+   * every id, and an unset `"$ID"` in a script must not name the only loop there is.
+   */
+  idsStartingWith(prefix: string, limit: number): string[] {
+    if (prefix === '') return [];
+    const like = prefix.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+    const rows = this.db
+      .prepare(`SELECT id FROM loops WHERE id LIKE ? ESCAPE '\\' ORDER BY started_at DESC, rowid DESC LIMIT ?`)
+      .all(like, limit) as Array<{ id: string }>;
+    return rows.map((r) => r.id);
   }
 
   findRemote(remote: string, remoteLoopId: string): LoopRow | undefined {

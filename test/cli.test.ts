@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { openDb } from '../store/db.js';
 import { LoopStore } from '../store/loops.js';
 import { CliWorld } from './helpers/cli.js';
-import { alive, ROOT, waitUntil, type RunResult } from './helpers/env.js';
+import { alive, RALPH_BIN, ROOT, waitUntil, type RunResult } from './helpers/env.js';
 import { fixtureAgentCmd } from './helpers/loop.js';
 
 const JSON_KEYS = [
@@ -256,6 +256,31 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
   }
 });
 
+test('a loop is named by its id, its name or a unique start of its id; an empty argument names none, a start of several ids says so', async () => {
+  const w = new CliWorld();
+  try {
+    const once = ['--max-iterations', '1'];
+    const a = await w.startLoop({ steps: 'noop', stories: 1, args: [...once, '--name', 'alpha-one'] });
+    await w.waitForLoop(a, 'failed', (e) => e.status === 'failed');
+    // An unset "$ID" in a script (`ralph resume "$ID"`): '' starts every id, yet it names no loop,
+    // not even the only one there is.
+    for (const args of [['resume', ''], ['stop', ''], ['extend', '', '1'], ['logs', '']]) {
+      assertOneLineError(await w.ralph(args), /^ralph: no loop "" \(see ralph status\)$/);
+    }
+    assert.equal((await w.status()).map((e) => e.id), [a], 'nothing was resumed');
+
+    const b = await w.startLoop({ steps: 'noop', stories: 1, args: [...once, '--name', 'alpha-two'] });
+    await w.waitForLoop(b, 'failed', (e) => e.status === 'failed');
+    assertOneLineError(await w.ralph(['resume', 'alpha']), new RegExp(`^ralph: "alpha" could be several loops \\(${b}, ${a}\\); give more of the id$`));
+    assert.equal((await w.status()).map((e) => e.id), [b, a], 'nothing was resumed');
+    const unique = await w.ralph(['logs', a.slice(0, -2)]);
+    assert.is(unique.code, 0, unique.stderr);
+    assert.match(unique.stdout, /iteration 1\/1/, 'a unique start of an id names its loop');
+  } finally {
+    await w.cleanup();
+  }
+});
+
 test('ralph start outside a git repository asks for --repo; where git cannot run at all, it says that instead', async () => {
   const w = new CliWorld();
   try {
@@ -285,6 +310,34 @@ test('ralph run --foreground: output on stdout, exit 0 when completed, 1 otherwi
       entries.map((e) => e.status),
       ['failed', 'completed'],
     );
+  } finally {
+    await w.cleanup();
+  }
+});
+
+test('ralph run --foreground | head: once its reader is gone the loop stops, on record, and the exit code says so', async () => {
+  const w = new CliWorld();
+  try {
+    const repo = w.repo({ stories: 2 });
+    const child = spawn(process.execPath, [RALPH_BIN, 'run', repo.dir, '--foreground', '--agent-cmd', fixtureAgentCmd('slow')], {
+      env: { ...w.env, FIXTURE_SLOW_MS: '50', FIXTURE_SLOW_COUNT: '600' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = once(child, 'exit');
+    // Read until the agent is at work, then close the reading end, as `head -2` does.
+    let seen = '';
+    for await (const chunk of child.stdout) {
+      seen += chunk;
+      if (seen.includes('slow line 1')) break; // leaving the loop destroys the stream: the pipe is closed
+    }
+    const [code] = await exited;
+    assert.is(code, 1, `exit code (stderr: ${stderr})`);
+    const [e] = await w.status();
+    assert.is(e!.status, 'stopped', 'the loop was stopped, not left to "runner exited unexpectedly"');
+    assert.match(e!.reason ?? '', /output could not be written \(EPIPE/);
+    assert.match(stderr, /ralph: loop \S+ stopped \(iteration 1\): its output could not be written/);
   } finally {
     await w.cleanup();
   }

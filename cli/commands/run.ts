@@ -7,7 +7,7 @@ import { openLoopStore } from '../../client/lookup.js';
 import { launchRunner } from '../../loop/launch.js';
 import { DEFAULT_AGENT, prepareLoop, type PrepareRequest } from '../../loop/prepare.js';
 import { homePaths } from '../../store/paths.js';
-import { UserError } from '../output.js';
+import { UserError, whenOutputLost } from '../output.js';
 
 export interface RunOptions {
   agent?: string;
@@ -51,7 +51,18 @@ export async function run(dir: string, opts: RunOptions): Promise<void> {
     process.stderr.write(`ralph: loop ${row.id} (${row.agent}) runs in the foreground; Ctrl-C stops it\n`);
     const { runLoopInProcess } = await import('../../loop/foreground.js');
     const size = process.stdout.isTTY ? { cols: process.stdout.columns, rows: process.stdout.rows } : undefined;
-    const status = await runLoopInProcess(paths, row.id, { output: process.stdout, ...(size ? { size } : {}) });
+    // The loop lives in this process: when its output can no longer be written (`| head` has read
+    // enough, the terminal is gone) it stops as on Ctrl-C, so its row ends with the reason and the
+    // exit code says it did not complete, instead of the process vanishing with the row still open.
+    const stopper = (stop: (reason: string) => void) => {
+      let lost = false;
+      whenOutputLost((err, stream) => {
+        if (lost || stream !== 'stdout') return;
+        lost = true;
+        stop(`its output could not be written (${err.code ?? err.message}${err.code === 'EPIPE' ? ': the reading end was closed' : ''})`);
+      }, { closedPipe: true });
+    };
+    const status = await runLoopInProcess(paths, row.id, { output: process.stdout, stopper, ...(size ? { size } : {}) });
     const final = store.get(row.id)!;
     store.db.close();
     process.stderr.write(`ralph: ${describeEnd(row.id, { status, reason: final.reason, iteration: final.iteration })}\n`);

@@ -52,6 +52,10 @@ export class RpcPeer {
   private readonly reader: LineReader;
   private readonly maxBufferedBytes: number;
   private firstMessageTimer: NodeJS.Timeout | undefined;
+  /** Requests whose handler has not answered yet. */
+  private answering = 0;
+  /** The peer has finished sending (a half-close); it may still be owed answers. */
+  private peerEnded = false;
 
   constructor(
     readonly stream: Duplex,
@@ -66,7 +70,10 @@ export class RpcPeer {
       );
     }
     stream.on('data', (chunk: Buffer) => this.reader.push(chunk));
-    stream.on('end', () => this.close('peer closed the connection'));
+    stream.on('end', () => {
+      this.peerEnded = true;
+      this.closeOnceAnswered();
+    });
     stream.on('close', () => this.close('connection closed'));
     stream.on('error', (err: Error) => this.close(err.message));
     stream.resume();
@@ -223,13 +230,33 @@ export class RpcPeer {
     // A synchronous answer goes out at once: replies keep the order of requests, and a keystroke
     // `write` costs no extra turn of the event loop.
     if (result instanceof Promise) {
-      result.then(
-        (value) => this.sendResult(msg.id, value),
-        (err) => this.sendHandlerError(msg.id, err),
-      );
+      this.answering++;
+      result
+        .then(
+          (value) => this.sendResult(msg.id, value),
+          (err) => this.sendHandlerError(msg.id, err),
+        )
+        .finally(() => {
+          this.answering--;
+          this.closeOnceAnswered();
+        });
     } else {
       this.sendResult(msg.id, result);
     }
+  }
+
+  /**
+   * After the peer's half-close: a peer that sent its last request and then ended its side (a
+   * script piping into `ralph bridge`, whose stdin's end becomes a half-close) is still owed the
+   * answers. Close once every request is answered and written; end() flushes them first.
+   */
+  private closeOnceAnswered(): void {
+    if (!this.peerEnded || this.answering > 0 || this.closedReason !== undefined) return;
+    if (this.stream.writableLength === 0 || !this.stream.writable) {
+      this.close('peer closed the connection');
+      return;
+    }
+    this.stream.end(() => this.close('peer closed the connection'));
   }
 
   private sendResult(id: Id, result: unknown): void {

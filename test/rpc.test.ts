@@ -2,6 +2,7 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ConnectionClosedError, ErrorCodes, LineReader, RpcError, RpcPeer, payloadFrame, type LineEvent } from '../rpc/index.js';
@@ -98,6 +99,46 @@ test('two peers talk both ways; a closed connection rejects pending requests', a
     assert.instance(err, ConnectionClosedError, String(err));
   }
   await listener.close();
+  t.cleanup();
+});
+
+test('a peer that half-closes after its requests still gets every answer, then the connection closes', async () => {
+  const { t, listener, serverPeer, raw } = await pair();
+  let release!: () => void;
+  const later = new Promise<void>((resolve) => (release = resolve));
+  serverPeer.onRequest('slow', async () => {
+    await later;
+    return 'late';
+  });
+  serverPeer.onRequest('fast', () => 'now');
+  const replies = lines(raw, 2);
+  const ended = new Promise((resolve) => serverPeer.stream.once('end', resolve));
+  raw.end('{"jsonrpc":"2.0","id":1,"method":"slow"}\n{"jsonrpc":"2.0","id":2,"method":"fast"}\n');
+  await ended; // the peer's own 'end' listener has run by now
+  assert.not.ok(serverPeer.closed, 'closed while an answer was still owed');
+  release();
+  assert.equal((await replies).map((m) => [m.id, m.result]), [
+    [2, 'now'],
+    [1, 'late'],
+  ]);
+  assert.is(await serverPeer.whenClosed(), 'peer closed the connection');
+  raw.destroy();
+  await listener.close();
+  t.cleanup();
+});
+
+test("a unix socket in a directory that exists leaves that directory's mode alone; one it makes is private", async () => {
+  const t = makeTempHome('ralph-rpc');
+  const shared = join(t.home, 'shared');
+  mkdirSync(shared, { mode: 0o755 });
+  const inShared = await listen(`unix:${join(shared, 'x.sock')}`);
+  assert.is(statSync(shared).mode & 0o777, 0o755);
+  assert.is(statSync(join(shared, 'x.sock')).mode & 0o777, 0o600);
+  const made = join(t.home, 'made', 'here');
+  const inMade = await listen(`unix:${join(made, 'x.sock')}`);
+  assert.is(statSync(made).mode & 0o777, 0o700);
+  await inShared.close();
+  await inMade.close();
   t.cleanup();
 });
 

@@ -111,8 +111,9 @@ export function socketAnswers(path: string): Promise<boolean> {
 }
 
 async function listenUnix(path: string): Promise<Listener> {
+  // A directory made here is private; one that was there is left as it is (the socket itself is
+  // 0600): `--listen unix:/run/ralph.sock` must not close /run to everyone else.
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  chmodSync(dirname(path), 0o700);
   try {
     if (lstatSync(path).isSocket()) {
       if (await socketAnswers(path)) throw new AddressError(`${path} is in use by another process`);

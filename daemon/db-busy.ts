@@ -9,6 +9,9 @@ import { sqliteCode } from '../store/db-fault.js';
 /** How long one daemon statement waits for another process's write lock (the CLIs' default is 30 s). */
 export const DAEMON_BUSY_TIMEOUT_MS = 1_500;
 
+/** A daemon write a locked DB refused (a loop's end, a failed start's record) is tried again this much later. */
+export const BUSY_RETRY_MS = 1000;
+
 /** What a locked DB is, in the user's terms; DB_BUSY_MESSAGE adds what to do. */
 export const DB_BUSY = 'the session DB is busy (locked by another process)';
 export const DB_BUSY_MESSAGE = `${DB_BUSY}; try again`;

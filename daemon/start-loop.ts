@@ -23,15 +23,13 @@ import { ensurePrivateDir, type HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, agentPreflight, type AgentName } from '../agents/registry.js';
 import { alreadyResumedMessage, DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, LoopSetupError, newLoopId } from '../loop/prepare.js';
 import type { DaemonLogger } from './context.js';
-import { DB_BUSY, DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
+import { BUSY_RETRY_MS, DB_BUSY, DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
 import type { LoopDeps } from './deps.js';
 import { ControlEvents, PUSH_ID_PATTERN, PUSH_ID_RULE, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
 import { finalEventFor, type Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
 export const STOPPED_WHILE_STARTING_REASON = 'stopped while it was starting';
-/** A failed start whose row the locked DB would not take is recorded this much later. */
-const BUSY_RETRY_MS = 1000;
 const MAX_ITERATIONS_LIMIT = 10_000;
 
 /** loop.start params from the wire, checked field by field. */

@@ -9,7 +9,7 @@ import { isFinal, type LoopRow, type LoopStatus, type LoopStore } from '../store
 import { runnerAlive, RUNNER_GONE_REASON } from '../store/process.js';
 import { dial } from '../transport/index.js';
 import type { DaemonLogger } from './context.js';
-import { DB_BUSY, isDbBusy } from './db-busy.js';
+import { BUSY_RETRY_MS, DB_BUSY, isDbBusy } from './db-busy.js';
 import { toDaemonLoop } from './loops.js';
 import { ControlEvents, type DaemonLoop } from './protocol.js';
 
@@ -33,7 +33,6 @@ interface Watch {
 const DIAL_TIMEOUT_MS = 5000;
 const STARTING_GRACE_MS = 2 * 60_000;
 const MAX_RETRY_DELAY_MS = 5000;
-const BUSY_RETRY_MS = 1000;
 
 export class Supervisor {
   private readonly watches = new Map<string, Watch>();

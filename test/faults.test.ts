@@ -99,12 +99,20 @@ async function runToEnd(t: TempHome, made: ReturnType<typeof repos>, stories = 1
   return id;
 }
 
-/** Waits until no runner of this home is left (their last DB connection checkpoints the WAL). */
+/**
+ * Waits until no runner of this home is left, then folds the WAL into the DB file so that damage
+ * done to the file is damage to the data. (The last connection to close checkpoints on its own,
+ * but two closing at once, or this probe's read, can each leave it to the other.)
+ */
 async function runnersGone(t: TempHome, ids: string[]): Promise<void> {
-  const db = new Database(join(t.home, 'ralph.db'), { readonly: true });
-  const pids = ids.map((id) => (db.prepare('SELECT pid FROM loops WHERE id = ?').get(id) as { pid: number }).pid);
-  db.close();
-  await waitUntil(() => pids.every((p) => !alive(p)), { what: 'the runners to exit' });
+  const db = new Database(join(t.home, 'ralph.db'));
+  try {
+    const pids = ids.map((id) => (db.prepare('SELECT pid FROM loops WHERE id = ?').get(id) as { pid: number }).pid);
+    await waitUntil(() => pids.every((p) => !alive(p)), { what: 'the runners to exit' });
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.close();
+  }
 }
 
 test('a truncated session DB: one clear line from every command; ralph doctor recovers its loops and keeps the damaged file', async () => {

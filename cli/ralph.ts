@@ -4,6 +4,7 @@
 
 import { Command, Option } from 'commander';
 import { parseDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
+import { iterationsRangeMessage, MAX_ITERATIONS } from '../store/iteration-limit.js';
 import { fail, outputError } from './output.js';
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for cat.
@@ -32,6 +33,10 @@ const positiveInt = (flag: string) => (v: string) => {
   }
   return Number(v);
 };
+const iterationCount = (flag: string) => (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > MAX_ITERATIONS) fail(iterationsRangeMessage(flag, JSON.stringify(v)));
+  return Number(v);
+};
 
 program
   .command('run')
@@ -40,7 +45,7 @@ program
   // Not .choices(): `ralph run` reports an unknown agent as one `ralph: ...` line, like every bad input.
   .option('--agent <name>', `agent CLI to run each iteration: ${agentNames.join(', ')} (default: claude)`)
   .option('--agent-cmd <cmd>', 'run this shell command as the agent instead (gets RALPH_PROMPT_FILE, RALPH_ITERATION, RALPH_LOOP_ID, RALPH_TASK_DIR)')
-  .option('--max-iterations <n>', 'stop (failed) after this many iterations', positiveInt('--max-iterations'), 10)
+  .option('--max-iterations <n>', 'stop (failed) after this many iterations', iterationCount('--max-iterations'), 10)
   .option('--task <path>', 'directory holding prd.json (default: DIR, else the one tasks/*/)')
   .option('--name <name>', 'a name to refer to the loop by (default: its id)')
   .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this, as failed (default 60m)', duration('--iteration-timeout'))
@@ -54,14 +59,14 @@ program
   .command('extend')
   .description('give a running loop N more iterations (local or remote)')
   .argument('<loop>', 'loop id or name')
-  .argument('<n>', 'how many more iterations', positiveInt('<n>'))
+  .argument('<n>', 'how many more iterations', iterationCount('<n>'))
   .action(async (loop: string, n: number) => (await import('./commands/extend.js')).run(loop, n));
 
 program
   .command('resume')
   .description('go on with a loop that failed or was stopped, as a new loop on the same task; prints its id')
   .argument('<loop>', 'loop id or name')
-  .option('--max-iterations <n>', 'iteration limit of the new loop (default: the old one\'s)', positiveInt('--max-iterations'))
+  .option('--max-iterations <n>', 'iteration limit of the new loop (default: the old one\'s)', iterationCount('--max-iterations'))
   .action(async (loop: string, opts) => (await import('./commands/resume.js')).run(loop, opts));
 
 program
@@ -190,7 +195,7 @@ program
   .option('--repo <name>', 'repo name on the daemon (default: the remote\'s)')
   .addOption(new Option('--agent <name>', 'agent CLI').choices(agentNames))
   .option('--agent-cmd <cmd>', 'shell command to run as the agent')
-  .option('--max-iterations <n>', 'iteration limit', positiveInt('--max-iterations'))
+  .option('--max-iterations <n>', 'iteration limit', iterationCount('--max-iterations'))
   .option('--task <path>', 'task directory inside the repo')
   .option('--iteration-timeout <duration>', 'end an iteration that runs longer than this (default 60m)', duration('--iteration-timeout'))
   .option('--stall-timeout <duration>', 'end an iteration whose agent prints nothing for this long (default 20m)', duration('--stall-timeout'))

@@ -5,6 +5,7 @@ import { LoopMethods } from '../loop/protocol.js';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import { optionalInteger, paramsObject, requireOneOf, requireString } from '../rpc/params.js';
 import { RpcPeer, type RequestHandler } from '../rpc/peer.js';
+import { MAX_ITERATIONS } from '../store/iteration-limit.js';
 import { isFinal, type LoopRow } from '../store/loops.js';
 import { dial } from '../transport/index.js';
 import type { DaemonContext } from './context.js';
@@ -67,7 +68,7 @@ export function serveControl(peer: RpcPeer, s: ControlServices): void {
   methods.onRequest(ControlMethods.loopResume, async (raw) => {
     const p = paramsObject(raw);
     const loopId = requireString(p, 'loopId', { maxLength: 256 });
-    const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: 10_000 });
+    const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: MAX_ITERATIONS });
     return ctx.resumeLoop({ loopId, ...(maxIterations !== undefined ? { maxIterations } : {}) }, s.progressTo(peer));
   });
 

@@ -16,6 +16,7 @@ import {
   requireString,
 } from '../rpc/params.js';
 import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
+import { MAX_ITERATIONS } from '../store/iteration-limit.js';
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import { resumeRefusal } from '../loop/resume.js';
 import type { Config } from '../store/config.js';
@@ -30,7 +31,6 @@ import { finalEventFor, type Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
 export const STOPPED_WHILE_STARTING_REASON = 'stopped while it was starting';
-const MAX_ITERATIONS_LIMIT = 10_000;
 
 /** loop.start params from the wire, checked field by field. */
 export function checkStartParams(raw: unknown): LoopStartParams {
@@ -59,7 +59,7 @@ export function checkStartParams(raw: unknown): LoopStartParams {
     if (agentCmd.trim() === '') throw new RpcError(ErrorCodes.InvalidParams, 'agentCmd must not be empty');
     out.agentCmd = agentCmd;
   }
-  const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: MAX_ITERATIONS_LIMIT });
+  const maxIterations = optionalInteger(p, 'maxIterations', { min: 1, max: MAX_ITERATIONS });
   if (maxIterations !== undefined) out.maxIterations = maxIterations;
   const pushId = optionalString(p, 'pushId', { maxLength: 128 });
   if (pushId !== undefined) out.pushId = checkPushId(pushId);
@@ -194,7 +194,8 @@ export class LoopStarter {
       commit,
       ...(task !== '' && !task.startsWith('..') ? { task } : {}),
       ...(row.agentCmd !== null ? { agentCmd: row.agentCmd } : { agent: row.agent as AgentName }),
-      maxIterations: params.maxIterations ?? row.maxIterations,
+      // A loop extended before extends were bounded may hold more than a new loop may have.
+      maxIterations: params.maxIterations ?? Math.min(row.maxIterations, MAX_ITERATIONS),
       ...(row.iterationTimeoutMs !== null ? { iterationTimeoutMs: row.iterationTimeoutMs } : {}),
       ...(row.stallTimeoutMs !== null ? { stallTimeoutMs: row.stallTimeoutMs } : {}),
       ...(row.fallbackAgent !== null ? { fallbackAgent: row.fallbackAgent as AgentName } : {}),

@@ -3,8 +3,8 @@
 
 import { AGENT_NAMES as AGENTS, type AgentName } from '../agents/registry.js';
 import { parseDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
+import { iterationsRangeMessage, MAX_ITERATIONS } from '../store/iteration-limit.js';
 
-export const MAX_ITERATIONS = 10_000;
 
 export interface RalphPushOptions {
   agent?: AgentName;
@@ -90,7 +90,7 @@ export function parsePushOptions(raw: string[]): { options: RalphPushOptions; er
         const v = needValue();
         if (v === undefined) break;
         if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_ITERATIONS) options.maxIterations = Number(v);
-        else errors.push(`push option ralph.iterations must be a whole number from 1 to ${MAX_ITERATIONS}, got ${JSON.stringify(v)}`);
+        else errors.push(iterationsRangeMessage('push option ralph.iterations', JSON.stringify(v)));
         break;
       }
       case 'ralph.task': {

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { LoopRow, LoopStore, NewLoop } from '../store/loops.js';
 import { formatDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
+import { MAX_ITERATIONS, iterationsRangeMessage } from '../store/iteration-limit.js';
 import { checkLoopId } from '../store/names.js';
 import type { HomePaths } from '../store/paths.js';
 import { AGENT_NAMES, agentPreflight, CUSTOM_AGENT, isAgentName, requireAgent, type AgentName } from '../agents/registry.js';
@@ -19,7 +20,6 @@ export { LoopSetupError } from './errors.js';
 
 export const DEFAULT_AGENT: AgentName = 'claude';
 export const DEFAULT_MAX_ITERATIONS = 10;
-const MAX_ITERATIONS_LIMIT = 100_000;
 const SLUG_MAX = 24;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** sun_path holds 108 bytes, NUL included. */
@@ -151,8 +151,8 @@ export function prepareLoop(store: LoopStore, paths: HomePaths, req: PrepareRequ
   const stallTimeoutMs = checkDuration('--stall-timeout', req.stallTimeoutMs);
 
   const maxIterations = req.maxIterations ?? DEFAULT_MAX_ITERATIONS;
-  if (!Number.isInteger(maxIterations) || maxIterations < 1 || maxIterations > MAX_ITERATIONS_LIMIT) {
-    throw new LoopSetupError(`--max-iterations must be a whole number from 1 to ${MAX_ITERATIONS_LIMIT}, got ${maxIterations}`);
+  if (!Number.isInteger(maxIterations) || maxIterations < 1 || maxIterations > MAX_ITERATIONS) {
+    throw new LoopSetupError(iterationsRangeMessage('--max-iterations', String(maxIterations)));
   }
 
   const givenId = req.row?.id === undefined || req.reserved ? req.row?.id : givenLoopId(store, req.row.id);

@@ -5,6 +5,7 @@
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import type { HomePaths } from '../store/paths.js';
 import type { AgentName } from '../agents/registry.js';
+import { MAX_ITERATIONS } from '../store/iteration-limit.js';
 import { alreadyResumedMessage, prepareLoop, LoopSetupError } from './prepare.js';
 
 /**
@@ -34,7 +35,8 @@ export function prepareResumedLoop(
     dir: row.workDir,
     ...(row.taskDir !== null ? { task: row.taskDir } : {}),
     ...(row.agentCmd !== null ? { agentCmd: row.agentCmd } : { agent: row.agent as AgentName }),
-    maxIterations: opts.maxIterations ?? row.maxIterations,
+    // A loop extended before extends were bounded may hold more than a new loop may have.
+    maxIterations: opts.maxIterations ?? Math.min(row.maxIterations, MAX_ITERATIONS),
     ...(row.iterationTimeoutMs !== null ? { iterationTimeoutMs: row.iterationTimeoutMs } : {}),
     ...(row.stallTimeoutMs !== null ? { stallTimeoutMs: row.stallTimeoutMs } : {}),
     ...(row.fallbackAgent !== null ? { fallbackAgent: row.fallbackAgent as AgentName } : {}),

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { isBillingError } from '../agents/errors.js';
 import type { IterationStore } from '../store/iterations.js';
+import { MAX_ITERATIONS } from '../store/iteration-limit.js';
 import type { HomePaths } from '../store/paths.js';
 import { addUsage, usageOf, type LoopRow, type LoopStatus, type UsageTotals } from '../store/loops.js';
 import type { PatientLoopStore } from '../store/patient-store.js';
@@ -264,6 +265,12 @@ export class LoopRunner extends EventEmitter<LoopRunnerEvents> {
 
   addIterations(n: number): number {
     if (this.ended) throw new LoopRefusedError('the loop has ended');
+    if (this.maxIterations + n > MAX_ITERATIONS) {
+      const room = MAX_ITERATIONS - this.maxIterations;
+      throw new LoopRefusedError(
+        `a loop runs at most ${MAX_ITERATIONS} iterations and this one may already run ${this.maxIterations}, so ${room === 0 ? 'it cannot be extended' : `at most ${room} more`}`,
+      );
+    }
     this.maxIterations += n;
     this.store.update(this.id, { maxIterations: this.maxIterations });
     this.writer.say(`iteration limit raised to ${this.maxIterations}`);

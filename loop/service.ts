@@ -15,6 +15,7 @@ import {
   requireString,
 } from '../rpc/index.js';
 import { listen, type Listener } from '../transport/index.js';
+import { MAX_ITERATIONS } from '../store/iteration-limit.js';
 import { LoopRefusedError } from './errors.js';
 import type { AppendedChunk, OutputBytes, OutputHistory } from './history.js';
 import {
@@ -470,7 +471,7 @@ export class LoopService {
     });
 
     peer.onRequest(LoopMethods.addIterations, (params) => {
-      const n = requireInteger(paramsObject(params), 'n', { min: 1, max: 100_000 });
+      const n = requireInteger(paramsObject(params), 'n', { min: 1, max: MAX_ITERATIONS });
       return { maxIterations: refusals(() => runner.addIterations(n)) };
     });
   }

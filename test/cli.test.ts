@@ -246,6 +246,9 @@ test('bad input: one line on stderr, non-zero exit, no stack trace, no row writt
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent', 'clade', '--install-agent']), /^ralph: --agent: unknown agent "clade"; use one of claude, opencode, codex, amp or --agent-cmd$/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--fallback-agent', 'constructor', '--install-agent']), /^ralph: --fallback-agent: unknown agent "constructor"; use one of claude, opencode, codex, amp$/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--max-iterations', '0']), /--max-iterations/);
+    // One bound for run, resume, extend and push options, said the same way by each.
+    assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--max-iterations', '200000']), /^ralph: --max-iterations must be a whole number from 1 to 100000, got "200000"$/);
+    assertOneLineError(await w.ralph(['extend', 'any', '200000']), /^ralph: <n> must be a whole number from 1 to 100000, got "200000"$/);
     // The same range as push options and the daemon: a timeout the runner could not keep is refused here.
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--iteration-timeout', '2w']), /^ralph: --iteration-timeout must be a duration from 1s to 7d, such as 90s, 45m, 2h or 1d, got "2w"$/);
     assertOneLineError(await w.ralph(['run', ok.dir, '--agent-cmd', 'true', '--stall-timeout', 'soon']), /^ralph: --stall-timeout must be a duration from 1s to 7d/);

@@ -83,7 +83,7 @@ test('push options: values checked, unknown ralph.* options named, others ignore
   ]);
   assert.equal(errors, [
     'push option ralph.agent must be one of claude, opencode, codex, amp, got "gpt"',
-    'push option ralph.iterations must be a whole number from 1 to 10000, got "0"',
+    'push option ralph.iterations must be a whole number from 1 to 100000, got "0"',
     'push option ralph.task must be a path inside the repo, got "../up"',
     'push option ralph.agent-cmd needs a value (ralph.agent-cmd=...)',
     'unknown push option ralph.colour (known: ralph.agent, ralph.agent-cmd, ralph.iterations, ralph.task, ralph.iteration-timeout, ralph.stall-timeout, ralph.fallback-agent, ralph.no-start, ralph.restart)',

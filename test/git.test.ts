@@ -229,7 +229,7 @@ test('bad repo names, unknown remotes and bad push options are refused with one 
   await git(['switch', '--quiet', '-c', 'opts', 'feature']);
   const opt = await push(['-o', 'ralph.iterations=zero', 'ralph-remote', 'opts']);
   assert.is.not(opt.code, 0);
-  assert.match(opt.stderr, /remote: ralph: push option ralph\.iterations must be a whole number from 1 to 10000, got "zero"/);
+  assert.match(opt.stderr, /remote: ralph: push option ralph\.iterations must be a whole number from 1 to 100000, got "zero"/);
   assert.is(started(opt).length, 0);
   assert.is(await git(['ls-remote', 'ralph-remote', 'refs/heads/opts']), '', 'the push changed nothing on the box');
   // Over the daemon's limit: refused before the push lands, not by a loop that then fails to start.

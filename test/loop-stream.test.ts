@@ -196,6 +196,13 @@ test('bad input gets the right errors; a silent client is dropped; the loop keep
     const other = await h.connect(loop);
     assert.is((await other.status()).status, 'running');
     assert.equal(await other.request('addIterations', { n: 5 }), { maxIterations: 15 });
+    // The bound is on the loop's limit, not on one request: resume must be able to take the limit on.
+    const over = await other.request('addIterations', { n: 99_990 }).then(() => null, (err: RpcError) => err);
+    assert.is(over?.code, ErrorCodes.Refused);
+    assert.is(over?.message, 'a loop runs at most 100000 iterations and this one may already run 15, so at most 99985 more');
+    assert.equal(await other.request('addIterations', { n: 99_985 }), { maxIterations: 100_000 });
+    const full = await other.request('addIterations', { n: 1 }).then(() => null, (err: RpcError) => err);
+    assert.match(full?.message ?? '', /may already run 100000, so it cannot be extended$/);
     // Keys sent as a notification outside interactive mode: not delivered, and the sender is told.
     other.peer.notify('write', { data: 'x' });
     assert.match((await other.waitForEvent('writeRefused')).message, /not in interactive mode/);

@@ -51,10 +51,10 @@ function checkConfig(value: unknown, path: string): Config {
   if (v.remotes !== undefined) {
     if (typeof v.remotes !== 'object' || v.remotes === null || Array.isArray(v.remotes)) throw bad('"remotes" must be an object');
     for (const [name, r] of Object.entries(v.remotes as Record<string, unknown>)) {
-      if (typeof r !== 'object' || r === null) throw bad(`remote ${name} must be an object`);
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) throw bad(`remote ${name} must be an object`);
       const rr = r as Record<string, unknown>;
-      if (typeof rr.address !== 'string') throw bad(`remote ${name} has no "address"`);
-      for (const k of ['zitiIdentity', 'gitRemote', 'repo', 'token', 'remoteRalph'] as const) {
+      if (rr.address === undefined) throw bad(`remote ${name} has no "address"`);
+      for (const k of ['address', 'zitiIdentity', 'gitRemote', 'repo', 'token', 'remoteRalph'] as const) {
         if (rr[k] !== undefined && typeof rr[k] !== 'string') throw bad(`remote ${name}: "${k}" must be a string`);
       }
       if (rr.token !== undefined && !TOKEN_SHAPE.test(rr.token as string)) {

@@ -127,4 +127,22 @@ test('a config whose token is not a daemon token is refused when read, naming th
   }
 });
 
+test('a remote whose address is missing, not a string, or which is not an object is refused, each said as it is', () => {
+  const { path: db, cleanup } = tempDb();
+  const path = join(db, '..', 'config.json');
+  const cases: [unknown, RegExp][] = [
+    [{}, /remote box has no "address"; fix or remove the file$/],
+    [{ address: 5 }, /remote box: "address" must be a string; fix or remove the file$/],
+    [['tcp:127.0.0.1:7000'], /remote box must be an object; fix or remove the file$/],
+  ];
+  try {
+    for (const [box, said] of cases) {
+      writeFileSync(path, JSON.stringify({ remotes: { box } }));
+      assert.throws(() => readConfig(path), (err: Error) => err instanceof ConfigError && said.test(err.message));
+    }
+  } finally {
+    cleanup();
+  }
+});
+
 test.run();

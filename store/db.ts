@@ -1,7 +1,7 @@
 // Opens the session DB and brings its schema up to date from schema.sql (PRAGMA user_version).
 
 import Database from 'better-sqlite3';
-import { readFileSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DbFaultError, isDbFault } from './db-fault.js';
@@ -45,6 +45,7 @@ export function openDb(path: string, opts: OpenDbOptions = {}): Db {
   ensurePrivateDir(dirname(path));
   let db: Db | undefined;
   try {
+    keepPrivate(path);
     db = new Database(path);
     // Many runners and CLIs write at once: WAL lets readers go on during a write, and the busy
     // timeout makes a writer wait for the lock instead of failing with "database is locked".
@@ -56,6 +57,20 @@ export function openDb(path: string, opts: OpenDbOptions = {}): Db {
   } catch (err) {
     db?.close();
     throw isDbFault(err) ? new DbFaultError(path, err) : err;
+  }
+}
+
+/**
+ * The DB holds every loop's prompts, paths and usage: it is made 0600 before SQLite opens it, and its
+ * -wal and -shm files take the same mode from it (SQLite gives them the main file's). A DB an older
+ * ralph made 0644 is tightened here.
+ */
+function keepPrivate(path: string): void {
+  const fd = openSync(path, 'a', 0o600);
+  try {
+    if ((fstatSync(fd).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  } finally {
+    closeSync(fd);
   }
 }
 

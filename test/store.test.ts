@@ -109,6 +109,23 @@ test('the config holds tokens: written 0600 even over a tmp file an earlier cras
   }
 });
 
+test('the session DB and its WAL files are readable by their owner only, an older 0644 DB included', () => {
+  const { path, cleanup } = tempDb();
+  const mode = (p: string) => statSync(p).mode & 0o777;
+  try {
+    const db = openDb(path);
+    db.exec('CREATE TABLE probe (x); INSERT INTO probe VALUES (1)'); // a write: the WAL and its index exist
+    for (const p of [path, `${path}-wal`, `${path}-shm`]) assert.is(mode(p), 0o600, p);
+    db.close();
+
+    chmodSync(path, 0o644);
+    openDb(path).close();
+    assert.is(mode(path), 0o600, 'tightened when opened');
+  } finally {
+    cleanup();
+  }
+});
+
 test('a config whose token is not a daemon token is refused when read, naming the remote', () => {
   const { path: db, cleanup } = tempDb();
   const path = join(db, '..', 'config.json');

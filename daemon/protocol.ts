@@ -82,7 +82,18 @@ export interface LoopStartParams {
   iterationTimeoutMs?: number;
   stallTimeoutMs?: number;
   fallbackAgent?: 'claude' | 'opencode' | 'codex' | 'amp';
+  /**
+   * The push said `-o ralph.restart`: pre-receive has stopped the branch's loops (which may still be
+   * ending), so a push's start goes ahead beside them instead of being refused.
+   */
+  restart?: boolean;
 }
+
+/** Why a push of `branch` starts no loop while loop `loopId` is still on it (pre-receive and loop.start say it alike). */
+export function branchTakenLine(loopId: string, state: 'starting' | 'running', branch: string): string {
+  return `loop ${loopId} is still ${state} on ${branch}; wait, ralph stop ${loopId}, or push with -o ralph.restart`;
+}
+
 /**
  * The longest a loop.start may take on the daemon: the installs of its agent and of its fallback
  * agent, one after the other (each may first wait for another install), then its worktree (the repo

@@ -9,6 +9,7 @@ import { appendFileSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import { ErrorCodes, RpcError } from '../rpc/messages.js';
 import {
+  optionalBoolean,
   optionalInteger,
   optionalString,
   paramsObject,
@@ -17,6 +18,7 @@ import {
 } from '../rpc/params.js';
 import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
 import { MAX_ITERATIONS } from '../store/iteration-limit.js';
+import { checkRepoName } from '../store/names.js';
 import { isFinal, type LoopRow, type LoopStore } from '../store/loops.js';
 import { resumeRefusal } from '../loop/resume.js';
 import type { Config } from '../store/config.js';
@@ -26,7 +28,7 @@ import { alreadyResumedMessage, DEFAULT_AGENT, DEFAULT_MAX_ITERATIONS, LoopSetup
 import type { DaemonLogger } from './context.js';
 import { BUSY_RETRY_MS, DB_BUSY, DB_BUSY_MESSAGE, isDbBusy } from './db-busy.js';
 import type { LoopDeps } from './deps.js';
-import { ControlEvents, PUSH_ID_PATTERN, PUSH_ID_RULE, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
+import { branchTakenLine, ControlEvents, PUSH_ID_PATTERN, PUSH_ID_RULE, type LoopResumeParams, type LoopStartParams, type LoopStartResult } from './protocol.js';
 import { finalEventFor, type Supervisor } from './supervisor.js';
 
 export const DEFAULT_MAX_LOOPS = 4;
@@ -68,7 +70,17 @@ export function checkStartParams(raw: unknown): LoopStartParams {
   const stallTimeoutMs = optionalTimeout(p, 'stallTimeoutMs');
   if (stallTimeoutMs !== undefined) out.stallTimeoutMs = stallTimeoutMs;
   if (p.fallbackAgent !== undefined && p.fallbackAgent !== null) out.fallbackAgent = requireOneOf(p, 'fallbackAgent', AGENT_NAMES);
+  if (optionalBoolean(p, 'restart') === true) out.restart = true;
   return out;
+}
+
+/** The repo as its rows name it; null for a bad name (the start refuses it a moment later). */
+function repoNameOrNull(raw: string): string | null {
+  try {
+    return checkRepoName(raw);
+  } catch {
+    return null;
+  }
 }
 
 /** A push id as git-remote-ralph makes them (it reaches logs and the DB). */
@@ -114,6 +126,8 @@ export class LoopStarter {
   private readonly resuming = new Set<string>();
   /** Loops whose row exists and whose worktree, agent and runner are being made now. */
   private readonly making = new Map<string, { launching: boolean }>();
+  /** Pushes' starts on their way, by repo and branch, before their row exists: the loop id each took. */
+  private readonly pushStarts = new Map<string, string>();
 
   constructor(private readonly o: StarterOptions) {}
 
@@ -142,14 +156,34 @@ export class LoopStarter {
         `this daemon already runs ${running} loops (its limit is ${this.o.maxLoops}); wait for one to finish or stop one (ralph stop <loop>), or raise --max-loops`,
       );
     }
+    const repo = params.pushId === undefined ? null : repoNameOrNull(params.repo);
+    const pushed = repo === null ? null : `${repo}\n${params.branch}`;
+    if (pushed !== null && !params.restart) {
+      const taken = this.branchTaken(pushed, repo!, params.branch);
+      if (taken) throw new RpcError(ErrorCodes.Refused, branchTakenLine(taken.loopId, taken.state, params.branch));
+    }
     let loopId = newDaemonLoopId(store, params.branch);
     while (this.inFlight.has(loopId)) loopId = newDaemonLoopId(store, params.branch); // no row yet, so not in the DB
     this.inFlight.add(loopId);
+    if (pushed !== null) this.pushStarts.set(pushed, loopId);
     try {
       return await this.startReserved(loopId, params, progress, extra.resumedFrom ?? null);
     } finally {
       this.inFlight.delete(loopId);
+      if (pushed !== null && this.pushStarts.get(pushed) === loopId) this.pushStarts.delete(pushed);
     }
+  }
+
+  /**
+   * The loop a push of this branch must not start beside: pre-receive looked, but a second push can
+   * pass it in the moment before the first push's row is written, so the check is made again here,
+   * with no await between it and taking the branch.
+   */
+  private branchTaken(key: string, repo: string, branch: string): { loopId: string; state: 'starting' | 'running' } | null {
+    const starting = this.pushStarts.get(key);
+    if (starting !== undefined) return { loopId: starting, state: 'starting' };
+    const open = this.o.store.listOpen().find((r) => r.location === 'local' && r.repo === repo && r.branch === branch);
+    return open ? { loopId: open.id, state: open.status === 'starting' ? 'starting' : 'running' } : null;
   }
 
   /** A failed or stopped loop goes on as a new one, from the commits on its branch ralph/<id>. */

@@ -46,6 +46,7 @@ async function main(): Promise<number> {
     if (options.iterationTimeoutMs) params.iterationTimeoutMs = options.iterationTimeoutMs;
     if (options.stallTimeoutMs) params.stallTimeoutMs = options.stallTimeoutMs;
     if (options.fallbackAgent) params.fallbackAgent = options.fallbackAgent;
+    if (options.restart) params.restart = true;
     try {
       const r = await callDaemon<LoopStartResult>(env.socket, 'loop.start', params, {
         timeoutMs: LOOP_START_WAIT_MS,

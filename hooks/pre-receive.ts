@@ -3,7 +3,7 @@
 // one line, unless the push says `-o ralph.restart` (then that loop is stopped first). Bad ralph.* push
 // options refuse the push too, so nothing changes and the user can push again with them fixed.
 
-import type { DaemonLoop } from '../daemon/protocol.js';
+import { branchTakenLine, type DaemonLoop } from '../daemon/protocol.js';
 import { isFinal } from '../store/loops.js';
 import { callDaemon, hookEnv } from './daemon.js';
 import { parsePushOptions, readPushOptions } from './push-options.js';
@@ -30,8 +30,7 @@ async function main(): Promise<number> {
   if (running.length === 0) return 0;
   if (!options.restart) {
     for (const l of running) {
-      const state = l.status === 'starting' ? 'starting' : 'running';
-      say(`loop ${l.loopId} is still ${state} on ${l.branch}; wait, ralph stop ${l.loopId}, or push with -o ralph.restart`);
+      say(branchTakenLine(l.loopId, l.status === 'starting' ? 'starting' : 'running', l.branch!));
     }
     return 1;
   }

@@ -243,6 +243,43 @@ test('over the concurrency limit loop.start answers -32002 and starts nothing', 
   control.close();
 });
 
+test('two pushes of one branch at once start one loop; a push while it runs is refused, one with ralph.restart starts beside it; other starts are not held', async () => {
+  const control = await d.control();
+  const push = (pushId: string, extra: object = {}) =>
+    control.request('loop.start', { repo: 'x.git', branch: 'feature', agentCmd, pushId, ...extra }, { timeoutMs: 30_000 }).then(
+      (r: any) => ({ loopId: r.loopId as string }),
+      (err: RpcError) => err,
+    );
+  // Both past pre-receive before either row is written: the daemon is where they meet.
+  const both = await Promise.all([push('push-a'), push('push-b')]);
+  const started = both.filter((r): r is { loopId: string } => !(r instanceof RpcError));
+  const refused = both.filter((r): r is RpcError => r instanceof RpcError);
+  assert.is(started.length, 1, JSON.stringify(both));
+  const a = started[0]!.loopId;
+  assert.is(refused[0]!.code, ErrorCodes.Refused);
+  assert.is(refused[0]!.message, `loop ${a} is still starting on feature; wait, ralph stop ${a}, or push with -o ralph.restart`);
+
+  const later = await push('push-c');
+  assert.instance(later, RpcError);
+  assert.is((later as RpcError).message, `loop ${a} is still running on feature; wait, ralph stop ${a}, or push with -o ralph.restart`);
+  // ralph.restart: pre-receive has stopped the old loop, which may still be ending.
+  const restarted = await push('push-d', { restart: true });
+  assert.not.instance(restarted, RpcError, String(restarted));
+  const b = (restarted as { loopId: string }).loopId;
+  const bad = await control.request('loop.start', { repo: 'x', branch: 'feature', agentCmd, pushId: 'push-e', restart: 'yes' }).then(() => null, (e: RpcError) => e);
+  assert.is(bad?.code, ErrorCodes.InvalidParams);
+
+  const rows = (await control.request('loop.list', {})) as any[];
+  assert.equal(rows.filter((r) => !['completed', 'failed', 'stopped'].includes(r.status)).map((r) => r.loopId).sort(), [a, b].sort());
+  const sub = await d.subscribe();
+  open(a);
+  open(b);
+  await sub.next('loop.completed', a);
+  await sub.next('loop.completed', b);
+  sub.peer.close();
+  control.close();
+});
+
 test('a runner killed while the daemon watches is recorded failed and announced', async () => {
   const sub = await d.subscribe();
   const control = await d.control();

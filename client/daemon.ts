@@ -4,7 +4,7 @@
 
 import type { Duplex } from 'node:stream';
 import { ErrorCodes, RpcError, type ResponseError } from '../rpc/messages.js';
-import { RpcPeer } from '../rpc/peer.js';
+import { RequestTimeoutError, RpcPeer } from '../rpc/peer.js';
 import { readFirstLine } from '../rpc/reader.js';
 import type { Config, RemoteConfig } from '../store/config.js';
 import { LOOP_STATUSES, NO_USAGE, type LoopStatus, type UsageTotals } from '../store/loops.js';
@@ -195,7 +195,7 @@ export async function controlRequest<T>(
     return await conn.peer.request<T>(method, params, { timeoutMs: opts.timeoutMs ?? DEFAULT_DAEMON_TIMEOUT_MS });
   } catch (err) {
     const msg = (err as Error).message;
-    if (err instanceof RpcError && err.code === ErrorCodes.InternalError && /^no answer to/.test(msg)) {
+    if (err instanceof RequestTimeoutError) {
       throw new RemoteError(`${label(conn.remote)}: ${msg}`, conn.remote.name, 'timeout');
     }
     if (err instanceof RpcError) throw new RemoteError(`${label(conn.remote)}: ${msg}`, conn.remote.name, 'refused');

@@ -3,7 +3,7 @@
 
 import { openChannel } from '../daemon/hello.js';
 import { LOOP_START_MAX_MS } from '../daemon/protocol.js';
-import { RpcPeer } from '../rpc/peer.js';
+import { RequestTimeoutError, RpcPeer } from '../rpc/peer.js';
 import { formatDuration } from '../store/duration.js';
 
 /** Notifications the daemon may send while it works on a hook's request (agent install lines...). */
@@ -54,14 +54,11 @@ export async function callDaemon<T>(
     const on = opts.onNotification;
     for (const m of PROGRESS_EVENTS) peer.onNotification(m, (p) => on(m, p));
   }
-  let timer: NodeJS.Timeout | undefined;
-  const noAnswer = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new NoAnswerError(method, timeoutMs)), timeoutMs);
-  });
   try {
-    return await Promise.race([peer.request<T>(method, params), noAnswer]);
+    return await peer.request<T>(method, params, { timeoutMs });
+  } catch (err) {
+    throw err instanceof RequestTimeoutError ? new NoAnswerError(method, timeoutMs) : err;
   } finally {
-    clearTimeout(timer);
     peer.close('done');
   }
 }

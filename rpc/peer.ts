@@ -36,6 +36,17 @@ export class ConnectionClosedError extends Error {
   }
 }
 
+/** A request that got no answer within its `timeoutMs`. An RpcError, so code that catches those still does. */
+export class RequestTimeoutError extends RpcError {
+  constructor(
+    readonly method: string,
+    readonly timeoutMs: number,
+  ) {
+    super(ErrorCodes.InternalError, `no answer to ${method} within ${timeoutMs} ms`);
+    this.name = 'RequestTimeoutError';
+  }
+}
+
 interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
@@ -113,7 +124,7 @@ export class RpcPeer {
           ? undefined
           : setTimeout(() => {
               this.pending.delete(id);
-              reject(new RpcError(ErrorCodes.InternalError, `no answer to ${method} within ${opts.timeoutMs} ms`));
+              reject(new RequestTimeoutError(method, opts.timeoutMs!));
             }, opts.timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       const msg: RequestMessage = { jsonrpc: '2.0', id, method };

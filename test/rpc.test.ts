@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { ConnectionClosedError, ErrorCodes, LineReader, RpcError, RpcPeer, payloadFrame, type LineEvent } from '../rpc/index.js';
+import { ConnectionClosedError, ErrorCodes, LineReader, RequestTimeoutError, RpcError, RpcPeer, payloadFrame, type LineEvent } from '../rpc/index.js';
 import { dial, listen } from '../transport/index.js';
 import { makeTempHome, waitUntil } from './helpers/env.js';
 
@@ -90,6 +90,16 @@ test('two peers talk both ways; a closed connection rejects pending requests', a
   assert.is(await client.request('add', { a: 2, b: 3 }), 5);
   assert.is(await serverPeer.request('ping'), 'pong');
   serverPeer.onRequest('never', () => new Promise(() => {}));
+  // Our own wait running out is told apart from an error the peer sent that reads the same.
+  serverPeer.onRequest('relay', () => {
+    throw new RpcError(ErrorCodes.InternalError, 'no answer to runner.stop within 50 ms');
+  });
+  const late = await client.request('never', {}, { timeoutMs: 50 }).catch((err: unknown) => err);
+  assert.instance(late, RequestTimeoutError);
+  assert.ok(late instanceof RpcError && late.code === ErrorCodes.InternalError);
+  assert.equal([(late as RequestTimeoutError).method, (late as RequestTimeoutError).timeoutMs], ['never', 50]);
+  const relayed = await client.request('relay').catch((err: unknown) => err);
+  assert.ok(relayed instanceof RpcError && !(relayed instanceof RequestTimeoutError), String(relayed));
   const pending = client.request('never');
   serverPeer.close();
   try {

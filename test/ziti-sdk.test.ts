@@ -16,7 +16,7 @@ import { RpcPeer } from '../rpc/index.js';
 import { readFirstLine } from '../rpc/reader.js';
 import { dial, DialError } from '../transport/index.js';
 import { ZitiError } from '../transport/ziti/index.js';
-import { cachedBuildDir } from '../transport/ziti/sdk.js';
+import { cachedBuildDir, MAX_UNREAD_BYTES } from '../transport/ziti/sdk.js';
 import { exited, makeTempHome, ROOT, skipped, type TempHome } from './helpers/env.js';
 import { pattern, zitiNetworkOrSkip, zitiSdkOrSkip, type ZitiNetwork } from './helpers/ziti-network.js';
 
@@ -261,6 +261,77 @@ test('many clients on one listener at once, each echoed its own bytes', async ()
     return got === createHash('sha256').update(data).digest('hex');
   };
   assert.equal(await Promise.all([0, 1, 2, 3, 4, 5].map(one)), [true, true, true, true, true, true]);
+});
+
+/**
+ * Writes pattern chunks until `limit` bytes or until the stream closes (the other side cut it off);
+ * returns how many bytes the SDK took before that.
+ */
+async function floodUntilClosed(conn: Duplex, limit: number): Promise<number> {
+  const chunk = pattern(256 * 1024);
+  let written = 0;
+  conn.on('error', () => {}); // the cut-off shows as 'close'; its words are the other side's to say
+  const closedNow = new Promise<void>((r) => conn.once('close', () => r()));
+  while (written < limit && !conn.destroyed) {
+    const more = conn.write(chunk, (err) => {
+      if (!err) written += chunk.length;
+    });
+    if (!more) await Promise.race([new Promise((r) => conn.once('drain', r)), closedNow]);
+  }
+  return written;
+}
+
+const MiB = 1024 * 1024;
+const overflowWords = (peer: string) =>
+  `closed the connection: ${peer} sent more than ${MAX_UNREAD_BYTES / MiB} MiB that ralph here had not read yet ` +
+  '(its reader stalled, or the peer floods; the OpenZiti SDK cannot slow a sender down, so ralph ends the connection rather than hold it all)';
+
+test('a client flooding a host that stopped reading is cut off at MAX_UNREAD_BYTES, in one line naming it; the host serves everyone else', async () => {
+  if (!net) return skipped('no ziti network or SDK build');
+  // A connection already in use on the same listener, and the host's stderr so far.
+  const rpc = new RpcPeer(await open({ mode: 'rpc' }));
+  assert.equal(await rpc.request('echo', { before: true }, T), { before: true });
+  const stderrBefore = host.stderr.length;
+  const stalls = host.count(/^closed stall /);
+
+  const flood = await open({ mode: 'stall' });
+  const limit = 4 * MAX_UNREAD_BYTES;
+  const written = await within(floodUntilClosed(flood, limit), 120_000);
+  // The host ended the connection with the bound's words, naming the dialer's identity.
+  const why = (await host.line(/^closed stall /, 15_000, stalls + 1)).slice('closed stall '.length);
+  assert.is(why, `ziti:${SERVICE}: ${overflowWords('client identity "client"')}`);
+  // The flooder was stopped: it got only the bound and what was in flight past it, not all it had.
+  assert.ok(written > MAX_UNREAD_BYTES && written < 2 * MAX_UNREAD_BYTES, `${written / MiB} MiB written before the cut-off`);
+  // One warning line in the host's log, no stack trace; the host is still up.
+  assert.is(host.stderr.slice(stderrBefore).replace(/^\S+ /, ''), `warn ziti:${SERVICE}: ${overflowWords('client identity "client"')}\n`);
+  assert.is(host.child.exitCode, null);
+
+  // Everyone else is served: the connection that was open all along, and a new one.
+  assert.equal(await rpc.request('echo', { after: true }, T), { after: true });
+  rpc.close('done');
+  const data = pattern(2 * MiB);
+  const echo = await open({ mode: 'echo' });
+  const sum = collect(echo, data.length, 60_000);
+  await writeAll(echo, data);
+  assert.is(await sum, createHash('sha256').update(data).digest('hex'));
+  echo.destroy();
+});
+
+test('a host flooding a dialer that stopped reading is cut off at MAX_UNREAD_BYTES too, with the error on the dialed stream', async () => {
+  if (!net) return skipped('no ziti network or SDK build');
+  const sources = host.count(/^closed source /);
+  const conn = await open({ mode: 'source', bytes: 2 * MAX_UNREAD_BYTES });
+  // Never read: wait for the stream's error.
+  const err = await within(new Promise<Error>((resolve) => conn.once('error', resolve)), 120_000);
+  assert.is(err.message, `ziti:${SERVICE}: ${overflowWords(`the daemon hosting ${SERVICE}`)}`);
+  // Bounded: the bound plus the one chunk that crossed it (the SDK hands over 16 KiB at a time).
+  assert.ok(conn.readableLength <= MAX_UNREAD_BYTES + 64 * 1024, `${conn.readableLength} bytes unread`);
+  await closed(conn, 'flooded dialer');
+  // The host's source loop saw its connection end instead of waiting for a drain forever.
+  await host.line(/^closed source /, 15_000, sources + 1);
+  const rpc = new RpcPeer(await open({ mode: 'rpc' }));
+  assert.equal(await rpc.request('echo', { still: 'here' }, T), { still: 'here' });
+  rpc.close('done');
 });
 
 test('refused identities and services: one line each, at once', async () => {

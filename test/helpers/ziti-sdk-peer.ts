@@ -14,6 +14,7 @@
 //   {"mode":"source","bytes":N[,"end":true]}  writes pattern(N) with backpressure, then waits (or ends)
 //   {"mode":"drain"}               reads until the dialer ends its side, then answers {"bytes","sha256"} and ends
 //   {"mode":"echo"}                writes back everything it reads, and ends when the dialer does
+//   {"mode":"stall"}               never reads again (a reader that hangs); on close: "closed stall <why>"
 
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -31,6 +32,19 @@ const ziti = process.env.RALPH_ZITI_BACKEND ? {} : { backend: 'sdk' as const };
 
 function out(line: unknown): void {
   process.stdout.write((typeof line === 'string' ? line : JSON.stringify(line)) + '\n');
+}
+
+/** Resolves on 'drain', or on 'close': a dialer that closes mid-way (or is cut off) never drains us. */
+function drainOrClose(conn: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      conn.off('drain', done);
+      conn.off('close', done);
+      resolve();
+    };
+    conn.on('drain', done);
+    conn.on('close', done);
+  });
 }
 
 async function serve(conn: Duplex): Promise<void> {
@@ -60,10 +74,10 @@ async function serve(conn: Duplex): Promise<void> {
     } else if (kind === 'source') {
       const data = pattern(first.bytes);
       let drains = 0;
-      for (let i = 0; i < data.length; i += 64 * 1024) {
+      for (let i = 0; i < data.length && !conn.destroyed; i += 64 * 1024) {
         if (!conn.write(data.subarray(i, i + 64 * 1024))) {
           drains++;
-          await once(conn, 'drain');
+          await drainOrClose(conn);
         }
       }
       out(`source-done ${drains}`);
@@ -84,8 +98,9 @@ async function serve(conn: Duplex): Promise<void> {
     } else if (kind === 'echo') {
       conn.pipe(conn);
     }
-    await once(conn, 'close');
-    out(`closed ${kind} ok`);
+    // 'stall': readFirstLine left the connection paused, and nothing resumes it.
+    if (!conn.closed) await once(conn, 'close');
+    out(`closed ${kind} ${conn.errored?.message ?? 'ok'}`);
   } catch (err) {
     out(`closed ${kind} ${(err as Error).message}`);
   }

@@ -69,15 +69,16 @@ function listenTimeoutMs(): number {
 export async function listenZiti(service: string, opts: ZitiOptions): Promise<Listener> {
   const identity = identityFor(service, opts);
   const checker = checkerFor(service, identity.file);
+  const warn = opts.warn ?? warnOnStderr(`ziti:${service}`);
   let inner: Listener;
   if ((await backendFor(service, opts)) === 'sdk') {
     const sdk = await import('./sdk.js');
-    inner = await sdk.listenSdk(service, identity, listenTimeoutMs());
+    inner = await sdk.listenSdk(service, identity, listenTimeoutMs(), warn);
   } else {
     const tunnel = await import('./tunnel.js');
     inner = await tunnel.listenTunnel(service, { ...opts, identityFile: identity.file });
   }
-  return new ProvingListener(inner, checker, opts.warn ?? warnOnStderr(`ziti:${service}`));
+  return new ProvingListener(inner, checker, warn);
 }
 
 /**

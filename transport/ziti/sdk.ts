@@ -20,6 +20,8 @@
 //   client ended its side; < 0: the connection failed).
 // - One ziti context per process (a global in the addon) → one identity per process: asking for
 //   a second one is a clear error. There is no unbind: a closed listener turns new clients away.
+// - Reads cannot be paused: the C SDK keeps reading from the edge router whatever the data
+//   callback returns (see MAX_UNREAD_BYTES), so a stream holds at most that much unread.
 // - After init the SDK keeps the event loop alive: a process that used it exits explicitly (the
 //   CLI always does, see cli/ralph.ts).
 // Every wait still has a deadline: a controller that accepts a TCP connection and then says
@@ -326,10 +328,23 @@ async function permissions(
 // --- streams --------------------------------------------------------------------------------------
 
 /**
+ * The most bytes one connection holds that its reader has not taken yet; past it the connection is
+ * closed. Needed because nothing here can slow an OpenZiti sender down: the C SDK keeps reading the
+ * edge router's link, which carries every connection to that router, and a data callback that
+ * takes fewer bytes only moves them into the SDK's own unbounded buffer (docs/architecture.md,
+ * Findings). Readers pipe, so unread bytes pile up only while a reader is stalled: a working one,
+ * even under a large `git push`, keeps this near the stream's highWaterMark (16 KiB). 64 MiB is
+ * about 3 s of the SDK's full rate into a reader that stopped outright, and bounds what one peer
+ * can make us hold.
+ */
+export const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
+
+/**
  * One OpenZiti connection as a Duplex, like a TCP socket: `end()` half-closes (the other side
  * reads the end and may still answer), the other side's end ends the readable side, and with
  * `allowHalfOpen` false (the default, as for net.connect) our side then ends too. Reads cannot be
- * paused (the SDK pushes what arrives); writes are paced by their callbacks, one at a time.
+ * paused (the SDK pushes what arrives): past MAX_UNREAD_BYTES unread the connection is destroyed
+ * with one error naming the peer. Writes are paced by their callbacks, one at a time.
  */
 export class ZitiSdkStream extends Duplex {
   private inflight: ((err?: Error | null) => void) | undefined;
@@ -340,12 +355,16 @@ export class ZitiSdkStream extends Duplex {
     private readonly sdk: ZitiSdk,
     readonly handle: number,
     readonly label: string,
+    /** Who is on the other side, in the user's words: `client identity "laptop"`, `the daemon hosting S`. */
+    readonly peer: string,
+    /** Told (without the label) when this side closes the connection for holding too much unread. */
+    private readonly onOverflow?: (message: string) => void,
   ) {
     super({ allowHalfOpen: false });
   }
 
   override _read(): void {
-    // The SDK pushes; it cannot be paused.
+    // The SDK pushes; it cannot be paused (fromSdk bounds what piles up instead).
   }
 
   /** What the SDK says about this connection: bytes, or its end (status 0: ended; < 0: failed). */
@@ -353,6 +372,7 @@ export class ZitiSdkStream extends Duplex {
     if (this.destroyed || this.readEnded) return;
     if (data) {
       if (data.length > 0) this.push(data);
+      if (this.readableLength > MAX_UNREAD_BYTES) this.overflow();
     } else if (status === 0) {
       this.readEnded = true;
       this.push(null);
@@ -360,6 +380,14 @@ export class ZitiSdkStream extends Duplex {
       this.readEnded = true;
       this.destroy(new Error(`${this.label}: the connection failed: ${message ?? this.sdk.errorString(status)} (ziti status ${status})`));
     }
+  }
+
+  private overflow(): void {
+    const why =
+      `closed the connection: ${this.peer} sent more than ${MAX_UNREAD_BYTES / (1024 * 1024)} MiB that ralph here had not read yet ` +
+      '(its reader stalled, or the peer floods; the OpenZiti SDK cannot slow a sender down, so ralph ends the connection rather than hold it all)';
+    this.onOverflow?.(why);
+    this.destroy(new Error(`${this.label}: ${why}`));
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -452,7 +480,7 @@ export async function dialSdk(service: string, identity: ZitiIdentity, timeoutMs
         reject(new DialError(`cannot connect to ${address}: ${dialFailure(service, status, message)}`, address));
         return;
       }
-      stream = new ZitiSdkStream(sdk, conn, address);
+      stream = new ZitiSdkStream(sdk, conn, address, `the daemon hosting ${service}`);
       for (const e of early.splice(0)) stream.fromSdk(...e);
       resolve(stream);
     };
@@ -480,6 +508,7 @@ class ZitiSdkListener extends EventEmitter implements Listener {
   constructor(
     private readonly sdk: ZitiSdk,
     service: string,
+    private readonly warn: (message: string) => void,
   ) {
     super();
     this.address = `ziti:${service}`;
@@ -502,7 +531,9 @@ class ZitiSdkListener extends EventEmitter implements Listener {
       } catch {}
       return;
     }
-    const s = new ZitiSdkStream(this.sdk, e.client, this.address);
+    // The dialer's identity name, as the edge router passes it on.
+    const caller = e.clt_ctx?.caller_id;
+    const s = new ZitiSdkStream(this.sdk, e.client, this.address, caller ? `client identity ${JSON.stringify(caller)}` : 'a client', this.warn);
     this.clients.set(e.client, s);
     s.once('close', () => {
       if (this.clients.get(e.client) === s) this.clients.delete(e.client);
@@ -521,7 +552,8 @@ class ZitiSdkListener extends EventEmitter implements Listener {
   };
 }
 
-export async function listenSdk(service: string, identity: ZitiIdentity, timeoutMs: number): Promise<Listener> {
+/** `warn`: where a connection this side closes (see MAX_UNREAD_BYTES) is reported. */
+export async function listenSdk(service: string, identity: ZitiIdentity, timeoutMs: number, warn: (message: string) => void): Promise<Listener> {
   const address = `ziti:${service}`;
   const deadline = Date.now() + timeoutMs;
   const sdk = loadSdk();
@@ -529,7 +561,7 @@ export async function listenSdk(service: string, identity: ZitiIdentity, timeout
   await signIn(sdk, service, identity, deadline, timeoutMs, fail);
   const perms = await permissions(sdk, service, identity, 'host', deadline, timeoutMs, fail);
   if ((perms & CAN_BIND) === 0) throw new ZitiError(`${address}: ${mayNotUse('host', service, identity.file)}`, address);
-  const listener = new ZitiSdkListener(sdk, service);
+  const listener = new ZitiSdkListener(sdk, service, warn);
   const bound = new Promise<void>((resolve, reject) => {
     try {
       sdk.listen(

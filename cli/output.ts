@@ -1,5 +1,7 @@
 // How the CLI reports errors: one line on stderr, no stack trace, non-zero exit.
 
+import { closeSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { DbFaultError, dbFaultMessage, isDbFault } from '../store/db-fault.js';
 import { homePaths } from '../store/paths.js';
 
@@ -66,4 +68,26 @@ export function endAsOnHangUp(): void {
   hungUp = true;
   if (process.listenerCount('SIGHUP') > 0) process.emit('SIGHUP', 'SIGHUP');
   else process.exit(129);
+}
+
+/**
+ * Node 20 (fixed upstream by nodejs/node#58200, not in 20.x) restores each standard stream
+ * that was a terminal when it exits, and aborts with an assertion and a native stack trace when
+ * tcsetattr fails with EIO: the terminal hung up (an SSH session closed under `ralph tui` or
+ * `attach`). A terminal that has hung up answers isatty() false; such a descriptor is closed as the
+ * process exits, which Node's restore skips. A live terminal is left to Node, raw mode undone as usual.
+ */
+export function skipRestoreOfHungUpTerminal(): void {
+  const wasTerminal = [0, 1, 2].filter((fd) => isatty(fd));
+  if (wasTerminal.length === 0) return;
+  process.once('exit', () => {
+    for (const fd of wasTerminal) {
+      if (isatty(fd)) continue;
+      try {
+        closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    }
+  });
 }

@@ -5,12 +5,13 @@
 import { Command, Option } from 'commander';
 import { parseDuration, TIMEOUT_RANGE, timeoutInRange } from '../store/duration.js';
 import { iterationsRangeMessage, MAX_ITERATIONS } from '../store/iteration-limit.js';
-import { fail, outputError } from './output.js';
+import { fail, outputError, skipRestoreOfHungUpTerminal } from './output.js';
 
 // Output piped into `head` and the like: a closed pipe ends the command quietly, as it does for cat.
 // Any other failure to write is the command's to handle (see whenOutputLost), never an uncaught throw.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => outputError('stdout', err));
 process.stderr.on('error', (err: NodeJS.ErrnoException) => outputError('stderr', err));
+skipRestoreOfHungUpTerminal();
 
 const program = new Command();
 

@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import pty from 'node-pty';
 import { join } from 'node:path';
 import { CliWorld } from './helpers/cli.js';
 import { RALPH_BIN, waitUntil } from './helpers/env.js';
@@ -269,6 +270,27 @@ test('tui at 80x24 with NO_COLOR (no colour, inverse kept) and with colours; a m
     assert.is(noTty.stderr, 'ralph: tui needs a terminal (stdin and stdout a TTY); in scripts use ralph status --json or ralph watch --json\n');
   } finally {
     await tmux.kill();
+    await w.cleanup();
+  }
+});
+
+test('the terminal hanging up under tui and attach (an SSH session closed): exit 129, not a crash in Node restoring a terminal that is gone', async () => {
+  const w = new CliWorld();
+  try {
+    const id = await w.startLoop({ steps: 'slow', env: { FIXTURE_SLOW_MS: '20', FIXTURE_SLOW_COUNT: '100000' } });
+    for (const [args, drawn] of [[['tui'], id], [['attach', id], 'slow']] as const) {
+      const term = pty.spawn(process.execPath, [RALPH_BIN, ...args], { cols: 100, rows: 30, env: w.env as Record<string, string> });
+      const exited = new Promise<{ exitCode: number; signal?: number }>((resolve) => term.onExit(resolve));
+      let screen = '';
+      await new Promise<void>((resolve) => term.onData((d) => (screen += d).includes(drawn) && resolve()));
+      // The master closes (node-pty's destroy, untyped): the kernel hangs the terminal up, SIGHUP, then EIO.
+      (term as unknown as { destroy(): void }).destroy();
+      assert.equal(await exited, { exitCode: 129, signal: 0 }, `ralph ${args[0]}`);
+    }
+    const runner = await LoopClient.connect(join(w.home.home, 'sockets', `${id}.sock`));
+    assert.is((await runner.status()).status, 'running', 'the loop runs on');
+    runner.close();
+  } finally {
     await w.cleanup();
   }
 });

@@ -88,7 +88,8 @@ export class TuiApp {
   private finish!: (exit: TuiExit) => void;
   private readonly exited = new Promise<TuiExit>((resolve) => (this.finish = resolve));
   private readonly onData = (chunk: Buffer) => this.input(chunk);
-  private readonly onEnd = () => this.finish({ code: 0 });
+  /** The TUI runs on a terminal only, whose input ends only when it hangs up: as on SIGHUP. */
+  private readonly onEnd = () => this.finish({ code: SIGNAL_EXIT.SIGHUP! });
   /** The terminal went away under us (EIO after a hang-up): leave quietly, as on SIGHUP. */
   private readonly onInputError = () => this.finish({ code: SIGNAL_EXIT.SIGHUP! });
   private readonly onResize = () => this.resized();

@@ -3,10 +3,13 @@
 // on fd 3; the kernel closes it when the runner dies, and the guard then ends the agent's process
 // group and the groups of every process descended from the agent or carrying its mark
 // (RALPH_AGENT_RUN), or in a session one of them started: process-tree.ts does the same for the
-// runner while it lives, and says why. A stream agent runs under the guard (spawnGuarded); a PTY
-// agent needs none: it gets SIGHUP when its terminal goes.
+// runner while it lives, and says why.
+//
+// A stream agent runs under the guard (spawnGuarded). A PTY agent leads its terminal's session and
+// is watched from beside it (guardPtyAgent): nothing comes between the agent and its terminal, and
+// the PTY's hangup, which reaches that session only, still does what it did.
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { RUN_MARK } from './process-tree.js';
 
 /**
@@ -78,6 +81,9 @@ const STREAM_GUARD = [
   'exit "$rc"',
 ].join('\n');
 
+/** Beside a PTY agent: $1 is the agent's pid (its group and session), $2 its mark. */
+const PTY_GUARD = [...WATCHER_FUNCTIONS, 'watch_runner "$1" "$2"'].join('\n');
+
 /**
  * Starts `file args` under the guard, detached (a process group and session of its own, led by the
  * guard, for process-tree.ts to start from), with pipes for stdin, stdout and stderr. `env` carries
@@ -92,4 +98,29 @@ export function spawnGuarded(file: string, args: string[], o: { cwd: string; env
   }) as ChildProcessWithoutNullStreams;
   (proc.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
   return proc;
+}
+
+/**
+ * Watches the PTY agent `pid` (given `mark` as its RALPH_AGENT_RUN) from a process of its own, for
+ * as long as the agent runs: call release() once it has exited. The watcher leads a session of its
+ * own (its `kill 0` reaches itself only, never the runner's group: a foreground runner shares the
+ * user's), in / (it holds no worktree), and gets the mark as an argument, not in its environment:
+ * a stop's walk of the agent's processes leaves it watching, in case the runner dies before the KILL.
+ */
+export function guardPtyAgent(pid: number, mark: string, onError: (err: Error) => void): { release(): void } {
+  // Nor an outer loop's (ralph run by an agent): ending that loop reaches this runner by its mark,
+  // and this watch must outlive the runner.
+  const { [RUN_MARK]: _outerMark, ...env } = process.env;
+  const watcher: ChildProcess = spawn('/bin/sh', ['-c', PTY_GUARD, 'ralph-pty-guard', String(pid), mark], {
+    cwd: '/',
+    env,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+  });
+  watcher.on('error', onError);
+  (watcher.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
+  return {
+    // KILL: its TERM trap would do the same, but nothing of the script needs to run for it.
+    release: () => watcher.kill('SIGKILL'),
+  };
 }

@@ -8,7 +8,7 @@
 // and a tool, then exits) is found by a mark in its environment, inherited from the agent's
 // (RALPH_AGENT_RUN). Elsewhere (no /proc) it is the agent's group only.
 //
-// The guard in stream-run.ts does the same in sh, for when the runner is gone.
+// The orphan guard (agent-guard.ts) does the same in sh, for when the runner is gone.
 
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';

@@ -1,10 +1,11 @@
 // A PTY run: one run of an agent (one iteration, or one attempt of it) in the agent's own terminal;
 // keys go to it as typed. Its output goes into the loop's output; when it ends the runner learns its
-// exit status, whether it promised completion, and its last error line. (The AgentRun interface it
-// implements is in agent-run.ts.)
+// exit status, whether it promised completion, and its last error line. The orphan guard watches it
+// from beside the terminal (agent-guard.ts). (The AgentRun interface it implements is in agent-run.ts.)
 
 import pty from 'node-pty';
 import { lastTellingLine } from '../agents/errors.js';
+import { guardPtyAgent } from './agent-guard.js';
 import { TAIL_CHARS, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
 import { CompletionDetector } from './completion.js';
 import { EscapeStripper } from './escapes.js';
@@ -33,6 +34,9 @@ export class PtyRun implements AgentRun {
     const mark = newRunMark();
     this.proc = pty.spawn(o.file, o.args, { name: 'xterm-256color', cols: o.cols, rows: o.rows, cwd: o.cwd, env: { ...o.env, [RUN_MARK]: mark }, encoding: null });
     this.procs = new AgentProcesses(this.proc.pid, mark);
+    // The runner's sudden death hangs up the PTY, and that SIGHUP reaches the agent's session only:
+    // a tool it started in a session of its own (setsid) would live on under init.
+    const guard = guardPtyAgent(this.proc.pid, mark, (err) => o.writer.say(`cannot start the orphan guard (${err.message}): should the runner die, what the agent started in sessions of its own would run on`));
     const releaseTerminal = holdTerminalSide(this.proc);
     this.keys = new PtyInput(this.proc);
     // (node-pty's types say string; with encoding null its data events are Buffers.)
@@ -50,6 +54,7 @@ export class PtyRun implements AgentRun {
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
         this.procs.rootExited();
+        guard.release();
         this.keys.close();
         releaseTerminal();
         o.writer.endBytes();

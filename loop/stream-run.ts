@@ -1,76 +1,20 @@
 // A stream run: one run of an agent (one iteration, or one attempt of it) that speaks JSON lines over
-// pipes, under an sh guard that ends it if the runner goes away: its events are rendered into the
-// loop's output, and the user's line goes to it as a message through ralph's line editor. When it
-// ends the runner learns its exit status, whether it promised completion, its usage, and its last
-// error in its own words. (The AgentRun interface it implements is in agent-run.ts.)
+// pipes, under the orphan guard (agent-guard.ts) that ends it if the runner goes away: its events are
+// rendered into the loop's output, and the user's line goes to it as a message through ralph's line
+// editor. When it ends the runner learns its exit status, whether it promised completion, its usage,
+// and its last error in its own words. (The AgentRun interface it implements is in agent-run.ts.)
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { lastTellingLine } from '../agents/errors.js';
 import { EventRenderer } from '../agents/render.js';
 import type { AgentEvent, RunUsage, StreamDialect } from '../agents/types.js';
 import { addUsage } from '../store/loops.js';
+import { spawnGuarded } from './agent-guard.js';
 import { TAIL_CHARS, type AgentError, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
 import { CompletionDetector } from './completion.js';
 import { LineEditor } from './line-editor.js';
 import { AgentProcesses, newRunMark, RUN_MARK, signalGroup } from './process-tree.js';
-
-/**
- * The stream agent runs under a few lines of sh that hold a pipe from the runner on fd 3: when the
- * runner goes away in any way (SIGKILL included), the kernel closes it and the guard's watcher ends
- * the agent and everything it started: its process group, and the groups of every process descended
- * from the guard or carrying the agent's mark, or in a session one of them started (Claude Code runs
- * each tool in a session of its own; process-tree.ts does the same for the runner). A PTY agent
- * needs no guard: it gets SIGHUP when its terminal goes. The agent runs in the foreground with the
- * signal dispositions the runner had (a background job of a non-interactive sh would ignore SIGINT
- * and SIGQUIT, and so would everything it starts): Esc as SIGINT ends an agent that has no handler
- * of its own, as Ctrl-C in a terminal.
- */
-const GUARD = [
-  // The group's SIGINT (Esc) is for the agent: sh stays to report its end. A caught signal is reset
-  // to its default for the agent (an ignored one would not be).
-  'trap : INT QUIT',
-  // Sets g to the groups to end (not the guard's own): one pass over /proc ("pid (comm) state ppid
-  // pgrp sid …", comm may hold ") "), then the tree from $1 (the guard, while it lives: once the
-  // agent has gone its tools are init's children, so this comes before any signal) and from every
-  // process with the agent's mark (grep, the one fork), then the groups of its sessions.
-  'agent_groups() {',
-  '  a= t=" $1 " g=',
-  '  [ "$RALPH_AGENT_RUN" ] && for f in $(grep -lsaF "RALPH_AGENT_RUN=$RALPH_AGENT_RUN" /proc/[0-9]*/environ); do',
-  '    f=${f#/proc/}; t="$t${f%/environ} "',
-  '  done',
-  '  for f in /proc/[0-9]*/stat; do',
-  '    { read -r s <"$f"; } 2>/dev/null || continue',
-  '    f=${f#/proc/}; set -- ${s##*") "}; a="$a ${f%/stat},$2,$3,$4"',
-  '  done',
-  '  n=1',
-  '  while [ "$n" ]; do',
-  '    n=',
-  '    for e in $a; do',
-  '      IFS=,; set -- $e; unset IFS',
-  '      case $t in *" $1 "*) continue;; esac',
-  '      case $t in *" $2 "*) t="$t$1 " n=1;; esac',
-  '    done',
-  '  done',
-  '  for e in $a; do',
-  '    IFS=,; set -- $e; unset IFS',
-  '    case $t in *" $1 "*|*" $4 "*) case " $$ $g " in *" $3 "*) ;; *) g="$g $3";; esac;; esac',
-  '  done',
-  '}',
-  // The watcher, a background job (so it ignores SIGINT and SIGQUIT). A TERM to the group is the
-  // runner's own doing (a stop): the watcher just goes. After end-of-file it must outlive its own
-  // TERM to send the KILL, its own group's last (it is in it); the KILL also goes to what the agent
-  // started meanwhile (found by its mark: the guard's pid may be another's by then).
-  "{ trap 'exit 0' TERM; while read -r _ <&3; do :; done; trap '' TERM; agent_groups $$;" +
-    ' for x in $g; do kill -TERM "-$x"; done; kill -TERM 0; sleep 3; k=$g; agent_groups "";' +
-    ' for x in $k $g; do kill -KILL "-$x"; done; kill -KILL 0; } </dev/null >/dev/null 2>&1 &',
-  'w=$!',
-  'exec 3<&-',
-  '"$@"',
-  'rc=$?',
-  'kill -KILL "$w" 2>/dev/null',
-  'exit "$rc"',
-].join('\n');
 
 /**
  * After the agent has exited, what it left running (a dev server it started in the background) gets
@@ -199,18 +143,11 @@ export class StreamRun implements AgentRun {
     this.stderrTail = '';
     this.inputEnded = false;
     this.endedAfterLastTurn = false;
-    // detached: its own process group (and session), for process-tree.ts to start from.
     const mark = newRunMark();
-    const proc = spawn('/bin/sh', ['-c', GUARD, 'ralph-agent-guard', o.file, ...args], {
-      cwd: o.cwd,
-      env: { ...o.env, [RUN_MARK]: mark },
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-    }) as ChildProcessWithoutNullStreams;
+    const proc = spawnGuarded(o.file, args, { cwd: o.cwd, env: { ...o.env, [RUN_MARK]: mark } });
     this.proc = proc;
     const procs = new AgentProcesses(proc.pid, mark);
     this.procs = procs;
-    (proc.stdio[3] as NodeJS.WritableStream | null)?.on('error', () => {});
     proc.stdin.on('error', () => {}); // it may exit before reading everything: its exit says why
     this.readLines(proc.stdout, (line) => this.onLine(line));
     this.readLines(proc.stderr, (line) => this.onStderr(line));

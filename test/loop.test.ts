@@ -11,7 +11,7 @@ import { runLoopInProcess } from '../loop/foreground.js';
 import { launchRunner } from '../loop/launch.js';
 import { LoopSetupError, prepareLoop } from '../loop/prepare.js';
 import { alive, waitUntil } from './helpers/env.js';
-import { fixtureAgentCmd, gone, LoopClient, LoopHarness } from './helpers/loop.js';
+import { endLeftTools, fixtureAgentCmd, gone, LoopClient, LoopHarness, pidIn, toolInOwnSession } from './helpers/loop.js';
 
 test('a loop runs the agent until every story passes: completed, one iteration per story', async () => {
   const h = new LoopHarness();
@@ -182,6 +182,30 @@ test('a runner killed with SIGKILL leaves its row open with its pid (for status 
     // The PTY closed with the runner: the kernel hangs up the agent's session.
     await waitUntil(() => gone(agentPid), { what: 'the orphaned agent to get SIGHUP and exit' });
   } finally {
+    await h.cleanup();
+  }
+});
+
+test('a runner killed with SIGKILL: what its PTY agent started in sessions of their own goes too, even one that ignores SIGTERM', async () => {
+  const h = new LoopHarness();
+  const dir = h.home.home;
+  try {
+    const pidFile = join(dir, 'agent.pid');
+    // Tools as a dev server or Claude Code's Bash tool run: setsid, out of reach of the PTY's hangup.
+    const agentCmd = `${toolInOwnSession(dir, 'server')} ${toolInOwnSession(dir, 'stubborn', true)} ${fixtureAgentCmd('slow')}`;
+    const loop = await h.start({ prepare: { agentCmd }, env: { FIXTURE_PID_FILE: pidFile } });
+    const client = await h.connect(loop);
+    await client.subscribe({ fromSeq: 0 });
+    await client.waitForOutput('slow line 1');
+    const agentPid = Number(readFileSync(pidFile, 'utf8'));
+    const tools = [await pidIn(join(dir, 'server.pid')), await pidIn(join(dir, 'stubborn.pid'))];
+    assert.ok(tools.every(alive));
+    process.kill(loop.pid, 'SIGKILL');
+    await h.exited(loop.pid);
+    // TERM at once, KILL 3 s later for the one that ignores it.
+    await waitUntil(() => gone(agentPid) && tools.every(gone), { what: `the agent (${agentPid}) and its tools (${tools.join(', ')}) to be gone`, timeoutMs: 10_000 });
+  } finally {
+    endLeftTools(dir);
     await h.cleanup();
   }
 });

@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StreamDialect } from '../agents/types.js';
@@ -16,7 +16,7 @@ import { OutputHistory } from '../loop/history.js';
 import { OutputWriter } from '../loop/output-writer.js';
 import { leftoversEnded } from '../loop/process-tree.js';
 import { StreamRun } from '../loop/stream-run.js';
-import { gone } from './helpers/loop.js';
+import { endLeftTools, gone, pidIn, toolInOwnSession } from './helpers/loop.js';
 import { ROOT, waitUntil } from './helpers/env.js';
 
 /** A dialect that parses nothing: the agents here are plain commands. */
@@ -34,16 +34,7 @@ function world() {
   const run = (script: string, dialect: StreamDialect) =>
     new StreamRun({ file: '/bin/sh', args: ['-c', script], cwd: dir, env, cols: 80, rows: 24, writer, interactive: false }, dialect, 'test-agent');
   const cleanup = () => {
-    // A test that failed may have left its tools running: each wrote its pid (and runs in `dir`:
-    // a pid that is another process's by now is left alone).
-    for (const f of readdirSync(dir).filter((n) => n.endsWith('.pid'))) {
-      const pid = Number(readFileSync(join(dir, f), 'utf8'));
-      try {
-        if (readlinkSync(`/proc/${pid}/cwd`) === dir) process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone, as it should be */
-      }
-    }
+    endLeftTools(dir);
     history.close();
     rmSync(dir, { recursive: true, force: true });
   };
@@ -56,21 +47,6 @@ const turns: StreamDialect = {
   parser: () => (line) => (line === 'END' ? [{ kind: 'turn-end', usage: null, error: null }] : []),
   userMessage: (text) => text + '\n',
 };
-
-/**
- * A shell command that starts a tool as Claude Code does, in a session of its own and not on the
- * agent's stdout, in the background: it writes its pid to `<dir>/<name>.pid`, and with `stubborn`
- * ignores SIGTERM; it waits 5 minutes.
- */
-function tool(dir: string, name: string, stubborn = false): string {
-  writeFileSync(join(dir, `${name}.sh`), `${stubborn ? "trap '' TERM; " : ''}echo $$ > ${dir}/${name}.pid; exec sleep 300\n`);
-  return `setsid sh ${dir}/${name}.sh </dev/null >/dev/null 2>&1 &`;
-}
-
-/** The pid written to `file`, once it is. */
-function pidIn(file: string): Promise<number> {
-  return waitUntil(() => (existsSync(file) && readFileSync(file, 'utf8').endsWith('\n') ? Number(readFileSync(file, 'utf8')) : undefined), { what: `a pid in ${file}` });
-}
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -120,7 +96,7 @@ test('Esc as SIGINT ends an agent with no handler of its own (signals are not le
 test('ralph ending an agent at once (SIGKILL: a full disk, a runner that exits) ends its tools in their own sessions', async () => {
   const w = world();
   try {
-    const run = w.run(`${tool(w.dir, 'tool')} wait`, silent());
+    const run = w.run(`${toolInOwnSession(w.dir, 'tool')} wait`, silent());
     const pid = await pidIn(join(w.dir, 'tool.pid'));
     run.kill('SIGKILL');
     await within(run.done, 10_000, 'the killed run');
@@ -133,7 +109,7 @@ test('ralph ending an agent at once (SIGKILL: a full disk, a runner that exits) 
 test('a stop (SIGTERM): a tool in its own session that ignores it gets SIGKILL after the agent has gone, and the runner waits for that', async () => {
   const w = world();
   try {
-    const run = w.run(`${tool(w.dir, 'tool', true)} wait`, silent());
+    const run = w.run(`${toolInOwnSession(w.dir, 'tool', true)} wait`, silent());
     const pid = await pidIn(join(w.dir, 'tool.pid'));
     run.kill('SIGTERM');
     await within(run.done, 10_000, 'the stopped run');
@@ -150,7 +126,7 @@ test('a tool the agent starts as it ends (after ralph looked for its processes) 
   try {
     // As Claude Code 2.1.197 does with a background task: SIGTERM, a new tool, then exit.
     // (It ignores SIGTERM from its start: the TERM that finds it must not be what ends it.)
-    const script = `trap "trap '' TERM; ${tool(w.dir, 'late')} exit 143" TERM; echo $$ > ${w.dir}/agent.pid; while :; do sleep 1; done`;
+    const script = `trap "trap '' TERM; ${toolInOwnSession(w.dir, 'late')} exit 143" TERM; echo $$ > ${w.dir}/agent.pid; while :; do sleep 1; done`;
     const run = w.run(script, silent());
     await pidIn(join(w.dir, 'agent.pid'));
     run.kill('SIGTERM');
@@ -168,7 +144,7 @@ test('an agent still running seconds after its last turn (its input closed) is e
   try {
     // Reads nothing, so closing its input does not end it: a background task keeps it alive.
     const started = Date.now();
-    const run = w.run(`${tool(w.dir, 'bg', true)} echo END; exec sleep 300`, turns);
+    const run = w.run(`${toolInOwnSession(w.dir, 'bg', true)} echo END; exec sleep 300`, turns);
     const pid = await pidIn(join(w.dir, 'bg.pid'));
     const result = await within(run.done, 15_000, 'the run');
     assert.equal({ exitCode: result.exitCode, signal: result.signal, error: result.error }, { exitCode: 0, signal: 0, error: null });
@@ -194,7 +170,7 @@ test('the runner SIGKILLed: the guard ends the agent and what it started', async
       const script = process.argv[2] + ' sleep 300 & echo $! > ' + process.argv[1] + '/tool.pid; echo $$ > ' + process.argv[1] + '/agent.pid; wait';
       new StreamRun({ file: '/bin/sh', args: ['-c', script], cwd: process.argv[1], env: { PATH: process.env.PATH }, cols: 80, rows: 24, writer, interactive: false },
         { initialInput: null, parser: () => () => [] }, 'test-agent');`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, w.dir, tool(w.dir, 'own-session', true)], { stdio: 'inherit' });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', runner, w.dir, toolInOwnSession(w.dir, 'own-session', true)], { stdio: 'inherit' });
     const agentPid = await waitUntil(() => {
       try {
         const t = readFileSync(pidFile, 'utf8');

@@ -3,7 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import {
@@ -54,6 +54,36 @@ export function gone(pid: number): boolean {
     return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
   } catch {
     return true;
+  }
+}
+
+/**
+ * A shell command that starts a tool as Claude Code does, in a session of its own (setsid) and not on
+ * the agent's stdout, in the background: it writes its pid to `<dir>/<name>.pid`, and with `stubborn`
+ * ignores SIGTERM; it waits 5 minutes in `dir` (by which endLeftTools knows it).
+ */
+export function toolInOwnSession(dir: string, name: string, stubborn = false): string {
+  writeFileSync(join(dir, `${name}.sh`), `${stubborn ? "trap '' TERM; " : ''}cd ${dir} && echo $$ > ${dir}/${name}.pid && exec sleep 300\n`);
+  return `setsid sh ${dir}/${name}.sh </dev/null >/dev/null 2>&1 &`;
+}
+
+/** The pid written to `file` (a whole line), once it is. */
+export function pidIn(file: string): Promise<number> {
+  return waitUntil(() => (existsSync(file) && readFileSync(file, 'utf8').endsWith('\n') ? Number(readFileSync(file, 'utf8')) : undefined), { what: `a pid in ${file}` });
+}
+
+/**
+ * Kills the tools of toolInOwnSession(dir, …) that still run: a test that failed may have left them.
+ * A pid that is another process's by now (its cwd is not `dir`) is left alone.
+ */
+export function endLeftTools(dir: string): void {
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.pid'))) {
+    const pid = Number(readFileSync(join(dir, f), 'utf8'));
+    try {
+      if (readlinkSync(`/proc/${pid}/cwd`) === dir) process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone, as it should be */
+    }
   }
 }
 

@@ -16,6 +16,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** The environment variable that marks an agent's processes (a new value per agent process). */
 export const RUN_MARK = 'RALPH_AGENT_RUN';
 
+/**
+ * After an agent has exited, what it left running (a dev server it started in the background, in a
+ * session of its own) gets SIGTERM, and SIGKILL this long after: each iteration starts clean, and a
+ * stream agent's run ends only when its stdout, which a leftover may hold, closes.
+ */
+export const LEFTOVER_GRACE_MS = 2000;
+
 export function newRunMark(): string {
   return randomBytes(8).toString('hex');
 }

@@ -10,7 +10,7 @@ import { TAIL_CHARS, type AgentRun, type AgentRunResult, type RunOptions } from 
 import { CompletionDetector } from './completion.js';
 import { EscapeStripper } from './escapes.js';
 import { PtyInput } from './pty-input.js';
-import { AgentProcesses, newRunMark, RUN_MARK } from './process-tree.js';
+import { AgentProcesses, LEFTOVER_GRACE_MS, newRunMark, RUN_MARK } from './process-tree.js';
 import { holdTerminalSide } from './pty-tail.js';
 
 /** The agent in a real terminal. Completion is spotted in its output (not while a human types). */
@@ -54,6 +54,9 @@ export class PtyRun implements AgentRun {
     this.done = new Promise((resolve) => {
       this.proc.onExit(({ exitCode, signal }) => {
         this.procs.rootExited();
+        // What it left running in sessions of its own (the hangup reached only its own session) is
+        // ended as a stream agent's is: the next iteration, or the user, gets a clean box.
+        this.procs.end(LEFTOVER_GRACE_MS);
         guard.release();
         this.keys.close();
         releaseTerminal();

@@ -14,14 +14,7 @@ import { spawnGuarded } from './agent-guard.js';
 import { TAIL_CHARS, type AgentError, type AgentRun, type AgentRunResult, type RunOptions } from './agent-run.js';
 import { CompletionDetector } from './completion.js';
 import { LineEditor } from './line-editor.js';
-import { AgentProcesses, newRunMark, RUN_MARK, signalGroup } from './process-tree.js';
-
-/**
- * After the agent has exited, what it left running (a dev server it started in the background) gets
- * SIGTERM, and SIGKILL this long after: it may hold the agent's stdout, and the run ends only when
- * that closes.
- */
-const LEFTOVER_GRACE_MS = 2000;
+import { AgentProcesses, LEFTOVER_GRACE_MS, newRunMark, RUN_MARK, signalGroup } from './process-tree.js';
 
 /**
  * How long an agent may live on after its last turn has ended and its input is closed. Claude Code

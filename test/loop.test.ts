@@ -210,6 +210,24 @@ test('a runner killed with SIGKILL: what its PTY agent started in sessions of th
   }
 });
 
+test('a PTY agent that exits leaves nothing running: what it started in sessions of their own is ended with it', async () => {
+  const h = new LoopHarness();
+  const dir = h.home.home;
+  try {
+    const agentCmd = `${toolInOwnSession(dir, 'server')} ${toolInOwnSession(dir, 'stubborn', true)} ${fixtureAgentCmd('work')}`;
+    const loop = await h.start({ stories: 1, prepare: { agentCmd } });
+    const client = await h.connect(loop);
+    const tools = [await pidIn(join(dir, 'server.pid')), await pidIn(join(dir, 'stubborn.pid'))];
+    assert.is((await client.watchToEnd()).status, 'completed');
+    // TERM as the agent exits, KILL LEFTOVER_GRACE_MS later for the one that ignores it.
+    await waitUntil(() => tools.every(gone), { what: `the agent's tools (${tools.join(', ')}) to be gone`, timeoutMs: 10_000 });
+    await h.exited(loop.pid);
+  } finally {
+    endLeftTools(dir);
+    await h.cleanup();
+  }
+});
+
 test('two loops run at once, each with its own socket, log and row', async () => {
   const h = new LoopHarness();
   try {

@@ -94,17 +94,40 @@ function attachOnPipes(store: LoopStore, row: LoopRow, opts: { interactive: bool
   return { stdin, seen, attached: attachToLoop(store, row, opts, io) };
 }
 
-test('output across two dropped connections equals the log byte for byte, and the end arrives', async () => {
+/**
+ * A CliWorld with its session DB open, and the relays a test puts in front of runners (each at
+ * $HOME/relay.sock: a new one after a close takes the same path); end() closes them all.
+ */
+function feedWorld() {
   const w = new CliWorld('ralph-feed');
   const db = openDb(join(w.home.home, 'ralph.db'));
-  const store = new LoopStore(db);
-  let relay: CuttableRelay | undefined;
+  const relays: CuttableRelay[] = [];
+  const relayPath = join(w.home.home, 'relay.sock');
+  return {
+    w,
+    store: new LoopStore(db),
+    relayPath,
+    async relay(target: string, delayToClientMs = 0): Promise<CuttableRelay> {
+      const r = new CuttableRelay(relayPath, target, delayToClientMs);
+      relays.push(r);
+      await r.listen();
+      return r;
+    },
+    async end(): Promise<void> {
+      for (const r of relays) await r.close();
+      db.close();
+      await w.cleanup();
+    },
+  };
+}
+
+test('output across two dropped connections equals the log byte for byte, and the end arrives', async () => {
+  const f = feedWorld();
+  const { w, store } = f;
   try {
     const id = await w.startLoop({ steps: 'work,slow', stories: 2, env: { FIXTURE_SLOW_MS: '15', FIXTURE_SLOW_COUNT: '40' } });
     const row = requireLoop(store, id);
-    relay = new CuttableRelay(join(w.home.home, 'relay.sock'), row.socketPath!);
-    await relay.listen();
-    const r = relay;
+    const r = await f.relay(row.socketPath!);
     let output = '';
     let reconnects = 0;
     const feed = new LoopFeed({
@@ -128,16 +151,13 @@ test('output across two dropped connections equals the log byte for byte, and th
     assert.ok(reconnects >= 2, `reconnected ${reconnects} times`);
     assert.is(output, w.log(id), 'nothing lost, nothing twice');
   } finally {
-    await relay?.close();
-    db.close();
-    await w.cleanup();
+    await f.end();
   }
 });
 
 test('a runner killed mid-loop: the feed ends as failed ("runner exited unexpectedly") with the output the log holds', async () => {
-  const w = new CliWorld('ralph-feed');
-  const db = openDb(join(w.home.home, 'ralph.db'));
-  const store = new LoopStore(db);
+  const f = feedWorld();
+  const { w, store } = f;
   try {
     const id = await w.startLoop({ steps: 'slow', env: { FIXTURE_SLOW_MS: '20', FIXTURE_SLOW_COUNT: '600' } });
     const row = requireLoop(store, id);
@@ -152,23 +172,18 @@ test('a runner killed mid-loop: the feed ends as failed ("runner exited unexpect
     assert.is(output, w.log(id));
     assert.is(store.get(id)!.status, 'failed');
   } finally {
-    db.close();
-    await w.cleanup();
+    await f.end();
   }
 });
 
 test('attach --interactive: keys typed while the connection is down are dropped with a note, not replayed when it is back', async () => {
-  const w = new CliWorld('ralph-feed');
-  const db = openDb(join(w.home.home, 'ralph.db'));
-  const store = new LoopStore(db);
-  const relayPath = join(w.home.home, 'relay.sock');
-  let relay: CuttableRelay | undefined;
+  const f = feedWorld();
+  const { w, store } = f;
   try {
     const id = await w.startLoop({ steps: 'echo' });
     const target = requireLoop(store, id).socketPath!;
-    relay = new CuttableRelay(relayPath, target);
-    await relay.listen();
-    store.update(id, { socketPath: relayPath }); // attach reaches the runner through the relay
+    let relay = await f.relay(target);
+    store.update(id, { socketPath: f.relayPath }); // attach reaches the runner through the relay
     const { stdin, seen, attached } = attachOnPipes(store, requireLoop(store, id), { interactive: true, replay: true });
     await waitUntil(() => seen.out.includes('ECHO READY') && seen.notes.includes('interactive — keys go to the agent'), { what: 'attach in interactive mode' });
     stdin.write('before\r');
@@ -179,8 +194,7 @@ test('attach --interactive: keys typed while the connection is down are dropped 
     stdin.write('offline\r');
     await waitUntil(() => seen.notes.includes('not connected right now: that key was not delivered'), { what: 'the note' });
 
-    relay = new CuttableRelay(relayPath, target);
-    await relay.listen();
+    relay = await f.relay(target);
     await waitUntil(() => seen.notes.includes('reconnected'), { what: 'the reconnect' });
     stdin.write('after\r');
     await waitUntil(() => w.log(id).includes('after'), { what: 'a key typed after the reconnect' });
@@ -188,23 +202,18 @@ test('attach --interactive: keys typed while the connection is down are dropped 
     stdin.end();
     assert.is((await attached).kind, 'detached');
   } finally {
-    await relay?.close();
-    db.close();
-    await w.cleanup();
+    await f.end();
   }
 });
 
 test('a connection that goes silent without closing is found (the loop is asked for its status) and replaced; output goes on', async () => {
-  const w = new CliWorld('ralph-feed');
-  const db = openDb(join(w.home.home, 'ralph.db'));
-  const store = new LoopStore(db);
-  let relay: CuttableRelay | undefined;
+  const f = feedWorld();
+  const { w, store } = f;
   let feed: LoopFeed | undefined;
   try {
     const id = await w.startLoop({ steps: 'echo' });
     const row = requireLoop(store, id);
-    const r = (relay = new CuttableRelay(join(w.home.home, 'relay.sock'), row.socketPath!));
-    await relay.listen();
+    const r = await f.relay(row.socketPath!);
     let output = '';
     const disconnects: string[] = [];
     let reconnects = 0;
@@ -232,16 +241,13 @@ test('a connection that goes silent without closing is found (the loop is asked 
     client.close();
   } finally {
     feed?.close();
-    await relay?.close();
-    db.close();
-    await w.cleanup();
+    await f.end();
   }
 });
 
 test('attach --interactive joins a loop someone else holds interactive: it holds the mode too, and keys reach the agent after the other leaves', async () => {
-  const w = new CliWorld('ralph-feed');
-  const db = openDb(join(w.home.home, 'ralph.db'));
-  const store = new LoopStore(db);
+  const f = feedWorld();
+  const { w, store } = f;
   let other: LoopClient | undefined;
   try {
     const id = await w.startLoop({ steps: 'echo' });
@@ -259,25 +265,19 @@ test('attach --interactive joins a loop someone else holds interactive: it holds
     assert.is((await attached).kind, 'detached');
   } finally {
     other?.close();
-    db.close();
-    await w.cleanup();
+    await f.end();
   }
 });
 
 test('attach: i and keys typed while the runner has not answered the subscribe yet (a slow link) reach the agent', async () => {
-  const w = new CliWorld('ralph-feed');
-  const db = openDb(join(w.home.home, 'ralph.db'));
-  const store = new LoopStore(db);
-  const relayPath = join(w.home.home, 'relay.sock');
-  let relay: CuttableRelay | undefined;
+  const f = feedWorld();
+  const { w, store } = f;
   try {
     const id = await w.startLoop({ steps: 'echo' });
     const target = requireLoop(store, id).socketPath!;
     await waitUntil(() => w.log(id).includes('ECHO READY'), { what: 'the agent ready' });
-    relay = new CuttableRelay(relayPath, target, 700);
-    await relay.listen();
-    store.update(id, { socketPath: relayPath });
-    const r = relay;
+    const r = await f.relay(target, 700);
+    store.update(id, { socketPath: f.relayPath });
     const { stdin, seen, attached } = attachOnPipes(store, requireLoop(store, id), { interactive: false, replay: true });
     // Connected, and the answer to subscribe is at least 700 ms away.
     await waitUntil(() => r.connections === 1, { what: 'the connection' });
@@ -289,9 +289,7 @@ test('attach: i and keys typed while the runner has not answered the subscribe y
     stdin.write('q');
     assert.is((await attached).kind, 'detached');
   } finally {
-    await relay?.close();
-    db.close();
-    await w.cleanup();
+    await f.end();
   }
 });
 
@@ -313,19 +311,15 @@ test("attach: leaving restores the normal screen if the agent's output entered t
 });
 
 test('tui live pane: interactive mode turned off while the connection is down stays off when it comes back (the loop is not left waiting)', async () => {
-  const w = new CliWorld('ralph-feed');
-  const db = openDb(join(w.home.home, 'ralph.db'));
-  const store = new LoopStore(db);
-  const relayPath = join(w.home.home, 'relay.sock');
-  let relay: CuttableRelay | undefined;
+  const f = feedWorld();
+  const { w, store } = f;
   let view: LiveView | undefined;
   let runner: LoopClient | undefined;
   try {
     const id = await w.startLoop({ steps: 'echo' });
     const target = requireLoop(store, id).socketPath!;
-    relay = new CuttableRelay(relayPath, target);
-    await relay.listen();
-    store.update(id, { socketPath: relayPath });
+    let relay = await f.relay(target);
+    store.update(id, { socketPath: f.relayPath });
     let header: Partial<LiveHeader> = {};
     view = new LiveView(store, requireLoop(store, id), 80, 20, { header: (patch) => (header = { ...header, ...patch }), changed: () => {} });
     view.start();
@@ -338,16 +332,13 @@ test('tui live pane: interactive mode turned off while the connection is down st
     await waitUntil(() => header.connection === 'reconnecting', { what: 'the drop noticed' });
     await view.setInteractive(false); // what the TUI does when it goes back to the list: no throw
     assert.is(view.interactive, false);
-    relay = new CuttableRelay(relayPath, target);
-    await relay.listen();
+    relay = await f.relay(target);
     await waitUntil(() => header.connection === 'live' && header.note === 'reconnected', { what: 'the reconnect' });
     assert.is((await runner.status()).interactive, false, 'interactive mode was not turned on again');
   } finally {
     runner?.close();
     await view?.close();
-    await relay?.close();
-    db.close();
-    await w.cleanup();
+    await f.end();
   }
 });
 
